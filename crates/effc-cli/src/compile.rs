@@ -1,0 +1,113 @@
+//! `effc compile`: what the model holds and what the compiler made of it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+
+#[derive(Args)]
+pub struct CompileArgs {
+    /// The ONNX model.
+    pub model: PathBuf,
+    /// Shape for an input with symbolic dims, e.g. `input=1x3x224x224`. Repeatable.
+    #[arg(long = "input-shape", value_name = "NAME=DIMS")]
+    pub input_shapes: Vec<String>,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write an artefact: `dot` writes the optimised graph for Graphviz.
+    #[arg(long, value_enum)]
+    pub emit: Vec<Emit>,
+    /// Where `--emit` writes (default: the model's name with the artefact's extension).
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// List the passes with how many changes each made.
+    #[arg(long)]
+    pub print_passes: bool,
+    /// Turn fusion passes off.
+    #[arg(long)]
+    pub no_fuse: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Emit {
+    Dot,
+}
+
+/// Parses `name=1x3x224x224`.
+pub fn parse_input_shapes(specs: &[String]) -> Result<HashMap<String, Vec<usize>>> {
+    let mut map = HashMap::new();
+    for spec in specs {
+        let (name, dims) = spec
+            .rsplit_once('=')
+            .with_context(|| format!("--input-shape '{spec}' should look like NAME=1x3x224x224"))?;
+        let dims = dims
+            .split(['x', ','])
+            .map(|d| d.trim().parse::<usize>().ok().filter(|&d| d > 0))
+            .collect::<Option<Vec<_>>>()
+            .with_context(|| format!("--input-shape '{spec}': dims must be positive integers"))?;
+        if map.insert(name.to_string(), dims).is_some() {
+            bail!("--input-shape gives '{name}' twice");
+        }
+    }
+    Ok(map)
+}
+
+fn histogram_line(h: &BTreeMap<String, usize>) -> String {
+    let mut v: Vec<_> = h.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    v.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+}
+
+fn millions(n: u64) -> String {
+    format!("{:.1} M", n as f64 / 1e6)
+}
+
+pub fn run(args: &CompileArgs) -> Result<()> {
+    let opts = effc::Options { input_shapes: parse_input_shapes(&args.input_shapes)?, fuse: !args.no_fuse };
+    let c = effc::compile_file(&args.model, &opts)?;
+    for emit in &args.emit {
+        match emit {
+            Emit::Dot => {
+                let path = args.output.clone().unwrap_or_else(|| args.model.with_extension("dot"));
+                std::fs::write(&path, c.graph.to_dot()).with_context(|| format!("cannot write {}", path.display()))?;
+                if !args.json {
+                    println!("wrote {}", path.display());
+                }
+            }
+        }
+    }
+    let s = &c.summary;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(s)?);
+        return Ok(());
+    }
+    println!("model     {} ({}, opset {})", s.model, s.producer, s.opset);
+    for t in &s.inputs {
+        println!("input     {} {}{:?}", t.name, t.dtype, t.shape);
+    }
+    for t in &s.outputs {
+        println!("output    {} {}{:?}", t.name, t.dtype, t.shape);
+    }
+    println!("ops in    {}", histogram_line(&s.ops_before));
+    println!("ops out   {}", histogram_line(&s.ops_after));
+    println!("params    {} ({})", millions(s.params), s.params);
+    let m = &s.macs_split;
+    println!(
+        "MACs      {} = 1x1 conv {} + depthwise {} + other conv {} + gemm {}",
+        millions(s.macs),
+        millions(m.conv1x1),
+        millions(m.depthwise),
+        millions(m.conv_other),
+        millions(m.gemm)
+    );
+    if args.print_passes {
+        for p in &s.passes {
+            println!("pass      {:<24} {} changes", p.name, p.changes);
+        }
+    }
+    let stages: Vec<String> = s.stages_ms.iter().map(|(k, v)| format!("{k} {v:.1}")).collect();
+    println!("time      {:.1} ms ({})", s.compile_ms, stages.join(", "));
+    Ok(())
+}

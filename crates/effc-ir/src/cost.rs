@@ -1,0 +1,72 @@
+//! Work and size accounting: multiply-accumulates per op class and parameter counts.
+
+use crate::op::Op;
+use crate::Graph;
+
+/// Multiply-accumulates of one inference, split the way EfficientNet's cost splits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Macs {
+    /// 1×1 convolutions with group 1 (expand, project, SE, head).
+    pub conv1x1: u64,
+    /// Depthwise convolutions (one input channel per group).
+    pub depthwise: u64,
+    /// Every other convolution (stem, grouped, k×k dense).
+    pub conv_other: u64,
+    /// Gemm and MatMul.
+    pub gemm: u64,
+}
+
+impl Macs {
+    pub fn total(&self) -> u64 {
+        self.conv1x1 + self.depthwise + self.conv_other + self.gemm
+    }
+}
+
+/// Counts the multiply-accumulates of every Conv, Gemm and MatMul in `g`.
+pub fn macs(g: &Graph) -> Macs {
+    let mut m = Macs::default();
+    for id in g.node_ids() {
+        let node = g.node(id);
+        let out = &node.outputs[0];
+        match &node.op {
+            Op::Conv(c) => {
+                let Some(w) = g.input(id, 1) else { continue };
+                let w = &g.value(w).shape;
+                let per_output: u64 = w[1..].iter().map(|&d| d as u64).product();
+                let n = out.numel() as u64 * per_output;
+                let c_in = w[1] * c.group;
+                if c.group == 1 && c.kernel.iter().all(|&k| k == 1) {
+                    m.conv1x1 += n;
+                } else if c.group > 1 && c.group == c_in {
+                    m.depthwise += n;
+                } else {
+                    m.conv_other += n;
+                }
+            }
+            Op::Gemm(gm) => {
+                let Some(a) = g.input(id, 0) else { continue };
+                let a = &g.value(a).shape;
+                let k = if gm.trans_a { a[0] } else { a[1] };
+                m.gemm += out.numel() as u64 * k as u64;
+            }
+            Op::MatMul => {
+                let Some(a) = g.input(id, 0) else { continue };
+                let k = *g.value(a).shape.last().unwrap_or(&0);
+                m.gemm += out.numel() as u64 * k as u64;
+            }
+            _ => {}
+        }
+    }
+    m
+}
+
+/// Number of float constant elements the graph holds: the model's learned parameters.
+/// Integer constants (shapes, axes) are not parameters.
+pub fn params(g: &Graph) -> u64 {
+    g.node_ids()
+        .filter_map(|id| match &g.node(id).op {
+            Op::Const(t) if t.dtype().is_float() => Some(t.numel() as u64),
+            _ => None,
+        })
+        .sum()
+}

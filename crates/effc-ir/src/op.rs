@@ -1,0 +1,286 @@
+//! Typed operations. Every parameter is resolved to a static Rust value at import.
+
+use crate::{DType, Tensor};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// Graph input number `index`.
+    Input { index: usize },
+    Const(Tensor),
+    /// Inputs: x, weight, optional bias.
+    Conv(Conv),
+    /// Inputs: x, scale, bias, mean, var.
+    BatchNorm { epsilon: f32 },
+    Unary(Unary),
+    /// Numpy-broadcasting binary op.
+    Binary(Binary),
+    /// Inputs: a, b, optional c.
+    Gemm(Gemm),
+    /// Numpy matmul: batched over leading dims, 1-D operands promoted.
+    MatMul,
+    Pool(Pool),
+    GlobalPool(PoolKind),
+    Reduce(Reduce),
+    /// Layout-preserving change of shape (Reshape, Flatten, Squeeze, Unsqueeze).
+    Reshape { shape: Vec<usize> },
+    Transpose { perm: Vec<usize> },
+    /// (Log)softmax over the contiguous axes `start..end` taken together.
+    Softmax { start: usize, end: usize, log: bool },
+    Pad(Pad),
+    Concat { axis: usize },
+    Split { axis: usize, sizes: Vec<usize> },
+    Slice { axes: Vec<SliceAxis> },
+    /// Inputs: data, indices. Negative indices are allowed.
+    Gather { axis: usize },
+    Tile { repeats: Vec<usize> },
+    Expand { shape: Vec<usize> },
+    Cast { to: DType },
+    /// Inputs: condition, x, y.
+    Where,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conv {
+    pub kernel: Vec<usize>,
+    pub strides: Vec<usize>,
+    pub dilations: Vec<usize>,
+    /// Padding before each spatial dim.
+    pub pads_begin: Vec<usize>,
+    /// Padding after each spatial dim.
+    pub pads_end: Vec<usize>,
+    pub group: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Unary {
+    Sigmoid,
+    Relu,
+    Tanh,
+    Exp,
+    Log,
+    Sqrt,
+    Neg,
+    Abs,
+    Ceil,
+    Floor,
+    Round,
+    Reciprocal,
+    Softplus,
+    Softsign,
+    Erf,
+    Not,
+    Elu { alpha: f32 },
+    Selu { alpha: f32, gamma: f32 },
+    LeakyRelu { alpha: f32 },
+    HardSigmoid { alpha: f32, beta: f32 },
+    HardSwish,
+    Clip { min: f32, max: f32 },
+}
+
+impl Unary {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Unary::Sigmoid => "Sigmoid",
+            Unary::Relu => "Relu",
+            Unary::Tanh => "Tanh",
+            Unary::Exp => "Exp",
+            Unary::Log => "Log",
+            Unary::Sqrt => "Sqrt",
+            Unary::Neg => "Neg",
+            Unary::Abs => "Abs",
+            Unary::Ceil => "Ceil",
+            Unary::Floor => "Floor",
+            Unary::Round => "Round",
+            Unary::Reciprocal => "Reciprocal",
+            Unary::Softplus => "Softplus",
+            Unary::Softsign => "Softsign",
+            Unary::Erf => "Erf",
+            Unary::Not => "Not",
+            Unary::Elu { .. } => "Elu",
+            Unary::Selu { .. } => "Selu",
+            Unary::LeakyRelu { .. } => "LeakyRelu",
+            Unary::HardSigmoid { .. } => "HardSigmoid",
+            Unary::HardSwish => "HardSwish",
+            Unary::Clip { .. } => "Clip",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binary {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+    Max,
+    Min,
+    /// x if x >= 0 else slope * x; the slope broadcasts onto x.
+    PRelu,
+    Mod { fmod: bool },
+    Equal,
+    Less,
+    Greater,
+    And,
+    Or,
+}
+
+impl Binary {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Binary::Add => "Add",
+            Binary::Sub => "Sub",
+            Binary::Mul => "Mul",
+            Binary::Div => "Div",
+            Binary::Pow => "Pow",
+            Binary::Max => "Max",
+            Binary::Min => "Min",
+            Binary::PRelu => "PRelu",
+            Binary::Mod { .. } => "Mod",
+            Binary::Equal => "Equal",
+            Binary::Less => "Less",
+            Binary::Greater => "Greater",
+            Binary::And => "And",
+            Binary::Or => "Or",
+        }
+    }
+
+    /// Comparisons and logic produce bool.
+    pub fn yields_bool(&self) -> bool {
+        matches!(
+            self,
+            Binary::Equal | Binary::Less | Binary::Greater | Binary::And | Binary::Or
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gemm {
+    pub alpha: f32,
+    pub beta: f32,
+    pub trans_a: bool,
+    pub trans_b: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolKind {
+    Max,
+    Average,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pool {
+    pub kind: PoolKind,
+    pub kernel: Vec<usize>,
+    pub strides: Vec<usize>,
+    pub dilations: Vec<usize>,
+    pub pads_begin: Vec<usize>,
+    pub pads_end: Vec<usize>,
+    /// Average pool: count padding cells in the divisor.
+    pub count_include_pad: bool,
+    pub ceil_mode: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReduceKind {
+    Mean,
+    Sum,
+    Max,
+    Min,
+    Prod,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reduce {
+    pub kind: ReduceKind,
+    /// Sorted, deduplicated, non-negative axes.
+    pub axes: Vec<usize>,
+    pub keepdims: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PadMode {
+    Constant(f32),
+    Reflect,
+    Edge,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pad {
+    pub mode: PadMode,
+    pub begin: Vec<usize>,
+    pub end: Vec<usize>,
+}
+
+/// One axis of a Slice, normalised: indices `start, start+step, ...` (`len` of them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SliceAxis {
+    pub axis: usize,
+    pub start: usize,
+    pub step: isize,
+    pub len: usize,
+}
+
+impl Op {
+    /// The name shown in op histograms.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Input { .. } => "Input",
+            Op::Const(_) => "Const",
+            Op::Conv(_) => "Conv",
+            Op::BatchNorm { .. } => "BatchNormalization",
+            Op::Unary(u) => u.name(),
+            Op::Binary(b) => b.name(),
+            Op::Gemm(_) => "Gemm",
+            Op::MatMul => "MatMul",
+            Op::Pool(p) => match p.kind {
+                PoolKind::Max => "MaxPool",
+                PoolKind::Average => "AveragePool",
+            },
+            Op::GlobalPool(PoolKind::Max) => "GlobalMaxPool",
+            Op::GlobalPool(PoolKind::Average) => "GlobalAveragePool",
+            Op::Reduce(r) => match r.kind {
+                ReduceKind::Mean => "ReduceMean",
+                ReduceKind::Sum => "ReduceSum",
+                ReduceKind::Max => "ReduceMax",
+                ReduceKind::Min => "ReduceMin",
+                ReduceKind::Prod => "ReduceProd",
+            },
+            Op::Reshape { .. } => "Reshape",
+            Op::Transpose { .. } => "Transpose",
+            Op::Softmax { log: false, .. } => "Softmax",
+            Op::Softmax { log: true, .. } => "LogSoftmax",
+            Op::Pad(_) => "Pad",
+            Op::Concat { .. } => "Concat",
+            Op::Split { .. } => "Split",
+            Op::Slice { .. } => "Slice",
+            Op::Gather { .. } => "Gather",
+            Op::Tile { .. } => "Tile",
+            Op::Expand { .. } => "Expand",
+            Op::Cast { .. } => "Cast",
+            Op::Where => "Where",
+        }
+    }
+
+    /// Ops that are evaluated at compile time when all their inputs are constant.
+    /// Heavy compute ops (Conv, Gemm, pools) are left to the backend.
+    pub fn is_foldable(&self) -> bool {
+        matches!(
+            self,
+            Op::Unary(_)
+                | Op::Binary(_)
+                | Op::Reshape { .. }
+                | Op::Transpose { .. }
+                | Op::Concat { .. }
+                | Op::Split { .. }
+                | Op::Slice { .. }
+                | Op::Gather { .. }
+                | Op::Tile { .. }
+                | Op::Expand { .. }
+                | Op::Cast { .. }
+                | Op::Where
+                | Op::Reduce(_)
+                | Op::Pad(_)
+        )
+    }
+}

@@ -1,0 +1,346 @@
+//! ONNX graph → effc IR.
+//!
+//! Nodes are visited in dependency order. Each ONNX node becomes zero or more typed IR nodes;
+//! its attributes and parameter inputs (axes, pads, shapes) are resolved to Rust values on
+//! the spot. Every node whose inputs are all constant is evaluated immediately, so the
+//! shape arithmetic exporters emit is folded away as the graph is built.
+
+mod attrs;
+mod ops;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use effc_ir::shape::infer;
+use effc_ir::{Error, Graph, Op, Result, Tensor, ValueInfo, ValueRef, eval};
+
+use crate::OnnxModel;
+use crate::proto::{GraphProto, NodeProto, ValueInfoProto, type_proto, tensor_shape_proto::dimension};
+pub(crate) use attrs::Attrs;
+
+/// The default-domain opsets effc reads. Opsets below 11 are accepted too because ONNX's
+/// own conformance cases use them.
+pub const OPSETS: std::ops::RangeInclusive<i64> = 6..=21;
+
+#[derive(Clone, Debug)]
+pub struct ImportOptions {
+    /// Shapes for inputs with symbolic dims, by input name.
+    pub input_shapes: HashMap<String, Vec<usize>>,
+    /// Largest constant (in elements) the importer will materialise by folding.
+    pub max_folded_elements: usize,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions { input_shapes: HashMap::new(), max_folded_elements: 64 << 20 }
+    }
+}
+
+/// Converts a loaded ONNX model into an IR graph with static shapes.
+pub fn import_model(model: &OnnxModel, opts: &ImportOptions) -> Result<Graph> {
+    let result = (|| {
+        let opset = model.opset()?;
+        if !OPSETS.contains(&opset) {
+            return Err(Error::unsupported(format!(
+                "default-domain opset {opset} (effc reads opsets {} to {})",
+                OPSETS.start(),
+                OPSETS.end()
+            )));
+        }
+        let graph = model.proto.graph.as_ref().ok_or_else(|| Error::invalid("the model has no graph"))?;
+        let mut imp = Importer { graph: Graph::new(), values: HashMap::new(), opset, model, opts };
+        imp.run(graph)?;
+        Ok(imp.graph)
+    })();
+    match &model.path {
+        Some(p) => result.map_err(|e| e.in_file(p)),
+        None => result,
+    }
+}
+
+pub(crate) struct Importer<'m> {
+    graph: Graph,
+    /// ONNX value name → the IR value that carries it.
+    values: HashMap<String, ValueRef>,
+    opset: i64,
+    model: &'m OnnxModel,
+    opts: &'m ImportOptions,
+}
+
+impl Importer<'_> {
+    fn run(&mut self, g: &GraphProto) -> Result<()> {
+        for init in &g.initializer {
+            let t = crate::tensor_proto::convert(init, &self.model.external)?;
+            let v = self.graph.add_const(init.name.clone(), t);
+            self.values.insert(init.name.clone(), v);
+        }
+        for vi in &g.input {
+            // Old exporters list weights as inputs too; the initializer wins.
+            if !self.values.contains_key(&vi.name) {
+                self.bind_input(vi)?;
+            }
+        }
+        for name in self.opts.input_shapes.keys() {
+            if !g.input.iter().any(|i| &i.name == name) {
+                return Err(Error::invalid(format!("--input-shape names '{name}', which is not a model input")));
+            }
+        }
+        for node in topo_sort(g)? {
+            self.import_node(node)
+                .map_err(|e| e.at_node(&node.name, &node.op_type).with_opset(self.opset))?;
+        }
+        let mut seen = HashSet::new();
+        for out in &g.output {
+            if !seen.insert(out.name.as_str()) {
+                return Err(Error::invalid(format!("output '{}' is listed twice", out.name)));
+            }
+            let v = *self
+                .values
+                .get(&out.name)
+                .ok_or_else(|| Error::invalid(format!("output '{}' is not produced by any node", out.name)))?;
+            self.graph.outputs.push((out.name.clone(), v));
+        }
+        if self.graph.outputs.is_empty() {
+            return Err(Error::invalid("the graph has no outputs"));
+        }
+        self.graph.prune_dead();
+        Ok(())
+    }
+
+    fn bind_input(&mut self, vi: &ValueInfoProto) -> Result<()> {
+        let err = |m: String| Error::invalid(format!("input '{}': {m}", vi.name));
+        let Some(type_proto::Value::TensorType(tt)) = vi.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
+            return Err(err("only tensor inputs are supported".into()));
+        };
+        let dtype = crate::dtype_from_onnx(tt.elem_type)?;
+        let dims: Vec<Option<i64>> = tt
+            .shape
+            .as_ref()
+            .map(|s| s.dim.iter().map(|d| match d.value {
+                Some(dimension::Value::DimValue(v)) => Some(v),
+                _ => None,
+            }).collect())
+            .unwrap_or_default();
+        let shape = if let Some(s) = self.opts.input_shapes.get(&vi.name) {
+            let compatible = s.len() == dims.len()
+                && s.iter().zip(&dims).all(|(&a, b)| b.is_none_or(|b| b as usize == a));
+            if !compatible {
+                return Err(err(format!("--input-shape {s:?} does not fit the declared dims {}", fmt_dims(&dims))));
+            }
+            s.clone()
+        } else {
+            let symbolic: Vec<usize> = (0..dims.len()).filter(|&i| dims[i].is_none()).collect();
+            if tt.shape.is_none() || symbolic.len() > 1 || symbolic.first().is_some_and(|&i| i != 0) {
+                return Err(err(format!(
+                    "dims {} are not static; give them with --input-shape {}=AxBxC...",
+                    fmt_dims(&dims),
+                    vi.name
+                )));
+            }
+            // A lone symbolic leading dim is the batch: default it to 1.
+            dims.iter().map(|d| d.unwrap_or(1).max(-1)).map(|d| d as usize).collect()
+        };
+        if let Some(d) = dims.iter().flatten().find(|&&d| d < 0) {
+            return Err(err(format!("negative dim {d}")));
+        }
+        if shape.contains(&0) {
+            return Err(err(format!("zero-size dim in {shape:?}")));
+        }
+        effc_ir::checked_numel(&shape).map_err(|e| err(e.kind.to_string()))?;
+        let index = self.graph.inputs.len();
+        let info = ValueInfo { name: vi.name.clone(), dtype, shape };
+        let id = self.graph.add_node(vi.name.clone(), Op::Input { index }, &[], vec![info]);
+        self.graph.inputs.push(id);
+        self.values.insert(vi.name.clone(), ValueRef::new(id, 0));
+        Ok(())
+    }
+
+    fn import_node(&mut self, node: &NodeProto) -> Result<()> {
+        if !(node.domain.is_empty() || node.domain == "ai.onnx") {
+            return Err(effc_ir::ErrorKind::UnsupportedOp { op_type: node.op_type.clone(), domain: node.domain.clone() }.into());
+        }
+        let mut ctx = NodeCtx { imp: self, node, attrs: Attrs::new(node) };
+        let outs = ops::import(&mut ctx)?;
+        for (name, v) in node.output.iter().zip(outs) {
+            if !name.is_empty() {
+                self.values.insert(name.clone(), v);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn fmt_dims(dims: &[Option<i64>]) -> String {
+    let parts: Vec<String> = dims.iter().map(|d| d.map_or("?".into(), |v| v.to_string())).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// Orders nodes so that every node comes after the producers of its inputs. Files are
+/// supposed to be sorted already, but not every exporter sorts them.
+fn topo_sort(g: &GraphProto) -> Result<Vec<&NodeProto>> {
+    let mut producer: HashMap<&str, usize> = HashMap::new();
+    for (i, n) in g.node.iter().enumerate() {
+        for o in n.output.iter().filter(|o| !o.is_empty()) {
+            if producer.insert(o, i).is_some() {
+                return Err(Error::invalid(format!("value '{o}' is produced by more than one node")));
+            }
+        }
+    }
+    let known: HashSet<&str> = g
+        .initializer
+        .iter()
+        .map(|t| t.name.as_str())
+        .chain(g.input.iter().map(|i| i.name.as_str()))
+        .collect();
+    for o in producer.keys() {
+        if known.contains(o) {
+            return Err(Error::invalid(format!("value '{o}' is both a graph input or initializer and a node output")));
+        }
+    }
+    let mut pending = vec![0usize; g.node.len()];
+    let mut users: Vec<Vec<usize>> = vec![Vec::new(); g.node.len()];
+    for (i, n) in g.node.iter().enumerate() {
+        for inp in n.input.iter().filter(|s| !s.is_empty()) {
+            if let Some(&p) = producer.get(inp.as_str()) {
+                pending[i] += 1;
+                users[p].push(i);
+            } else if !known.contains(inp.as_str()) {
+                return Err(Error::invalid(format!("input '{inp}' is not produced by any node"))
+                    .at_node(&n.name, &n.op_type));
+            }
+        }
+    }
+    let mut ready: VecDeque<usize> = (0..g.node.len()).filter(|&i| pending[i] == 0).collect();
+    let mut order = Vec::with_capacity(g.node.len());
+    while let Some(i) = ready.pop_front() {
+        order.push(&g.node[i]);
+        for &u in &users[i] {
+            pending[u] -= 1;
+            if pending[u] == 0 {
+                ready.push_back(u);
+            }
+        }
+    }
+    if order.len() < g.node.len() {
+        let stuck = (0..g.node.len()).find(|&i| pending[i] > 0).map(|i| &g.node[i]).unwrap();
+        return Err(Error::invalid("the graph has a cycle").at_node(&stuck.name, &stuck.op_type));
+    }
+    Ok(order)
+}
+
+/// What an op importer sees: the node, its attributes and the graph being built.
+pub(crate) struct NodeCtx<'a, 'm> {
+    imp: &'a mut Importer<'m>,
+    pub node: &'a NodeProto,
+    pub attrs: Attrs<'a>,
+}
+
+impl NodeCtx<'_, '_> {
+    pub fn opset(&self) -> i64 {
+        self.imp.opset
+    }
+
+    pub fn num_inputs(&self) -> usize {
+        self.node.input.len()
+    }
+
+    /// Input `i`, or `None` when it is absent or named "".
+    pub fn input(&self, i: usize) -> Result<Option<ValueRef>> {
+        match self.node.input.get(i).map(String::as_str) {
+            None | Some("") => Ok(None),
+            Some(name) => self.imp.values.get(name).copied().map(Some).ok_or_else(|| {
+                Error::invalid(format!("input '{name}' comes from an output effc does not produce"))
+            }),
+        }
+    }
+
+    /// Input `i`, which must be present.
+    pub fn x(&self, i: usize) -> Result<ValueRef> {
+        self.input(i)?
+            .ok_or_else(|| Error::invalid(format!("required input {i} is missing")))
+    }
+
+    pub fn info(&self, v: ValueRef) -> &ValueInfo {
+        self.imp.graph.value(v)
+    }
+
+    pub fn shape(&self, v: ValueRef) -> Vec<usize> {
+        self.info(v).shape.clone()
+    }
+
+    /// The constant value of input `i`, if present. A present but non-constant input is an
+    /// error: effc needs parameters such as axes and pads at compile time.
+    pub fn const_input(&self, i: usize) -> Result<Option<Tensor>> {
+        let Some(v) = self.input(i)? else { return Ok(None) };
+        match self.imp.graph.const_value(v) {
+            Some(t) => Ok(Some(t.clone())),
+            None => Err(Error::unsupported(format!(
+                "input {i} ('{}') must be a compile-time constant",
+                self.node.input[i]
+            ))),
+        }
+    }
+
+    pub fn const_ints(&self, i: usize) -> Result<Option<Vec<i64>>> {
+        self.const_input(i)?.map(|t| t.to_i64_vec()).transpose()
+    }
+
+    /// Adds a constant named after output `port` of this node.
+    pub fn constant(&mut self, port: usize, t: Tensor) -> Result<ValueRef> {
+        self.check_size(t.numel())?;
+        let name = self.out_name(port, "");
+        Ok(self.imp.graph.add_const(name, t))
+    }
+
+    fn out_name(&self, port: usize, tag: &str) -> String {
+        let base = self.node.output.get(port).map(String::as_str).unwrap_or("");
+        let base = if base.is_empty() { self.node.name.as_str() } else { base };
+        if tag.is_empty() { base.to_string() } else { format!("{base}::{tag}") }
+    }
+
+    fn check_size(&self, numel: usize) -> Result<()> {
+        if numel > self.imp.opts.max_folded_elements {
+            return Err(Error::limit(format!(
+                "a constant of {numel} elements is larger than the folding limit of {}",
+                self.imp.opts.max_folded_elements
+            )));
+        }
+        Ok(())
+    }
+
+    /// Adds `op` as this node's result (its outputs take the node's output names).
+    pub fn emit(&mut self, op: Op, inputs: &[Option<ValueRef>]) -> Result<Vec<ValueRef>> {
+        self.add(op, inputs, "")
+    }
+
+    /// Adds `op` as an intermediate step of this node; `tag` makes its value names unique.
+    pub fn emit_step(&mut self, op: Op, inputs: &[Option<ValueRef>], tag: &str) -> Result<ValueRef> {
+        Ok(self.add(op, inputs, tag)?[0])
+    }
+
+    fn add(&mut self, op: Op, inputs: &[Option<ValueRef>], tag: &str) -> Result<Vec<ValueRef>> {
+        let g = &self.imp.graph;
+        let infos: Vec<Option<&ValueInfo>> = inputs.iter().map(|v| v.map(|v| g.value(v))).collect();
+        let types = infer(&op, &infos)?;
+        let names: Vec<String> = (0..types.len()).map(|p| self.out_name(p, tag)).collect();
+        let all_const = inputs.iter().flatten().all(|&v| g.const_value(v).is_some());
+        if op.is_foldable() && all_const {
+            for (_, s) in &types {
+                self.check_size(s.iter().product())?;
+            }
+            let consts: Vec<Tensor> = inputs.iter().flatten().map(|&v| g.const_value(v).unwrap().clone()).collect();
+            let refs: Vec<&Tensor> = consts.iter().collect();
+            let shapes: Vec<Vec<usize>> = types.iter().map(|(_, s)| s.clone()).collect();
+            let outs = eval::eval(&op, &refs, &shapes)?;
+            return Ok(outs.into_iter().zip(names).map(|(t, n)| self.imp.graph.add_const(n, t)).collect());
+        }
+        let outputs = types
+            .into_iter()
+            .zip(names)
+            .map(|((dtype, shape), name)| ValueInfo { name, dtype, shape })
+            .collect::<Vec<_>>();
+        let n = outputs.len();
+        let node_name = if self.node.name.is_empty() { self.out_name(0, tag) } else { self.node.name.clone() };
+        let id = self.imp.graph.add_node(node_name, op, inputs, outputs);
+        Ok((0..n).map(|p| ValueRef::new(id, p)).collect())
+    }
+}

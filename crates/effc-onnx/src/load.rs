@@ -1,0 +1,70 @@
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use effc_ir::{Error, ErrorKind, Result};
+use prost::Message;
+
+use crate::external::ExternalData;
+use crate::proto::ModelProto;
+
+/// A decoded ONNX file plus what is needed to resolve its external data.
+pub struct OnnxModel {
+    pub proto: ModelProto,
+    /// The file it came from, for error messages; `None` for in-memory models.
+    pub path: Option<PathBuf>,
+    pub(crate) external: ExternalData,
+}
+
+impl OnnxModel {
+    /// The default-domain opset the model imports.
+    pub fn opset(&self) -> Result<i64> {
+        self.proto
+            .opset_import
+            .iter()
+            .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+            .map(|o| o.version)
+            .ok_or_else(|| Error::invalid("the model imports no default-domain (ai.onnx) opset"))
+    }
+
+    /// How many nodes of each ONNX op type the file holds.
+    pub fn op_histogram(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut h = std::collections::BTreeMap::new();
+        if let Some(g) = &self.proto.graph {
+            for n in &g.node {
+                *h.entry(n.op_type.clone()).or_insert(0) += 1;
+            }
+        }
+        h
+    }
+}
+
+/// Reads and decodes an ONNX file. The file is read once; `raw_data` fields borrow from
+/// that buffer instead of being copied.
+pub fn load_model(path: impl AsRef<Path>) -> Result<OnnxModel> {
+    let path = path.as_ref();
+    let buf = std::fs::read(path)
+        .map_err(|source| Error::new(ErrorKind::Io { path: path.to_path_buf(), source }))?;
+    let dir = path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p });
+    decode(Bytes::from(buf), dir.map(Path::to_path_buf)).map(|mut m| {
+        m.path = Some(path.to_path_buf());
+        m
+    })
+    .map_err(|e| e.in_file(path))
+}
+
+/// Decodes an ONNX model held in memory. External data is resolved relative to `dir`, if
+/// given; without it, a model that refers to external data is refused.
+pub fn load_model_bytes(bytes: impl Into<Bytes>, dir: Option<PathBuf>) -> Result<OnnxModel> {
+    decode(bytes.into(), dir)
+}
+
+fn decode(bytes: Bytes, dir: Option<PathBuf>) -> Result<OnnxModel> {
+    if bytes.is_empty() {
+        return Err(Error::new(ErrorKind::Decode("the file is empty".into())));
+    }
+    let proto = ModelProto::decode(bytes).map_err(|e| Error::new(ErrorKind::Decode(e.to_string())))?;
+    if proto.graph.is_none() {
+        return Err(Error::new(ErrorKind::Decode("the model has no graph".into())));
+    }
+    Ok(OnnxModel { proto, path: None, external: ExternalData::new(dir) })
+}

@@ -1,0 +1,65 @@
+//! Graph passes over effc's IR.
+//!
+//! A pass is a named rewrite that reports how many changes it made. [`optimize`] runs a
+//! pipeline of passes repeatedly until none changes anything (a fixed point), and returns
+//! what each pass did so `effc compile --print-passes` can show it.
+
+mod passes;
+
+use effc_ir::{Graph, Result};
+
+pub use passes::{DeadCode, MergePadIntoConv};
+
+/// One graph rewrite.
+pub trait Pass {
+    /// Short kebab-case name, as printed by `--print-passes`.
+    fn name(&self) -> &'static str;
+    /// Applies the rewrite everywhere it matches; returns the number of changes.
+    fn run(&self, g: &mut Graph) -> Result<usize>;
+}
+
+/// What one pass changed over the whole run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PassReport {
+    pub name: &'static str,
+    pub changes: usize,
+}
+
+/// Which passes to run.
+#[derive(Clone, Debug)]
+pub struct PassOptions {
+    /// Fusion passes (off with `--no-fuse`). Cleanup passes always run.
+    pub fuse: bool,
+}
+
+impl Default for PassOptions {
+    fn default() -> Self {
+        PassOptions { fuse: true }
+    }
+}
+
+/// The standard pipeline, in order.
+pub fn pipeline(_opts: &PassOptions) -> Vec<Box<dyn Pass>> {
+    vec![Box::new(MergePadIntoConv), Box::new(DeadCode)]
+}
+
+/// Upper bound on pipeline rounds; each round must make progress, so this only guards
+/// against a pair of passes that undo each other.
+const MAX_ROUNDS: usize = 32;
+
+/// Runs `passes` until a full round changes nothing.
+pub fn optimize(g: &mut Graph, passes: &[Box<dyn Pass>]) -> Result<Vec<PassReport>> {
+    let mut reports: Vec<PassReport> = passes.iter().map(|p| PassReport { name: p.name(), changes: 0 }).collect();
+    for _ in 0..MAX_ROUNDS {
+        let mut changed = 0;
+        for (p, r) in passes.iter().zip(&mut reports) {
+            let n = p.run(g)?;
+            r.changes += n;
+            changed += n;
+        }
+        if changed == 0 {
+            return Ok(reports);
+        }
+    }
+    Err(effc_ir::Error::other("passes did not reach a fixed point"))
+}

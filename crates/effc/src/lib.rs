@@ -1,0 +1,86 @@
+//! effc: an ONNX graph compiler for the EfficientNet family.
+//!
+//! The pipeline is: [`effc_onnx`] decodes the file and imports it into the IR
+//! ([`effc_ir::Graph`]), folding constants and resolving static shapes; [`effc_opt`] runs the
+//! passes; the backend (next) lowers the result to machine code.
+//!
+//! ```no_run
+//! let c = effc::compile_file("model.onnx", &effc::Options::default())?;
+//! println!("{} M multiply-accumulates", c.summary.macs as f64 / 1e6);
+//! # Ok::<(), effc::Error>(())
+//! ```
+
+mod summary;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Instant;
+
+pub use effc_ir::{Error, ErrorKind, Graph, Result};
+pub use summary::{Summary, TensorSummary};
+
+/// How to compile a model.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Shapes for inputs with symbolic dims, by input name.
+    pub input_shapes: HashMap<String, Vec<usize>>,
+    /// Run the fusion passes (`--no-fuse` turns them off).
+    pub fuse: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { input_shapes: HashMap::new(), fuse: true }
+    }
+}
+
+/// The result of compiling: the optimised graph and what was learned on the way.
+pub struct Compilation {
+    pub graph: Graph,
+    pub summary: Summary,
+}
+
+/// Loads, imports and optimises an ONNX file.
+pub fn compile_file(path: impl AsRef<Path>, opts: &Options) -> Result<Compilation> {
+    let path = path.as_ref();
+    let t0 = Instant::now();
+    let model = effc_onnx::load_model(path)?;
+    compile_loaded(model, opts, t0)
+}
+
+/// Like [`compile_file`], for a model held in memory. External data, if any, is resolved
+/// relative to `dir`.
+pub fn compile_bytes(bytes: Vec<u8>, dir: Option<&Path>, opts: &Options) -> Result<Compilation> {
+    let t0 = Instant::now();
+    let model = effc_onnx::load_model_bytes(bytes, dir.map(Path::to_path_buf))?;
+    compile_loaded(model, opts, t0)
+}
+
+fn compile_loaded(model: effc_onnx::OnnxModel, opts: &Options, t0: Instant) -> Result<Compilation> {
+    let decode_ms = ms(t0);
+    let import_opts = effc_onnx::ImportOptions { input_shapes: opts.input_shapes.clone(), ..Default::default() };
+    let t1 = Instant::now();
+    let mut graph = effc_onnx::import_model(&model, &import_opts)?;
+    let import_ms = ms(t1);
+    let ops_before = graph.op_histogram();
+    let t2 = Instant::now();
+    let passes = effc_opt::pipeline(&effc_opt::PassOptions { fuse: opts.fuse });
+    let reports = effc_opt::optimize(&mut graph, &passes).map_err(|e| match &model.path {
+        Some(p) => e.in_file(p),
+        None => e,
+    })?;
+    let optimize_ms = ms(t2);
+    let summary = Summary::new(
+        &model,
+        &graph,
+        ops_before,
+        &reports,
+        [("decode", decode_ms), ("import", import_ms), ("optimize", optimize_ms)],
+        ms(t0),
+    )?;
+    Ok(Compilation { graph, summary })
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}

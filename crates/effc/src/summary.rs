@@ -1,0 +1,89 @@
+//! What `effc compile` reports about a model.
+
+use std::collections::BTreeMap;
+
+use effc_ir::{Graph, Result, cost};
+use serde::Serialize;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TensorSummary {
+    pub name: String,
+    pub dtype: String,
+    pub shape: Vec<usize>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PassSummary {
+    pub name: String,
+    pub changes: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct MacsSplit {
+    pub conv1x1: u64,
+    pub depthwise: u64,
+    pub conv_other: u64,
+    pub gemm: u64,
+}
+
+/// The facts `effc compile` prints, as text or as JSON.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub model: String,
+    pub producer: String,
+    pub opset: i64,
+    pub inputs: Vec<TensorSummary>,
+    pub outputs: Vec<TensorSummary>,
+    /// ONNX op histogram of the file as written.
+    pub ops_before: BTreeMap<String, usize>,
+    /// IR op histogram after import (Identity, Dropout and folded shape arithmetic gone).
+    pub ops_imported: BTreeMap<String, usize>,
+    /// IR op histogram after the passes.
+    pub ops_after: BTreeMap<String, usize>,
+    pub params: u64,
+    /// Multiply-accumulates of one inference.
+    pub macs: u64,
+    pub macs_split: MacsSplit,
+    pub passes: Vec<PassSummary>,
+    /// Milliseconds per stage.
+    pub stages_ms: BTreeMap<String, f64>,
+    /// File to optimised graph, in milliseconds.
+    pub compile_ms: f64,
+}
+
+impl Summary {
+    pub(crate) fn new<const N: usize>(
+        model: &effc_onnx::OnnxModel,
+        graph: &Graph,
+        ops_imported: BTreeMap<String, usize>,
+        passes: &[effc_opt::PassReport],
+        stages: [(&str, f64); N],
+        compile_ms: f64,
+    ) -> Result<Self> {
+        let tensor = |name: &str, v: effc_ir::ValueRef| {
+            let info = graph.value(v);
+            TensorSummary { name: name.to_string(), dtype: info.dtype.to_string(), shape: info.shape.clone() }
+        };
+        let m = cost::macs(graph);
+        Ok(Summary {
+            model: model.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<memory>".into()),
+            producer: format!("{} {}", model.proto.producer_name, model.proto.producer_version).trim().to_string(),
+            opset: model.opset()?,
+            inputs: graph
+                .inputs
+                .iter()
+                .map(|&id| tensor(&graph.node(id).outputs[0].name, effc_ir::ValueRef::new(id, 0)))
+                .collect(),
+            outputs: graph.outputs.iter().map(|(n, v)| tensor(n, *v)).collect(),
+            ops_before: model.op_histogram(),
+            ops_imported,
+            ops_after: graph.op_histogram(),
+            params: cost::params(graph),
+            macs: m.total(),
+            macs_split: MacsSplit { conv1x1: m.conv1x1, depthwise: m.depthwise, conv_other: m.conv_other, gemm: m.gemm },
+            passes: passes.iter().map(|p| PassSummary { name: p.name.to_string(), changes: p.changes }).collect(),
+            stages_ms: stages.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            compile_ms,
+        })
+    }
+}
