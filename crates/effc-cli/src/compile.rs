@@ -57,7 +57,10 @@ pub fn parse_input_shapes(specs: &[String]) -> Result<HashMap<String, Vec<usize>
 fn histogram_line(h: &BTreeMap<String, usize>) -> String {
     let mut v: Vec<_> = h.iter().collect();
     v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    v.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+    v.iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn millions(n: u64) -> String {
@@ -65,13 +68,20 @@ fn millions(n: u64) -> String {
 }
 
 pub fn run(args: &CompileArgs) -> Result<()> {
-    let opts = effc::Options { input_shapes: parse_input_shapes(&args.input_shapes)?, fuse: !args.no_fuse };
+    let opts = effc::Options {
+        input_shapes: parse_input_shapes(&args.input_shapes)?,
+        fuse: !args.no_fuse,
+    };
     let c = effc::compile_file(&args.model, &opts)?;
     for emit in &args.emit {
         match emit {
             Emit::Dot => {
-                let path = args.output.clone().unwrap_or_else(|| args.model.with_extension("dot"));
-                std::fs::write(&path, c.graph.to_dot()).with_context(|| format!("cannot write {}", path.display()))?;
+                let path = args
+                    .output
+                    .clone()
+                    .unwrap_or_else(|| args.model.with_extension("dot"));
+                std::fs::write(&path, c.graph.to_dot())
+                    .with_context(|| format!("cannot write {}", path.display()))?;
                 if !args.json {
                     println!("wrote {}", path.display());
                 }
@@ -107,7 +117,11 @@ pub fn run(args: &CompileArgs) -> Result<()> {
             println!("pass      {:<24} {} changes", p.name, p.changes);
         }
     }
-    let stages: Vec<String> = s.stages_ms.iter().map(|(k, v)| format!("{k} {v:.1}")).collect();
+    let stages: Vec<String> = s
+        .stages_ms
+        .iter()
+        .map(|(k, v)| format!("{k} {v:.1}"))
+        .collect();
     println!("time      {:.1} ms ({})", s.compile_ms, stages.join(", "));
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Work and size accounting: multiply-accumulates per op class and parameter counts.
 
-use crate::op::Op;
 use crate::Graph;
+use crate::op::Op;
 
 /// Multiply-accumulates of one inference, split the way EfficientNet's cost splits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

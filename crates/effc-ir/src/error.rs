@@ -38,12 +38,9 @@ fn domain_suffix(domain: &str) -> String {
     }
 }
 
-/// effc's one error type: an [`ErrorKind`] plus where it happened (file, node, op, opset).
-/// It prints as one line, e.g.
-/// `model.onnx: node 'conv_3' (Conv, opset 13): shape error: group 3 does not divide 32 input channels`.
-#[derive(Debug)]
-pub struct Error {
-    pub kind: ErrorKind,
+/// Where an error happened. Boxed inside [`Error`] to keep `Result`s small.
+#[derive(Debug, Default)]
+pub struct Context {
     pub file: Option<PathBuf>,
     pub node: Option<String>,
     pub op_type: Option<String>,
@@ -52,9 +49,21 @@ pub struct Error {
     pub tensor: Option<String>,
 }
 
+/// effc's one error type: an [`ErrorKind`] plus where it happened (file, node, op, opset).
+/// It prints as one line, e.g.
+/// `model.onnx: node 'conv_3' (Conv, opset 13): shape error: group 3 does not divide 32 input channels`.
+#[derive(Debug)]
+pub struct Error {
+    pub kind: ErrorKind,
+    pub context: Box<Context>,
+}
+
 impl Error {
     pub fn new(kind: ErrorKind) -> Self {
-        Error { kind, file: None, node: None, op_type: None, opset: None, tensor: None }
+        Error {
+            kind,
+            context: Box::default(),
+        }
     }
 
     pub fn invalid(msg: impl Into<String>) -> Self {
@@ -79,40 +88,42 @@ impl Error {
 
     /// Records the file, unless a more specific one is already set.
     pub fn in_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.file.get_or_insert_with(|| path.into());
+        self.context.file.get_or_insert_with(|| path.into());
         self
     }
 
     /// Records the node and op, unless already set by a deeper frame.
     pub fn at_node(mut self, node: &str, op_type: &str) -> Self {
-        if self.node.is_none() && self.op_type.is_none() {
-            self.node = Some(node.to_string());
-            self.op_type = Some(op_type.to_string());
+        let c = &mut self.context;
+        if c.node.is_none() && c.op_type.is_none() {
+            c.node = Some(node.to_string());
+            c.op_type = Some(op_type.to_string());
         }
         self
     }
 
     pub fn for_tensor(mut self, name: &str) -> Self {
-        self.tensor.get_or_insert_with(|| name.to_string());
+        self.context.tensor.get_or_insert_with(|| name.to_string());
         self
     }
 
     pub fn with_opset(mut self, opset: i64) -> Self {
-        self.opset.get_or_insert(opset);
+        self.context.opset.get_or_insert(opset);
         self
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(file) = &self.file {
+        let c = &self.context;
+        if let Some(file) = &c.file {
             write!(f, "{}: ", file.display())?;
         }
-        match (&self.node, &self.op_type) {
+        match (&c.node, &c.op_type) {
             (Some(node), Some(op)) => {
                 let node = if node.is_empty() { "<unnamed>" } else { node };
                 write!(f, "node '{node}' ({op}")?;
-                if let Some(v) = self.opset {
+                if let Some(v) = c.opset {
                     write!(f, ", opset {v}")?;
                 }
                 write!(f, "): ")?;
@@ -120,7 +131,7 @@ impl fmt::Display for Error {
             (Some(node), None) => write!(f, "node '{node}': ")?,
             _ => {}
         }
-        if let Some(t) = &self.tensor {
+        if let Some(t) = &c.tensor {
             write!(f, "tensor '{t}': ")?;
         }
         write!(f, "{}", self.kind)

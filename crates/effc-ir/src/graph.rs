@@ -75,10 +75,21 @@ impl Graph {
         inputs: &[Option<ValueRef>],
         outputs: Vec<ValueInfo>,
     ) -> NodeId {
-        let id = self.g.add_node(Node { name: name.into(), op, outputs });
+        let id = self.g.add_node(Node {
+            name: name.into(),
+            op,
+            outputs,
+        });
         for (to_port, input) in inputs.iter().enumerate() {
             if let Some(v) = input {
-                self.g.add_edge(v.node, id, Edge { from_port: v.port, to_port });
+                self.g.add_edge(
+                    v.node,
+                    id,
+                    Edge {
+                        from_port: v.port,
+                        to_port,
+                    },
+                );
             }
         }
         id
@@ -87,7 +98,11 @@ impl Graph {
     /// Adds a constant node and returns its value.
     pub fn add_const(&mut self, name: impl Into<String>, t: Tensor) -> ValueRef {
         let name = name.into();
-        let info = ValueInfo { name: name.clone(), dtype: t.dtype(), shape: t.shape().to_vec() };
+        let info = ValueInfo {
+            name: name.clone(),
+            dtype: t.dtype(),
+            shape: t.shape().to_vec(),
+        };
         ValueRef::new(self.add_node(name, Op::Const(t), &[], vec![info]), 0)
     }
 
@@ -172,7 +187,14 @@ impl Graph {
             .collect();
         for (edge, target, to_port) in edges {
             self.g.remove_edge(edge);
-            self.g.add_edge(new.node, target, Edge { from_port: new.port, to_port });
+            self.g.add_edge(
+                new.node,
+                target,
+                Edge {
+                    from_port: new.port,
+                    to_port,
+                },
+            );
         }
         for (_, o) in &mut self.outputs {
             if *o == old {
@@ -193,7 +215,14 @@ impl Graph {
             self.g.remove_edge(e);
         }
         if let Some(v) = v {
-            self.g.add_edge(v.node, node, Edge { from_port: v.port, to_port: port });
+            self.g.add_edge(
+                v.node,
+                node,
+                Edge {
+                    from_port: v.port,
+                    to_port: port,
+                },
+            );
         }
     }
 
@@ -205,7 +234,10 @@ impl Graph {
     /// Nodes in dependency order; a cycle is an error.
     pub fn topo_order(&self) -> Result<Vec<NodeId>> {
         petgraph::algo::toposort(&self.g, None).map_err(|c| {
-            Error::invalid(format!("the graph has a cycle through node '{}'", self.g[c.node_id()].name))
+            Error::invalid(format!(
+                "the graph has a cycle through node '{}'",
+                self.g[c.node_id()].name
+            ))
         })
     }
 
@@ -219,7 +251,11 @@ impl Graph {
                 stack.extend(self.g.neighbors_directed(n, Direction::Incoming));
             }
         }
-        let dead: Vec<NodeId> = self.g.node_indices().filter(|n| !live.contains(n)).collect();
+        let dead: Vec<NodeId> = self
+            .g
+            .node_indices()
+            .filter(|n| !live.contains(n))
+            .collect();
         for &n in &dead {
             self.g.remove_node(n);
         }
@@ -244,7 +280,13 @@ impl Graph {
         for id in self.g.node_indices() {
             let n = &self.g[id];
             if shown(n) {
-                let _ = writeln!(s, "  n{} [label=\"{}\\n{}\"];", id.index(), n.op.name(), escape(&n.name));
+                let _ = writeln!(
+                    s,
+                    "  n{} [label=\"{}\\n{}\"];",
+                    id.index(),
+                    n.op.name(),
+                    escape(&n.name)
+                );
             }
         }
         for e in self.g.edge_references() {

@@ -5,12 +5,16 @@ use crate::{DType, Tensor};
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
     /// Graph input number `index`.
-    Input { index: usize },
+    Input {
+        index: usize,
+    },
     Const(Tensor),
     /// Inputs: x, weight, optional bias.
     Conv(Conv),
     /// Inputs: x, scale, bias, mean, var.
-    BatchNorm { epsilon: f32 },
+    BatchNorm {
+        epsilon: f32,
+    },
     Unary(Unary),
     /// Numpy-broadcasting binary op.
     Binary(Binary),
@@ -22,19 +26,42 @@ pub enum Op {
     GlobalPool(PoolKind),
     Reduce(Reduce),
     /// Layout-preserving change of shape (Reshape, Flatten, Squeeze, Unsqueeze).
-    Reshape { shape: Vec<usize> },
-    Transpose { perm: Vec<usize> },
+    Reshape {
+        shape: Vec<usize>,
+    },
+    Transpose {
+        perm: Vec<usize>,
+    },
     /// (Log)softmax over the contiguous axes `start..end` taken together.
-    Softmax { start: usize, end: usize, log: bool },
+    Softmax {
+        start: usize,
+        end: usize,
+        log: bool,
+    },
     Pad(Pad),
-    Concat { axis: usize },
-    Split { axis: usize, sizes: Vec<usize> },
-    Slice { axes: Vec<SliceAxis> },
+    Concat {
+        axis: usize,
+    },
+    Split {
+        axis: usize,
+        sizes: Vec<usize>,
+    },
+    Slice {
+        axes: Vec<SliceAxis>,
+    },
     /// Inputs: data, indices. Negative indices are allowed.
-    Gather { axis: usize },
-    Tile { repeats: Vec<usize> },
-    Expand { shape: Vec<usize> },
-    Cast { to: DType },
+    Gather {
+        axis: usize,
+    },
+    Tile {
+        repeats: Vec<usize>,
+    },
+    Expand {
+        shape: Vec<usize>,
+    },
+    Cast {
+        to: DType,
+    },
     /// Inputs: condition, x, y.
     Where,
 }
@@ -117,7 +144,9 @@ pub enum Binary {
     Min,
     /// x if x >= 0 else slope * x; the slope broadcasts onto x.
     PRelu,
-    Mod { fmod: bool },
+    Mod {
+        fmod: bool,
+    },
     Equal,
     Less,
     Greater,

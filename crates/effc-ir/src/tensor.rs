@@ -100,11 +100,17 @@ impl Tensor {
     }
 
     pub fn scalar_f32(v: f32) -> Self {
-        Tensor { shape: vec![], data: TensorData::F32(vec![v].into()) }
+        Tensor {
+            shape: vec![],
+            data: TensorData::F32(vec![v].into()),
+        }
     }
 
     pub fn vec_i64(v: Vec<i64>) -> Self {
-        Tensor { shape: vec![v.len()], data: TensorData::I64(v.into()) }
+        Tensor {
+            shape: vec![v.len()],
+            data: TensorData::I64(v.into()),
+        }
     }
 
     pub fn shape(&self) -> &[usize] {

@@ -30,7 +30,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { input_shapes: HashMap::new(), fuse: true }
+        Options {
+            input_shapes: HashMap::new(),
+            fuse: true,
+        }
     }
 }
 
@@ -58,7 +61,10 @@ pub fn compile_bytes(bytes: Vec<u8>, dir: Option<&Path>, opts: &Options) -> Resu
 
 fn compile_loaded(model: effc_onnx::OnnxModel, opts: &Options, t0: Instant) -> Result<Compilation> {
     let decode_ms = ms(t0);
-    let import_opts = effc_onnx::ImportOptions { input_shapes: opts.input_shapes.clone(), ..Default::default() };
+    let import_opts = effc_onnx::ImportOptions {
+        input_shapes: opts.input_shapes.clone(),
+        ..Default::default()
+    };
     let t1 = Instant::now();
     let mut graph = effc_onnx::import_model(&model, &import_opts)?;
     let import_ms = ms(t1);
@@ -75,7 +81,11 @@ fn compile_loaded(model: effc_onnx::OnnxModel, opts: &Options, t0: Instant) -> R
         &graph,
         ops_before,
         &reports,
-        [("decode", decode_ms), ("import", import_ms), ("optimize", optimize_ms)],
+        [
+            ("decode", decode_ms),
+            ("import", import_ms),
+            ("optimize", optimize_ms),
+        ],
         ms(t0),
     )?;
     Ok(Compilation { graph, summary })

@@ -62,17 +62,35 @@ impl Summary {
     ) -> Result<Self> {
         let tensor = |name: &str, v: effc_ir::ValueRef| {
             let info = graph.value(v);
-            TensorSummary { name: name.to_string(), dtype: info.dtype.to_string(), shape: info.shape.clone() }
+            TensorSummary {
+                name: name.to_string(),
+                dtype: info.dtype.to_string(),
+                shape: info.shape.clone(),
+            }
         };
         let m = cost::macs(graph);
         Ok(Summary {
-            model: model.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<memory>".into()),
-            producer: format!("{} {}", model.proto.producer_name, model.proto.producer_version).trim().to_string(),
+            model: model
+                .path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "<memory>".into()),
+            producer: format!(
+                "{} {}",
+                model.proto.producer_name, model.proto.producer_version
+            )
+            .trim()
+            .to_string(),
             opset: model.opset()?,
             inputs: graph
                 .inputs
                 .iter()
-                .map(|&id| tensor(&graph.node(id).outputs[0].name, effc_ir::ValueRef::new(id, 0)))
+                .map(|&id| {
+                    tensor(
+                        &graph.node(id).outputs[0].name,
+                        effc_ir::ValueRef::new(id, 0),
+                    )
+                })
                 .collect(),
             outputs: graph.outputs.iter().map(|(n, v)| tensor(n, *v)).collect(),
             ops_before: model.op_histogram(),
@@ -80,8 +98,19 @@ impl Summary {
             ops_after: graph.op_histogram(),
             params: cost::params(graph),
             macs: m.total(),
-            macs_split: MacsSplit { conv1x1: m.conv1x1, depthwise: m.depthwise, conv_other: m.conv_other, gemm: m.gemm },
-            passes: passes.iter().map(|p| PassSummary { name: p.name.to_string(), changes: p.changes }).collect(),
+            macs_split: MacsSplit {
+                conv1x1: m.conv1x1,
+                depthwise: m.depthwise,
+                conv_other: m.conv_other,
+                gemm: m.gemm,
+            },
+            passes: passes
+                .iter()
+                .map(|p| PassSummary {
+                    name: p.name.to_string(),
+                    changes: p.changes,
+                })
+                .collect(),
             stages_ms: stages.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             compile_ms,
         })

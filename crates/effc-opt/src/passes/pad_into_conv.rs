@@ -18,16 +18,24 @@ impl Pass for MergePadIntoConv {
             if !matches!(g.node(conv_id).op, Op::Conv(_)) {
                 continue;
             }
-            let Some(padded) = g.input(conv_id, 0) else { continue };
-            let Op::Pad(pad) = &g.node(padded.node).op else { continue };
+            let Some(padded) = g.input(conv_id, 0) else {
+                continue;
+            };
+            let Op::Pad(pad) = &g.node(padded.node).op else {
+                continue;
+            };
             let zero_fill = matches!(pad.mode, PadMode::Constant(v) if v == 0.0);
             let spatial_only = pad.begin[..2].iter().chain(&pad.end[..2]).all(|&p| p == 0);
             if !zero_fill || !spatial_only {
                 continue;
             }
             let (begin, end) = (pad.begin[2..].to_vec(), pad.end[2..].to_vec());
-            let Some(source) = g.input(padded.node, 0) else { continue };
-            let Op::Conv(conv) = &mut g.node_mut(conv_id).op else { unreachable!() };
+            let Some(source) = g.input(padded.node, 0) else {
+                continue;
+            };
+            let Op::Conv(conv) = &mut g.node_mut(conv_id).op else {
+                unreachable!()
+            };
             for i in 0..begin.len() {
                 conv.pads_begin[i] += begin[i];
                 conv.pads_end[i] += end[i];

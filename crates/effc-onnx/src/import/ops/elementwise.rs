@@ -26,10 +26,20 @@ pub(super) fn unary_op(op_type: &str, a: &Attrs) -> Option<Unary> {
         "Erf" => Unary::Erf,
         "Not" => Unary::Not,
         "HardSwish" => Unary::HardSwish,
-        "Elu" => Unary::Elu { alpha: f("alpha", 1.0) },
-        "Selu" => Unary::Selu { alpha: f("alpha", 1.673_263_2), gamma: f("gamma", 1.050_701) },
-        "LeakyRelu" => Unary::LeakyRelu { alpha: f("alpha", 0.01) },
-        "HardSigmoid" => Unary::HardSigmoid { alpha: f("alpha", 0.2), beta: f("beta", 0.5) },
+        "Elu" => Unary::Elu {
+            alpha: f("alpha", 1.0),
+        },
+        "Selu" => Unary::Selu {
+            alpha: f("alpha", 1.673_263_2),
+            gamma: f("gamma", 1.050_701),
+        },
+        "LeakyRelu" => Unary::LeakyRelu {
+            alpha: f("alpha", 0.01),
+        },
+        "HardSigmoid" => Unary::HardSigmoid {
+            alpha: f("alpha", 0.2),
+            beta: f("beta", 0.5),
+        },
         _ => return None,
     })
 }
@@ -52,7 +62,9 @@ fn binary_kind(op_type: &str, ctx: &NodeCtx) -> Result<Binary> {
         "Div" => Binary::Div,
         "Pow" => Binary::Pow,
         "PRelu" => Binary::PRelu,
-        "Mod" => Binary::Mod { fmod: ctx.attrs.int_or("fmod", 0)? != 0 },
+        "Mod" => Binary::Mod {
+            fmod: ctx.attrs.int_or("fmod", 0)? != 0,
+        },
         "Equal" => Binary::Equal,
         "Less" => Binary::Less,
         "Greater" => Binary::Greater,
@@ -70,15 +82,30 @@ fn legacy_broadcast(ctx: &mut NodeCtx, a: ValueRef, b: ValueRef) -> Result<Value
     if ctx.opset() >= 7 || ctx.attrs.int_or("broadcast", 0)? == 0 {
         return Ok(b);
     }
-    let Some(axis) = ctx.attrs.int("axis")? else { return Ok(b) };
+    let Some(axis) = ctx.attrs.int("axis")? else {
+        return Ok(b);
+    };
     let (ra, bs) = (ctx.shape(a).len(), ctx.shape(b));
     let axis = crate::import::attrs::axis(axis, ra)?;
     if axis + bs.len() > ra {
-        return Err(Error::shape(format!("legacy broadcast of {bs:?} at axis {axis} overruns rank {ra}")));
+        return Err(Error::shape(format!(
+            "legacy broadcast of {bs:?} at axis {axis} overruns rank {ra}"
+        )));
     }
     let mut shape = bs.clone();
     shape.resize(ra - axis, 1);
     ctx.emit_step(Op::Reshape { shape }, &[Some(b)], "aligned")
+}
+
+/// Before opset 7, a 1-D PRelu slope of length C is per channel (dim 1), not per last dim.
+fn legacy_prelu_slope(ctx: &mut NodeCtx, x: ValueRef, slope: ValueRef) -> Result<ValueRef> {
+    let (xs, ss) = (ctx.shape(x), ctx.shape(slope));
+    if ctx.opset() >= 7 || ss.len() != 1 || xs.len() < 3 || ss[0] != xs[1] || ss[0] == 1 {
+        return Ok(slope);
+    }
+    let mut shape = vec![ss[0]];
+    shape.resize(xs.len() - 1, 1);
+    ctx.emit_step(Op::Reshape { shape }, &[Some(slope)], "per_channel")
 }
 
 pub(super) fn binary(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
@@ -86,6 +113,9 @@ pub(super) fn binary(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
     let a = ctx.x(0)?;
     let mut b = ctx.x(1)?;
     b = legacy_broadcast(ctx, a, b)?;
+    if kind == Binary::PRelu {
+        b = legacy_prelu_slope(ctx, a, b)?;
+    }
     // Pow's exponent may have another dtype (opset 12+); bring a constant one to the base's.
     let (ta, tb) = (ctx.info(a).dtype, ctx.info(b).dtype);
     if kind == Binary::Pow && ta != tb {
@@ -109,7 +139,11 @@ pub(super) fn variadic(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
         acc = if last {
             ctx.emit(Op::Binary(kind), &[Some(acc), Some(next)])?[0]
         } else {
-            ctx.emit_step(Op::Binary(kind), &[Some(acc), Some(next)], &format!("acc{i}"))?
+            ctx.emit_step(
+                Op::Binary(kind),
+                &[Some(acc), Some(next)],
+                &format!("acc{i}"),
+            )?
         };
     }
     if op_type == "Mean" {
@@ -125,19 +159,28 @@ pub(super) fn variadic(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
 pub(super) fn clip(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
     let x = ctx.x(0)?;
     let (min, max) = if ctx.opset() < 11 {
-        (ctx.attrs.float_or("min", f32::NEG_INFINITY)?, ctx.attrs.float_or("max", f32::INFINITY)?)
+        (
+            ctx.attrs.float_or("min", f32::NEG_INFINITY)?,
+            ctx.attrs.float_or("max", f32::INFINITY)?,
+        )
     } else {
         let bound = |t: Option<Tensor>, default: f32| -> Result<f32> {
             t.map_or(Ok(default), |t| t.scalar_value().map(|v| v as f32))
         };
-        (bound(ctx.const_input(1)?, f32::NEG_INFINITY)?, bound(ctx.const_input(2)?, f32::INFINITY)?)
+        (
+            bound(ctx.const_input(1)?, f32::NEG_INFINITY)?,
+            bound(ctx.const_input(2)?, f32::INFINITY)?,
+        )
     };
     ctx.emit(Op::Unary(Unary::Clip { min, max }), &[Some(x)])
 }
 
 pub(super) fn cast(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
     let x = ctx.x(0)?;
-    let to = ctx.attrs.int("to")?.ok_or_else(|| Error::invalid("Cast needs 'to'"))?;
+    let to = ctx
+        .attrs
+        .int("to")?
+        .ok_or_else(|| Error::invalid("Cast needs 'to'"))?;
     let to = crate::dtype_from_onnx(to as i32)?;
     if ctx.info(x).dtype == to {
         return Ok(vec![x]);
@@ -146,6 +189,8 @@ pub(super) fn cast(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
 }
 
 pub(super) fn where_(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
-    let ins = (0..3).map(|i| ctx.x(i).map(Some)).collect::<Result<Vec<_>>>()?;
+    let ins = (0..3)
+        .map(|i| ctx.x(i).map(Some))
+        .collect::<Result<Vec<_>>>()?;
     ctx.emit(Op::Where, &ins)
 }

@@ -1,0 +1,48 @@
+//! Helpers shared by the end-to-end tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use effc_onnx::proto::ModelProto;
+
+/// The shared, read-only model folder.
+pub fn shared_models() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/models")
+}
+
+/// Writes `model` into a fresh temp folder and returns (folder guard, file path).
+pub fn write_temp(model: &ModelProto) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.onnx");
+    effc_onnx::writer::save(model, &path).unwrap();
+    (dir, path)
+}
+
+/// Compiles in memory and returns the error text, which the test expects.
+pub fn compile_err(model: &ModelProto) -> String {
+    let bytes = effc_onnx::writer::encode(model);
+    match effc::compile_bytes(bytes, None, &effc::Options::default()) {
+        Ok(_) => panic!("the model compiled but should have been refused"),
+        Err(e) => e.to_string(),
+    }
+}
+
+pub fn compile_ok(model: &ModelProto) -> effc::Compilation {
+    let bytes = effc_onnx::writer::encode(model);
+    effc::compile_bytes(bytes, None, &effc::Options::default()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Deterministic pseudo-random floats in [-1, 1) (a small LCG, so tests need no RNG crate).
+pub fn noise(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
