@@ -71,7 +71,7 @@ fn compile_text_summary_and_dot() {
     assert!(out.contains("pass      merge-pad-into-conv"), "{out}");
     let text = std::fs::read_to_string(&dot).unwrap();
     assert!(text.starts_with("digraph"));
-    assert_eq!(text.matches("[label=\"Conv\\n").count(), 81);
+    assert_eq!(text.matches("label=\"Conv\\n").count(), 81);
     assert!(text.contains("f32[1, 1280, 7, 7]"), "edges carry shapes");
 }
 

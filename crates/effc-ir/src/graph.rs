@@ -1,9 +1,8 @@
 use std::collections::{BTreeMap, HashSet};
-use std::fmt::Write as _;
 
 use petgraph::Direction;
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
-use petgraph::visit::{EdgeRef, IntoEdgeReferences};
+use petgraph::visit::EdgeRef;
 
 use crate::{DType, Error, Op, Result, Tensor};
 
@@ -273,42 +272,27 @@ impl Graph {
         h
     }
 
-    /// Graphviz text: one box per op, edges labelled with the shape they carry.
+    /// Graphviz text, rendered by petgraph: one box per op (constants hidden), edges
+    /// labelled with the dtype and shape they carry, model outputs drawn bold.
     pub fn to_dot(&self) -> String {
-        let shown = |n: &Node| !matches!(n.op, Op::Const(_));
-        let mut s = String::from("digraph effc {\n  node [shape=box, fontname=\"monospace\"];\n");
-        for id in self.g.node_indices() {
-            let n = &self.g[id];
-            if shown(n) {
-                let _ = writeln!(
-                    s,
-                    "  n{} [label=\"{}\\n{}\"];",
-                    id.index(),
-                    n.op.name(),
-                    escape(&n.name)
-                );
-            }
-        }
-        for e in self.g.edge_references() {
-            if !shown(&self.g[e.source()]) {
-                continue;
-            }
+        use petgraph::dot::{Config, Dot};
+        use petgraph::visit::NodeFiltered;
+        let shown = NodeFiltered::from_fn(&self.g, |id| !matches!(self.g[id].op, Op::Const(_)));
+        let edge_attrs = |_, e: petgraph::stable_graph::EdgeReference<'_, Edge>| {
             let v = &self.g[e.source()].outputs[e.weight().from_port];
-            let _ = writeln!(
-                s,
-                "  n{} -> n{} [label=\"{}{:?}\"];",
-                e.source().index(),
-                e.target().index(),
-                v.dtype,
-                v.shape
-            );
-        }
-        for (i, (name, v)) in self.outputs.iter().enumerate() {
-            let _ = writeln!(s, "  out{i} [label=\"{}\", shape=ellipse];", escape(name));
-            let _ = writeln!(s, "  n{} -> out{i};", v.node.index());
-        }
-        s.push_str("}\n");
-        s
+            format!("label=\"{}{:?}\"", v.dtype, v.shape)
+        };
+        let node_attrs = |_, (id, n): (NodeId, &Node)| {
+            let out = self.outputs.iter().any(|(_, v)| v.node == id);
+            format!(
+                "shape=box, label=\"{}\\n{}\"{}",
+                n.op.name(),
+                escape(&n.name),
+                if out { ", style=bold" } else { "" }
+            )
+        };
+        let dot = Dot::with_attr_getters(&shown, &[Config::NodeNoLabel, Config::EdgeNoLabel], &edge_attrs, &node_attrs);
+        format!("{dot:?}")
     }
 }
 
