@@ -28,25 +28,14 @@ fn conv_with_weight(w: TensorProto) -> ModelProto {
 fn truncated_and_random_bytes_are_decode_errors() {
     let full = std::fs::read(shared_models().join("tv_b0_legacy.onnx")).unwrap();
     for cut in [10, 1000, full.len() / 2, full.len() - 3] {
-        let e = effc::compile_bytes(full[..cut].to_vec(), None, &effc::Options::default())
-            .err()
-            .unwrap();
-        assert!(
-            matches!(e.kind, effc::ErrorKind::Decode(_)),
-            "cut at {cut}: {e}"
-        );
+        let e = effc::compile_bytes(full[..cut].to_vec(), None, &effc::Options::default()).err().unwrap();
+        assert!(matches!(e.kind, effc::ErrorKind::Decode(_)), "cut at {cut}: {e}");
     }
     for seed in 0..20 {
-        let bytes: Vec<u8> = noise(4096, seed)
-            .iter()
-            .map(|v| (v * 127.0) as i8 as u8)
-            .collect();
+        let bytes: Vec<u8> = noise(4096, seed).iter().map(|v| (v * 127.0) as i8 as u8).collect();
         assert!(effc::compile_bytes(bytes, None, &effc::Options::default()).is_err());
     }
-    let e = effc::compile_bytes(Vec::new(), None, &effc::Options::default())
-        .err()
-        .unwrap()
-        .to_string();
+    let e = effc::compile_bytes(Vec::new(), None, &effc::Options::default()).err().unwrap().to_string();
     assert_err_contains(&e, &["empty"]);
 }
 
@@ -57,66 +46,38 @@ fn unsupported_op_is_named_with_its_node() {
     let y = b.node("FancyNewOp", &[&x], vec![]);
     b.output(&y);
     let e = compile_err(&b.build());
-    assert_err_contains(
-        &e,
-        &[
-            "unsupported op FancyNewOp",
-            "node 'FancyNewOp_1'",
-            "opset 13",
-        ],
-    );
+    assert_err_contains(&e, &["unsupported op FancyNewOp", "node 'FancyNewOp_1'", "opset 13"]);
 }
 
 #[test]
 fn bad_initializers_are_refused() {
     let mut neg = tensor_f32("w", &[4, 3, 1, 1], &[0.0; 12]);
     neg.dims[0] = -4;
-    assert_err_contains(
-        &compile_err(&conv_with_weight(neg)),
-        &["tensor 'w'", "negative dim -4"],
-    );
+    assert_err_contains(&compile_err(&conv_with_weight(neg)), &["tensor 'w'", "negative dim -4"]);
 
     let mut huge = tensor_f32("w", &[4, 3, 1, 1], &[0.0; 12]);
     huge.dims = vec![1 << 40, 1 << 40, 1 << 40, 1];
-    assert_err_contains(
-        &compile_err(&conv_with_weight(huge)),
-        &["tensor 'w'", "overflows"],
-    );
+    assert_err_contains(&compile_err(&conv_with_weight(huge)), &["tensor 'w'", "overflows"]);
 
     let short = tensor_f32("w", &[4, 3, 1, 1], &[0.0; 11]);
-    assert_err_contains(
-        &compile_err(&conv_with_weight(short)),
-        &["tensor 'w'", "11 elements", "need 12"],
-    );
+    assert_err_contains(&compile_err(&conv_with_weight(short)), &["tensor 'w'", "11 elements", "need 12"]);
 
     // A tensor claiming gigabytes it does not carry.
     let mut claims = tensor_f32("w", &[4, 3, 1, 1], &[0.0; 12]);
     claims.dims = vec![1 << 16, 1 << 16, 1, 1];
-    assert_err_contains(
-        &compile_err(&conv_with_weight(claims)),
-        &["tensor 'w'", "12 elements"],
-    );
+    assert_err_contains(&compile_err(&conv_with_weight(claims)), &["tensor 'w'", "12 elements"]);
 }
 
 fn external_weight(location: &str, offset: Option<u64>, length: Option<u64>) -> TensorProto {
     let mut t = tensor_f32("w", &[4, 3, 1, 1], &[0.0; 12]);
     t.raw_data = Default::default();
     t.data_location = DataLocation::External as i32;
-    let mut kv = vec![StringStringEntryProto {
-        key: "location".into(),
-        value: location.into(),
-    }];
+    let mut kv = vec![StringStringEntryProto { key: "location".into(), value: location.into() }];
     if let Some(o) = offset {
-        kv.push(StringStringEntryProto {
-            key: "offset".into(),
-            value: o.to_string(),
-        });
+        kv.push(StringStringEntryProto { key: "offset".into(), value: o.to_string() });
     }
     if let Some(l) = length {
-        kv.push(StringStringEntryProto {
-            key: "length".into(),
-            value: l.to_string(),
-        });
+        kv.push(StringStringEntryProto { key: "length".into(), value: l.to_string() });
     }
     t.external_data = kv;
     t
@@ -140,46 +101,24 @@ fn hostile_external_data_is_refused() {
     std::fs::write(dir.join("w.bin"), [0u8; 48]).unwrap();
     std::os::unix::fs::symlink(root.path().join("secret.bin"), dir.join("link.bin")).unwrap();
 
-    let e = compile_in_dir(
-        &dir,
-        &conv_with_weight(external_weight("../secret.bin", None, None)),
-    );
+    let e = compile_in_dir(&dir, &conv_with_weight(external_weight("../secret.bin", None, None)));
     assert_err_contains(&e, &["model.onnx", "leaves the model's folder"]);
     let abs = root.path().join("secret.bin").display().to_string();
     let e = compile_in_dir(&dir, &conv_with_weight(external_weight(&abs, None, None)));
     assert_err_contains(&e, &["must be a relative path"]);
-    let e = compile_in_dir(
-        &dir,
-        &conv_with_weight(external_weight("link.bin", None, None)),
-    );
+    let e = compile_in_dir(&dir, &conv_with_weight(external_weight("link.bin", None, None)));
     assert_err_contains(&e, &["outside the model's folder"]);
-    let e = compile_in_dir(
-        &dir,
-        &conv_with_weight(external_weight("w.bin", Some(100), None)),
-    );
+    let e = compile_in_dir(&dir, &conv_with_weight(external_weight("w.bin", Some(100), None)));
     assert_err_contains(&e, &["offset 100 is past the end"]);
-    let e = compile_in_dir(
-        &dir,
-        &conv_with_weight(external_weight("w.bin", Some(8), Some(48))),
-    );
+    let e = compile_in_dir(&dir, &conv_with_weight(external_weight("w.bin", Some(8), Some(48))));
     assert_err_contains(&e, &["past the end"]);
-    let e = compile_in_dir(
-        &dir,
-        &conv_with_weight(external_weight("w.bin", Some(4), None)),
-    );
+    let e = compile_in_dir(&dir, &conv_with_weight(external_weight("w.bin", Some(4), None)));
     assert_err_contains(&e, &["tensor 'w'", "11 elements"]);
-    let e = compile_in_dir(
-        &dir,
-        &conv_with_weight(external_weight("missing.bin", None, None)),
-    );
+    let e = compile_in_dir(&dir, &conv_with_weight(external_weight("missing.bin", None, None)));
     assert_err_contains(&e, &["missing.bin"]);
     // The well-formed reference loads.
     let path = dir.join("ok.onnx");
-    save(
-        &conv_with_weight(external_weight("w.bin", Some(0), Some(48))),
-        &path,
-    )
-    .unwrap();
+    save(&conv_with_weight(external_weight("w.bin", Some(0), Some(48))), &path).unwrap();
     effc::compile_file(&path, &effc::Options::default()).unwrap();
 }
 
@@ -249,23 +188,14 @@ fn conv_geometry_errors_name_the_node() {
     let w = b.weight_f32("w", &[2, 3, 7, 7], &[0.0; 2 * 3 * 49]);
     let y = b.node("Conv", &[&x, &w], vec![attr_ints("pads", &[1, 1, 1, 1])]);
     b.output(&y);
-    assert_err_contains(
-        &compile_err(&b.build()),
-        &[
-            "node 'Conv_2' (Conv, opset 13)",
-            "larger than the padded input",
-        ],
-    );
+    assert_err_contains(&compile_err(&b.build()), &["node 'Conv_2' (Conv, opset 13)", "larger than the padded input"]);
 
     let mut b = GraphBuilder::new(13);
     let x = b.input_f32("x", &[1, 6, 4, 4]);
     let w = b.weight_f32("w", &[4, 2, 1, 1], &[0.0; 8]);
     let y = b.node("Conv", &[&x, &w], vec![attr_int("group", 4)]);
     b.output(&y);
-    assert_err_contains(
-        &compile_err(&b.build()),
-        &["group 4 must divide the input channels 6"],
-    );
+    assert_err_contains(&compile_err(&b.build()), &["group 4 must divide the input channels 6"]);
 
     let mut b = GraphBuilder::new(13);
     let x = b.input_f32("x", &[1, 4, 4, 4]);

@@ -19,23 +19,13 @@ fn conv_nodes(g: &effc_ir::Graph) -> Vec<effc_ir::op::Conv> {
 #[test]
 fn shared_models_import_with_b0_cost() {
     for name in ["tv_b0_legacy", "tv_b0_bn", "tv_b0_dynamo"] {
-        let c = effc::compile_file(
-            shared_models().join(format!("{name}.onnx")),
-            &effc::Options::default(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let c = effc::compile_file(shared_models().join(format!("{name}.onnx")), &effc::Options::default())
+            .unwrap_or_else(|e| panic!("{e}"));
         let s = &c.summary;
         // NOTES.md: 385.8 M multiply-accumulates, 5.26–5.29 M parameters depending on exporter.
         let macs = s.macs as f64 / 1e6;
-        assert!(
-            (macs - 385.8).abs() <= 385.8 * 1e-3,
-            "{name}: {macs} M MACs"
-        );
-        assert!(
-            (5.2..=5.35).contains(&(s.params as f64 / 1e6)),
-            "{name}: {} params",
-            s.params
-        );
+        assert!((macs - 385.8).abs() <= 385.8 * 1e-3, "{name}: {macs} M MACs");
+        assert!((5.2..=5.35).contains(&(s.params as f64 / 1e6)), "{name}: {} params", s.params);
         assert_eq!(s.inputs[0].shape, [1, 3, 224, 224]);
         assert_eq!(s.outputs[0].shape, [1, 1000]);
         assert_eq!(s.ops_after["Conv"], 81, "{name}");
@@ -43,21 +33,11 @@ fn shared_models_import_with_b0_cost() {
             assert!(!s.ops_after.contains_key(gone), "{name} still has {gone}");
         }
         let split = &s.macs_split;
-        assert!(
-            (split.conv1x1 as f64 / 1e6 - 339.2).abs() < 0.1,
-            "{name}: {split:?}"
-        );
-        assert!(
-            (split.depthwise as f64 / 1e6 - 34.5).abs() < 0.1,
-            "{name}: {split:?}"
-        );
+        assert!((split.conv1x1 as f64 / 1e6 - 339.2).abs() < 0.1, "{name}: {split:?}");
+        assert!((split.depthwise as f64 / 1e6 - 34.5).abs() < 0.1, "{name}: {split:?}");
     }
     // The legacy export is the one the issue pins: 5.29 M ± 1 %.
-    let legacy = effc::compile_file(
-        shared_models().join("tv_b0_legacy.onnx"),
-        &effc::Options::default(),
-    )
-    .unwrap();
+    let legacy = effc::compile_file(shared_models().join("tv_b0_legacy.onnx"), &effc::Options::default()).unwrap();
     assert!((legacy.summary.params as f64 / 5.29e6 - 1.0).abs() <= 0.01);
 }
 
@@ -85,37 +65,19 @@ fn tf_same_padding_chain_folds_into_conv_pads() {
     let half = b.node("Div", &[&total, &two], vec![]);
     let begin = b.node("Floor", &[&half], vec![]);
     let end = b.node("Sub", &[&total, &begin], vec![]);
-    let begin = b.node(
-        "Cast",
-        &[&begin],
-        vec![attr_int("to", DataType::Int64 as i64)],
-    );
-    let end = b.node(
-        "Cast",
-        &[&end],
-        vec![attr_int("to", DataType::Int64 as i64)],
-    );
+    let begin = b.node("Cast", &[&begin], vec![attr_int("to", DataType::Int64 as i64)]);
+    let end = b.node("Cast", &[&end], vec![attr_int("to", DataType::Int64 as i64)]);
     let zeros = b.weight_i64("z", &[0, 0]);
-    let pads = b.node(
-        "Concat",
-        &[&zeros, &begin, &zeros, &end],
-        vec![attr_int("axis", 0)],
-    );
+    let pads = b.node("Concat", &[&zeros, &begin, &zeros, &end], vec![attr_int("axis", 0)]);
     let padded = b.node("Pad", &[&x, &pads], vec![]);
     let y = b.node("Conv", &[&padded, &w], vec![attr_ints("strides", &[2, 2])]);
     b.output(&y);
     let c = compile_ok(&b.build());
-    assert_eq!(
-        c.graph.op_histogram().into_iter().collect::<Vec<_>>(),
-        [("Conv".to_string(), 1)]
-    );
+    assert_eq!(c.graph.op_histogram().into_iter().collect::<Vec<_>>(), [("Conv".to_string(), 1)]);
     // H: ceil(9/2)=5 outputs need (5-1)*2+3-9 = 2 pad rows: 1 + 1.
     // W: ceil(8/2)=4 outputs need (4-1)*2+3-8 = 1 pad column: 0 + 1.
     let conv = &conv_nodes(&c.graph)[0];
-    assert_eq!(
-        (conv.pads_begin.as_slice(), conv.pads_end.as_slice()),
-        (&[1, 0][..], &[1, 1][..])
-    );
+    assert_eq!((conv.pads_begin.as_slice(), conv.pads_end.as_slice()), (&[1, 0][..], &[1, 1][..]));
     assert_eq!(c.summary.outputs[0].shape, [1, 4, 5, 4]);
 }
 
@@ -128,14 +90,8 @@ fn constant_of_shape_pad_chain_folds_into_conv_pads() {
     let x = b.input_f32("x", &[1, 2, 7, 7]);
     let w = b.weight_f32("w", &[2, 1, 3, 3], &noise(18, 2));
     let four = b.weight_i64("four", &[4]);
-    let zeros = b.node(
-        "ConstantOfShape",
-        &[&four],
-        vec![attr_tensor(
-            "value",
-            effc_onnx::writer::tensor_i64("v", &[1], &[0]),
-        )],
-    );
+    let zeros =
+        b.node("ConstantOfShape", &[&four], vec![attr_tensor("value", effc_onnx::writer::tensor_i64("v", &[1], &[0]))]);
     let given = b.weight_i64("given", &[wl, wr, ht, hb]);
     let all = b.node("Concat", &[&given, &zeros], vec![attr_int("axis", 0)]);
     let pairs_shape = b.weight_i64("pairs", &[-1, 2]);
@@ -150,11 +106,7 @@ fn constant_of_shape_pad_chain_folds_into_conv_pads() {
     let tr = b.node("Transpose", &[&rev], vec![attr_ints("perm", &[1, 0])]);
     let flat_shape = b.weight_i64("flat", &[-1]);
     let flat = b.node("Reshape", &[&tr, &flat_shape], vec![]);
-    let pads = b.node(
-        "Cast",
-        &[&flat],
-        vec![attr_int("to", DataType::Int64 as i64)],
-    );
+    let pads = b.node("Cast", &[&flat], vec![attr_int("to", DataType::Int64 as i64)]);
     let padded = b.node("Pad", &[&x, &pads], vec![attr_string("mode", "constant")]);
     let y = b.node("Conv", &[&padded, &w], vec![attr_int("group", 2)]);
     b.output(&y);
@@ -184,69 +136,30 @@ fn fold_single(
     b.output(&y);
     let c = compile_ok(&b.build());
     let (_, v) = c.graph.outputs[0];
-    c.graph
-        .const_value(v)
-        .expect("folded to a constant")
-        .clone()
+    c.graph.const_value(v).expect("folded to a constant").clone()
 }
 
 #[test]
 fn version_dependent_attributes_are_read_per_opset() {
     let x = || tensor_f32("x", &[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
     // ReduceMean: axes attribute up to opset 17, input from 18.
-    let a = fold_single(
-        13,
-        x(),
-        "ReduceMean",
-        &[],
-        vec![attr_ints("axes", &[1]), attr_int("keepdims", 0)],
-    );
-    let b = fold_single(
-        18,
-        x(),
-        "ReduceMean",
-        &[tensor_i64("axes", &[1], &[1])],
-        vec![attr_int("keepdims", 0)],
-    );
+    let a = fold_single(13, x(), "ReduceMean", &[], vec![attr_ints("axes", &[1]), attr_int("keepdims", 0)]);
+    let b = fold_single(18, x(), "ReduceMean", &[tensor_i64("axes", &[1], &[1])], vec![attr_int("keepdims", 0)]);
     assert_eq!(a.shape(), [2]);
     assert_eq!(a.to_f64_vec(), [2.0, 5.0]);
     assert_eq!(b.to_f64_vec(), [2.0, 5.0]);
     // Unsqueeze / Squeeze: axes attribute before 13, input from 13.
     let u11 = fold_single(11, x(), "Unsqueeze", &[], vec![attr_ints("axes", &[0, -1])]);
-    let u13 = fold_single(
-        13,
-        x(),
-        "Unsqueeze",
-        &[tensor_i64("axes", &[2], &[0, -1])],
-        vec![],
-    );
+    let u13 = fold_single(13, x(), "Unsqueeze", &[tensor_i64("axes", &[2], &[0, -1])], vec![]);
     assert_eq!(u11.shape(), [1, 2, 3, 1]);
     assert_eq!(u13.shape(), [1, 2, 3, 1]);
     let y = || tensor_f32("y", &[1, 3, 1], &[1.0, 2.0, 3.0]);
-    assert_eq!(
-        fold_single(11, y(), "Squeeze", &[], vec![attr_ints("axes", &[2])]).shape(),
-        [1, 3]
-    );
-    assert_eq!(
-        fold_single(13, y(), "Squeeze", &[tensor_i64("a", &[1], &[0])], vec![]).shape(),
-        [3, 1]
-    );
+    assert_eq!(fold_single(11, y(), "Squeeze", &[], vec![attr_ints("axes", &[2])]).shape(), [1, 3]);
+    assert_eq!(fold_single(13, y(), "Squeeze", &[tensor_i64("a", &[1], &[0])], vec![]).shape(), [3, 1]);
     assert_eq!(fold_single(13, y(), "Squeeze", &[], vec![]).shape(), [3]);
     // Clip: min/max attributes before 11, optional inputs from 11.
-    let c10 = fold_single(
-        10,
-        x(),
-        "Clip",
-        &[],
-        vec![attr_float("min", 2.5), attr_float("max", 4.0)],
-    );
-    let c12 = fold_single(
-        12,
-        x(),
-        "Clip",
-        &[tensor_f32("lo", &[], &[2.5]), tensor_f32("hi", &[], &[4.0])],
-        vec![],
-    );
+    let c10 = fold_single(10, x(), "Clip", &[], vec![attr_float("min", 2.5), attr_float("max", 4.0)]);
+    let c12 = fold_single(12, x(), "Clip", &[tensor_f32("lo", &[], &[2.5]), tensor_f32("hi", &[], &[4.0])], vec![]);
     assert_eq!(c10.to_f64_vec(), [2.5, 2.5, 3.0, 4.0, 4.0, 4.0]);
     assert_eq!(c12.to_f64_vec(), c10.to_f64_vec());
     let c12_max_only = {
@@ -256,10 +169,7 @@ fn version_dependent_attributes_are_read_per_opset() {
         let y = b.node("Clip", &[&xv, "", &hi], vec![]);
         b.output(&y);
         let c = compile_ok(&b.build());
-        c.graph
-            .const_value(c.graph.outputs[0].1)
-            .unwrap()
-            .to_f64_vec()
+        c.graph.const_value(c.graph.outputs[0].1).unwrap().to_f64_vec()
     };
     assert_eq!(c12_max_only, [1.0, 2.0, 3.0, 3.0, 3.0, 3.0]);
     // Softmax: coerced to 2-D at axis 1 before 13 (all trailing dims), one axis (-1) from 13.
@@ -270,15 +180,7 @@ fn version_dependent_attributes_are_read_per_opset() {
         b.output(&y);
         let c = compile_ok(&b.build());
         let op = &c.graph.node(c.graph.outputs[0].1.node).op;
-        assert_eq!(
-            *op,
-            Op::Softmax {
-                start: expect.0,
-                end: expect.1,
-                log: false
-            },
-            "opset {opset}"
-        );
+        assert_eq!(*op, Op::Softmax { start: expect.0, end: expect.1, log: false }, "opset {opset}");
     }
 }
 
@@ -289,10 +191,7 @@ fn constant_node_forms() {
         (attr_floats("value_floats", &[1.0, -2.0]), vec![1.0, -2.0]),
         (attr_int("value_int", 7), vec![7.0]),
         (attr_ints("value_ints", &[3, 4, 5]), vec![3.0, 4.0, 5.0]),
-        (
-            attr_tensor("value", tensor_f32("t", &[2], &[0.25, 0.5])),
-            vec![0.25, 0.5],
-        ),
+        (attr_tensor("value", tensor_f32("t", &[2], &[0.25, 0.5])), vec![0.25, 0.5]),
     ] {
         let mut b = GraphBuilder::new(13);
         let c = b.node("Constant", &[], vec![attr]);
@@ -317,10 +216,7 @@ fn weights_listed_as_inputs_stay_weights_and_identity_dropout_vanish() {
     let c = compile_ok(&b.build());
     assert_eq!(c.summary.inputs.len(), 1);
     assert_eq!(c.summary.inputs[0].name, "x");
-    assert_eq!(
-        c.graph.op_histogram().into_iter().collect::<Vec<_>>(),
-        [("Conv".to_string(), 1)]
-    );
+    assert_eq!(c.graph.op_histogram().into_iter().collect::<Vec<_>>(), [("Conv".to_string(), 1)]);
 }
 
 fn symbolic_model(dims: &[Dim]) -> effc_onnx::proto::ModelProto {
@@ -340,10 +236,7 @@ fn symbolic_batch_defaults_to_one_or_takes_the_given_shape() {
     let c = effc::compile_bytes(encode(&m), None, &opts).unwrap();
     assert_eq!(c.summary.outputs[0].shape, [4, 3, 8, 8]);
     opts.input_shapes.insert("x".into(), vec![4, 3, 9, 8]);
-    let e = effc::compile_bytes(encode(&m), None, &opts)
-        .err()
-        .unwrap()
-        .to_string();
+    let e = effc::compile_bytes(encode(&m), None, &opts).err().unwrap().to_string();
     assert!(e.contains("does not fit"), "{e}");
     let two = symbolic_model(&["N".into(), 3.into(), "H".into(), 8.into()]);
     let e = compile_err(&two);
@@ -364,19 +257,9 @@ fn external_data_is_read_at_its_offset() {
     let path = dir.path().join("m.onnx");
     save_with_external_data(&b.build(), &path, "m.onnx.data", 1).unwrap();
     let c = effc::compile_file(&path, &effc::Options::default()).unwrap();
-    let conv = c
-        .graph
-        .node_ids()
-        .find(|&id| matches!(c.graph.node(id).op, Op::Conv(_)))
-        .unwrap();
-    let w_loaded = c
-        .graph
-        .const_value(c.graph.input(conv, 1).unwrap())
-        .unwrap();
-    let b_loaded = c
-        .graph
-        .const_value(c.graph.input(conv, 2).unwrap())
-        .unwrap();
+    let conv = c.graph.node_ids().find(|&id| matches!(c.graph.node(id).op, Op::Conv(_))).unwrap();
+    let w_loaded = c.graph.const_value(c.graph.input(conv, 1).unwrap()).unwrap();
+    let b_loaded = c.graph.const_value(c.graph.input(conv, 2).unwrap()).unwrap();
     assert_eq!(w_loaded.as_f32().unwrap(), weights.as_slice());
     assert_eq!(b_loaded.as_f32().unwrap(), bias.as_slice());
 }

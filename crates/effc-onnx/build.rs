@@ -6,8 +6,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_file = format!("{proto_dir}/onnx.proto");
     println!("cargo:rerun-if-changed={proto_file}");
     let descriptors = protox::compile([&proto_file], [proto_dir])?;
-    prost_build::Config::new()
-        .bytes(["."])
-        .compile_fds(descriptors)?;
+    prost_build::Config::new().bytes(["."]).compile_fds(descriptors)?;
     Ok(())
 }

@@ -16,7 +16,8 @@ pub struct CompileArgs {
     /// Print the summary as one JSON object.
     #[arg(long)]
     pub json: bool,
-    /// Also write an artefact: `dot` writes the optimised graph for Graphviz.
+    /// Also write an artefact: `dot` (the optimised graph for Graphviz) or `clif` (the
+    /// Cranelift IR of every kernel).
     #[arg(long, value_enum)]
     pub emit: Vec<Emit>,
     /// Where `--emit` writes (default: the model's name with the artefact's extension).
@@ -32,7 +33,10 @@ pub struct CompileArgs {
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Emit {
+    /// The optimised graph for Graphviz.
     Dot,
+    /// The Cranelift IR of every kernel.
+    Clif,
 }
 
 /// Parses `name=1x3x224x224`.
@@ -57,10 +61,7 @@ pub fn parse_input_shapes(specs: &[String]) -> Result<HashMap<String, Vec<usize>
 fn histogram_line(h: &BTreeMap<String, usize>) -> String {
     let mut v: Vec<_> = h.iter().collect();
     v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    v.iter()
-        .map(|(k, n)| format!("{k} {n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    v.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
 }
 
 fn millions(n: u64) -> String {
@@ -71,17 +72,27 @@ pub fn run(args: &CompileArgs) -> Result<()> {
     let opts = effc::Options {
         input_shapes: parse_input_shapes(&args.input_shapes)?,
         fuse: !args.no_fuse,
+        keep_clif: args.emit.iter().any(|e| matches!(e, Emit::Clif)),
+        ..Default::default()
     };
     let c = effc::compile_file(&args.model, &opts)?;
     for emit in &args.emit {
         match emit {
             Emit::Dot => {
-                let path = args
-                    .output
-                    .clone()
-                    .unwrap_or_else(|| args.model.with_extension("dot"));
-                std::fs::write(&path, c.graph.to_dot())
-                    .with_context(|| format!("cannot write {}", path.display()))?;
+                let path = args.output.clone().unwrap_or_else(|| args.model.with_extension("dot"));
+                std::fs::write(&path, c.graph.to_dot()).with_context(|| format!("cannot write {}", path.display()))?;
+                if !args.json {
+                    println!("wrote {}", path.display());
+                }
+            }
+            Emit::Clif => {
+                let path = args.output.clone().unwrap_or_else(|| args.model.with_extension("clif"));
+                let model = c.model()?;
+                let mut text = String::new();
+                for (name, clif) in model.clif().unwrap_or_default() {
+                    text.push_str(&format!("; kernel {name}\n{clif}\n"));
+                }
+                std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
                 if !args.json {
                     println!("wrote {}", path.display());
                 }
@@ -112,16 +123,21 @@ pub fn run(args: &CompileArgs) -> Result<()> {
         millions(m.conv_other),
         millions(m.gemm)
     );
+    if s.kernels > 0 {
+        println!(
+            "backend   {} kernels, arena {:.2} MB, weights {:.2} MB",
+            s.kernels,
+            s.arena_bytes as f64 / 1e6,
+            s.weight_bytes as f64 / 1e6
+        );
+        println!("schedule  {}", s.backend);
+    }
     if args.print_passes {
         for p in &s.passes {
             println!("pass      {:<24} {} changes", p.name, p.changes);
         }
     }
-    let stages: Vec<String> = s
-        .stages_ms
-        .iter()
-        .map(|(k, v)| format!("{k} {v:.1}"))
-        .collect();
+    let stages: Vec<String> = s.stages_ms.iter().map(|(k, v)| format!("{k} {v:.1}")).collect();
     println!("time      {:.1} ms ({})", s.compile_ms, stages.join(", "));
     Ok(())
 }

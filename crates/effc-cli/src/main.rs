@@ -7,11 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "effc",
-    version,
-    about = "An ONNX compiler for the EfficientNet family"
-)]
+#[command(name = "effc", version, about = "An ONNX compiler for the EfficientNet family")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

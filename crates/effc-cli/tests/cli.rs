@@ -4,16 +4,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn effc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_effc"))
-        .args(args)
-        .output()
-        .expect("effc runs")
+    Command::new(env!("CARGO_BIN_EXE_effc")).args(args).output().expect("effc runs")
 }
 
 fn shared(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/models")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/models").join(name)
 }
 
 fn stderr(o: &Output) -> String {
@@ -24,21 +19,13 @@ fn stderr(o: &Output) -> String {
 fn assert_clean_failure(o: &Output, needle: &str) {
     let err = stderr(o);
     assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    assert_eq!(
-        err.trim_end().lines().count(),
-        1,
-        "one line expected: {err}"
-    );
+    assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
     assert!(err.contains(needle), "{err:?} should contain {needle:?}");
 }
 
 #[test]
 fn compile_json_reports_b0_cost() {
-    let o = effc(&[
-        "compile",
-        shared("tv_b0_legacy.onnx").to_str().unwrap(),
-        "--json",
-    ]);
+    let o = effc(&["compile", shared("tv_b0_legacy.onnx").to_str().unwrap(), "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let macs = v["macs"].as_u64().unwrap() as f64;
@@ -84,31 +71,15 @@ fn bad_files_fail_with_one_line() {
     let half = dir.path().join("half.onnx");
     let full = std::fs::read(shared("tv_b0_bn.onnx")).unwrap();
     std::fs::write(&half, &full[..full.len() / 2]).unwrap();
-    assert_clean_failure(
-        &effc(&["compile", half.to_str().unwrap()]),
-        "not a valid ONNX model",
-    );
-    assert_clean_failure(
-        &effc(&["compile", "/nonexistent/m.onnx"]),
-        "cannot read /nonexistent/m.onnx",
-    );
+    assert_clean_failure(&effc(&["compile", half.to_str().unwrap()]), "not a valid ONNX model");
+    assert_clean_failure(&effc(&["compile", "/nonexistent/m.onnx"]), "cannot read /nonexistent/m.onnx");
     let legacy = shared("tv_b0_legacy.onnx");
     assert_clean_failure(
-        &effc(&[
-            "compile",
-            legacy.to_str().unwrap(),
-            "--input-shape",
-            "input=1x3xAx224",
-        ]),
+        &effc(&["compile", legacy.to_str().unwrap(), "--input-shape", "input=1x3xAx224"]),
         "dims must be positive integers",
     );
     assert_clean_failure(
-        &effc(&[
-            "compile",
-            legacy.to_str().unwrap(),
-            "--input-shape",
-            "input=1x3x225x224",
-        ]),
+        &effc(&["compile", legacy.to_str().unwrap(), "--input-shape", "input=1x3x225x224"]),
         "does not fit",
     );
 }

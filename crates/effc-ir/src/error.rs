@@ -31,11 +31,7 @@ pub enum ErrorKind {
 }
 
 fn domain_suffix(domain: &str) -> String {
-    if domain.is_empty() || domain == "ai.onnx" {
-        String::new()
-    } else {
-        format!(" (domain {domain})")
-    }
+    if domain.is_empty() || domain == "ai.onnx" { String::new() } else { format!(" (domain {domain})") }
 }
 
 /// Where an error happened. Boxed inside [`Error`] to keep `Result`s small.
@@ -60,10 +56,7 @@ pub struct Error {
 
 impl Error {
     pub fn new(kind: ErrorKind) -> Self {
-        Error {
-            kind,
-            context: Box::default(),
-        }
+        Error { kind, context: Box::default() }
     }
 
     pub fn invalid(msg: impl Into<String>) -> Self {

@@ -141,11 +141,7 @@ pub fn unary_f64(u: Unary, x: f64) -> f64 {
             }
         }
         Unary::Selu { alpha, gamma } => {
-            let y = if x <= 0.0 {
-                alpha as f64 * x.exp_m1()
-            } else {
-                x
-            };
+            let y = if x <= 0.0 { alpha as f64 * x.exp_m1() } else { x };
             gamma as f64 * y
         }
         Unary::LeakyRelu { alpha } => {
@@ -170,14 +166,7 @@ pub fn unary_f64(u: Unary, x: f64) -> f64 {
 fn unary(u: Unary, x: &Tensor) -> Result<Tensor> {
     let shape = x.shape().to_vec();
     if x.dtype().is_float() {
-        return from_f64(
-            x.dtype(),
-            shape,
-            x.to_f64_vec()
-                .into_iter()
-                .map(|v| unary_f64(u, v))
-                .collect(),
-        );
+        return from_f64(x.dtype(), shape, x.to_f64_vec().into_iter().map(|v| unary_f64(u, v)).collect());
     }
     let v = x.to_i64_vec()?;
     let out: Vec<i64> = match u {
@@ -186,16 +175,9 @@ fn unary(u: Unary, x: &Tensor) -> Result<Tensor> {
         Unary::Relu => v.iter().map(|&a| a.max(0)).collect(),
         Unary::Ceil | Unary::Floor | Unary::Round => v,
         Unary::Not => v.iter().map(|&a| (a == 0) as i64).collect(),
-        Unary::Clip { min, max } => v
-            .iter()
-            .map(|&a| (a as f64).clamp(min as f64, max as f64) as i64)
-            .collect(),
+        Unary::Clip { min, max } => v.iter().map(|&a| (a as f64).clamp(min as f64, max as f64) as i64).collect(),
         _ => {
-            return Err(Error::unsupported(format!(
-                "{} on {} constants",
-                u.name(),
-                x.dtype()
-            )));
+            return Err(Error::unsupported(format!("{} on {} constants", u.name(), x.dtype())));
         }
     };
     from_i64(x.dtype(), shape, out)
@@ -233,11 +215,7 @@ pub fn binary_f64(b: Binary, x: f64, y: f64) -> f64 {
         Binary::Mod { fmod: true } => x % y,
         Binary::Mod { fmod: false } => {
             let r = x % y;
-            if r != 0.0 && (r < 0.0) != (y < 0.0) {
-                r + y
-            } else {
-                r
-            }
+            if r != 0.0 && (r < 0.0) != (y < 0.0) { r + y } else { r }
         }
         Binary::Equal => (x == y) as u8 as f64,
         Binary::Less => (x < y) as u8 as f64,
@@ -273,11 +251,7 @@ fn binary_i64(b: Binary, x: i64, y: i64) -> Result<i64> {
         Binary::Mod { fmod: true } => x.checked_rem(y).ok_or_else(div0)?,
         Binary::Mod { fmod: false } => {
             let r = x.checked_rem(y).ok_or_else(div0)?;
-            if r != 0 && (r < 0) != (y < 0) {
-                r + y
-            } else {
-                r
-            }
+            if r != 0 && (r < 0) != (y < 0) { r + y } else { r }
         }
         Binary::Equal => (x == y) as i64,
         Binary::Less => (x < y) as i64,
@@ -289,30 +263,15 @@ fn binary_i64(b: Binary, x: i64, y: i64) -> Result<i64> {
 
 fn binary(b: Binary, x: &Tensor, y: &Tensor) -> Result<Tensor> {
     let shape = broadcast(x.shape(), y.shape())?;
-    let (ix, iy) = (
-        broadcast_index(x.shape(), &shape),
-        broadcast_index(y.shape(), &shape),
-    );
-    let out_dtype = if b.yields_bool() {
-        DType::Bool
-    } else {
-        x.dtype()
-    };
+    let (ix, iy) = (broadcast_index(x.shape(), &shape), broadcast_index(y.shape(), &shape));
+    let out_dtype = if b.yields_bool() { DType::Bool } else { x.dtype() };
     if x.dtype().is_float() {
         let (xv, yv) = (x.to_f64_vec(), y.to_f64_vec());
-        let v = ix
-            .iter()
-            .zip(&iy)
-            .map(|(&i, &j)| binary_f64(b, xv[i], yv[j]))
-            .collect();
+        let v = ix.iter().zip(&iy).map(|(&i, &j)| binary_f64(b, xv[i], yv[j])).collect();
         from_f64(out_dtype, shape, v)
     } else {
         let (xv, yv) = (x.to_i64_vec()?, y.to_i64_vec()?);
-        let v = ix
-            .iter()
-            .zip(&iy)
-            .map(|(&i, &j)| binary_i64(b, xv[i], yv[j]))
-            .collect::<Result<_>>()?;
+        let v = ix.iter().zip(&iy).map(|(&i, &j)| binary_i64(b, xv[i], yv[j])).collect::<Result<_>>()?;
         from_i64(out_dtype, shape, v)
     }
 }
@@ -321,11 +280,7 @@ fn cast(x: &Tensor, to: DType) -> Result<Tensor> {
     let shape = x.shape().to_vec();
     if x.dtype().is_float() && !to.is_float() && to != DType::Bool {
         // Float to integer truncates toward zero; NaN becomes 0 (saturating `as`).
-        from_f64(
-            to,
-            shape,
-            x.to_f64_vec().into_iter().map(f64::trunc).collect(),
-        )
+        from_f64(to, shape, x.to_f64_vec().into_iter().map(f64::trunc).collect())
     } else if x.dtype().is_float() {
         from_f64(to, shape, x.to_f64_vec())
     } else {
@@ -337,9 +292,7 @@ fn transpose(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
     let st = strides(x.shape());
     let out_shape: Vec<usize> = perm.iter().map(|&p| x.shape()[p]).collect();
     let mut idx = Vec::with_capacity(x.numel());
-    for_each_index(&out_shape, |_, c| {
-        idx.push(c.iter().zip(perm).map(|(&ci, &p)| ci * st[p]).sum())
-    });
+    for_each_index(&out_shape, |_, c| idx.push(c.iter().zip(perm).map(|(&ci, &p)| ci * st[p]).sum()));
     gather(x, &idx, out_shape)
 }
 
@@ -354,9 +307,7 @@ fn slice(x: &Tensor, axes: &[SliceAxis], out_shape: Vec<usize>) -> Result<Tensor
     }
     let mut idx = Vec::new();
     for_each_index(&out_shape, |_, c| {
-        let i: isize = (0..rank)
-            .map(|d| (start[d] + c[d] as isize * step[d]) * st[d] as isize)
-            .sum();
+        let i: isize = (0..rank).map(|d| (start[d] + c[d] as isize * step[d]) * st[d] as isize).sum();
         idx.push(i as usize);
     });
     gather(x, &idx, out_shape)
@@ -370,9 +321,7 @@ fn gather_op(x: &Tensor, indices: &Tensor, axis: usize) -> Result<Tensor> {
         .map(|&i| {
             let j = if i < 0 { i + dim as i64 } else { i };
             if j < 0 || j >= dim as i64 {
-                Err(Error::invalid(format!(
-                    "Gather index {i} out of range for a dim of {dim}"
-                )))
+                Err(Error::invalid(format!("Gather index {i} out of range for a dim of {dim}")))
             } else {
                 Ok(j as usize)
             }
@@ -411,18 +360,10 @@ fn concat(inputs: &[&Tensor], axis: usize, shape: Vec<usize>) -> Result<Tensor> 
     }
     let joined = match inputs[0].data() {
         TensorData::F32(_) => TensorData::F32(inputs.iter().flat_map(|t| t.to_f32_vec()).collect()),
-        _ if inputs[0].dtype().is_float() => {
-            TensorData::F64(inputs.iter().flat_map(|t| t.to_f64_vec()).collect())
-        }
+        _ if inputs[0].dtype().is_float() => TensorData::F64(inputs.iter().flat_map(|t| t.to_f64_vec()).collect()),
         _ => {
-            let v: Vec<i64> = inputs
-                .iter()
-                .map(|t| t.to_i64_vec())
-                .collect::<Result<Vec<_>>>()?
-                .concat();
-            from_i64(inputs[0].dtype(), vec![v.len()], v)?
-                .data()
-                .clone()
+            let v: Vec<i64> = inputs.iter().map(|t| t.to_i64_vec()).collect::<Result<Vec<_>>>()?.concat();
+            from_i64(inputs[0].dtype(), vec![v.len()], v)?.data().clone()
         }
     };
     let joined = cast(&Tensor::new(vec![total], joined)?, inputs[0].dtype())?;
@@ -454,34 +395,18 @@ fn pad(x: &Tensor, mode: PadMode, begin: &[usize], out_shape: Vec<usize>) -> Res
         }
         idx.push(Some(flat));
     });
-    let fill = if let PadMode::Constant(v) = mode {
-        v as f64
-    } else {
-        0.0
-    };
+    let fill = if let PadMode::Constant(v) = mode { v as f64 } else { 0.0 };
     let vals = x.to_f64_vec();
     if x.dtype().is_float() {
-        from_f64(
-            x.dtype(),
-            out_shape,
-            idx.iter().map(|i| i.map_or(fill, |i| vals[i])).collect(),
-        )
+        from_f64(x.dtype(), out_shape, idx.iter().map(|i| i.map_or(fill, |i| vals[i])).collect())
     } else {
         let iv = x.to_i64_vec()?;
-        from_i64(
-            x.dtype(),
-            out_shape,
-            idx.iter()
-                .map(|i| i.map_or(fill as i64, |i| iv[i]))
-                .collect(),
-        )
+        from_i64(x.dtype(), out_shape, idx.iter().map(|i| i.map_or(fill as i64, |i| iv[i])).collect())
     }
 }
 
 fn reduce(x: &Tensor, r: &Reduce, out_shape: Vec<usize>) -> Result<Tensor> {
-    let kept: Vec<usize> = (0..x.shape().len())
-        .filter(|d| !r.axes.contains(d))
-        .collect();
+    let kept: Vec<usize> = (0..x.shape().len()).filter(|d| !r.axes.contains(d)).collect();
     let kept_shape: Vec<usize> = kept.iter().map(|&d| x.shape()[d]).collect();
     let kept_strides = strides(&kept_shape);
     let n_out: usize = kept_shape.iter().product();
@@ -495,11 +420,7 @@ fn reduce(x: &Tensor, r: &Reduce, out_shape: Vec<usize>) -> Result<Tensor> {
     let mut acc = vec![init; n_out];
     let vals = x.to_f64_vec();
     for_each_index(x.shape(), |flat, c| {
-        let o: usize = kept
-            .iter()
-            .zip(&kept_strides)
-            .map(|(&d, &s)| c[d] * s)
-            .sum();
+        let o: usize = kept.iter().zip(&kept_strides).map(|(&d, &s)| c[d] * s).sum();
         let v = vals[flat];
         acc[o] = match r.kind {
             ReduceKind::Sum | ReduceKind::Mean => acc[o] + v,
@@ -516,10 +437,7 @@ fn reduce(x: &Tensor, r: &Reduce, out_shape: Vec<usize>) -> Result<Tensor> {
 
 /// Evaluates a foldable op. `out_shapes` are the inferred output shapes.
 pub fn eval(op: &Op, inputs: &[&Tensor], out_shapes: &[Vec<usize>]) -> Result<Vec<Tensor>> {
-    let x = inputs
-        .first()
-        .copied()
-        .ok_or_else(|| Error::invalid("op has no inputs"))?;
+    let x = inputs.first().copied().ok_or_else(|| Error::invalid("op has no inputs"))?;
     let shape0 = || out_shapes[0].clone();
     let out = match op {
         Op::Unary(u) => unary(*u, x)?,
@@ -536,11 +454,7 @@ pub fn eval(op: &Op, inputs: &[&Tensor], out_shapes: &[Vec<usize>]) -> Result<Ve
             let off = out.len() - x.shape().len();
             let mut idx = Vec::new();
             for_each_index(&out, |_, c| {
-                idx.push(
-                    (0..x.shape().len())
-                        .map(|d| (c[d + off] % x.shape()[d]) * st[d])
-                        .sum(),
-                );
+                idx.push((0..x.shape().len()).map(|d| (c[d + off] % x.shape()[d]) * st[d]).sum());
             });
             gather(x, &idx, out)?
         }
@@ -549,38 +463,25 @@ pub fn eval(op: &Op, inputs: &[&Tensor], out_shapes: &[Vec<usize>]) -> Result<Ve
         Op::Where => {
             let (a, b) = (inputs[1], inputs[2]);
             let out = shape0();
-            let (ic, ia, ib) = (
-                broadcast_index(x.shape(), &out),
-                broadcast_index(a.shape(), &out),
-                broadcast_index(b.shape(), &out),
-            );
+            let (ic, ia, ib) =
+                (broadcast_index(x.shape(), &out), broadcast_index(a.shape(), &out), broadcast_index(b.shape(), &out));
             let c = x.to_i64_vec()?;
             let (av, bv) = (a.to_f64_vec(), b.to_f64_vec());
-            let v = (0..ic.len())
-                .map(|k| if c[ic[k]] != 0 { av[ia[k]] } else { bv[ib[k]] })
-                .collect();
+            let v = (0..ic.len()).map(|k| if c[ic[k]] != 0 { av[ia[k]] } else { bv[ib[k]] }).collect();
             from_f64(a.dtype(), out, v)?
         }
         Op::Split { axis, sizes } => {
             let mut outs = Vec::new();
             let mut start = 0;
             for (k, &n) in sizes.iter().enumerate() {
-                let a = SliceAxis {
-                    axis: *axis,
-                    start,
-                    step: 1,
-                    len: n,
-                };
+                let a = SliceAxis { axis: *axis, start, step: 1, len: n };
                 outs.push(slice(x, &[a], out_shapes[k].clone())?);
                 start += n;
             }
             return Ok(outs);
         }
         _ => {
-            return Err(Error::unsupported(format!(
-                "constant evaluation of {}",
-                op.name()
-            )));
+            return Err(Error::unsupported(format!("constant evaluation of {}", op.name())));
         }
     };
     Ok(vec![out])

@@ -74,21 +74,10 @@ impl Graph {
         inputs: &[Option<ValueRef>],
         outputs: Vec<ValueInfo>,
     ) -> NodeId {
-        let id = self.g.add_node(Node {
-            name: name.into(),
-            op,
-            outputs,
-        });
+        let id = self.g.add_node(Node { name: name.into(), op, outputs });
         for (to_port, input) in inputs.iter().enumerate() {
             if let Some(v) = input {
-                self.g.add_edge(
-                    v.node,
-                    id,
-                    Edge {
-                        from_port: v.port,
-                        to_port,
-                    },
-                );
+                self.g.add_edge(v.node, id, Edge { from_port: v.port, to_port });
             }
         }
         id
@@ -97,11 +86,7 @@ impl Graph {
     /// Adds a constant node and returns its value.
     pub fn add_const(&mut self, name: impl Into<String>, t: Tensor) -> ValueRef {
         let name = name.into();
-        let info = ValueInfo {
-            name: name.clone(),
-            dtype: t.dtype(),
-            shape: t.shape().to_vec(),
-        };
+        let info = ValueInfo { name: name.clone(), dtype: t.dtype(), shape: t.shape().to_vec() };
         ValueRef::new(self.add_node(name, Op::Const(t), &[], vec![info]), 0)
     }
 
@@ -186,14 +171,7 @@ impl Graph {
             .collect();
         for (edge, target, to_port) in edges {
             self.g.remove_edge(edge);
-            self.g.add_edge(
-                new.node,
-                target,
-                Edge {
-                    from_port: new.port,
-                    to_port,
-                },
-            );
+            self.g.add_edge(new.node, target, Edge { from_port: new.port, to_port });
         }
         for (_, o) in &mut self.outputs {
             if *o == old {
@@ -214,14 +192,7 @@ impl Graph {
             self.g.remove_edge(e);
         }
         if let Some(v) = v {
-            self.g.add_edge(
-                v.node,
-                node,
-                Edge {
-                    from_port: v.port,
-                    to_port: port,
-                },
-            );
+            self.g.add_edge(v.node, node, Edge { from_port: v.port, to_port: port });
         }
     }
 
@@ -232,12 +203,8 @@ impl Graph {
 
     /// Nodes in dependency order; a cycle is an error.
     pub fn topo_order(&self) -> Result<Vec<NodeId>> {
-        petgraph::algo::toposort(&self.g, None).map_err(|c| {
-            Error::invalid(format!(
-                "the graph has a cycle through node '{}'",
-                self.g[c.node_id()].name
-            ))
-        })
+        petgraph::algo::toposort(&self.g, None)
+            .map_err(|c| Error::invalid(format!("the graph has a cycle through node '{}'", self.g[c.node_id()].name)))
     }
 
     /// Removes every node that no model output depends on. Returns how many were removed.
@@ -250,11 +217,7 @@ impl Graph {
                 stack.extend(self.g.neighbors_directed(n, Direction::Incoming));
             }
         }
-        let dead: Vec<NodeId> = self
-            .g
-            .node_indices()
-            .filter(|n| !live.contains(n))
-            .collect();
+        let dead: Vec<NodeId> = self.g.node_indices().filter(|n| !live.contains(n)).collect();
         for &n in &dead {
             self.g.remove_node(n);
         }

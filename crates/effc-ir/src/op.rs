@@ -176,10 +176,7 @@ impl Binary {
 
     /// Comparisons and logic produce bool.
     pub fn yields_bool(&self) -> bool {
-        matches!(
-            self,
-            Binary::Equal | Binary::Less | Binary::Greater | Binary::And | Binary::Or
-        )
+        matches!(self, Binary::Equal | Binary::Less | Binary::Greater | Binary::And | Binary::Or)
     }
 }
 

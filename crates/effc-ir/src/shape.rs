@@ -11,24 +11,14 @@ pub fn broadcast(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
     let rank = a.len().max(b.len());
     let mut out = vec![0; rank];
     for i in 0..rank {
-        let da = if i + a.len() >= rank {
-            a[i + a.len() - rank]
-        } else {
-            1
-        };
-        let db = if i + b.len() >= rank {
-            b[i + b.len() - rank]
-        } else {
-            1
-        };
+        let da = if i + a.len() >= rank { a[i + a.len() - rank] } else { 1 };
+        let db = if i + b.len() >= rank { b[i + b.len() - rank] } else { 1 };
         out[i] = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,
             (x, 1) => x,
             _ => {
-                return Err(Error::shape(format!(
-                    "shapes {a:?} and {b:?} do not broadcast"
-                )));
+                return Err(Error::shape(format!("shapes {a:?} and {b:?} do not broadcast")));
             }
         };
     }
@@ -57,15 +47,9 @@ pub fn window_out(
         .and_then(|x| x.checked_add(pad_end))
         .ok_or_else(|| Error::shape("padded size overflows"))?;
     if padded < span {
-        return Err(Error::shape(format!(
-            "kernel span {span} is larger than the padded input {padded}"
-        )));
+        return Err(Error::shape(format!("kernel span {span} is larger than the padded input {padded}")));
     }
-    let mut out = if ceil_mode {
-        (padded - span).div_ceil(stride) + 1
-    } else {
-        (padded - span) / stride + 1
-    };
+    let mut out = if ceil_mode { (padded - span).div_ceil(stride) + 1 } else { (padded - span) / stride + 1 };
     // The last window must start inside the input or its left padding.
     if ceil_mode && (out - 1) * stride >= input + pad_begin {
         out -= 1;
@@ -74,19 +58,10 @@ pub fn window_out(
 }
 
 fn need<'a>(inputs: &[Option<&'a ValueInfo>], i: usize, op: &Op) -> Result<&'a ValueInfo> {
-    inputs
-        .get(i)
-        .copied()
-        .flatten()
-        .ok_or_else(|| Error::invalid(format!("{} is missing input {i}", op.name())))
+    inputs.get(i).copied().flatten().ok_or_else(|| Error::invalid(format!("{} is missing input {i}", op.name())))
 }
 
-fn conv_out(
-    conv: &Conv,
-    x: &ValueInfo,
-    w: &ValueInfo,
-    bias: Option<&ValueInfo>,
-) -> Result<Vec<usize>> {
+fn conv_out(conv: &Conv, x: &ValueInfo, w: &ValueInfo, bias: Option<&ValueInfo>) -> Result<Vec<usize>> {
     let spatial = conv.kernel.len();
     if x.shape.len() != spatial + 2 || w.shape.len() != spatial + 2 {
         return Err(Error::shape(format!(
@@ -99,9 +74,7 @@ fn conv_out(
     let (c_in, m) = (x.shape[1], w.shape[0]);
     let g = conv.group;
     if g == 0 || c_in % g != 0 || m % g != 0 {
-        return Err(Error::shape(format!(
-            "group {g} must divide the input channels {c_in} and output channels {m}"
-        )));
+        return Err(Error::shape(format!("group {g} must divide the input channels {c_in} and output channels {m}")));
     }
     if w.shape[1] * g != c_in {
         return Err(Error::shape(format!(
@@ -110,18 +83,12 @@ fn conv_out(
         )));
     }
     if w.shape[2..] != conv.kernel[..] {
-        return Err(Error::shape(format!(
-            "kernel_shape {:?} disagrees with weight shape {:?}",
-            conv.kernel, w.shape
-        )));
+        return Err(Error::shape(format!("kernel_shape {:?} disagrees with weight shape {:?}", conv.kernel, w.shape)));
     }
     if let Some(b) = bias
         && b.shape != [m]
     {
-        return Err(Error::shape(format!(
-            "bias shape {:?} should be [{m}]",
-            b.shape
-        )));
+        return Err(Error::shape(format!("bias shape {:?} should be [{m}]", b.shape)));
     }
     let mut out = vec![x.shape[0], m];
     for i in 0..spatial {
@@ -141,11 +108,7 @@ fn conv_out(
 fn pool_out(p: &Pool, x: &ValueInfo) -> Result<Vec<usize>> {
     let spatial = p.kernel.len();
     if x.shape.len() != spatial + 2 {
-        return Err(Error::shape(format!(
-            "a {spatial}-D pool needs a rank-{} input, got {:?}",
-            spatial + 2,
-            x.shape
-        )));
+        return Err(Error::shape(format!("a {spatial}-D pool needs a rank-{} input, got {:?}", spatial + 2, x.shape)));
     }
     let mut out = x.shape[..2].to_vec();
     for i in 0..spatial {
@@ -169,21 +132,11 @@ fn matmul_out(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
     if a.is_empty() || b.is_empty() {
         return Err(Error::shape("MatMul operands must have rank >= 1"));
     }
-    let a2: Vec<usize> = if a.len() == 1 {
-        vec![1, a[0]]
-    } else {
-        a.to_vec()
-    };
-    let b2: Vec<usize> = if b.len() == 1 {
-        vec![b[0], 1]
-    } else {
-        b.to_vec()
-    };
+    let a2: Vec<usize> = if a.len() == 1 { vec![1, a[0]] } else { a.to_vec() };
+    let b2: Vec<usize> = if b.len() == 1 { vec![b[0], 1] } else { b.to_vec() };
     let (k1, k2) = (a2[a2.len() - 1], b2[b2.len() - 2]);
     if k1 != k2 {
-        return Err(Error::shape(format!(
-            "MatMul inner dims differ: {a:?} x {b:?}"
-        )));
+        return Err(Error::shape(format!("MatMul inner dims differ: {a:?} x {b:?}")));
     }
     let mut out = broadcast(&a2[..a2.len() - 2], &b2[..b2.len() - 2])?;
     if a.len() > 1 {
@@ -204,18 +157,12 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Result<Vec<OutType>> {
         Op::Const(t) => vec![(t.dtype(), t.shape().to_vec())],
         Op::Conv(c) => {
             let (x, w) = (x()?, need(inputs, 1, op)?);
-            vec![(
-                x.dtype,
-                conv_out(c, x, w, inputs.get(2).copied().flatten())?,
-            )]
+            vec![(x.dtype, conv_out(c, x, w, inputs.get(2).copied().flatten())?)]
         }
         Op::BatchNorm { .. } => {
             let x = x()?;
             if x.shape.len() < 2 {
-                return Err(Error::shape(format!(
-                    "BatchNormalization input {:?} has no channel dim",
-                    x.shape
-                )));
+                return Err(Error::shape(format!("BatchNormalization input {:?} has no channel dim", x.shape)));
             }
             for i in 1..5 {
                 let p = need(inputs, i, op)?;
@@ -236,12 +183,7 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Result<Vec<OutType>> {
         Op::Binary(b) => {
             let (x, y) = (x()?, need(inputs, 1, op)?);
             if x.dtype != y.dtype {
-                return Err(Error::invalid(format!(
-                    "{} mixes {} and {}",
-                    b.name(),
-                    x.dtype,
-                    y.dtype
-                )));
+                return Err(Error::invalid(format!("{} mixes {} and {}", b.name(), x.dtype, y.dtype)));
             }
             let shape = if *b == Binary::PRelu {
                 let s = broadcast(&x.shape, &y.shape)?;
@@ -255,46 +197,22 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Result<Vec<OutType>> {
             } else {
                 broadcast(&x.shape, &y.shape)?
             };
-            vec![(
-                if b.yields_bool() {
-                    DType::Bool
-                } else {
-                    x.dtype
-                },
-                shape,
-            )]
+            vec![(if b.yields_bool() { DType::Bool } else { x.dtype }, shape)]
         }
         Op::Gemm(g) => {
             let (a, b) = (x()?, need(inputs, 1, op)?);
             if a.shape.len() != 2 || b.shape.len() != 2 {
-                return Err(Error::shape(format!(
-                    "Gemm needs 2-D operands, got {:?} and {:?}",
-                    a.shape, b.shape
-                )));
+                return Err(Error::shape(format!("Gemm needs 2-D operands, got {:?} and {:?}", a.shape, b.shape)));
             }
-            let (m, k) = if g.trans_a {
-                (a.shape[1], a.shape[0])
-            } else {
-                (a.shape[0], a.shape[1])
-            };
-            let (k2, n) = if g.trans_b {
-                (b.shape[1], b.shape[0])
-            } else {
-                (b.shape[0], b.shape[1])
-            };
+            let (m, k) = if g.trans_a { (a.shape[1], a.shape[0]) } else { (a.shape[0], a.shape[1]) };
+            let (k2, n) = if g.trans_b { (b.shape[1], b.shape[0]) } else { (b.shape[0], b.shape[1]) };
             if k != k2 {
-                return Err(Error::shape(format!(
-                    "Gemm inner dims differ: {:?} x {:?}",
-                    a.shape, b.shape
-                )));
+                return Err(Error::shape(format!("Gemm inner dims differ: {:?} x {:?}", a.shape, b.shape)));
             }
             if let Some(c) = inputs.get(2).copied().flatten()
                 && broadcast(&c.shape, &[m, n])? != [m, n]
             {
-                return Err(Error::shape(format!(
-                    "Gemm C {:?} does not broadcast to [{m}, {n}]",
-                    c.shape
-                )));
+                return Err(Error::shape(format!("Gemm C {:?} does not broadcast to [{m}, {n}]", c.shape)));
             }
             vec![(a.dtype, vec![m, n])]
         }
@@ -309,10 +227,7 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Result<Vec<OutType>> {
         Op::GlobalPool(_) => {
             let x = x()?;
             if x.shape.len() < 3 {
-                return Err(Error::shape(format!(
-                    "global pool needs spatial dims, got {:?}",
-                    x.shape
-                )));
+                return Err(Error::shape(format!("global pool needs spatial dims, got {:?}", x.shape)));
             }
             let mut s = x.shape[..2].to_vec();
             s.resize(x.shape.len(), 1);
@@ -321,10 +236,7 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Result<Vec<OutType>> {
         Op::Reduce(r) => {
             let x = x()?;
             if let Some(&a) = r.axes.iter().find(|&&a| a >= x.shape.len()) {
-                return Err(Error::shape(format!(
-                    "reduce axis {a} out of range for {:?}",
-                    x.shape
-                )));
+                return Err(Error::shape(format!("reduce axis {a} out of range for {:?}", x.shape)));
             }
             let mut s = Vec::new();
             for (i, &d) in x.shape.iter().enumerate() {
@@ -339,10 +251,7 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Result<Vec<OutType>> {
         Op::Reshape { shape } => {
             let x = x()?;
             if checked_numel(shape)? != x.numel() {
-                return Err(Error::shape(format!(
-                    "cannot reshape {:?} into {shape:?}",
-                    x.shape
-                )));
+                return Err(Error::shape(format!("cannot reshape {:?} into {shape:?}", x.shape)));
             }
             vec![(x.dtype, shape.clone())]
         }
@@ -350,42 +259,27 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Result<Vec<OutType>> {
             let x = x()?;
             let mut seen = vec![false; x.shape.len()];
             if perm.len() != x.shape.len()
-                || perm
-                    .iter()
-                    .any(|&p| p >= seen.len() || std::mem::replace(&mut seen[p], true))
+                || perm.iter().any(|&p| p >= seen.len() || std::mem::replace(&mut seen[p], true))
             {
-                return Err(Error::shape(format!(
-                    "perm {perm:?} is not a permutation of {:?}",
-                    x.shape
-                )));
+                return Err(Error::shape(format!("perm {perm:?} is not a permutation of {:?}", x.shape)));
             }
             vec![(x.dtype, perm.iter().map(|&p| x.shape[p]).collect())]
         }
         Op::Softmax { start, end, .. } => {
             let x = x()?;
             if start >= end || *end > x.shape.len() {
-                return Err(Error::shape(format!(
-                    "softmax axes {start}..{end} out of range for {:?}",
-                    x.shape
-                )));
+                return Err(Error::shape(format!("softmax axes {start}..{end} out of range for {:?}", x.shape)));
             }
             return same(x);
         }
         Op::Pad(p) => {
             let x = x()?;
             if p.begin.len() != x.shape.len() || p.end.len() != x.shape.len() {
-                return Err(Error::shape(format!(
-                    "pads for rank {} given for {:?}",
-                    p.begin.len(),
-                    x.shape
-                )));
+                return Err(Error::shape(format!("pads for rank {} given for {:?}", p.begin.len(), x.shape)));
             }
             let mut s = Vec::with_capacity(x.shape.len());
             for i in 0..x.shape.len() {
-                if !matches!(p.mode, crate::op::PadMode::Constant(_))
-                    && x.shape[i] == 0
-                    && p.begin[i] + p.end[i] > 0
-                {
+                if !matches!(p.mode, crate::op::PadMode::Constant(_)) && x.shape[i] == 0 && p.begin[i] + p.end[i] > 0 {
                     return Err(Error::shape("cannot reflect or extend an empty dim"));
                 }
                 if matches!(p.mode, crate::op::PadMode::Reflect)
@@ -410,10 +304,7 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Result<Vec<OutType>> {
             let first = x()?;
             let mut s = first.shape.clone();
             if *axis >= s.len() {
-                return Err(Error::shape(format!(
-                    "concat axis {axis} out of range for {:?}",
-                    s
-                )));
+                return Err(Error::shape(format!("concat axis {axis} out of range for {:?}", s)));
             }
             s[*axis] = 0;
             for i in 0..inputs.len() {
@@ -434,10 +325,7 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Result<Vec<OutType>> {
         Op::Split { axis, sizes } => {
             let x = x()?;
             if *axis >= x.shape.len() || sizes.iter().sum::<usize>() != x.shape[*axis] {
-                return Err(Error::shape(format!(
-                    "cannot split {:?} into {sizes:?} on axis {axis}",
-                    x.shape
-                )));
+                return Err(Error::shape(format!("cannot split {:?} into {sizes:?} on axis {axis}", x.shape)));
             }
             sizes
                 .iter()
@@ -468,16 +356,10 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Result<Vec<OutType>> {
         Op::Gather { axis } => {
             let (x, idx) = (x()?, need(inputs, 1, op)?);
             if *axis >= x.shape.len() {
-                return Err(Error::shape(format!(
-                    "gather axis {axis} out of range for {:?}",
-                    x.shape
-                )));
+                return Err(Error::shape(format!("gather axis {axis} out of range for {:?}", x.shape)));
             }
             if !matches!(idx.dtype, DType::I64 | DType::I32) {
-                return Err(Error::invalid(format!(
-                    "Gather indices must be integers, got {}",
-                    idx.dtype
-                )));
+                return Err(Error::invalid(format!("Gather indices must be integers, got {}", idx.dtype)));
             }
             let mut s = x.shape[..*axis].to_vec();
             s.extend_from_slice(&idx.shape);
@@ -487,19 +369,13 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Result<Vec<OutType>> {
         Op::Tile { repeats } => {
             let x = x()?;
             if repeats.len() != x.shape.len() {
-                return Err(Error::shape(format!(
-                    "Tile repeats {repeats:?} for rank {}",
-                    x.shape.len()
-                )));
+                return Err(Error::shape(format!("Tile repeats {repeats:?} for rank {}", x.shape.len())));
             }
             let s = x
                 .shape
                 .iter()
                 .zip(repeats)
-                .map(|(&d, &r)| {
-                    d.checked_mul(r)
-                        .ok_or_else(|| Error::shape("tiled size overflows"))
-                })
+                .map(|(&d, &r)| d.checked_mul(r).ok_or_else(|| Error::shape("tiled size overflows")))
                 .collect::<Result<Vec<_>>>()?;
             checked_numel(&s)?;
             vec![(x.dtype, s)]
@@ -512,14 +388,9 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Result<Vec<OutType>> {
         Op::Where => {
             let (c, a, b) = (x()?, need(inputs, 1, op)?, need(inputs, 2, op)?);
             if c.dtype != DType::Bool || a.dtype != b.dtype {
-                return Err(Error::invalid(
-                    "Where needs a bool condition and two values of one dtype",
-                ));
+                return Err(Error::invalid("Where needs a bool condition and two values of one dtype"));
             }
-            vec![(
-                a.dtype,
-                broadcast(&broadcast(&c.shape, &a.shape)?, &b.shape)?,
-            )]
+            vec![(a.dtype, broadcast(&broadcast(&c.shape, &a.shape)?, &b.shape)?)]
         }
     };
     for (_, s) in &out {

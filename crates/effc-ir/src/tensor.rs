@@ -100,17 +100,11 @@ impl Tensor {
     }
 
     pub fn scalar_f32(v: f32) -> Self {
-        Tensor {
-            shape: vec![],
-            data: TensorData::F32(vec![v].into()),
-        }
+        Tensor { shape: vec![], data: TensorData::F32(vec![v].into()) }
     }
 
     pub fn vec_i64(v: Vec<i64>) -> Self {
-        Tensor {
-            shape: vec![v.len()],
-            data: TensorData::I64(v.into()),
-        }
+        Tensor { shape: vec![v.len()], data: TensorData::I64(v.into()) }
     }
 
     pub fn shape(&self) -> &[usize] {
@@ -150,10 +144,7 @@ impl Tensor {
             TensorData::U8(v) => v.iter().map(|&x| x as i64).collect(),
             TensorData::Bool(v) => v.iter().map(|&x| x as i64).collect(),
             TensorData::F32(_) | TensorData::F64(_) => {
-                return Err(Error::invalid(format!(
-                    "expected an integer tensor, got {}",
-                    self.dtype()
-                )));
+                return Err(Error::invalid(format!("expected an integer tensor, got {}", self.dtype())));
             }
         })
     }
@@ -182,10 +173,7 @@ impl Tensor {
     /// The single element of a one-element tensor, as f64.
     pub fn scalar_value(&self) -> Result<f64> {
         if self.numel() != 1 {
-            return Err(Error::invalid(format!(
-                "expected a scalar, got a tensor of shape {:?}",
-                self.shape
-            )));
+            return Err(Error::invalid(format!("expected a scalar, got a tensor of shape {:?}", self.shape)));
         }
         Ok(self.to_f64_vec()[0])
     }

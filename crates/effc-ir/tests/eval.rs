@@ -21,14 +21,8 @@ fn broadcasting() {
     assert_eq!(broadcast_index(&[2, 1], &[2, 3]), [0, 0, 0, 1, 1, 1]);
     let a = t(&[2, 1], &[1.0, 2.0]);
     let b = t(&[3], &[10.0, 20.0, 30.0]);
-    assert_eq!(
-        run(Op::Binary(Binary::Add), &[&a, &b], &[2, 3]),
-        [11.0, 21.0, 31.0, 12.0, 22.0, 32.0]
-    );
-    assert_eq!(
-        run(Op::Binary(Binary::Sub), &[&b, &a], &[2, 3]),
-        [9.0, 19.0, 29.0, 8.0, 18.0, 28.0]
-    );
+    assert_eq!(run(Op::Binary(Binary::Add), &[&a, &b], &[2, 3]), [11.0, 21.0, 31.0, 12.0, 22.0, 32.0]);
+    assert_eq!(run(Op::Binary(Binary::Sub), &[&b, &a], &[2, 3]), [9.0, 19.0, 29.0, 8.0, 18.0, 28.0]);
 }
 
 #[test]
@@ -37,12 +31,7 @@ fn integer_arithmetic_truncates_and_checks_division() {
     let b = Tensor::from_i64(vec![3], vec![2, 2, -4]).unwrap();
     let q = eval(&Op::Binary(Binary::Div), &[&a, &b], &[vec![3]]).unwrap();
     assert_eq!(q[0].to_i64_vec().unwrap(), [3, -3, -2]);
-    let m = eval(
-        &Op::Binary(Binary::Mod { fmod: false }),
-        &[&a, &b],
-        &[vec![3]],
-    )
-    .unwrap();
+    let m = eval(&Op::Binary(Binary::Mod { fmod: false }), &[&a, &b], &[vec![3]]).unwrap();
     assert_eq!(m[0].to_i64_vec().unwrap(), [1, 1, -3]);
     let zero = Tensor::from_i64(vec![1], vec![0]).unwrap();
     assert!(eval(&Op::Binary(Binary::Div), &[&a, &zero], &[vec![3]]).is_err());
@@ -51,102 +40,37 @@ fn integer_arithmetic_truncates_and_checks_division() {
 #[test]
 fn layout_ops() {
     let x = t(&[2, 3], &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
-    assert_eq!(
-        run(Op::Transpose { perm: vec![1, 0] }, &[&x], &[3, 2]),
-        [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]
-    );
-    let rev = Op::Slice {
-        axes: vec![SliceAxis {
-            axis: 1,
-            start: 2,
-            step: -2,
-            len: 2,
-        }],
-    };
+    assert_eq!(run(Op::Transpose { perm: vec![1, 0] }, &[&x], &[3, 2]), [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+    let rev = Op::Slice { axes: vec![SliceAxis { axis: 1, start: 2, step: -2, len: 2 }] };
     assert_eq!(run(rev, &[&x], &[2, 2]), [2.0, 0.0, 5.0, 3.0]);
     let idx = Tensor::from_i64(vec![2], vec![-1, 0]).unwrap();
-    assert_eq!(
-        run(Op::Gather { axis: 1 }, &[&x, &idx], &[2, 2]),
-        [2.0, 0.0, 5.0, 3.0]
-    );
+    assert_eq!(run(Op::Gather { axis: 1 }, &[&x, &idx], &[2, 2]), [2.0, 0.0, 5.0, 3.0]);
     let y = t(&[1, 3], &[6.0, 7.0, 8.0]);
-    assert_eq!(
-        run(Op::Concat { axis: 0 }, &[&x, &y], &[3, 3]),
-        [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
-    );
-    assert_eq!(
-        run(
-            Op::Tile {
-                repeats: vec![1, 2]
-            },
-            &[&y],
-            &[1, 6]
-        ),
-        [6.0, 7.0, 8.0, 6.0, 7.0, 8.0]
-    );
-    let parts = eval(
-        &Op::Split {
-            axis: 1,
-            sizes: vec![1, 2],
-        },
-        &[&x],
-        &[vec![2, 1], vec![2, 2]],
-    )
-    .unwrap();
+    assert_eq!(run(Op::Concat { axis: 0 }, &[&x, &y], &[3, 3]), [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
+    assert_eq!(run(Op::Tile { repeats: vec![1, 2] }, &[&y], &[1, 6]), [6.0, 7.0, 8.0, 6.0, 7.0, 8.0]);
+    let parts = eval(&Op::Split { axis: 1, sizes: vec![1, 2] }, &[&x], &[vec![2, 1], vec![2, 2]]).unwrap();
     assert_eq!(parts[1].to_f64_vec(), [1.0, 2.0, 4.0, 5.0]);
 }
 
 #[test]
 fn pad_modes() {
     let x = t(&[1, 3], &[1.0, 2.0, 3.0]);
-    let pad = |mode| {
-        Op::Pad(Pad {
-            mode,
-            begin: vec![0, 2],
-            end: vec![0, 1],
-        })
-    };
-    assert_eq!(
-        run(pad(PadMode::Constant(9.0)), &[&x], &[1, 6]),
-        [9.0, 9.0, 1.0, 2.0, 3.0, 9.0]
-    );
-    assert_eq!(
-        run(pad(PadMode::Reflect), &[&x], &[1, 6]),
-        [3.0, 2.0, 1.0, 2.0, 3.0, 2.0]
-    );
-    assert_eq!(
-        run(pad(PadMode::Edge), &[&x], &[1, 6]),
-        [1.0, 1.0, 1.0, 2.0, 3.0, 3.0]
-    );
+    let pad = |mode| Op::Pad(Pad { mode, begin: vec![0, 2], end: vec![0, 1] });
+    assert_eq!(run(pad(PadMode::Constant(9.0)), &[&x], &[1, 6]), [9.0, 9.0, 1.0, 2.0, 3.0, 9.0]);
+    assert_eq!(run(pad(PadMode::Reflect), &[&x], &[1, 6]), [3.0, 2.0, 1.0, 2.0, 3.0, 2.0]);
+    assert_eq!(run(pad(PadMode::Edge), &[&x], &[1, 6]), [1.0, 1.0, 1.0, 2.0, 3.0, 3.0]);
 }
 
 #[test]
 fn reductions_casts_and_unaries() {
     let x = t(&[2, 2], &[1.0, -2.0, 3.5, 4.0]);
-    let mean = Op::Reduce(Reduce {
-        kind: ReduceKind::Mean,
-        axes: vec![0],
-        keepdims: true,
-    });
+    let mean = Op::Reduce(Reduce { kind: ReduceKind::Mean, axes: vec![0], keepdims: true });
     assert_eq!(run(mean, &[&x], &[1, 2]), [2.25, 1.0]);
-    let max = Op::Reduce(Reduce {
-        kind: ReduceKind::Max,
-        axes: vec![0, 1],
-        keepdims: false,
-    });
+    let max = Op::Reduce(Reduce { kind: ReduceKind::Max, axes: vec![0, 1], keepdims: false });
     assert_eq!(run(max, &[&x], &[]), [4.0]);
-    let c = eval(
-        &Op::Cast { to: DType::I64 },
-        &[&t(&[3], &[-1.7, 2.9, 0.2])],
-        &[vec![3]],
-    )
-    .unwrap();
+    let c = eval(&Op::Cast { to: DType::I64 }, &[&t(&[3], &[-1.7, 2.9, 0.2])], &[vec![3]]).unwrap();
     assert_eq!(c[0].to_i64_vec().unwrap(), [-1, 2, 0]);
-    let hs = run(
-        Op::Unary(Unary::HardSwish),
-        &[&t(&[3], &[-4.0, 1.0, 4.0])],
-        &[3],
-    );
+    let hs = run(Op::Unary(Unary::HardSwish), &[&t(&[3], &[-4.0, 1.0, 4.0])], &[3]);
     assert_eq!(hs, [0.0, (1.0f64 * (1.0 / 6.0 + 0.5)) as f32 as f64, 4.0]);
     let s = run(Op::Unary(Unary::Sigmoid), &[&t(&[1], &[0.0])], &[1]);
     assert_eq!(s, [0.5]);

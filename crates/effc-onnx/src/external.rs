@@ -20,44 +20,27 @@ pub(crate) struct ExternalData {
 
 impl ExternalData {
     pub(crate) fn new(dir: Option<PathBuf>) -> Self {
-        ExternalData {
-            dir,
-            files: RefCell::new(HashMap::new()),
-        }
+        ExternalData { dir, files: RefCell::new(HashMap::new()) }
     }
 
     /// Resolves `location` inside the model folder, refusing anything that could leave it.
     fn resolve(&self, location: &str) -> Result<PathBuf> {
-        let dir = self.dir.as_ref().ok_or_else(|| {
-            ext_err(format!(
-                "'{location}' cannot be resolved for a model loaded from memory"
-            ))
-        })?;
+        let dir = self
+            .dir
+            .as_ref()
+            .ok_or_else(|| ext_err(format!("'{location}' cannot be resolved for a model loaded from memory")))?;
         let rel = Path::new(location);
         if location.is_empty() || rel.is_absolute() {
-            return Err(ext_err(format!(
-                "location '{location}' must be a relative path"
-            )));
+            return Err(ext_err(format!("location '{location}' must be a relative path")));
         }
-        if rel
-            .components()
-            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-        {
-            return Err(ext_err(format!(
-                "location '{location}' leaves the model's folder"
-            )));
+        if rel.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
+            return Err(ext_err(format!("location '{location}' leaves the model's folder")));
         }
         let path = dir.join(rel);
-        let real = path
-            .canonicalize()
-            .map_err(|e| ext_err(format!("cannot open '{}': {e}", path.display())))?;
-        let real_dir = dir
-            .canonicalize()
-            .map_err(|e| ext_err(format!("cannot open '{}': {e}", dir.display())))?;
+        let real = path.canonicalize().map_err(|e| ext_err(format!("cannot open '{}': {e}", path.display())))?;
+        let real_dir = dir.canonicalize().map_err(|e| ext_err(format!("cannot open '{}': {e}", dir.display())))?;
         if !real.starts_with(&real_dir) {
-            return Err(ext_err(format!(
-                "location '{location}' resolves (through a link) outside the model's folder"
-            )));
+            return Err(ext_err(format!("location '{location}' resolves (through a link) outside the model's folder")));
         }
         Ok(real)
     }
@@ -67,24 +50,16 @@ impl ExternalData {
         if let Some(m) = self.files.borrow().get(&path) {
             return Ok(m.clone());
         }
-        let file = std::fs::File::open(&path).map_err(|source| {
-            Error::new(ErrorKind::Io {
-                path: path.clone(),
-                source,
-            })
-        })?;
+        let file =
+            std::fs::File::open(&path).map_err(|source| Error::new(ErrorKind::Io { path: path.clone(), source }))?;
         if !file.metadata().map(|m| m.is_file()).unwrap_or(false) {
             return Err(ext_err(format!("'{location}' is not a regular file")));
         }
         // SAFETY: the mapping is read-only and private to this process. Its contents are only
         // copied out (never referenced after import), and a concurrent truncation of the
         // weight file by another process is outside what effc defends against.
-        let mmap = unsafe { Mmap::map(&file) }.map_err(|source| {
-            Error::new(ErrorKind::Io {
-                path: path.clone(),
-                source,
-            })
-        })?;
+        let mmap =
+            unsafe { Mmap::map(&file) }.map_err(|source| Error::new(ErrorKind::Io { path: path.clone(), source }))?;
         let mmap = Arc::new(mmap);
         self.files.borrow_mut().insert(path, mmap.clone());
         Ok(mmap)
@@ -101,15 +76,12 @@ impl ExternalData {
         let mmap = self.map(location)?;
         let size = mmap.len() as u64;
         if offset > size {
-            return Err(ext_err(format!(
-                "offset {offset} is past the end of '{location}' ({size} bytes)"
-            )));
+            return Err(ext_err(format!("offset {offset} is past the end of '{location}' ({size} bytes)")));
         }
         let length = length.unwrap_or(size - offset);
-        let end = offset
-            .checked_add(length)
-            .filter(|&e| e <= size)
-            .ok_or_else(|| ext_err(format!("offset {offset} + length {length} is past the end of '{location}' ({size} bytes)")))?;
+        let end = offset.checked_add(length).filter(|&e| e <= size).ok_or_else(|| {
+            ext_err(format!("offset {offset} + length {length} is past the end of '{location}' ({size} bytes)"))
+        })?;
         f(&mmap[offset as usize..end as usize])
     }
 }

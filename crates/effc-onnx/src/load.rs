@@ -42,19 +42,8 @@ impl OnnxModel {
 /// that buffer instead of being copied.
 pub fn load_model(path: impl AsRef<Path>) -> Result<OnnxModel> {
     let path = path.as_ref();
-    let buf = std::fs::read(path).map_err(|source| {
-        Error::new(ErrorKind::Io {
-            path: path.to_path_buf(),
-            source,
-        })
-    })?;
-    let dir = path.parent().map(|p| {
-        if p.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            p
-        }
-    });
+    let buf = std::fs::read(path).map_err(|source| Error::new(ErrorKind::Io { path: path.to_path_buf(), source }))?;
+    let dir = path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p });
     decode(Bytes::from(buf), dir.map(Path::to_path_buf))
         .map(|mut m| {
             m.path = Some(path.to_path_buf());
@@ -73,16 +62,9 @@ fn decode(bytes: Bytes, dir: Option<PathBuf>) -> Result<OnnxModel> {
     if bytes.is_empty() {
         return Err(Error::new(ErrorKind::Decode("the file is empty".into())));
     }
-    let proto =
-        ModelProto::decode(bytes).map_err(|e| Error::new(ErrorKind::Decode(e.to_string())))?;
+    let proto = ModelProto::decode(bytes).map_err(|e| Error::new(ErrorKind::Decode(e.to_string())))?;
     if proto.graph.is_none() {
-        return Err(Error::new(ErrorKind::Decode(
-            "the model has no graph".into(),
-        )));
+        return Err(Error::new(ErrorKind::Decode("the model has no graph".into())));
     }
-    Ok(OnnxModel {
-        proto,
-        path: None,
-        external: ExternalData::new(dir),
-    })
+    Ok(OnnxModel { proto, path: None, external: ExternalData::new(dir) })
 }

@@ -14,20 +14,13 @@ pub fn dtype_from_onnx(data_type: i32) -> Result<DType> {
     Ok(match dt {
         DataType::Float | DataType::Float16 | DataType::Bfloat16 => DType::F32,
         DataType::Double => DType::F64,
-        DataType::Int64
-        | DataType::Int16
-        | DataType::Uint16
-        | DataType::Uint32
-        | DataType::Uint64 => DType::I64,
+        DataType::Int64 | DataType::Int16 | DataType::Uint16 | DataType::Uint32 | DataType::Uint64 => DType::I64,
         DataType::Int32 => DType::I32,
         DataType::Int8 => DType::I8,
         DataType::Uint8 => DType::U8,
         DataType::Bool => DType::Bool,
         other => {
-            return Err(Error::unsupported(format!(
-                "tensor element type {}",
-                other.as_str_name()
-            )));
+            return Err(Error::unsupported(format!("tensor element type {}", other.as_str_name())));
         }
     })
 }
@@ -63,26 +56,17 @@ fn f16_to_f32(h: u16) -> f32 {
 fn from_le_bytes(dt: DataType, bytes: &[u8]) -> Result<TensorData> {
     let size = stored_size(dt);
     if !bytes.len().is_multiple_of(size) {
-        return Err(Error::invalid(format!(
-            "{} raw bytes is not a whole number of {size}-byte elements",
-            bytes.len()
-        )));
+        return Err(Error::invalid(format!("{} raw bytes is not a whole number of {size}-byte elements", bytes.len())));
     }
     macro_rules! le {
         ($t:ty, $n:literal) => {
-            bytes
-                .chunks_exact($n)
-                .map(|c| <$t>::from_le_bytes(c.try_into().unwrap()))
+            bytes.chunks_exact($n).map(|c| <$t>::from_le_bytes(c.try_into().unwrap()))
         };
     }
     Ok(match dt {
         DataType::Float => TensorData::F32(le!(f32, 4).collect()),
         DataType::Float16 => TensorData::F32(le!(u16, 2).map(f16_to_f32).collect()),
-        DataType::Bfloat16 => TensorData::F32(
-            le!(u16, 2)
-                .map(|b| f32::from_bits((b as u32) << 16))
-                .collect(),
-        ),
+        DataType::Bfloat16 => TensorData::F32(le!(u16, 2).map(|b| f32::from_bits((b as u32) << 16)).collect()),
         DataType::Double => TensorData::F64(le!(f64, 8).collect()),
         DataType::Int64 => TensorData::I64(le!(i64, 8).collect()),
         DataType::Uint64 => TensorData::I64(le!(u64, 8).map(|v| v as i64).collect()),
@@ -94,10 +78,7 @@ fn from_le_bytes(dt: DataType, bytes: &[u8]) -> Result<TensorData> {
         DataType::Uint8 => TensorData::U8(bytes.into()),
         DataType::Bool => TensorData::Bool(bytes.iter().map(|&b| b != 0).collect()),
         other => {
-            return Err(Error::unsupported(format!(
-                "tensor element type {}",
-                other.as_str_name()
-            )));
+            return Err(Error::unsupported(format!("tensor element type {}", other.as_str_name())));
         }
     })
 }
@@ -109,25 +90,16 @@ fn from_typed_fields(dt: DataType, t: &TensorProto) -> Result<TensorData> {
         DataType::Float => TensorData::F32(t.float_data.as_slice().into()),
         DataType::Double => TensorData::F64(t.double_data.as_slice().into()),
         DataType::Int64 => TensorData::I64(t.int64_data.as_slice().into()),
-        DataType::Uint64 | DataType::Uint32 => {
-            TensorData::I64(t.uint64_data.iter().map(|&v| v as i64).collect())
-        }
+        DataType::Uint64 | DataType::Uint32 => TensorData::I64(t.uint64_data.iter().map(|&v| v as i64).collect()),
         DataType::Int32 => TensorData::I32(t.int32_data.as_slice().into()),
         DataType::Int16 | DataType::Uint16 => TensorData::I64(i32s().map(|&v| v as i64).collect()),
         DataType::Int8 => TensorData::I8(i32s().map(|&v| v as i8).collect()),
         DataType::Uint8 => TensorData::U8(i32s().map(|&v| v as u8).collect()),
         DataType::Bool => TensorData::Bool(i32s().map(|&v| v != 0).collect()),
         DataType::Float16 => TensorData::F32(i32s().map(|&v| f16_to_f32(v as u16)).collect()),
-        DataType::Bfloat16 => TensorData::F32(
-            i32s()
-                .map(|&v| f32::from_bits((v as u32 & 0xffff) << 16))
-                .collect(),
-        ),
+        DataType::Bfloat16 => TensorData::F32(i32s().map(|&v| f32::from_bits((v as u32 & 0xffff) << 16)).collect()),
         other => {
-            return Err(Error::unsupported(format!(
-                "tensor element type {}",
-                other.as_str_name()
-            )));
+            return Err(Error::unsupported(format!("tensor element type {}", other.as_str_name())));
         }
     })
 }
@@ -137,12 +109,8 @@ fn external_data(t: &TensorProto, ext: &ExternalData, dt: DataType) -> Result<Te
     let (mut offset, mut length) = (0u64, None);
     for kv in &t.external_data {
         let parse = |v: &str| {
-            v.parse::<u64>().map_err(|_| {
-                Error::invalid(format!(
-                    "external_data {} '{v}' is not a non-negative integer",
-                    kv.key
-                ))
-            })
+            v.parse::<u64>()
+                .map_err(|_| Error::invalid(format!("external_data {} '{v}' is not a non-negative integer", kv.key)))
         };
         match kv.key.as_str() {
             "location" => location = Some(kv.value.as_str()),
@@ -157,11 +125,7 @@ fn external_data(t: &TensorProto, ext: &ExternalData, dt: DataType) -> Result<Te
 
 /// Converts a TensorProto, checking that the element count agrees with its dims.
 pub(crate) fn convert(t: &TensorProto, ext: &ExternalData) -> Result<Tensor> {
-    let name = if t.name.is_empty() {
-        "<unnamed>"
-    } else {
-        &t.name
-    };
+    let name = if t.name.is_empty() { "<unnamed>" } else { &t.name };
     convert_inner(t, ext).map_err(|e| e.for_tensor(name))
 }
 
@@ -172,10 +136,7 @@ fn convert_inner(t: &TensorProto, ext: &ExternalData) -> Result<Tensor> {
     let shape = t
         .dims
         .iter()
-        .map(|&d| {
-            usize::try_from(d)
-                .map_err(|_| Error::invalid(format!("negative dim {d} in {:?}", t.dims)))
-        })
+        .map(|&d| usize::try_from(d).map_err(|_| Error::invalid(format!("negative dim {d} in {:?}", t.dims))))
         .collect::<Result<Vec<_>>>()?;
     let numel = effc_ir::checked_numel(&shape)?;
     let data = if t.data_location == DataLocation::External as i32 {
@@ -186,10 +147,7 @@ fn convert_inner(t: &TensorProto, ext: &ExternalData) -> Result<Tensor> {
         from_typed_fields(dt, t)?
     };
     if data.len() != numel {
-        return Err(Error::invalid(format!(
-            "{} elements stored but dims {shape:?} need {numel}",
-            data.len()
-        )));
+        return Err(Error::invalid(format!("{} elements stored but dims {shape:?} need {numel}", data.len())));
     }
     debug_assert_eq!(data.dtype(), dtype);
     Tensor::new(shape, data)

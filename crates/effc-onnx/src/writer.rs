@@ -11,8 +11,8 @@ use crate::proto::tensor_proto::{DataLocation, DataType};
 use crate::proto::tensor_shape_proto::{Dimension, dimension};
 use crate::proto::type_proto::{self, Tensor as TensorType};
 use crate::proto::{
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
-    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto,
 };
 
 /// A dim of a graph input: fixed, or symbolic (named).
@@ -35,39 +35,19 @@ impl From<&str> for Dim {
 }
 
 pub fn attr_int(name: &str, v: i64) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Int as i32,
-        i: v,
-        ..Default::default()
-    }
+    AttributeProto { name: name.into(), r#type: AttributeType::Int as i32, i: v, ..Default::default() }
 }
 
 pub fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Ints as i32,
-        ints: v.to_vec(),
-        ..Default::default()
-    }
+    AttributeProto { name: name.into(), r#type: AttributeType::Ints as i32, ints: v.to_vec(), ..Default::default() }
 }
 
 pub fn attr_float(name: &str, v: f32) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Float as i32,
-        f: v,
-        ..Default::default()
-    }
+    AttributeProto { name: name.into(), r#type: AttributeType::Float as i32, f: v, ..Default::default() }
 }
 
 pub fn attr_floats(name: &str, v: &[f32]) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Floats as i32,
-        floats: v.to_vec(),
-        ..Default::default()
-    }
+    AttributeProto { name: name.into(), r#type: AttributeType::Floats as i32, floats: v.to_vec(), ..Default::default() }
 }
 
 pub fn attr_string(name: &str, v: &str) -> AttributeProto {
@@ -80,12 +60,7 @@ pub fn attr_string(name: &str, v: &str) -> AttributeProto {
 }
 
 pub fn attr_tensor(name: &str, t: TensorProto) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Tensor as i32,
-        t: Some(t),
-        ..Default::default()
-    }
+    AttributeProto { name: name.into(), r#type: AttributeType::Tensor as i32, t: Some(t), ..Default::default() }
 }
 
 /// An f32 tensor stored as little-endian `raw_data`.
@@ -127,10 +102,7 @@ fn value_info(name: &str, elem_type: DataType, dims: Option<&[Dim]>) -> ValueInf
     ValueInfoProto {
         name: name.into(),
         r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(TensorType {
-                elem_type: elem_type as i32,
-                shape,
-            })),
+            value: Some(type_proto::Value::TensorType(TensorType { elem_type: elem_type as i32, shape })),
             ..Default::default()
         }),
         ..Default::default()
@@ -147,14 +119,7 @@ pub struct GraphBuilder {
 
 impl GraphBuilder {
     pub fn new(opset: i64) -> Self {
-        GraphBuilder {
-            graph: GraphProto {
-                name: "effc".into(),
-                ..Default::default()
-            },
-            opset,
-            next_id: 0,
-        }
+        GraphBuilder { graph: GraphProto { name: "effc".into(), ..Default::default() }, opset, next_id: 0 }
     }
 
     /// A fresh value name with the given prefix.
@@ -164,9 +129,7 @@ impl GraphBuilder {
     }
 
     pub fn input(&mut self, name: &str, elem_type: DataType, dims: &[Dim]) -> String {
-        self.graph
-            .input
-            .push(value_info(name, elem_type, Some(dims)));
+        self.graph.input.push(value_info(name, elem_type, Some(dims)));
         name.to_string()
     }
 
@@ -193,13 +156,7 @@ impl GraphBuilder {
     }
 
     /// Adds a node with `n_out` fresh outputs and returns their names.
-    pub fn node_n(
-        &mut self,
-        op_type: &str,
-        inputs: &[&str],
-        attrs: Vec<AttributeProto>,
-        n_out: usize,
-    ) -> Vec<String> {
+    pub fn node_n(&mut self, op_type: &str, inputs: &[&str], attrs: Vec<AttributeProto>, n_out: usize) -> Vec<String> {
         let name = self.fresh(op_type);
         let outputs: Vec<String> = (0..n_out).map(|i| format!("{name}_out{i}")).collect();
         self.graph.node.push(NodeProto {
@@ -220,19 +177,14 @@ impl GraphBuilder {
 
     /// Declares `name` a graph output (f32, shape left to inference).
     pub fn output(&mut self, name: &str) {
-        self.graph
-            .output
-            .push(value_info(name, DataType::Float, None));
+        self.graph.output.push(value_info(name, DataType::Float, None));
     }
 
     pub fn build(self) -> ModelProto {
         ModelProto {
             ir_version: if self.opset >= 21 { 10 } else { 8 },
             producer_name: "effc-writer".into(),
-            opset_import: vec![OperatorSetIdProto {
-                domain: String::new(),
-                version: self.opset,
-            }],
+            opset_import: vec![OperatorSetIdProto { domain: String::new(), version: self.opset }],
             graph: Some(self.graph),
             ..Default::default()
         }
@@ -266,10 +218,7 @@ pub fn save_with_external_data(
             blob.resize(blob.len().next_multiple_of(64), 0);
             let offset = blob.len();
             blob.extend_from_slice(&t.raw_data);
-            let entry = |k: &str, v: String| StringStringEntryProto {
-                key: k.into(),
-                value: v,
-            };
+            let entry = |k: &str, v: String| StringStringEntryProto { key: k.into(), value: v };
             t.external_data = vec![
                 entry("location", data_file.to_string()),
                 entry("offset", offset.to_string()),

@@ -49,13 +49,7 @@ const MAX_ROUNDS: usize = 32;
 
 /// Runs `passes` until a full round changes nothing.
 pub fn optimize(g: &mut Graph, passes: &[Box<dyn Pass>]) -> Result<Vec<PassReport>> {
-    let mut reports: Vec<PassReport> = passes
-        .iter()
-        .map(|p| PassReport {
-            name: p.name(),
-            changes: 0,
-        })
-        .collect();
+    let mut reports: Vec<PassReport> = passes.iter().map(|p| PassReport { name: p.name(), changes: 0 }).collect();
     for _ in 0..MAX_ROUNDS {
         let mut changed = 0;
         for (p, r) in passes.iter().zip(&mut reports) {

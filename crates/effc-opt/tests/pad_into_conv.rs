@@ -3,11 +3,7 @@ use effc_ir::{DType, Graph, Tensor, ValueInfo, ValueRef};
 use effc_opt::{DeadCode, MergePadIntoConv, Pass, optimize};
 
 fn info(name: &str, shape: &[usize]) -> Vec<ValueInfo> {
-    vec![ValueInfo {
-        name: name.into(),
-        dtype: DType::F32,
-        shape: shape.to_vec(),
-    }]
+    vec![ValueInfo { name: name.into(), dtype: DType::F32, shape: shape.to_vec() }]
 }
 
 /// x → Pad(mode, pads) → Conv(pads 1,1,1,1), returning the graph and the Conv node.
@@ -22,10 +18,7 @@ fn padded_conv(mode: PadMode, begin: Vec<usize>, end: Vec<usize>) -> (Graph, eff
         &[Some(ValueRef::new(x, 0))],
         info("p", &[1, 2, out_hw[0], out_hw[1]]),
     );
-    let w = g.add_const(
-        "w",
-        Tensor::from_f32(vec![2, 2, 3, 3], vec![0.0; 36]).unwrap(),
-    );
+    let w = g.add_const("w", Tensor::from_f32(vec![2, 2, 3, 3], vec![0.0; 36]).unwrap());
     let conv = Conv {
         kernel: vec![3, 3],
         strides: vec![1, 1],
@@ -50,18 +43,10 @@ fn zero_pad_merges_and_disappears() {
     let passes: Vec<Box<dyn Pass>> = vec![Box::new(MergePadIntoConv), Box::new(DeadCode)];
     let reports = optimize(&mut g, &passes).unwrap();
     assert_eq!(reports[0].changes, 1);
-    let Op::Conv(conv) = &g.node(c).op else {
-        panic!()
-    };
-    assert_eq!(
-        (conv.pads_begin.clone(), conv.pads_end.clone()),
-        (vec![3, 1], vec![2, 4])
-    );
+    let Op::Conv(conv) = &g.node(c).op else { panic!() };
+    assert_eq!((conv.pads_begin.clone(), conv.pads_end.clone()), (vec![3, 1], vec![2, 4]));
     assert_eq!(g.op_histogram().keys().collect::<Vec<_>>(), ["Conv"]);
-    assert!(matches!(
-        g.node(g.input(c, 0).unwrap().node).op,
-        Op::Input { .. }
-    ));
+    assert!(matches!(g.node(g.input(c, 0).unwrap().node).op, Op::Input { .. }));
 }
 
 #[test]
@@ -72,10 +57,6 @@ fn non_zero_or_channel_pads_stay() {
         (PadMode::Constant(0.0), vec![0, 1, 1, 1]),
     ] {
         let (mut g, _) = padded_conv(mode, begin.clone(), vec![0, 0, 1, 1]);
-        assert_eq!(
-            MergePadIntoConv.run(&mut g).unwrap(),
-            0,
-            "{mode:?} {begin:?}"
-        );
+        assert_eq!(MergePadIntoConv.run(&mut g).unwrap(), 0, "{mode:?} {begin:?}");
     }
 }

@@ -16,7 +16,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
-pub use effc_ir::{Error, ErrorKind, Graph, Result};
+pub use effc_ir::{DType, Error, ErrorKind, Graph, Result, Tensor, TensorData};
+pub use effc_jit::{CompiledModel, IoInfo, TensorMut, TensorRef};
 pub use summary::{Summary, TensorSummary};
 
 /// How to compile a model.
@@ -26,21 +27,32 @@ pub struct Options {
     pub input_shapes: HashMap<String, Vec<usize>>,
     /// Run the fusion passes (`--no-fuse` turns them off).
     pub fuse: bool,
+    /// Stop after the passes: no machine code (`effc compile` without running).
+    pub analyze_only: bool,
+    /// Keep the CLIF text of every kernel.
+    pub keep_clif: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            input_shapes: HashMap::new(),
-            fuse: true,
-        }
+        Options { input_shapes: HashMap::new(), fuse: true, analyze_only: false, keep_clif: false }
     }
 }
 
-/// The result of compiling: the optimised graph and what was learned on the way.
+/// The result of compiling: the optimised graph, the machine code and what was learned
+/// on the way.
 pub struct Compilation {
     pub graph: Graph,
+    /// `None` with [`Options::analyze_only`].
+    pub model: Option<CompiledModel>,
     pub summary: Summary,
+}
+
+impl Compilation {
+    /// The compiled model; an error if compilation stopped at analysis.
+    pub fn model(&self) -> Result<&CompiledModel> {
+        self.model.as_ref().ok_or_else(|| Error::other("the model was only analysed, not compiled"))
+    }
 }
 
 /// Loads, imports and optimises an ONNX file.
@@ -61,10 +73,7 @@ pub fn compile_bytes(bytes: Vec<u8>, dir: Option<&Path>, opts: &Options) -> Resu
 
 fn compile_loaded(model: effc_onnx::OnnxModel, opts: &Options, t0: Instant) -> Result<Compilation> {
     let decode_ms = ms(t0);
-    let import_opts = effc_onnx::ImportOptions {
-        input_shapes: opts.input_shapes.clone(),
-        ..Default::default()
-    };
+    let import_opts = effc_onnx::ImportOptions { input_shapes: opts.input_shapes.clone(), ..Default::default() };
     let t1 = Instant::now();
     let mut graph = effc_onnx::import_model(&model, &import_opts)?;
     let import_ms = ms(t1);
@@ -76,19 +85,21 @@ fn compile_loaded(model: effc_onnx::OnnxModel, opts: &Options, t0: Instant) -> R
         None => e,
     })?;
     let optimize_ms = ms(t2);
-    let summary = Summary::new(
-        &model,
-        &graph,
-        ops_before,
-        &reports,
-        [
-            ("decode", decode_ms),
-            ("import", import_ms),
-            ("optimize", optimize_ms),
-        ],
-        ms(t0),
-    )?;
-    Ok(Compilation { graph, summary })
+    let t3 = Instant::now();
+    let compiled = if opts.analyze_only {
+        None
+    } else {
+        let jit_opts = effc_jit::JitOptions { keep_clif: opts.keep_clif };
+        let c = CompiledModel::compile(&graph, &jit_opts).map_err(|e| match &model.path {
+            Some(p) => e.in_file(p),
+            None => e,
+        })?;
+        Some(c)
+    };
+    let codegen_ms = ms(t3);
+    let stages = [("decode", decode_ms), ("import", import_ms), ("optimize", optimize_ms), ("codegen", codegen_ms)];
+    let summary = Summary::new(&model, &graph, compiled.as_ref(), ops_before, &reports, stages, ms(t0))?;
+    Ok(Compilation { graph, model: compiled, summary })
 }
 
 fn ms(since: Instant) -> f64 {

@@ -26,6 +26,10 @@ pub struct MacsSplit {
     pub gemm: u64,
 }
 
+/// The backend's fixed layout and schedule decisions, reported with every compilation.
+const BACKEND: &str = "cranelift f32x4; activations channels-last (NHWC), rank<=2 row-major; \
+1x1 conv as 4x8 register-blocked GEMM; depthwise and pools vectorised over channels";
+
 /// The facts `effc compile` prints, as text or as JSON.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
@@ -45,6 +49,14 @@ pub struct Summary {
     pub macs: u64,
     pub macs_split: MacsSplit,
     pub passes: Vec<PassSummary>,
+    /// Bytes of scratch memory per run (planned by liveness); 0 when not compiled.
+    pub arena_bytes: usize,
+    /// Bytes of packed weights and constants owned by the compiled model.
+    pub weight_bytes: usize,
+    /// Kernel launches per run.
+    pub kernels: usize,
+    /// Layout and schedule decisions made by the backend.
+    pub backend: String,
     /// Milliseconds per stage.
     pub stages_ms: BTreeMap<String, f64>,
     /// File to optimised graph, in milliseconds.
@@ -55,6 +67,7 @@ impl Summary {
     pub(crate) fn new<const N: usize>(
         model: &effc_onnx::OnnxModel,
         graph: &Graph,
+        compiled: Option<&effc_jit::CompiledModel>,
         ops_imported: BTreeMap<String, usize>,
         passes: &[effc_opt::PassReport],
         stages: [(&str, f64); N],
@@ -62,35 +75,17 @@ impl Summary {
     ) -> Result<Self> {
         let tensor = |name: &str, v: effc_ir::ValueRef| {
             let info = graph.value(v);
-            TensorSummary {
-                name: name.to_string(),
-                dtype: info.dtype.to_string(),
-                shape: info.shape.clone(),
-            }
+            TensorSummary { name: name.to_string(), dtype: info.dtype.to_string(), shape: info.shape.clone() }
         };
         let m = cost::macs(graph);
         Ok(Summary {
-            model: model
-                .path
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "<memory>".into()),
-            producer: format!(
-                "{} {}",
-                model.proto.producer_name, model.proto.producer_version
-            )
-            .trim()
-            .to_string(),
+            model: model.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<memory>".into()),
+            producer: format!("{} {}", model.proto.producer_name, model.proto.producer_version).trim().to_string(),
             opset: model.opset()?,
             inputs: graph
                 .inputs
                 .iter()
-                .map(|&id| {
-                    tensor(
-                        &graph.node(id).outputs[0].name,
-                        effc_ir::ValueRef::new(id, 0),
-                    )
-                })
+                .map(|&id| tensor(&graph.node(id).outputs[0].name, effc_ir::ValueRef::new(id, 0)))
                 .collect(),
             outputs: graph.outputs.iter().map(|(n, v)| tensor(n, *v)).collect(),
             ops_before: model.op_histogram(),
@@ -104,13 +99,11 @@ impl Summary {
                 conv_other: m.conv_other,
                 gemm: m.gemm,
             },
-            passes: passes
-                .iter()
-                .map(|p| PassSummary {
-                    name: p.name.to_string(),
-                    changes: p.changes,
-                })
-                .collect(),
+            arena_bytes: compiled.map_or(0, |c| c.arena_bytes()),
+            weight_bytes: compiled.map_or(0, |c| c.const_bytes()),
+            kernels: compiled.map_or(0, |c| c.kernel_count()),
+            backend: if compiled.is_some() { BACKEND.into() } else { "not compiled".into() },
+            passes: passes.iter().map(|p| PassSummary { name: p.name.to_string(), changes: p.changes }).collect(),
             stages_ms: stages.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             compile_ms,
         })

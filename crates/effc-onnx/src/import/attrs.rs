@@ -28,13 +28,7 @@ fn kind(a: &AttributeProto) -> AttributeType {
 
 impl<'a> Attrs<'a> {
     pub(crate) fn new(node: &'a NodeProto) -> Self {
-        Attrs {
-            map: node
-                .attribute
-                .iter()
-                .map(|a| (a.name.as_str(), a))
-                .collect(),
-        }
+        Attrs { map: node.attribute.iter().map(|a| (a.name.as_str(), a)).collect() }
     }
 
     fn get(&self, name: &str, want: &[AttributeType]) -> Result<Option<&'a AttributeProto>> {
@@ -65,13 +59,7 @@ impl<'a> Attrs<'a> {
         // Some exporters write integral float attributes as ints.
         Ok(self
             .get(name, &[AttributeType::Float, AttributeType::Int])?
-            .map(|a| {
-                if kind(a) == AttributeType::Int {
-                    a.i as f32
-                } else {
-                    a.f
-                }
-            }))
+            .map(|a| if kind(a) == AttributeType::Int { a.i as f32 } else { a.f }))
     }
 
     pub(crate) fn float_or(&self, name: &str, default: f32) -> Result<f32> {
@@ -81,48 +69,28 @@ impl<'a> Attrs<'a> {
     pub(crate) fn ints(&self, name: &str) -> Result<Option<Vec<i64>>> {
         Ok(self
             .get(name, &[AttributeType::Ints, AttributeType::Int])?
-            .map(|a| {
-                if kind(a) == AttributeType::Int {
-                    vec![a.i]
-                } else {
-                    a.ints.clone()
-                }
-            }))
+            .map(|a| if kind(a) == AttributeType::Int { vec![a.i] } else { a.ints.clone() }))
     }
 
     pub(crate) fn floats(&self, name: &str) -> Result<Option<Vec<f32>>> {
         Ok(self
             .get(name, &[AttributeType::Floats, AttributeType::Float])?
-            .map(|a| {
-                if kind(a) == AttributeType::Float {
-                    vec![a.f]
-                } else {
-                    a.floats.clone()
-                }
-            }))
+            .map(|a| if kind(a) == AttributeType::Float { vec![a.f] } else { a.floats.clone() }))
     }
 
     pub(crate) fn string(&self, name: &str) -> Result<Option<String>> {
-        Ok(self
-            .get(name, &[AttributeType::String])?
-            .map(|a| String::from_utf8_lossy(&a.s).into_owned()))
+        Ok(self.get(name, &[AttributeType::String])?.map(|a| String::from_utf8_lossy(&a.s).into_owned()))
     }
 
     pub(crate) fn tensor(&self, name: &str) -> Result<Option<Tensor>> {
-        self.get(name, &[AttributeType::Tensor])?
-            .and_then(|a| a.t.as_ref())
-            .map(crate::tensor_from_proto)
-            .transpose()
+        self.get(name, &[AttributeType::Tensor])?.and_then(|a| a.t.as_ref()).map(crate::tensor_from_proto).transpose()
     }
 }
 
 /// Converts non-negative i64 values (strides, kernel sizes, pads) to usize.
 pub(crate) fn to_usizes(v: &[i64], what: &str) -> Result<Vec<usize>> {
     v.iter()
-        .map(|&x| {
-            usize::try_from(x)
-                .map_err(|_| Error::invalid(format!("{what} must be non-negative, got {v:?}")))
-        })
+        .map(|&x| usize::try_from(x).map_err(|_| Error::invalid(format!("{what} must be non-negative, got {v:?}"))))
         .collect()
 }
 
@@ -131,9 +99,7 @@ pub(crate) fn axis(a: i64, rank: usize) -> Result<usize> {
     let r = rank as i64;
     let v = if a < 0 { a + r } else { a };
     if v < 0 || v >= r.max(1) {
-        return Err(Error::invalid(format!(
-            "axis {a} is out of range for rank {rank}"
-        )));
+        return Err(Error::invalid(format!("axis {a} is out of range for rank {rank}")));
     }
     Ok(v as usize)
 }

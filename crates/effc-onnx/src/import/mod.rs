@@ -14,9 +14,7 @@ use effc_ir::shape::infer;
 use effc_ir::{Error, Graph, Op, Result, Tensor, ValueInfo, ValueRef, eval};
 
 use crate::OnnxModel;
-use crate::proto::{
-    GraphProto, NodeProto, ValueInfoProto, tensor_shape_proto::dimension, type_proto,
-};
+use crate::proto::{GraphProto, NodeProto, ValueInfoProto, tensor_shape_proto::dimension, type_proto};
 pub(crate) use attrs::Attrs;
 
 /// The default-domain opsets effc reads. Opsets below 11 are accepted too because ONNX's
@@ -33,10 +31,7 @@ pub struct ImportOptions {
 
 impl Default for ImportOptions {
     fn default() -> Self {
-        ImportOptions {
-            input_shapes: HashMap::new(),
-            max_folded_elements: 64 << 20,
-        }
+        ImportOptions { input_shapes: HashMap::new(), max_folded_elements: 64 << 20 }
     }
 }
 
@@ -51,18 +46,8 @@ pub fn import_model(model: &OnnxModel, opts: &ImportOptions) -> Result<Graph> {
                 OPSETS.end()
             )));
         }
-        let graph = model
-            .proto
-            .graph
-            .as_ref()
-            .ok_or_else(|| Error::invalid("the model has no graph"))?;
-        let mut imp = Importer {
-            graph: Graph::new(),
-            values: HashMap::new(),
-            opset,
-            model,
-            opts,
-        };
+        let graph = model.proto.graph.as_ref().ok_or_else(|| Error::invalid("the model has no graph"))?;
+        let mut imp = Importer { graph: Graph::new(), values: HashMap::new(), opset, model, opts };
         imp.run(graph)?;
         Ok(imp.graph)
     })();
@@ -96,26 +81,21 @@ impl Importer<'_> {
         }
         for name in self.opts.input_shapes.keys() {
             if !g.input.iter().any(|i| &i.name == name) {
-                return Err(Error::invalid(format!(
-                    "--input-shape names '{name}', which is not a model input"
-                )));
+                return Err(Error::invalid(format!("--input-shape names '{name}', which is not a model input")));
             }
         }
         for node in topo_sort(g)? {
-            self.import_node(node)
-                .map_err(|e| e.at_node(&node.name, &node.op_type).with_opset(self.opset))?;
+            self.import_node(node).map_err(|e| e.at_node(&node.name, &node.op_type).with_opset(self.opset))?;
         }
         let mut seen = HashSet::new();
         for out in &g.output {
             if !seen.insert(out.name.as_str()) {
-                return Err(Error::invalid(format!(
-                    "output '{}' is listed twice",
-                    out.name
-                )));
+                return Err(Error::invalid(format!("output '{}' is listed twice", out.name)));
             }
-            let v = *self.values.get(&out.name).ok_or_else(|| {
-                Error::invalid(format!("output '{}' is not produced by any node", out.name))
-            })?;
+            let v = *self
+                .values
+                .get(&out.name)
+                .ok_or_else(|| Error::invalid(format!("output '{}' is not produced by any node", out.name)))?;
             self.graph.outputs.push((out.name.clone(), v));
         }
         if self.graph.outputs.is_empty() {
@@ -127,9 +107,7 @@ impl Importer<'_> {
 
     fn bind_input(&mut self, vi: &ValueInfoProto) -> Result<()> {
         let err = |m: String| Error::invalid(format!("input '{}': {m}", vi.name));
-        let Some(type_proto::Value::TensorType(tt)) =
-            vi.r#type.as_ref().and_then(|t| t.value.as_ref())
-        else {
+        let Some(type_proto::Value::TensorType(tt)) = vi.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
             return Err(err("only tensor inputs are supported".into()));
         };
         let dtype = crate::dtype_from_onnx(tt.elem_type)?;
@@ -147,21 +125,15 @@ impl Importer<'_> {
             })
             .unwrap_or_default();
         let shape = if let Some(s) = self.opts.input_shapes.get(&vi.name) {
-            let compatible = s.len() == dims.len()
-                && s.iter()
-                    .zip(&dims)
-                    .all(|(&a, b)| b.is_none_or(|b| b as usize == a));
+            let compatible =
+                s.len() == dims.len() && s.iter().zip(&dims).all(|(&a, b)| b.is_none_or(|b| b as usize == a));
             if !compatible {
-                return Err(err(format!(
-                    "--input-shape {s:?} does not fit the declared dims {}",
-                    fmt_dims(&dims)
-                )));
+                return Err(err(format!("--input-shape {s:?} does not fit the declared dims {}", fmt_dims(&dims))));
             }
             s.clone()
         } else {
             let symbolic: Vec<usize> = (0..dims.len()).filter(|&i| dims[i].is_none()).collect();
-            if tt.shape.is_none() || symbolic.len() > 1 || symbolic.first().is_some_and(|&i| i != 0)
-            {
+            if tt.shape.is_none() || symbolic.len() > 1 || symbolic.first().is_some_and(|&i| i != 0) {
                 return Err(err(format!(
                     "dims {} are not static; give them with --input-shape {}=AxBxC...",
                     fmt_dims(&dims),
@@ -169,10 +141,7 @@ impl Importer<'_> {
                 )));
             }
             // A lone symbolic leading dim is the batch: default it to 1.
-            dims.iter()
-                .map(|d| d.unwrap_or(1).max(-1))
-                .map(|d| d as usize)
-                .collect()
+            dims.iter().map(|d| d.unwrap_or(1).max(-1)).map(|d| d as usize).collect()
         };
         if let Some(d) = dims.iter().flatten().find(|&&d| d < 0) {
             return Err(err(format!("negative dim {d}")));
@@ -182,14 +151,8 @@ impl Importer<'_> {
         }
         effc_ir::checked_numel(&shape).map_err(|e| err(e.kind.to_string()))?;
         let index = self.graph.inputs.len();
-        let info = ValueInfo {
-            name: vi.name.clone(),
-            dtype,
-            shape,
-        };
-        let id = self
-            .graph
-            .add_node(vi.name.clone(), Op::Input { index }, &[], vec![info]);
+        let info = ValueInfo { name: vi.name.clone(), dtype, shape };
+        let id = self.graph.add_node(vi.name.clone(), Op::Input { index }, &[], vec![info]);
         self.graph.inputs.push(id);
         self.values.insert(vi.name.clone(), ValueRef::new(id, 0));
         Ok(())
@@ -203,11 +166,7 @@ impl Importer<'_> {
             }
             .into());
         }
-        let mut ctx = NodeCtx {
-            imp: self,
-            node,
-            attrs: Attrs::new(node),
-        };
+        let mut ctx = NodeCtx { imp: self, node, attrs: Attrs::new(node) };
         let outs = ops::import(&mut ctx)?;
         for (name, v) in node.output.iter().zip(outs) {
             if !name.is_empty() {
@@ -219,10 +178,7 @@ impl Importer<'_> {
 }
 
 fn fmt_dims(dims: &[Option<i64>]) -> String {
-    let parts: Vec<String> = dims
-        .iter()
-        .map(|d| d.map_or("?".into(), |v| v.to_string()))
-        .collect();
+    let parts: Vec<String> = dims.iter().map(|d| d.map_or("?".into(), |v| v.to_string())).collect();
     format!("[{}]", parts.join(", "))
 }
 
@@ -233,23 +189,15 @@ fn topo_sort(g: &GraphProto) -> Result<Vec<&NodeProto>> {
     for (i, n) in g.node.iter().enumerate() {
         for o in n.output.iter().filter(|o| !o.is_empty()) {
             if producer.insert(o, i).is_some() {
-                return Err(Error::invalid(format!(
-                    "value '{o}' is produced by more than one node"
-                )));
+                return Err(Error::invalid(format!("value '{o}' is produced by more than one node")));
             }
         }
     }
-    let known: HashSet<&str> = g
-        .initializer
-        .iter()
-        .map(|t| t.name.as_str())
-        .chain(g.input.iter().map(|i| i.name.as_str()))
-        .collect();
+    let known: HashSet<&str> =
+        g.initializer.iter().map(|t| t.name.as_str()).chain(g.input.iter().map(|i| i.name.as_str())).collect();
     for o in producer.keys() {
         if known.contains(o) {
-            return Err(Error::invalid(format!(
-                "value '{o}' is both a graph input or initializer and a node output"
-            )));
+            return Err(Error::invalid(format!("value '{o}' is both a graph input or initializer and a node output")));
         }
     }
     let mut pending = vec![0usize; g.node.len()];
@@ -261,8 +209,7 @@ fn topo_sort(g: &GraphProto) -> Result<Vec<&NodeProto>> {
                 users[p].push(i);
             } else if !known.contains(inp.as_str()) {
                 return Err(
-                    Error::invalid(format!("input '{inp}' is not produced by any node"))
-                        .at_node(&n.name, &n.op_type),
+                    Error::invalid(format!("input '{inp}' is not produced by any node")).at_node(&n.name, &n.op_type)
                 );
             }
         }
@@ -279,10 +226,7 @@ fn topo_sort(g: &GraphProto) -> Result<Vec<&NodeProto>> {
         }
     }
     if order.len() < g.node.len() {
-        let stuck = (0..g.node.len())
-            .find(|&i| pending[i] > 0)
-            .map(|i| &g.node[i])
-            .unwrap();
+        let stuck = (0..g.node.len()).find(|&i| pending[i] > 0).map(|i| &g.node[i]).unwrap();
         return Err(Error::invalid("the graph has a cycle").at_node(&stuck.name, &stuck.op_type));
     }
     Ok(order)
@@ -308,18 +252,19 @@ impl NodeCtx<'_, '_> {
     pub fn input(&self, i: usize) -> Result<Option<ValueRef>> {
         match self.node.input.get(i).map(String::as_str) {
             None | Some("") => Ok(None),
-            Some(name) => self.imp.values.get(name).copied().map(Some).ok_or_else(|| {
-                Error::invalid(format!(
-                    "input '{name}' comes from an output effc does not produce"
-                ))
-            }),
+            Some(name) => self
+                .imp
+                .values
+                .get(name)
+                .copied()
+                .map(Some)
+                .ok_or_else(|| Error::invalid(format!("input '{name}' comes from an output effc does not produce"))),
         }
     }
 
     /// Input `i`, which must be present.
     pub fn x(&self, i: usize) -> Result<ValueRef> {
-        self.input(i)?
-            .ok_or_else(|| Error::invalid(format!("required input {i} is missing")))
+        self.input(i)?.ok_or_else(|| Error::invalid(format!("required input {i} is missing")))
     }
 
     pub fn info(&self, v: ValueRef) -> &ValueInfo {
@@ -338,10 +283,9 @@ impl NodeCtx<'_, '_> {
         };
         match self.imp.graph.const_value(v) {
             Some(t) => Ok(Some(t.clone())),
-            None => Err(Error::unsupported(format!(
-                "input {i} ('{}') must be a compile-time constant",
-                self.node.input[i]
-            ))),
+            None => {
+                Err(Error::unsupported(format!("input {i} ('{}') must be a compile-time constant", self.node.input[i])))
+            }
         }
     }
 
@@ -358,16 +302,8 @@ impl NodeCtx<'_, '_> {
 
     fn out_name(&self, port: usize, tag: &str) -> String {
         let base = self.node.output.get(port).map(String::as_str).unwrap_or("");
-        let base = if base.is_empty() {
-            self.node.name.as_str()
-        } else {
-            base
-        };
-        if tag.is_empty() {
-            base.to_string()
-        } else {
-            format!("{base}::{tag}")
-        }
+        let base = if base.is_empty() { self.node.name.as_str() } else { base };
+        if tag.is_empty() { base.to_string() } else { format!("{base}::{tag}") }
     }
 
     fn check_size(&self, numel: usize) -> Result<()> {
@@ -386,12 +322,7 @@ impl NodeCtx<'_, '_> {
     }
 
     /// Adds `op` as an intermediate step of this node; `tag` makes its value names unique.
-    pub fn emit_step(
-        &mut self,
-        op: Op,
-        inputs: &[Option<ValueRef>],
-        tag: &str,
-    ) -> Result<ValueRef> {
+    pub fn emit_step(&mut self, op: Op, inputs: &[Option<ValueRef>], tag: &str) -> Result<ValueRef> {
         Ok(self.add(op, inputs, tag)?[0])
     }
 
@@ -405,19 +336,11 @@ impl NodeCtx<'_, '_> {
             for (_, s) in &types {
                 self.check_size(s.iter().product())?;
             }
-            let consts: Vec<Tensor> = inputs
-                .iter()
-                .flatten()
-                .map(|&v| g.const_value(v).unwrap().clone())
-                .collect();
+            let consts: Vec<Tensor> = inputs.iter().flatten().map(|&v| g.const_value(v).unwrap().clone()).collect();
             let refs: Vec<&Tensor> = consts.iter().collect();
             let shapes: Vec<Vec<usize>> = types.iter().map(|(_, s)| s.clone()).collect();
             let outs = eval::eval(&op, &refs, &shapes)?;
-            return Ok(outs
-                .into_iter()
-                .zip(names)
-                .map(|(t, n)| self.imp.graph.add_const(n, t))
-                .collect());
+            return Ok(outs.into_iter().zip(names).map(|(t, n)| self.imp.graph.add_const(n, t)).collect());
         }
         let outputs = types
             .into_iter()
@@ -425,11 +348,7 @@ impl NodeCtx<'_, '_> {
             .map(|((dtype, shape), name)| ValueInfo { name, dtype, shape })
             .collect::<Vec<_>>();
         let n = outputs.len();
-        let node_name = if self.node.name.is_empty() {
-            self.out_name(0, tag)
-        } else {
-            self.node.name.clone()
-        };
+        let node_name = if self.node.name.is_empty() { self.out_name(0, tag) } else { self.node.name.clone() };
         let id = self.imp.graph.add_node(node_name, op, inputs, outputs);
         Ok((0..n).map(|p| ValueRef::new(id, p)).collect())
     }

@@ -33,9 +33,7 @@ impl Pass for MergePadIntoConv {
             let Some(source) = g.input(padded.node, 0) else {
                 continue;
             };
-            let Op::Conv(conv) = &mut g.node_mut(conv_id).op else {
-                unreachable!()
-            };
+            let Op::Conv(conv) = &mut g.node_mut(conv_id).op else { unreachable!() };
             for i in 0..begin.len() {
                 conv.pads_begin[i] += begin[i];
                 conv.pads_end[i] += end[i];

@@ -21,15 +21,11 @@ fn per_dim(ctx: &NodeCtx, name: &str, n: usize) -> Result<Vec<usize>> {
         Some(v) if v.len() == n => {
             let v = to_usizes(&v, name)?;
             if v.contains(&0) {
-                return Err(Error::invalid(format!(
-                    "{name} must be positive, got {v:?}"
-                )));
+                return Err(Error::invalid(format!("{name} must be positive, got {v:?}")));
             }
             Ok(v)
         }
-        Some(v) => Err(Error::invalid(format!(
-            "{name} {v:?} should have {n} values"
-        ))),
+        Some(v) => Err(Error::invalid(format!("{name} {v:?} should have {n} values"))),
     }
 }
 
@@ -37,16 +33,11 @@ fn per_dim(ctx: &NodeCtx, name: &str, n: usize) -> Result<Vec<usize>> {
 fn window(ctx: &NodeCtx, input_spatial: &[usize], kernel: Vec<usize>) -> Result<Window> {
     let n = input_spatial.len();
     if kernel.len() != n {
-        return Err(Error::invalid(format!(
-            "kernel {kernel:?} does not match {n} spatial dims"
-        )));
+        return Err(Error::invalid(format!("kernel {kernel:?} does not match {n} spatial dims")));
     }
     let strides = per_dim(ctx, "strides", n)?;
     let dilations = per_dim(ctx, "dilations", n)?;
-    let auto_pad = ctx
-        .attrs
-        .string("auto_pad")?
-        .unwrap_or_else(|| "NOTSET".into());
+    let auto_pad = ctx.attrs.string("auto_pad")?.unwrap_or_else(|| "NOTSET".into());
     let (pads_begin, pads_end) = match auto_pad.as_str() {
         "NOTSET" => match ctx.attrs.ints("pads")? {
             None => (vec![0; n], vec![0; n]),
@@ -55,10 +46,7 @@ fn window(ctx: &NodeCtx, input_spatial: &[usize], kernel: Vec<usize>) -> Result<
                 (p[..n].to_vec(), p[n..].to_vec())
             }
             Some(p) => {
-                return Err(Error::invalid(format!(
-                    "pads {p:?} should have {} values",
-                    2 * n
-                )));
+                return Err(Error::invalid(format!("pads {p:?} should have {} values", 2 * n)));
             }
         },
         "VALID" => (vec![0; n], vec![0; n]),
@@ -70,11 +58,7 @@ fn window(ctx: &NodeCtx, input_spatial: &[usize], kernel: Vec<usize>) -> Result<
                 let span = dilations[i] * (kernel[i].max(1) - 1) + 1;
                 let total = ((out.max(1) - 1) * strides[i] + span).saturating_sub(input_spatial[i]);
                 let small = total / 2;
-                let (pb, pe) = if auto_pad == "SAME_UPPER" {
-                    (small, total - small)
-                } else {
-                    (total - small, small)
-                };
+                let (pb, pe) = if auto_pad == "SAME_UPPER" { (small, total - small) } else { (total - small, small) };
                 b.push(pb);
                 e.push(pe);
             }
@@ -82,22 +66,13 @@ fn window(ctx: &NodeCtx, input_spatial: &[usize], kernel: Vec<usize>) -> Result<
         }
         other => return Err(Error::invalid(format!("unknown auto_pad '{other}'"))),
     };
-    Ok(Window {
-        kernel,
-        strides,
-        dilations,
-        pads_begin,
-        pads_end,
-    })
+    Ok(Window { kernel, strides, dilations, pads_begin, pads_end })
 }
 
 fn spatial_input(ctx: &NodeCtx, x: ValueRef) -> Result<Vec<usize>> {
     let s = ctx.shape(x);
     if s.len() < 3 {
-        return Err(Error::shape(format!(
-            "{} needs an input of rank >= 3, got {s:?}",
-            ctx.node.op_type
-        )));
+        return Err(Error::shape(format!("{} needs an input of rank >= 3, got {s:?}", ctx.node.op_type)));
     }
     Ok(s[2..].to_vec())
 }
@@ -107,10 +82,7 @@ pub(super) fn conv(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
     let spatial = spatial_input(ctx, x)?;
     let ws = ctx.shape(w);
     if ws.len() != spatial.len() + 2 {
-        return Err(Error::shape(format!(
-            "weight shape {ws:?} does not match input rank {}",
-            spatial.len() + 2
-        )));
+        return Err(Error::shape(format!("weight shape {ws:?} does not match input rank {}", spatial.len() + 2)));
     }
     let kernel = match ctx.attrs.ints("kernel_shape")? {
         Some(k) => to_usizes(&k, "kernel_shape")?,
@@ -136,16 +108,9 @@ pub(super) fn conv(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
 pub(super) fn pool(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
     let x = ctx.x(0)?;
     let spatial = spatial_input(ctx, x)?;
-    let kernel = ctx
-        .attrs
-        .ints("kernel_shape")?
-        .ok_or_else(|| Error::invalid("kernel_shape is required"))?;
+    let kernel = ctx.attrs.ints("kernel_shape")?.ok_or_else(|| Error::invalid("kernel_shape is required"))?;
     let win = window(ctx, &spatial, to_usizes(&kernel, "kernel_shape")?)?;
-    let kind = if ctx.node.op_type == "MaxPool" {
-        PoolKind::Max
-    } else {
-        PoolKind::Average
-    };
+    let kind = if ctx.node.op_type == "MaxPool" { PoolKind::Max } else { PoolKind::Average };
     if kind == PoolKind::Max && ctx.attrs.int_or("storage_order", 0)? != 0 {
         return Err(Error::unsupported("MaxPool storage_order=1"));
     }
@@ -165,11 +130,7 @@ pub(super) fn pool(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
 
 pub(super) fn global_pool(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
     let x = ctx.x(0)?;
-    let kind = if ctx.node.op_type == "GlobalMaxPool" {
-        PoolKind::Max
-    } else {
-        PoolKind::Average
-    };
+    let kind = if ctx.node.op_type == "GlobalMaxPool" { PoolKind::Max } else { PoolKind::Average };
     ctx.emit(Op::GlobalPool(kind), &[Some(x)])
 }
 
@@ -181,9 +142,7 @@ pub(super) fn batch_norm(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
         return Err(Error::unsupported("BatchNormalization with spatial=0"));
     }
     let epsilon = ctx.attrs.float_or("epsilon", 1e-5)?;
-    let inputs = (0..5)
-        .map(|i| ctx.x(i).map(Some))
-        .collect::<Result<Vec<_>>>()?;
+    let inputs = (0..5).map(|i| ctx.x(i).map(Some)).collect::<Result<Vec<_>>>()?;
     // Only the first output exists at inference; the training statistics are not produced.
     ctx.emit(Op::BatchNorm { epsilon }, &inputs)
 }

@@ -26,20 +26,10 @@ pub(super) fn unary_op(op_type: &str, a: &Attrs) -> Option<Unary> {
         "Erf" => Unary::Erf,
         "Not" => Unary::Not,
         "HardSwish" => Unary::HardSwish,
-        "Elu" => Unary::Elu {
-            alpha: f("alpha", 1.0),
-        },
-        "Selu" => Unary::Selu {
-            alpha: f("alpha", 1.673_263_2),
-            gamma: f("gamma", 1.050_701),
-        },
-        "LeakyRelu" => Unary::LeakyRelu {
-            alpha: f("alpha", 0.01),
-        },
-        "HardSigmoid" => Unary::HardSigmoid {
-            alpha: f("alpha", 0.2),
-            beta: f("beta", 0.5),
-        },
+        "Elu" => Unary::Elu { alpha: f("alpha", 1.0) },
+        "Selu" => Unary::Selu { alpha: f("alpha", 1.673_263_2), gamma: f("gamma", 1.050_701) },
+        "LeakyRelu" => Unary::LeakyRelu { alpha: f("alpha", 0.01) },
+        "HardSigmoid" => Unary::HardSigmoid { alpha: f("alpha", 0.2), beta: f("beta", 0.5) },
         _ => return None,
     })
 }
@@ -62,9 +52,7 @@ fn binary_kind(op_type: &str, ctx: &NodeCtx) -> Result<Binary> {
         "Div" => Binary::Div,
         "Pow" => Binary::Pow,
         "PRelu" => Binary::PRelu,
-        "Mod" => Binary::Mod {
-            fmod: ctx.attrs.int_or("fmod", 0)? != 0,
-        },
+        "Mod" => Binary::Mod { fmod: ctx.attrs.int_or("fmod", 0)? != 0 },
         "Equal" => Binary::Equal,
         "Less" => Binary::Less,
         "Greater" => Binary::Greater,
@@ -88,9 +76,7 @@ fn legacy_broadcast(ctx: &mut NodeCtx, a: ValueRef, b: ValueRef) -> Result<Value
     let (ra, bs) = (ctx.shape(a).len(), ctx.shape(b));
     let axis = crate::import::attrs::axis(axis, ra)?;
     if axis + bs.len() > ra {
-        return Err(Error::shape(format!(
-            "legacy broadcast of {bs:?} at axis {axis} overruns rank {ra}"
-        )));
+        return Err(Error::shape(format!("legacy broadcast of {bs:?} at axis {axis} overruns rank {ra}")));
     }
     let mut shape = bs.clone();
     shape.resize(ra - axis, 1);
@@ -139,11 +125,7 @@ pub(super) fn variadic(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
         acc = if last {
             ctx.emit(Op::Binary(kind), &[Some(acc), Some(next)])?[0]
         } else {
-            ctx.emit_step(
-                Op::Binary(kind),
-                &[Some(acc), Some(next)],
-                &format!("acc{i}"),
-            )?
+            ctx.emit_step(Op::Binary(kind), &[Some(acc), Some(next)], &format!("acc{i}"))?
         };
     }
     if op_type == "Mean" {
@@ -159,28 +141,19 @@ pub(super) fn variadic(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
 pub(super) fn clip(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
     let x = ctx.x(0)?;
     let (min, max) = if ctx.opset() < 11 {
-        (
-            ctx.attrs.float_or("min", f32::NEG_INFINITY)?,
-            ctx.attrs.float_or("max", f32::INFINITY)?,
-        )
+        (ctx.attrs.float_or("min", f32::NEG_INFINITY)?, ctx.attrs.float_or("max", f32::INFINITY)?)
     } else {
         let bound = |t: Option<Tensor>, default: f32| -> Result<f32> {
             t.map_or(Ok(default), |t| t.scalar_value().map(|v| v as f32))
         };
-        (
-            bound(ctx.const_input(1)?, f32::NEG_INFINITY)?,
-            bound(ctx.const_input(2)?, f32::INFINITY)?,
-        )
+        (bound(ctx.const_input(1)?, f32::NEG_INFINITY)?, bound(ctx.const_input(2)?, f32::INFINITY)?)
     };
     ctx.emit(Op::Unary(Unary::Clip { min, max }), &[Some(x)])
 }
 
 pub(super) fn cast(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
     let x = ctx.x(0)?;
-    let to = ctx
-        .attrs
-        .int("to")?
-        .ok_or_else(|| Error::invalid("Cast needs 'to'"))?;
+    let to = ctx.attrs.int("to")?.ok_or_else(|| Error::invalid("Cast needs 'to'"))?;
     let to = crate::dtype_from_onnx(to as i32)?;
     if ctx.info(x).dtype == to {
         return Ok(vec![x]);
@@ -189,8 +162,6 @@ pub(super) fn cast(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
 }
 
 pub(super) fn where_(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
-    let ins = (0..3)
-        .map(|i| ctx.x(i).map(Some))
-        .collect::<Result<Vec<_>>>()?;
+    let ins = (0..3).map(|i| ctx.x(i).map(Some)).collect::<Result<Vec<_>>>()?;
     ctx.emit(Op::Where, &ins)
 }

@@ -8,11 +8,7 @@ use crate::import::attrs::{axis, to_usizes};
 
 pub(super) fn identity(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
     if ctx.node.op_type == "Dropout" && ctx.opset() >= 12 {
-        let training = ctx
-            .const_input(2)?
-            .map(|t| t.scalar_value())
-            .transpose()?
-            .unwrap_or(0.0);
+        let training = ctx.const_input(2)?.map(|t| t.scalar_value()).transpose()?.unwrap_or(0.0);
         if training != 0.0 {
             return Err(Error::unsupported("Dropout in training mode"));
         }
@@ -61,18 +57,11 @@ pub(super) fn size(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
 }
 
 pub(super) fn constant_of_shape(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
-    let dims = ctx
-        .const_ints(0)?
-        .ok_or_else(|| Error::invalid("ConstantOfShape needs a shape"))?;
+    let dims = ctx.const_ints(0)?.ok_or_else(|| Error::invalid("ConstantOfShape needs a shape"))?;
     let shape = to_usizes(&dims, "shape")?;
-    let value = ctx
-        .attrs
-        .tensor("value")?
-        .unwrap_or_else(|| Tensor::scalar_f32(0.0));
+    let value = ctx.attrs.tensor("value")?.unwrap_or_else(|| Tensor::scalar_f32(0.0));
     if value.numel() != 1 {
-        return Err(Error::invalid(
-            "ConstantOfShape value must have one element",
-        ));
+        return Err(Error::invalid("ConstantOfShape value must have one element"));
     }
     if effc_ir::checked_numel(&shape)? == 0 {
         return Err(Error::unsupported("ConstantOfShape with a zero-size shape"));
@@ -94,9 +83,9 @@ fn resolve_reshape(input: &[usize], spec: &[i64], allowzero: bool) -> Result<Vec
                 infer_at = Some(i);
                 out.push(1);
             }
-            0 if !allowzero => out.push(*input.get(i).ok_or_else(|| {
-                Error::shape(format!("shape {spec:?} copies dim {i} of {input:?}"))
-            })?),
+            0 if !allowzero => out.push(
+                *input.get(i).ok_or_else(|| Error::shape(format!("shape {spec:?} copies dim {i} of {input:?}")))?,
+            ),
             d if d >= 0 => out.push(d as usize),
             _ => return Err(Error::shape(format!("invalid reshape target {spec:?}"))),
         }
@@ -104,9 +93,7 @@ fn resolve_reshape(input: &[usize], spec: &[i64], allowzero: bool) -> Result<Vec
     if let Some(i) = infer_at {
         let rest = effc_ir::checked_numel(&out)?;
         if rest == 0 || !numel.is_multiple_of(rest) {
-            return Err(Error::shape(format!(
-                "cannot reshape {input:?} into {spec:?}"
-            )));
+            return Err(Error::shape(format!("cannot reshape {input:?} into {spec:?}")));
         }
         out[i] = numel / rest;
     }
@@ -115,9 +102,7 @@ fn resolve_reshape(input: &[usize], spec: &[i64], allowzero: bool) -> Result<Vec
 
 pub(super) fn reshape(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
     let x = ctx.x(0)?;
-    let spec = ctx
-        .const_ints(1)?
-        .ok_or_else(|| Error::invalid("Reshape needs a shape"))?;
+    let spec = ctx.const_ints(1)?.ok_or_else(|| Error::invalid("Reshape needs a shape"))?;
     let shape = resolve_reshape(&ctx.shape(x), &spec, ctx.attrs.int_or("allowzero", 0)? != 0)?;
     ctx.emit(Op::Reshape { shape }, &[Some(x)])
 }
@@ -128,31 +113,19 @@ pub(super) fn flatten(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
     let a = ctx.attrs.int_or("axis", 1)?;
     let a = if a < 0 { a + s.len() as i64 } else { a };
     if a < 0 || a > s.len() as i64 {
-        return Err(Error::invalid(format!(
-            "Flatten axis {a} out of range for {s:?}"
-        )));
+        return Err(Error::invalid(format!("Flatten axis {a} out of range for {s:?}")));
     }
-    let shape = vec![
-        s[..a as usize].iter().product(),
-        s[a as usize..].iter().product(),
-    ];
+    let shape = vec![s[..a as usize].iter().product(), s[a as usize..].iter().product()];
     ctx.emit(Op::Reshape { shape }, &[Some(x)])
 }
 
 /// Axes from the `axes` attribute (old opsets) or input 1 (opset 13+).
 fn axes_arg(ctx: &NodeCtx, input_from: i64) -> Result<Option<Vec<i64>>> {
-    if ctx.opset() >= input_from {
-        ctx.const_ints(1)
-    } else {
-        ctx.attrs.ints("axes")
-    }
+    if ctx.opset() >= input_from { ctx.const_ints(1) } else { ctx.attrs.ints("axes") }
 }
 
 fn resolve_axes(axes: &[i64], rank: usize) -> Result<Vec<usize>> {
-    let mut out = axes
-        .iter()
-        .map(|&a| axis(a, rank))
-        .collect::<Result<Vec<_>>>()?;
+    let mut out = axes.iter().map(|&a| axis(a, rank)).collect::<Result<Vec<_>>>()?;
     out.sort_unstable();
     if out.windows(2).any(|w| w[0] == w[1]) {
         return Err(Error::invalid(format!("axes {axes:?} repeat")));
@@ -170,10 +143,7 @@ pub(super) fn squeeze(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
     if let Some(&a) = axes.iter().find(|&&a| s[a] != 1) {
         return Err(Error::shape(format!("cannot squeeze dim {a} of {s:?}")));
     }
-    let shape = (0..s.len())
-        .filter(|i| !axes.contains(i))
-        .map(|i| s[i])
-        .collect();
+    let shape = (0..s.len()).filter(|i| !axes.contains(i)).map(|i| s[i]).collect();
     ctx.emit(Op::Reshape { shape }, &[Some(x)])
 }
 
@@ -184,15 +154,7 @@ pub(super) fn unsqueeze(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
     let rank = s.len() + axes.len();
     let axes = resolve_axes(&axes, rank)?;
     let mut dims = s.iter();
-    let shape = (0..rank)
-        .map(|i| {
-            if axes.contains(&i) {
-                1
-            } else {
-                *dims.next().unwrap()
-            }
-        })
-        .collect();
+    let shape = (0..rank).map(|i| if axes.contains(&i) { 1 } else { *dims.next().unwrap() }).collect();
     ctx.emit(Op::Reshape { shape }, &[Some(x)])
 }
 
@@ -210,18 +172,9 @@ pub(super) fn transpose(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
 }
 
 pub(super) fn concat(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
-    let ins = (0..ctx.num_inputs())
-        .map(|i| ctx.x(i).map(Some))
-        .collect::<Result<Vec<_>>>()?;
-    let first = ins
-        .first()
-        .copied()
-        .flatten()
-        .ok_or_else(|| Error::invalid("Concat needs inputs"))?;
-    let a = ctx
-        .attrs
-        .int("axis")?
-        .ok_or_else(|| Error::invalid("Concat needs 'axis'"))?;
+    let ins = (0..ctx.num_inputs()).map(|i| ctx.x(i).map(Some)).collect::<Result<Vec<_>>>()?;
+    let first = ins.first().copied().flatten().ok_or_else(|| Error::invalid("Concat needs inputs"))?;
+    let a = ctx.attrs.int("axis")?.ok_or_else(|| Error::invalid("Concat needs 'axis'"))?;
     let a = axis(a, ctx.shape(first).len())?;
     ctx.emit(Op::Concat { axis: a }, &ins)
 }
@@ -231,11 +184,7 @@ pub(super) fn split(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
     let s = ctx.shape(x);
     let a = axis(ctx.attrs.int_or("axis", 0)?, s.len())?;
     let n_out = ctx.node.output.len();
-    let given = if ctx.opset() >= 13 {
-        ctx.const_ints(1)?
-    } else {
-        ctx.attrs.ints("split")?
-    };
+    let given = if ctx.opset() >= 13 { ctx.const_ints(1)? } else { ctx.attrs.ints("split")? };
     let sizes = match given {
         Some(v) => to_usizes(&v, "split")?,
         None => {
@@ -250,14 +199,9 @@ pub(super) fn split(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
             // Opset 18 allows the last chunk to be smaller; before, the split must be even.
             let chunk = s[a].div_ceil(parts);
             if ctx.opset() < 18 && !s[a].is_multiple_of(parts) {
-                return Err(Error::shape(format!(
-                    "dim {} does not split evenly into {parts}",
-                    s[a]
-                )));
+                return Err(Error::shape(format!("dim {} does not split evenly into {parts}", s[a])));
             }
-            (0..parts)
-                .map(|i| chunk.min(s[a].saturating_sub(i * chunk)))
-                .collect()
+            (0..parts).map(|i| chunk.min(s[a].saturating_sub(i * chunk))).collect()
         }
     };
     ctx.emit(Op::Split { axis: a, sizes }, &[Some(x)])
@@ -276,21 +220,9 @@ fn slice_axis(axis: usize, dim: usize, start: i64, end: i64, step: i64) -> Resul
         (s, if e > s { (e - s + step - 1) / step } else { 0 })
     } else {
         let (s, e) = (start.clamp(0, d - 1), end.clamp(-1, d - 1));
-        (
-            s,
-            if s > e {
-                (s - e + (-step) - 1) / (-step)
-            } else {
-                0
-            },
-        )
+        (s, if s > e { (s - e + (-step) - 1) / (-step) } else { 0 })
     };
-    Ok(SliceAxis {
-        axis,
-        start: start.max(0) as usize,
-        step: step as isize,
-        len: len as usize,
-    })
+    Ok(SliceAxis { axis, start: start.max(0) as usize, step: step as isize, len: len as usize })
 }
 
 pub(super) fn slice(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
@@ -300,23 +232,14 @@ pub(super) fn slice(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
         let a = &ctx.attrs;
         (a.ints("starts")?, a.ints("ends")?, a.ints("axes")?, None)
     } else {
-        (
-            ctx.const_ints(1)?,
-            ctx.const_ints(2)?,
-            ctx.const_ints(3)?,
-            ctx.const_ints(4)?,
-        )
+        (ctx.const_ints(1)?, ctx.const_ints(2)?, ctx.const_ints(3)?, ctx.const_ints(4)?)
     };
-    let (starts, ends) = starts
-        .zip(ends)
-        .ok_or_else(|| Error::invalid("Slice needs starts and ends"))?;
+    let (starts, ends) = starts.zip(ends).ok_or_else(|| Error::invalid("Slice needs starts and ends"))?;
     let n = starts.len();
     let axes = axes.unwrap_or_else(|| (0..n as i64).collect());
     let steps = steps.unwrap_or_else(|| vec![1; n]);
     if ends.len() != n || axes.len() != n || steps.len() != n {
-        return Err(Error::invalid(
-            "Slice starts, ends, axes and steps differ in length",
-        ));
+        return Err(Error::invalid("Slice starts, ends, axes and steps differ in length"));
     }
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
@@ -344,9 +267,7 @@ pub(super) fn gather(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
 
 pub(super) fn tile(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
     let x = ctx.x(0)?;
-    let repeats = ctx
-        .const_ints(1)?
-        .ok_or_else(|| Error::invalid("Tile needs repeats"))?;
+    let repeats = ctx.const_ints(1)?.ok_or_else(|| Error::invalid("Tile needs repeats"))?;
     let repeats = to_usizes(&repeats, "repeats")?;
     if repeats.contains(&0) {
         return Err(Error::unsupported("Tile with a zero repeat"));
@@ -356,9 +277,7 @@ pub(super) fn tile(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
 
 pub(super) fn expand(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
     let x = ctx.x(0)?;
-    let shape = ctx
-        .const_ints(1)?
-        .ok_or_else(|| Error::invalid("Expand needs a shape"))?;
+    let shape = ctx.const_ints(1)?.ok_or_else(|| Error::invalid("Expand needs a shape"))?;
     let shape = to_usizes(&shape, "shape")?;
     ctx.emit(Op::Expand { shape }, &[Some(x)])
 }
@@ -366,34 +285,21 @@ pub(super) fn expand(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
 pub(super) fn pad(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
     let x = ctx.x(0)?;
     let rank = ctx.shape(x).len();
-    let mode = ctx
-        .attrs
-        .string("mode")?
-        .unwrap_or_else(|| "constant".into());
+    let mode = ctx.attrs.string("mode")?.unwrap_or_else(|| "constant".into());
     let (pads, value, axes) = if ctx.opset() < 11 {
         let pads = ctx.attrs.ints("pads")?.or(ctx.attrs.ints("paddings")?);
         (pads, ctx.attrs.float_or("value", 0.0)?, None)
     } else {
-        let value = ctx
-            .const_input(2)?
-            .map(|t| t.scalar_value())
-            .transpose()?
-            .unwrap_or(0.0) as f32;
+        let value = ctx.const_input(2)?.map(|t| t.scalar_value()).transpose()?.unwrap_or(0.0) as f32;
         (ctx.const_ints(1)?, value, ctx.const_ints(3)?)
     };
     let pads = pads.ok_or_else(|| Error::invalid("Pad needs pads"))?;
     let axes = match axes {
-        Some(a) => a
-            .iter()
-            .map(|&a| axis(a, rank))
-            .collect::<Result<Vec<_>>>()?,
+        Some(a) => a.iter().map(|&a| axis(a, rank)).collect::<Result<Vec<_>>>()?,
         None => (0..rank).collect(),
     };
     if pads.len() != 2 * axes.len() {
-        return Err(Error::invalid(format!(
-            "pads {pads:?} should have {} values",
-            2 * axes.len()
-        )));
+        return Err(Error::invalid(format!("pads {pads:?} should have {} values", 2 * axes.len())));
     }
     if pads.iter().any(|&p| p < 0) {
         return Err(Error::unsupported(format!("negative pads {pads:?}")));
@@ -416,17 +322,10 @@ pub(super) fn pad(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
 }
 
 pub(super) fn range(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
-    let get = |i| -> Result<Tensor> {
-        ctx.const_input(i)?
-            .ok_or_else(|| Error::invalid("Range needs 3 inputs"))
-    };
+    let get = |i| -> Result<Tensor> { ctx.const_input(i)?.ok_or_else(|| Error::invalid("Range needs 3 inputs")) };
     let (start, limit, delta) = (get(0)?, get(1)?, get(2)?);
     let dtype = start.dtype();
-    let (s, l, d) = (
-        start.scalar_value()?,
-        limit.scalar_value()?,
-        delta.scalar_value()?,
-    );
+    let (s, l, d) = (start.scalar_value()?, limit.scalar_value()?, delta.scalar_value()?);
     if d == 0.0 {
         return Err(Error::invalid("Range delta must not be 0"));
     }

@@ -22,8 +22,9 @@ pub(crate) fn import(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
         "Softmax" | "LogSoftmax" => nn::softmax(ctx),
         "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" | "ReduceProd" => nn::reduce(ctx),
 
-        "Add" | "Sub" | "Mul" | "Div" | "Pow" | "PRelu" | "Mod" | "Equal" | "Less" | "Greater"
-        | "And" | "Or" => elementwise::binary(ctx),
+        "Add" | "Sub" | "Mul" | "Div" | "Pow" | "PRelu" | "Mod" | "Equal" | "Less" | "Greater" | "And" | "Or" => {
+            elementwise::binary(ctx)
+        }
         "Sum" | "Max" | "Min" | "Mean" => elementwise::variadic(ctx),
         "Clip" => elementwise::clip(ctx),
         "Cast" => elementwise::cast(ctx),
@@ -49,10 +50,6 @@ pub(crate) fn import(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
         "Pad" => layout::pad(ctx),
         "Range" => layout::range(ctx),
 
-        other => Err(ErrorKind::UnsupportedOp {
-            op_type: other.to_string(),
-            domain: ctx.node.domain.clone(),
-        }
-        .into()),
+        other => Err(ErrorKind::UnsupportedOp { op_type: other.to_string(), domain: ctx.node.domain.clone() }.into()),
     }
 }

@@ -51,19 +51,12 @@ pub(super) fn reduce(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
     };
     // Axes moved from an attribute to an input in opset 13 (ReduceSum) or 18 (the others).
     let input_from = if kind == ReduceKind::Sum { 13 } else { 18 };
-    let axes = if ctx.opset() >= input_from {
-        ctx.const_ints(1)?
-    } else {
-        ctx.attrs.ints("axes")?
-    };
+    let axes = if ctx.opset() >= input_from { ctx.const_ints(1)? } else { ctx.attrs.ints("axes")? };
     let keepdims = ctx.attrs.int_or("keepdims", 1)? != 0;
     let noop_empty = ctx.attrs.int_or("noop_with_empty_axes", 0)? != 0;
     let axes = match axes {
         Some(a) if !a.is_empty() => {
-            let mut v = a
-                .iter()
-                .map(|&a| axis(a, rank))
-                .collect::<Result<Vec<_>>>()?;
+            let mut v = a.iter().map(|&a| axis(a, rank)).collect::<Result<Vec<_>>>()?;
             v.sort_unstable();
             v.dedup();
             v
@@ -74,12 +67,5 @@ pub(super) fn reduce(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
     if axes.is_empty() {
         return Err(Error::invalid("nothing to reduce"));
     }
-    ctx.emit(
-        Op::Reduce(Reduce {
-            kind,
-            axes,
-            keepdims,
-        }),
-        &[Some(x)],
-    )
+    ctx.emit(Op::Reduce(Reduce { kind, axes, keepdims }), &[Some(x)])
 }

@@ -1,0 +1,165 @@
+//! Helpers for emitting kernel bodies: addressing, typed constants, memory flags and
+//! bottom-tested loops.
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{BlockArg, InstBuilder, MemFlagsData, Type, Value, types};
+use cranelift_frontend::FunctionBuilder;
+
+/// Where a buffer lives at run time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Base {
+    /// A byte offset into the run's arena.
+    Arena(usize),
+    /// Entry `i` of the caller's input/output pointer table.
+    Io(usize),
+    /// An absolute address of immutable data owned by the compiled model (weights).
+    Const(usize),
+}
+
+/// A kernel being built: the function builder plus the kernel's parameters.
+pub struct Kb<'a> {
+    pub b: FunctionBuilder<'a>,
+    pub arena: Value,
+    pub io: Value,
+    pub lo: Value,
+    pub hi: Value,
+    pub has_fma: bool,
+}
+
+/// Loads and stores of activations: never trap (addresses are planned), not assumed aligned.
+fn data_flags() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
+}
+
+/// Loads of weights: also read-only and free to move, so LICM can hoist them.
+fn const_flags() -> MemFlagsData {
+    MemFlagsData::new().with_notrap().with_readonly().with_can_move()
+}
+
+impl<'a> Kb<'a> {
+    pub fn new(b: FunctionBuilder<'a>, arena: Value, io: Value, lo: Value, hi: Value, has_fma: bool) -> Self {
+        Kb { b, arena, io, lo, hi, has_fma }
+    }
+
+    pub fn ic(&mut self, v: i64) -> Value {
+        self.b.ins().iconst(types::I64, v)
+    }
+
+    /// The address of `base` plus `byte_offset`.
+    pub fn addr(&mut self, base: Base, byte_offset: i64) -> Value {
+        match base {
+            Base::Arena(off) => self.b.ins().iadd_imm_s(self.arena, off as i64 + byte_offset),
+            Base::Io(i) => {
+                let p = self.b.ins().load(types::I64, const_flags(), self.io, (i * 8) as i32);
+                if byte_offset == 0 { p } else { self.b.ins().iadd_imm_s(p, byte_offset) }
+            }
+            Base::Const(a) => self.ic(a as i64 + byte_offset),
+        }
+    }
+
+    /// A float constant of type `ty` (scalar, or splatted across a vector).
+    pub fn fc(&mut self, ty: Type, v: f64) -> Value {
+        let lane = ty.lane_type();
+        let s = if lane == types::F64 { self.b.ins().f64const(v) } else { self.b.ins().f32const(v as f32) };
+        if ty.is_vector() { self.b.ins().splat(ty, s) } else { s }
+    }
+
+    /// An integer constant of type `ty` (scalar, or splatted).
+    pub fn int_const(&mut self, ty: Type, v: i64) -> Value {
+        let s = self.b.ins().iconst(ty.lane_type(), v);
+        if ty.is_vector() { self.b.ins().splat(ty, s) } else { s }
+    }
+
+    pub fn load(&mut self, ty: Type, ptr: Value, off: i32) -> Value {
+        self.b.ins().load(ty, data_flags(), ptr, off)
+    }
+
+    /// Load from weights or other immutable data.
+    pub fn load_const(&mut self, ty: Type, ptr: Value, off: i32) -> Value {
+        self.b.ins().load(ty, const_flags(), ptr, off)
+    }
+
+    pub fn load_from(&mut self, base: Base, ty: Type, ptr: Value, off: i32) -> Value {
+        match base {
+            Base::Const(_) => self.load_const(ty, ptr, off),
+            _ => self.load(ty, ptr, off),
+        }
+    }
+
+    pub fn store(&mut self, v: Value, ptr: Value, off: i32) {
+        self.b.ins().store(data_flags(), v, ptr, off);
+    }
+
+    /// a*b + c, fused when the CPU has FMA.
+    pub fn fma(&mut self, a: Value, b: Value, c: Value) -> Value {
+        if self.has_fma {
+            self.b.ins().fma(a, b, c)
+        } else {
+            let m = self.b.ins().fmul(a, b);
+            self.b.ins().fadd(m, c)
+        }
+    }
+
+    /// `for i in start..end step step { body(i) }` as a guarded do-while loop, the shape
+    /// Cranelift's LICM hoists out of reliably.
+    pub fn for_range(&mut self, start: Value, end: Value, step: i64, body: impl FnOnce(&mut Self, Value)) {
+        let header = self.b.create_block();
+        let exit = self.b.create_block();
+        self.b.append_block_param(header, types::I64);
+        let enter = self.b.ins().icmp(IntCC::SignedLessThan, start, end);
+        self.b.ins().brif(enter, header, &[BlockArg::Value(start)], exit, &[]);
+        self.b.switch_to_block(header);
+        let i = self.b.block_params(header)[0];
+        body(self, i);
+        let next = self.b.ins().iadd_imm_s(i, step);
+        let again = self.b.ins().icmp(IntCC::SignedLessThan, next, end);
+        self.b.ins().brif(again, header, &[BlockArg::Value(next)], exit, &[]);
+        self.b.switch_to_block(exit);
+    }
+
+    /// `for i in 0..n` with a compile-time trip count; emits nothing when `n == 0` and no
+    /// loop at all when `n == 1`.
+    pub fn for_n(&mut self, n: usize, body: impl FnOnce(&mut Self, Value)) {
+        match n {
+            0 => {}
+            1 => {
+                let zero = self.ic(0);
+                body(self, zero)
+            }
+            _ => {
+                let header = self.b.create_block();
+                let exit = self.b.create_block();
+                self.b.append_block_param(header, types::I64);
+                let zero = self.ic(0);
+                self.b.ins().jump(header, &[BlockArg::Value(zero)]);
+                self.b.switch_to_block(header);
+                let i = self.b.block_params(header)[0];
+                body(self, i);
+                let next = self.b.ins().iadd_imm_s(i, 1);
+                let again = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, next, n as i64);
+                self.b.ins().brif(again, header, &[BlockArg::Value(next)], exit, &[]);
+                self.b.switch_to_block(exit);
+            }
+        }
+    }
+
+    /// Runs `body` only when `cond` (an i8 truth value) is non-zero.
+    pub fn if_then(&mut self, cond: Value, body: impl FnOnce(&mut Self)) {
+        let then = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.ins().brif(cond, then, &[], done, &[]);
+        self.b.switch_to_block(then);
+        body(self);
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(done);
+    }
+
+    /// `p + i * scale` for a pointer `p` and an index `i`.
+    pub fn offset(&mut self, p: Value, i: Value, scale: i64) -> Value {
+        if scale == 0 {
+            return p;
+        }
+        let o = self.b.ins().imul_imm_s(i, scale);
+        self.b.ins().iadd(p, o)
+    }
+}

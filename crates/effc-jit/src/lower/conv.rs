@@ -1,0 +1,423 @@
+//! Convolutions and sliding-window pools on channels-last tensors.
+//!
+//! Dense 1×1 convolutions without padding or stride are matrix products of the
+//! [pixels × C_in] input with the packed [C_in × C_out] weights. Depthwise convolutions and
+//! pools vectorise over channels. Every other convolution walks output pixels and
+//! vectorises over the output channels of a group. 1-D inputs run as 2-D with H = 1.
+
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{InstBuilder, Type, Value, types};
+use cranelift_frontend::Variable;
+use effc_ir::op::{Conv, Pool, PoolKind};
+use effc_ir::{DType, Error, NodeId, Result};
+
+use super::Lowering;
+use super::gemm::{Mat, MatMul};
+use crate::emit::{Base, Kb};
+use crate::layout::Buf;
+use crate::math;
+
+/// 2-D geometry of a window op (1-D ops have H = KH = 1).
+#[derive(Clone, Copy, Debug)]
+struct Geom {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    m: usize,
+    oh: usize,
+    ow: usize,
+    kh: usize,
+    kw: usize,
+    sh: usize,
+    sw: usize,
+    dh: usize,
+    dw: usize,
+    ph: usize,
+    pw: usize,
+}
+
+/// Views a rank-3 tensor [N, C, L] as [N, C, 1, L].
+fn as_4d(b: &Buf) -> Buf {
+    if b.dims.len() == 4 {
+        return b.clone();
+    }
+    let mut v = b.clone();
+    v.dims.insert(2, 1);
+    v.strides.insert(2, 0);
+    v
+}
+
+fn spatial2<T: Copy>(v: &[T], one: T) -> (T, T) {
+    if v.len() == 2 { (v[0], v[1]) } else { (one, v[0]) }
+}
+
+fn geom(x: &Buf, out: &Buf, kernel: &[usize], strides: &[usize], dilations: &[usize], pads: &[usize]) -> Geom {
+    let (kh, kw) = spatial2(kernel, 1);
+    let (sh, sw) = spatial2(strides, 1);
+    let (dh, dw) = spatial2(dilations, 1);
+    let (ph, pw) = spatial2(pads, 0);
+    Geom {
+        n: x.dims[0],
+        c: x.dims[1],
+        h: x.dims[2],
+        w: x.dims[3],
+        m: out.dims[1],
+        oh: out.dims[2],
+        ow: out.dims[3],
+        kh,
+        kw,
+        sh,
+        sw,
+        dh,
+        dw,
+        ph,
+        pw,
+    }
+}
+
+fn check_rank(x: &Buf, what: &str) -> Result<()> {
+    if !matches!(x.dims.len(), 3 | 4) {
+        return Err(Error::unsupported(format!("{}-D {what} (effc runs 1-D and 2-D)", x.dims.len() - 2)));
+    }
+    if x.dtype != DType::F32 {
+        return Err(Error::unsupported(format!("{what} over {}", x.dtype)));
+    }
+    Ok(())
+}
+
+/// Element strides of a channels-last-or-not 4-D buffer as (n, c, h, w), in bytes.
+fn byte_strides(b: &Buf) -> [i64; 4] {
+    [b.strides[0] as i64 * 4, b.strides[1] as i64 * 4, b.strides[2] as i64 * 4, b.strides[3] as i64 * 4]
+}
+
+pub(super) fn conv(l: &mut Lowering, id: NodeId, c: &Conv) -> Result<()> {
+    let x = l.input(id, 0)?;
+    check_rank(&x, "convolution")?;
+    let wt = l.const_tensor(id, 1).ok_or_else(|| Error::unsupported("Conv with run-time weights"))?.clone();
+    let bias: Vec<f32> = match l.const_tensor(id, 2) {
+        Some(t) => t.to_f32_vec(),
+        None if l.g.input(id, 2).is_some() => return Err(Error::unsupported("Conv with a run-time bias")),
+        None => vec![0.0; wt.shape()[0]],
+    };
+    let (x4, out4) = (as_4d(&x), as_4d(&l.output(id, 0)));
+    let g = geom(&x4, &out4, &c.kernel, &c.strides, &c.dilations, &c.pads_begin);
+    let w = wt.to_f32_vec();
+    let groups = c.group;
+    let (icg, ocg) = (g.c / groups, g.m / groups);
+    let w_at = |oc: usize, ic: usize, kh: usize, kw: usize| w[((oc * icg + ic) * g.kh + kh) * g.kw + kw];
+    let pointwise = g.kh == 1
+        && g.kw == 1
+        && g.sh == 1
+        && g.sw == 1
+        && g.ph == 0
+        && g.pw == 0
+        && c.pads_end.iter().all(|&p| p == 0)
+        && groups == 1;
+    let dense_rows = x4.strides[1] == 1 && out4.strides[1] == 1;
+    if pointwise
+        && dense_rows
+        && x4.strides[3] == g.c as isize
+        && out4.strides[3] == g.m as isize
+        && x4.strides[2] == (g.w * g.c) as isize
+        && out4.strides[2] == (g.w * g.m) as isize
+        && x4.strides[0] == (g.h * g.w * g.c) as isize
+        && out4.strides[0] == (g.h * g.w * g.m) as isize
+    {
+        // [N·H·W, C] × [C, M] + bias.
+        let packed: Vec<f32> =
+            (0..g.c).flat_map(|ic| (0..g.m).map(move |oc| (ic, oc))).map(|(ic, oc)| w_at(oc, ic, 0, 0)).collect();
+        let b_base = l.const_f32(&packed);
+        let bias_base = l.const_f32(&bias);
+        let mm = MatMul {
+            m: g.n * g.h * g.w,
+            n: g.m,
+            k: g.c,
+            a: Mat { base: x4.base, offset: x4.offset, rs: g.c as isize, cs: 1 },
+            b: Mat { base: b_base, offset: 0, rs: g.m as isize, cs: 1 },
+            out: Mat { base: out4.base, offset: out4.offset, rs: g.m as isize, cs: 1 },
+            c: Some(Mat { base: bias_base, offset: 0, rs: 0, cs: 1 }),
+            alpha: 1.0,
+            beta: 1.0,
+            batch: vec![],
+        };
+        return super::gemm::emit(l, &mm);
+    }
+    let bias_base = l.const_f32(&bias);
+    if groups == g.c && groups == g.m && dense_rows {
+        // Depthwise: weights as [kh][kw][C].
+        let packed: Vec<f32> = (0..g.kh)
+            .flat_map(|kh| (0..g.kw).flat_map(move |kw| (0..g.c).map(move |ch| (kh, kw, ch))))
+            .map(|(kh, kw, ch)| w_at(ch, 0, kh, kw))
+            .collect();
+        let w_base = l.const_f32(&packed);
+        return window(l, &x4, &out4, g, Window::Depthwise { w: w_base, bias: bias_base });
+    }
+    // General grouped conv: weights as [group][kh][kw][icg][ocg].
+    let mut packed = Vec::with_capacity(w.len());
+    for gi in 0..groups {
+        for kh in 0..g.kh {
+            for kw in 0..g.kw {
+                for ic in 0..icg {
+                    for oc in 0..ocg {
+                        packed.push(w_at(gi * ocg + oc, ic, kh, kw));
+                    }
+                }
+            }
+        }
+    }
+    let w_base = l.const_f32(&packed);
+    grouped(l, &x4, &out4, g, groups, w_base, bias_base)
+}
+
+/// Calls `body(kb, ih_or_iw_valid_pointer_offset)` for every kernel tap (kh, kw) of output
+/// pixel (oh, ow) that lands inside the input; `on_pad` (if any) for taps in the padding.
+fn taps(
+    kb: &mut Kb,
+    g: Geom,
+    oh: Value,
+    ow: Value,
+    strides: [i64; 4],
+    inside: &mut dyn FnMut(&mut Kb, Value, Value, Value),
+) {
+    let ih0 = kb.b.ins().imul_imm_s(oh, g.sh as i64);
+    let ih0 = kb.b.ins().iadd_imm_s(ih0, -(g.ph as i64));
+    let iw0 = kb.b.ins().imul_imm_s(ow, g.sw as i64);
+    let iw0 = kb.b.ins().iadd_imm_s(iw0, -(g.pw as i64));
+    for kh in 0..g.kh {
+        let ih = kb.b.ins().iadd_imm_s(ih0, (kh * g.dh) as i64);
+        let ok_h = kb.b.ins().icmp_imm_s(IntCC::UnsignedLessThan, ih, g.h as i64);
+        kb.if_then(ok_h, |kb| {
+            for kw in 0..g.kw {
+                let iw = kb.b.ins().iadd_imm_s(iw0, (kw * g.dw) as i64);
+                let ok_w = kb.b.ins().icmp_imm_s(IntCC::UnsignedLessThan, iw, g.w as i64);
+                kb.if_then(ok_w, |kb| {
+                    let off = kb.b.ins().imul_imm_s(ih, strides[2]);
+                    let off_w = kb.b.ins().imul_imm_s(iw, strides[3]);
+                    let off = kb.b.ins().iadd(off, off_w);
+                    let t = kb.ic((kh * g.kw + kw) as i64);
+                    inside(kb, off, t, iw);
+                });
+            }
+        });
+    }
+}
+
+fn new_var(kb: &mut Kb, ty: Type, init: Value) -> Variable {
+    let v = kb.b.declare_var(ty);
+    kb.b.def_var(v, init);
+    v
+}
+
+/// Generic convolution: per output pixel and group, vectors of output channels.
+fn grouped(l: &mut Lowering, x: &Buf, out: &Buf, g: Geom, groups: usize, w: Base, bias: Base) -> Result<()> {
+    let (icg, ocg) = (g.c / groups, g.m / groups);
+    let (xs, os) = (byte_strides(x), byte_strides(out));
+    let vec_ok = out.strides[1] == 1;
+    let (x, out) = (x.clone(), out.clone());
+    l.kernel(g.n * g.oh, move |kb| {
+        let xb = kb.addr(x.base, x.offset as i64 * 4);
+        let ob = kb.addr(out.base, out.offset as i64 * 4);
+        let wb = kb.addr(w, 0);
+        let bb = kb.addr(bias, 0);
+        let (lo, hi) = (kb.lo, kb.hi);
+        kb.for_range(lo, hi, 1, |kb, r| {
+            let n = kb.b.ins().udiv_imm_u(r, g.oh as i64);
+            let oh = kb.b.ins().urem_imm_u(r, g.oh as i64);
+            let x_n = kb.offset(xb, n, xs[0]);
+            let o_n = kb.offset(ob, n, os[0]);
+            let o_row = kb.offset(o_n, oh, os[2]);
+            kb.for_n(g.ow, |kb, ow| {
+                let o_px = kb.offset(o_row, ow, os[3]);
+                kb.for_n(groups, |kb, gi| {
+                    let x_g = kb.offset(x_n, gi, icg as i64 * xs[1]);
+                    let o_g = kb.offset(o_px, gi, ocg as i64 * os[1]);
+                    let w_g = kb.offset(wb, gi, (g.kh * g.kw * icg * ocg * 4) as i64);
+                    let b_g = kb.offset(bb, gi, (ocg * 4) as i64);
+                    // Blocks of output channels: runtime loop over 8-wide blocks, then the rest.
+                    let block = if vec_ok { 8 } else { 1 };
+                    let mut pieces: Vec<(usize, usize, bool)> = Vec::new(); // (start, lanes, vector)
+                    let full = if vec_ok { ocg / 8 } else { 0 };
+                    let mut start = full * 8;
+                    if vec_ok && ocg - start >= 4 {
+                        pieces.push((start, 4, true));
+                        start += 4;
+                    }
+                    for s in start..ocg {
+                        pieces.push((s, 1, false));
+                    }
+                    let one = |kb: &mut Kb, oc0: Value, lanes: usize, vector: bool| {
+                        let ty = if vector { types::F32X4 } else { types::F32 };
+                        let nv = if vector { lanes / 4 } else { 1 };
+                        let o_c = kb.offset(o_g, oc0, os[1]);
+                        let b_c = kb.offset(b_g, oc0, 4);
+                        let w_c = kb.offset(w_g, oc0, 4);
+                        let accs: Vec<Variable> = (0..nv)
+                            .map(|j| {
+                                let b = kb.load_const(ty, b_c, (j * 16) as i32);
+                                new_var(kb, ty, b)
+                            })
+                            .collect();
+                        taps(kb, g, oh, ow, xs, &mut |kb, off, tap, _| {
+                            let xp = kb.b.ins().iadd(x_g, off);
+                            let wp = kb.offset(w_c, tap, (icg * ocg * 4) as i64);
+                            kb.for_n(icg, |kb, ic| {
+                                let xv = kb.offset(xp, ic, xs[1]);
+                                let xv = kb.load(types::F32, xv, 0);
+                                let xv = if vector { kb.b.ins().splat(ty, xv) } else { xv };
+                                let wr = kb.offset(wp, ic, (ocg * 4) as i64);
+                                for (j, &acc) in accs.iter().enumerate() {
+                                    let wv = kb.load_const(ty, wr, (j * 16) as i32);
+                                    let a = kb.b.use_var(acc);
+                                    let a = kb.fma(xv, wv, a);
+                                    kb.b.def_var(acc, a);
+                                }
+                            });
+                        });
+                        for (j, &acc) in accs.iter().enumerate() {
+                            let v = kb.b.use_var(acc);
+                            kb.store(v, o_c, (j as i64 * 4 * os[1]) as i32);
+                        }
+                    };
+                    if full > 0 {
+                        kb.for_n(full, |kb, blk| {
+                            let oc0 = kb.b.ins().imul_imm_s(blk, block as i64);
+                            one(kb, oc0, 8, true);
+                        });
+                    }
+                    for (s, lanes, vector) in pieces {
+                        let oc0 = kb.ic(s as i64);
+                        one(kb, oc0, lanes, vector);
+                    }
+                });
+            });
+        });
+    })
+}
+
+#[derive(Clone, Copy)]
+enum Window {
+    Depthwise { w: Base, bias: Base },
+    Pool { kind: PoolKind, count_include_pad: bool, pad_h_end: usize, pad_w_end: usize },
+}
+
+/// Depthwise conv and pools: per output pixel, vectors of channels.
+fn window(l: &mut Lowering, x: &Buf, out: &Buf, g: Geom, op: Window) -> Result<()> {
+    let (xs, os) = (byte_strides(x), byte_strides(out));
+    let (x, out) = (x.clone(), out.clone());
+    l.kernel(g.n * g.oh, move |kb| {
+        let xb = kb.addr(x.base, x.offset as i64 * 4);
+        let ob = kb.addr(out.base, out.offset as i64 * 4);
+        let (wb, bb) = match op {
+            Window::Depthwise { w, bias } => (Some(kb.addr(w, 0)), Some(kb.addr(bias, 0))),
+            Window::Pool { .. } => (None, None),
+        };
+        let (lo, hi) = (kb.lo, kb.hi);
+        kb.for_range(lo, hi, 1, |kb, r| {
+            let n = kb.b.ins().udiv_imm_u(r, g.oh as i64);
+            let oh = kb.b.ins().urem_imm_u(r, g.oh as i64);
+            let x_n = kb.offset(xb, n, xs[0]);
+            let o_row = kb.offset(ob, n, os[0]);
+            let o_row = kb.offset(o_row, oh, os[2]);
+            kb.for_n(g.ow, |kb, ow| {
+                let o_px = kb.offset(o_row, ow, os[3]);
+                let chunk = |kb: &mut Kb, c0: Value, ty: Type| {
+                    let x_c = kb.offset(x_n, c0, xs[1]);
+                    let o_c = kb.offset(o_px, c0, os[1]);
+                    let init = match (op, bb) {
+                        (Window::Depthwise { .. }, Some(bb)) => {
+                            let p = kb.offset(bb, c0, 4);
+                            kb.load_const(ty, p, 0)
+                        }
+                        (Window::Pool { kind: PoolKind::Max, .. }, _) => kb.fc(ty, f64::NEG_INFINITY),
+                        _ => kb.fc(ty, 0.0),
+                    };
+                    let acc = new_var(kb, ty, init);
+                    let zero = kb.ic(0);
+                    let count = new_var(kb, types::I64, zero);
+                    taps(kb, g, oh, ow, xs, &mut |kb, off, tap, _| {
+                        let xp = kb.b.ins().iadd(x_c, off);
+                        let v = kb.load(ty, xp, 0);
+                        let a = kb.b.use_var(acc);
+                        let a = match (op, wb) {
+                            (Window::Depthwise { .. }, Some(wb)) => {
+                                let wp = kb.offset(wb, tap, (g.c * 4) as i64);
+                                let wp = kb.offset(wp, c0, 4);
+                                let wv = kb.load_const(ty, wp, 0);
+                                kb.fma(v, wv, a)
+                            }
+                            (Window::Pool { kind: PoolKind::Max, .. }, _) => {
+                                let gt = kb.b.ins().fcmp(FloatCC::GreaterThan, v, a);
+                                math::select(kb, gt, v, a)
+                            }
+                            _ => kb.b.ins().fadd(a, v),
+                        };
+                        kb.b.def_var(acc, a);
+                        let c = kb.b.use_var(count);
+                        let c = kb.b.ins().iadd_imm_s(c, 1);
+                        kb.b.def_var(count, c);
+                    });
+                    let mut v = kb.b.use_var(acc);
+                    if let Window::Pool { kind: PoolKind::Average, count_include_pad, pad_h_end, pad_w_end } = op {
+                        let cnt = if count_include_pad {
+                            // Taps inside input + padding (ceil-mode windows can overhang that).
+                            let span = |kb: &mut Kb,
+                                        o: Value,
+                                        s: usize,
+                                        p: usize,
+                                        k: usize,
+                                        d: usize,
+                                        size: usize,
+                                        pe: usize| {
+                                let start = kb.b.ins().imul_imm_s(o, s as i64);
+                                let start = kb.b.ins().iadd_imm_s(start, -(p as i64));
+                                let end = kb.b.ins().iadd_imm_s(start, ((k - 1) * d + 1) as i64);
+                                let lim = kb.ic((size + pe) as i64);
+                                let end = kb.b.ins().smin(end, lim);
+                                let lo = kb.ic(-(p as i64));
+                                let start = kb.b.ins().smax(start, lo);
+                                let len = kb.b.ins().isub(end, start);
+                                // Taps with dilation d: ceil(len / d).
+                                let len = kb.b.ins().iadd_imm_s(len, d as i64 - 1);
+                                kb.b.ins().sdiv_imm_s(len, d as i64)
+                            };
+                            let a = span(kb, oh, g.sh, g.ph, g.kh, g.dh, g.h, pad_h_end);
+                            let b = span(kb, ow, g.sw, g.pw, g.kw, g.dw, g.w, pad_w_end);
+                            kb.b.ins().imul(a, b)
+                        } else {
+                            kb.b.use_var(count)
+                        };
+                        let cf = kb.b.ins().fcvt_from_sint(types::F32, cnt);
+                        let one = kb.b.ins().f32const(1.0);
+                        let inv = kb.b.ins().fdiv(one, cf);
+                        let inv = if ty.is_vector() { kb.b.ins().splat(ty, inv) } else { inv };
+                        v = kb.b.ins().fmul(v, inv);
+                    }
+                    kb.store(v, o_c, 0);
+                };
+                let vec_ok = x.strides[1] == 1 && out.strides[1] == 1;
+                let full = if vec_ok { g.c / 4 } else { 0 };
+                if full > 0 {
+                    kb.for_n(full, |kb, blk| {
+                        let c0 = kb.b.ins().imul_imm_s(blk, 4);
+                        chunk(kb, c0, types::F32X4);
+                    });
+                }
+                for c in full * 4..g.c {
+                    let c0 = kb.ic(c as i64);
+                    chunk(kb, c0, types::F32);
+                }
+            });
+        });
+    })
+}
+
+pub(super) fn pool(l: &mut Lowering, id: NodeId, p: &Pool) -> Result<()> {
+    let x = l.input(id, 0)?;
+    check_rank(&x, "pooling")?;
+    let (x4, out4) = (as_4d(&x), as_4d(&l.output(id, 0)));
+    let g = geom(&x4, &out4, &p.kernel, &p.strides, &p.dilations, &p.pads_begin);
+    let (pad_h_end, pad_w_end) = spatial2(&p.pads_end, 0);
+    let op = Window::Pool { kind: p.kind, count_include_pad: p.count_include_pad, pad_h_end, pad_w_end };
+    window(l, &x4, &out4, g, op)
+}

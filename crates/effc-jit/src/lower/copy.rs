@@ -1,0 +1,170 @@
+//! Ops that only move elements: all are strided copies between views.
+
+use effc_ir::op::{Pad, PadMode, SliceAxis};
+use effc_ir::{DType, Error, NodeId, Result};
+
+use super::Lowering;
+use crate::emit::Base;
+use crate::layout::{Buf, row_major};
+use crate::strided::{Nest, Operand};
+
+pub(super) fn reshape(l: &mut Lowering, id: NodeId) -> Result<()> {
+    let x = l.input(id, 0)?;
+    let out = l.output(id, 0);
+    // Reinterpreting needs the elements in row-major order; copy them there first if the
+    // input is stored channels-last.
+    let flat = if x.is_row_major() {
+        x
+    } else {
+        let tmp = Buf::new(Base::Arena(l.scratch(id, 0)), x.dtype, x.dims.clone(), row_major(&x.dims));
+        l.copy(&tmp, &x)?;
+        tmp
+    };
+    let view = Buf { dims: out.dims.clone(), strides: row_major(&out.dims), ..flat };
+    l.copy(&out, &view)
+}
+
+pub(super) fn transpose(l: &mut Lowering, id: NodeId, perm: &[usize]) -> Result<()> {
+    let x = l.input(id, 0)?;
+    let out = l.output(id, 0);
+    l.copy(&out, &x.permute(perm))
+}
+
+pub(super) fn slice(l: &mut Lowering, id: NodeId, axes: &[SliceAxis]) -> Result<()> {
+    let mut x = l.input(id, 0)?;
+    for a in axes {
+        x.offset += a.start as isize * x.strides[a.axis];
+        x.strides[a.axis] *= a.step;
+        x.dims[a.axis] = a.len;
+    }
+    let out = l.output(id, 0);
+    l.copy(&out, &x)
+}
+
+pub(super) fn concat(l: &mut Lowering, id: NodeId, axis: usize) -> Result<()> {
+    let out = l.output(id, 0);
+    let n = l.g.inputs(id).len();
+    let mut at = 0;
+    for i in 0..n {
+        let x = l.input(id, i)?;
+        let len = x.dims[axis];
+        l.copy(&out.narrow(axis, at, len), &x)?;
+        at += len;
+    }
+    Ok(())
+}
+
+pub(super) fn split(l: &mut Lowering, id: NodeId, axis: usize, sizes: &[usize]) -> Result<()> {
+    let x = l.input(id, 0)?;
+    let mut at = 0;
+    for (k, &len) in sizes.iter().enumerate() {
+        let out = l.output(id, k);
+        l.copy(&out, &x.narrow(axis, at, len))?;
+        at += len;
+    }
+    Ok(())
+}
+
+pub(super) fn expand(l: &mut Lowering, id: NodeId) -> Result<()> {
+    let x = l.input(id, 0)?;
+    let out = l.output(id, 0);
+    l.copy(&out, &x)
+}
+
+/// Each output dim of size r·d is walked as two loop dims (repeat, within), so the input
+/// is read with stride 0 across repeats.
+pub(super) fn tile(l: &mut Lowering, id: NodeId, repeats: &[usize]) -> Result<()> {
+    let x = l.input(id, 0)?;
+    let out = l.output(id, 0);
+    let mut nest = Nest {
+        dims: Vec::new(),
+        inputs: vec![Operand { base: x.base, dtype: x.dtype, offset: x.offset, strides: Vec::new() }],
+        out: Operand { base: out.base, dtype: out.dtype, offset: out.offset, strides: Vec::new() },
+        accumulate: false,
+    };
+    for (d, &r) in repeats.iter().enumerate() {
+        let within = x.dims[d];
+        nest.dims.extend([r, within]);
+        nest.inputs[0].strides.extend([0, x.strides[d]]);
+        nest.out.strides.extend([within as isize * out.strides[d], out.strides[d]]);
+    }
+    l.nest(&nest, &|_, _, ins, _| ins[0])
+}
+
+pub(super) fn cast(l: &mut Lowering, id: NodeId, to: DType) -> Result<()> {
+    let x = l.input(id, 0)?;
+    if x.dtype != to {
+        return Err(Error::unsupported(format!("casting {} to {to} at run time", x.dtype)));
+    }
+    let out = l.output(id, 0);
+    l.copy(&out, &x)
+}
+
+/// Gather with constant indices: one hyperplane copy per index.
+pub(super) fn gather(l: &mut Lowering, id: NodeId, axis: usize) -> Result<()> {
+    let idx = l.const_tensor(id, 1).ok_or_else(|| Error::unsupported("Gather with run-time indices"))?.clone();
+    let x = l.input(id, 0)?;
+    let out = l.output(id, 0);
+    let dim = x.dims[axis] as i64;
+    let positions = idx.to_i64_vec()?;
+    let idx_rank = idx.shape().len();
+    // Output dims: x[..axis] ++ idx.shape ++ x[axis+1..]. Walk index positions row-major.
+    let idx_strides = row_major(idx.shape());
+    for (flat, &raw) in positions.iter().enumerate() {
+        let j = if raw < 0 { raw + dim } else { raw };
+        if j < 0 || j >= dim {
+            return Err(Error::invalid(format!("Gather index {raw} out of range for a dim of {dim}")));
+        }
+        let src = x.select(axis, j as usize);
+        let mut dst = out.clone();
+        for k in (0..idx_rank).rev() {
+            let coord = (flat as isize / idx_strides[k]) as usize % idx.shape()[k];
+            dst = dst.select(axis + k, coord);
+        }
+        l.copy(&dst, &src)?;
+    }
+    Ok(())
+}
+
+/// Where a reflected or edge-padded coordinate reads from.
+fn pad_source(mode: PadMode, p: isize, n: isize) -> isize {
+    match mode {
+        PadMode::Edge => p.clamp(0, n - 1),
+        _ => {
+            let period = 2 * (n - 1).max(1);
+            let m = p.rem_euclid(period);
+            if m < n { m } else { period - m }
+        }
+    }
+}
+
+pub(super) fn pad(l: &mut Lowering, id: NodeId, p: &Pad) -> Result<()> {
+    let x = l.input(id, 0)?;
+    let out = l.output(id, 0);
+    if let PadMode::Constant(v) = p.mode {
+        l.fill(&out, v as f64)?;
+    }
+    let mut interior = out.clone();
+    for d in 0..x.dims.len() {
+        interior = interior.narrow(d, p.begin[d], x.dims[d]);
+    }
+    l.copy(&interior, &x)?;
+    if matches!(p.mode, PadMode::Constant(_)) {
+        return Ok(());
+    }
+    // Fill the borders dim by dim, copying hyperplanes of the output onto themselves;
+    // dims already done are copied at full (padded) extent.
+    let mut region = interior;
+    for d in 0..x.dims.len() {
+        let n = x.dims[d] as isize;
+        region.offset -= p.begin[d] as isize * region.strides[d];
+        region.dims[d] = out.dims[d];
+        for o in (0..p.begin[d]).chain(p.begin[d] + x.dims[d]..out.dims[d]) {
+            let src = pad_source(p.mode, o as isize - p.begin[d] as isize, n) as usize + p.begin[d];
+            let dst_plane = region.select(d, o);
+            let src_plane = region.select(d, src);
+            l.copy(&dst_plane, &src_plane)?;
+        }
+    }
+    Ok(())
+}

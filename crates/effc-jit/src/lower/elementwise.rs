@@ -1,0 +1,173 @@
+//! Unary activations, broadcasting binary ops and BatchNormalization.
+
+use cranelift_codegen::ir::condcodes::FloatCC;
+use cranelift_codegen::ir::{InstBuilder, Type, Value};
+use effc_ir::op::{Binary, Unary};
+use effc_ir::{DType, Error, NodeId, Result};
+
+use super::Lowering;
+use crate::emit::Kb;
+use crate::math;
+use crate::strided::Nest;
+
+/// Emits `u(x)` for an f32 or f32x4 value.
+pub(crate) fn emit_unary(kb: &mut Kb, u: Unary, x: Value) -> Value {
+    let ty: Type = kb.b.func.dfg.value_type(x);
+    let zero = || 0.0;
+    match u {
+        Unary::Sigmoid => math::sigmoid(kb, x),
+        Unary::Relu => math::clamp_below(kb, x, zero()),
+        Unary::Tanh => math::tanh(kb, x),
+        Unary::Exp => math::exp(kb, x),
+        Unary::Log => math::log(kb, x),
+        Unary::Sqrt => kb.b.ins().sqrt(x),
+        Unary::Neg => kb.b.ins().fneg(x),
+        Unary::Abs => kb.b.ins().fabs(x),
+        Unary::Ceil => kb.b.ins().ceil(x),
+        Unary::Floor => kb.b.ins().floor(x),
+        Unary::Round => kb.b.ins().nearest(x),
+        Unary::Reciprocal => {
+            let one = kb.fc(ty, 1.0);
+            kb.b.ins().fdiv(one, x)
+        }
+        Unary::Softplus => {
+            // log(1 + e^x), and x itself where e^x would swamp the 1.
+            let e = math::exp(kb, x);
+            let one = kb.fc(ty, 1.0);
+            let s = kb.b.ins().fadd(one, e);
+            let l = math::log(kb, s);
+            let big = kb.fc(ty, 20.0);
+            let is_big = kb.b.ins().fcmp(FloatCC::GreaterThan, x, big);
+            math::select(kb, is_big, x, l)
+        }
+        Unary::Softsign => {
+            let a = kb.b.ins().fabs(x);
+            let one = kb.fc(ty, 1.0);
+            let d = kb.b.ins().fadd(one, a);
+            kb.b.ins().fdiv(x, d)
+        }
+        Unary::Elu { alpha } | Unary::Selu { alpha, .. } => {
+            let e = math::exp(kb, x);
+            let one = kb.fc(ty, 1.0);
+            let em1 = kb.b.ins().fsub(e, one);
+            let a = kb.fc(ty, alpha as f64);
+            let neg = kb.b.ins().fmul(a, em1);
+            let z = kb.fc(ty, 0.0);
+            // Elu uses x < 0; Selu uses x <= 0 (identical values at 0).
+            let is_neg = kb.b.ins().fcmp(FloatCC::LessThan, x, z);
+            let y = math::select(kb, is_neg, neg, x);
+            if let Unary::Selu { gamma, .. } = u {
+                let g = kb.fc(ty, gamma as f64);
+                kb.b.ins().fmul(g, y)
+            } else {
+                y
+            }
+        }
+        Unary::LeakyRelu { alpha } => {
+            let a = kb.fc(ty, alpha as f64);
+            let ax = kb.b.ins().fmul(a, x);
+            let z = kb.fc(ty, 0.0);
+            let is_neg = kb.b.ins().fcmp(FloatCC::LessThan, x, z);
+            math::select(kb, is_neg, ax, x)
+        }
+        Unary::HardSigmoid { alpha, beta } => {
+            let a = kb.fc(ty, alpha as f64);
+            let b = kb.fc(ty, beta as f64);
+            let y = kb.fma(a, x, b);
+            let y = math::clamp_below(kb, y, 0.0);
+            math::clamp_above(kb, y, 1.0)
+        }
+        Unary::HardSwish => {
+            let a = kb.fc(ty, 1.0 / 6.0);
+            let b = kb.fc(ty, 0.5);
+            let y = kb.fma(a, x, b);
+            let y = math::clamp_below(kb, y, 0.0);
+            let y = math::clamp_above(kb, y, 1.0);
+            kb.b.ins().fmul(x, y)
+        }
+        Unary::Clip { min, max } => {
+            let y = math::clamp_below(kb, x, min as f64);
+            math::clamp_above(kb, y, max as f64)
+        }
+        Unary::Erf | Unary::Not => unreachable!("rejected before emission"),
+    }
+}
+
+pub(super) fn unary(l: &mut Lowering, id: NodeId, u: Unary) -> Result<()> {
+    let x = l.input(id, 0)?;
+    let out = l.output(id, 0);
+    if matches!(u, Unary::Erf | Unary::Not) || x.dtype != DType::F32 {
+        return Err(Error::unsupported(format!("{} on {} at run time", u.name(), x.dtype)));
+    }
+    l.nest(&Nest::over(&out, &[&x]), &move |kb, _, ins, _| emit_unary(kb, u, ins[0]))
+}
+
+/// Emits `b(x, y)` for float or integer scalars/vectors.
+fn emit_binary(kb: &mut Kb, b: Binary, x: Value, y: Value) -> Value {
+    let ty = kb.b.func.dfg.value_type(x);
+    let float = ty.lane_type().is_float();
+    let ins = kb.b.ins();
+    match (b, float) {
+        (Binary::Add, true) => ins.fadd(x, y),
+        (Binary::Sub, true) => ins.fsub(x, y),
+        (Binary::Mul, true) => ins.fmul(x, y),
+        (Binary::Div, true) => ins.fdiv(x, y),
+        (Binary::Max, true) => ins.fmax(x, y),
+        (Binary::Min, true) => ins.fmin(x, y),
+        (Binary::Pow, true) => math::pow(kb, x, y),
+        (Binary::PRelu, true) => {
+            let xy = kb.b.ins().fmul(x, y);
+            let z = kb.fc(ty, 0.0);
+            let is_neg = kb.b.ins().fcmp(FloatCC::LessThan, x, z);
+            math::select(kb, is_neg, xy, x)
+        }
+        (Binary::Add, false) => ins.iadd(x, y),
+        (Binary::Sub, false) => ins.isub(x, y),
+        (Binary::Mul, false) => ins.imul(x, y),
+        (Binary::Max, false) => ins.smax(x, y),
+        (Binary::Min, false) => ins.smin(x, y),
+        _ => unreachable!("rejected before emission"),
+    }
+}
+
+pub(super) fn binary(l: &mut Lowering, id: NodeId, b: Binary) -> Result<()> {
+    let x = l.input(id, 0)?;
+    let y = l.input(id, 1)?;
+    let out = l.output(id, 0);
+    let float = x.dtype.is_float();
+    let supported = match b {
+        Binary::Add | Binary::Sub | Binary::Mul | Binary::Max | Binary::Min => true,
+        Binary::Div | Binary::Pow | Binary::PRelu => float,
+        _ => false,
+    };
+    if !supported || (b == Binary::Pow && x.dtype != DType::F32) {
+        return Err(Error::unsupported(format!("{} on {} at run time", b.name(), x.dtype)));
+    }
+    let (xb, yb) = (x.broadcast_to(&out.dims), y.broadcast_to(&out.dims));
+    l.nest(&Nest::over(&out, &[&xb, &yb]), &move |kb, _, ins, _| emit_binary(kb, b, ins[0], ins[1]))
+}
+
+/// y = x · scale + shift with per-channel scale = γ/√(var+ε), shift = β − mean·scale,
+/// computed once at compile time.
+pub(super) fn batch_norm(l: &mut Lowering, id: NodeId, epsilon: f32) -> Result<()> {
+    let x = l.input(id, 0)?;
+    let out = l.output(id, 0);
+    let param = |i: usize| -> Result<Vec<f32>> {
+        l.const_tensor(id, i)
+            .map(|t| t.to_f32_vec())
+            .ok_or_else(|| Error::unsupported("BatchNormalization with run-time parameters"))
+    };
+    let (gamma, beta, mean, var) = (param(1)?, param(2)?, param(3)?, param(4)?);
+    let c = gamma.len();
+    let scale: Vec<f32> = (0..c).map(|i| gamma[i] / (var[i] + epsilon).sqrt()).collect();
+    let shift: Vec<f32> = (0..c).map(|i| beta[i] - mean[i] * scale[i]).collect();
+    // Per-channel vectors viewed as [C, 1, ...] so they broadcast along dim 1.
+    let mut dims = vec![c];
+    dims.resize(out.dims.len() - 1, 1);
+    let strides = crate::layout::row_major(&dims);
+    let sb = l.const_f32(&scale);
+    let tb = l.const_f32(&shift);
+    let s = crate::layout::Buf::new(sb, DType::F32, dims.clone(), strides.clone()).broadcast_to(&out.dims);
+    let t = crate::layout::Buf::new(tb, DType::F32, dims, strides).broadcast_to(&out.dims);
+    l.nest(&Nest::over(&out, &[&x, &s, &t]), &|kb, _, ins, _| kb.fma(ins[0], ins[1], ins[2]))
+}

@@ -1,0 +1,325 @@
+//! Gemm, MatMul and 1×1 convolutions as register-blocked matrix products.
+//!
+//! A tile of MR rows × NV f32x4 column vectors is kept in registers while the K loop
+//! streams one row of B (packed so columns are contiguous) and MR broadcast elements of A.
+
+use cranelift_codegen::ir::{InstBuilder, Value, types};
+use cranelift_frontend::Variable;
+use effc_ir::op::Gemm;
+use effc_ir::{DType, Error, NodeId, Result};
+
+use super::Lowering;
+use crate::emit::{Base, Kb};
+use crate::layout::Buf;
+
+/// A strided 2-D matrix: element (r, c) is at `base + offset + r·rs + c·cs` (in f32s).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Mat {
+    pub base: Base,
+    pub offset: isize,
+    pub rs: isize,
+    pub cs: isize,
+}
+
+/// out[b][m][n] = alpha · Σ_k a[b][m][k]·b[b][k][n] + beta · c[b][m][n], with optional
+/// bias-like `c`; the batch is a list of (extent, a, b, out, c) strides.
+pub(super) struct MatMul {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub a: Mat,
+    pub b: Mat,
+    pub out: Mat,
+    pub c: Option<Mat>,
+    pub alpha: f32,
+    pub beta: f32,
+    pub batch: Vec<[isize; 5]>,
+}
+
+#[derive(Clone, Copy)]
+enum Lanes {
+    Vec(usize),
+    Scalar,
+}
+
+const MR: usize = 4;
+const NV: usize = 2;
+
+#[derive(Clone, Copy)]
+struct Ptrs {
+    a: Value,
+    b: Value,
+    out: Value,
+    c: Option<Value>,
+}
+
+fn addr(kb: &mut Kb, m: &Mat) -> Value {
+    kb.addr(m.base, m.offset as i64 * 4)
+}
+
+/// One MR×lanes tile at the given row/column origin pointers.
+fn tile(kb: &mut Kb, mm: &MatMul, p: &Ptrs, mr: usize, lanes: Lanes) {
+    let (nv, ty) = match lanes {
+        Lanes::Vec(nv) => (nv, types::F32X4),
+        Lanes::Scalar => (1, types::F32),
+    };
+    let accs: Vec<Vec<Variable>> = (0..mr)
+        .map(|_| {
+            (0..nv)
+                .map(|_| {
+                    let v = kb.b.declare_var(ty);
+                    let z = kb.fc(ty, 0.0);
+                    kb.b.def_var(v, z);
+                    v
+                })
+                .collect()
+        })
+        .collect();
+    let b_const = matches!(mm.b.base, Base::Const(_));
+    kb.for_n(mm.k, |kb, k| {
+        let a_k = kb.offset(p.a, k, mm.a.cs as i64 * 4);
+        let b_k = kb.offset(p.b, k, mm.b.rs as i64 * 4);
+        let bv: Vec<Value> = (0..nv)
+            .map(|j| {
+                let off = (j as isize * 4 * mm.b.cs * 4) as i32;
+                if b_const { kb.load_const(ty, b_k, off) } else { kb.load(ty, b_k, off) }
+            })
+            .collect();
+        for (r, row) in accs.iter().enumerate() {
+            let a = kb.load(types::F32, a_k, (r as isize * mm.a.rs * 4) as i32);
+            let a = if ty.is_vector() { kb.b.ins().splat(ty, a) } else { a };
+            for (j, &var) in row.iter().enumerate() {
+                let acc = kb.b.use_var(var);
+                let acc = kb.fma(a, bv[j], acc);
+                kb.b.def_var(var, acc);
+            }
+        }
+    });
+    for (r, row) in accs.iter().enumerate() {
+        for (j, &var) in row.iter().enumerate() {
+            let mut v = kb.b.use_var(var);
+            if mm.alpha != 1.0 {
+                let a = kb.fc(ty, mm.alpha as f64);
+                v = kb.b.ins().fmul(v, a);
+            }
+            if let (Some(c), Some(cp)) = (&mm.c, p.c) {
+                let off = ((r as isize * c.rs + j as isize * 4 * c.cs) * 4) as i32;
+                let cv = if ty.is_vector() && c.cs == 0 {
+                    let s = kb.load_from(c.base, types::F32, cp, off);
+                    kb.b.ins().splat(ty, s)
+                } else {
+                    kb.load_from(c.base, ty, cp, off)
+                };
+                v = if mm.beta == 1.0 {
+                    kb.b.ins().fadd(v, cv)
+                } else {
+                    let beta = kb.fc(ty, mm.beta as f64);
+                    kb.fma(cv, beta, v)
+                };
+            }
+            let off = ((r as isize * mm.out.rs + j as isize * 4 * mm.out.cs) * 4) as i32;
+            kb.store(v, p.out, off);
+        }
+    }
+}
+
+/// Pointers of the tile at row `row` (a value) and compile-time column `col` plus `col_v`.
+fn at(kb: &mut Kb, mm: &MatMul, base: &Ptrs, row: Value, col: Option<Value>, col_const: usize) -> Ptrs {
+    let shift = |kb: &mut Kb, p: Value, rs: isize, cs: isize| {
+        let p = kb.offset(p, row, rs as i64 * 4);
+        let p = match col {
+            Some(c) => kb.offset(p, c, cs as i64 * 4),
+            None => p,
+        };
+        kb.b.ins().iadd_imm_s(p, col_const as i64 * cs as i64 * 4)
+    };
+    Ptrs {
+        a: shift(kb, base.a, mm.a.rs, 0),
+        b: shift(kb, base.b, 0, mm.b.cs),
+        out: shift(kb, base.out, mm.out.rs, mm.out.cs),
+        c: base.c.map(|cp| {
+            let c = mm.c.unwrap();
+            shift(kb, cp, c.rs, c.cs)
+        }),
+    }
+}
+
+/// All columns of a block of `mr` rows starting at row value `row`.
+fn row_block(kb: &mut Kb, mm: &MatMul, base: &Ptrs, row: Value, mr: usize, vector: bool) {
+    if !vector {
+        kb.for_n(mm.n, |kb, col| {
+            let p = at(kb, mm, base, row, Some(col), 0);
+            tile(kb, mm, &p, mr, Lanes::Scalar);
+        });
+        return;
+    }
+    let block = 4 * NV;
+    kb.for_n(mm.n / block, |kb, cb| {
+        let col = kb.b.ins().imul_imm_s(cb, block as i64);
+        let p = at(kb, mm, base, row, Some(col), 0);
+        tile(kb, mm, &p, mr, Lanes::Vec(NV));
+    });
+    let mut col = mm.n / block * block;
+    if mm.n - col >= 4 {
+        let nv = (mm.n - col) / 4;
+        let p = at(kb, mm, base, row, None, col);
+        tile(kb, mm, &p, mr, Lanes::Vec(nv));
+        col += nv * 4;
+    }
+    for c in col..mm.n {
+        let p = at(kb, mm, base, row, None, c);
+        tile(kb, mm, &p, mr, Lanes::Scalar);
+    }
+}
+
+/// Emits the product as up to two kernels: full MR-row blocks, then the leftover rows.
+pub(super) fn emit(l: &mut Lowering, mm: &MatMul) -> Result<()> {
+    let c_ok = mm.c.is_none_or(|c| matches!(c.cs, 0 | 1));
+    let vector = mm.b.cs == 1 && mm.out.cs == 1 && c_ok && mm.n >= 4;
+    let mr = if vector { MR.min(mm.m) } else { 1 };
+    let batch: usize = mm.batch.iter().map(|b| b[0] as usize).product();
+    let full = mm.m / mr;
+    let tail = mm.m - full * mr;
+    let mut parts = vec![(full, mr, 0usize)];
+    if tail > 0 {
+        parts.push((tail, 1, full * mr));
+    }
+    for (blocks, rows, first_row) in parts {
+        if blocks == 0 {
+            continue;
+        }
+        l.kernel(batch * blocks, |kb| {
+            let base = Ptrs {
+                a: addr(kb, &mm.a),
+                b: addr(kb, &mm.b),
+                out: addr(kb, &mm.out),
+                c: mm.c.as_ref().map(|c| addr(kb, c)),
+            };
+            let (lo, hi) = (kb.lo, kb.hi);
+            kb.for_range(lo, hi, 1, |kb, r| {
+                // r = batch index · blocks + block; split the batch index over its dims.
+                let blk = kb.b.ins().urem_imm_u(r, blocks as i64);
+                let mut bi = kb.b.ins().udiv_imm_u(r, blocks as i64);
+                let mut p = base;
+                for dim in mm.batch.iter().rev() {
+                    let coord = kb.b.ins().urem_imm_u(bi, dim[0] as i64);
+                    bi = kb.b.ins().udiv_imm_u(bi, dim[0] as i64);
+                    p.a = kb.offset(p.a, coord, dim[1] as i64 * 4);
+                    p.b = kb.offset(p.b, coord, dim[2] as i64 * 4);
+                    p.out = kb.offset(p.out, coord, dim[3] as i64 * 4);
+                    p.c = p.c.map(|c| kb.offset(c, coord, dim[4] as i64 * 4));
+                }
+                let row = kb.b.ins().imul_imm_s(blk, rows as i64);
+                let row = kb.b.ins().iadd_imm_s(row, first_row as i64);
+                row_block(kb, mm, &p, row, rows, vector);
+            });
+        })?;
+    }
+    Ok(())
+}
+
+/// Packs a constant matrix (given by element accessor) as row-major [rows][cols].
+fn pack(l: &mut Lowering, rows: usize, cols: usize, get: impl Fn(usize, usize) -> f32) -> Mat {
+    let mut v = Vec::with_capacity(rows * cols);
+    for r in 0..rows {
+        for c in 0..cols {
+            v.push(get(r, c));
+        }
+    }
+    Mat { base: l.const_f32(&v), offset: 0, rs: cols as isize, cs: 1 }
+}
+
+fn mat_of(b: &Buf, r: usize, c: usize) -> Mat {
+    Mat { base: b.base, offset: b.offset, rs: b.strides[r], cs: b.strides[c] }
+}
+
+fn need_f32(b: &Buf) -> Result<()> {
+    if b.dtype != DType::F32 {
+        return Err(Error::unsupported(format!("matrix products over {} at run time", b.dtype)));
+    }
+    Ok(())
+}
+
+pub(super) fn gemm(l: &mut Lowering, id: NodeId, g: &Gemm) -> Result<()> {
+    let a = l.input(id, 0)?;
+    need_f32(&a)?;
+    let out = l.output(id, 0);
+    let (m, n) = (out.dims[0], out.dims[1]);
+    let k = if g.trans_a { a.dims[0] } else { a.dims[1] };
+    let a_mat = if g.trans_a { mat_of(&a, 1, 0) } else { mat_of(&a, 0, 1) };
+    let b_mat = match l.const_tensor(id, 1) {
+        Some(t) => {
+            let w = t.to_f32_vec();
+            let cols = t.shape()[1];
+            if g.trans_b { pack(l, k, n, |r, c| w[c * cols + r]) } else { pack(l, k, n, |r, c| w[r * cols + c]) }
+        }
+        None => {
+            let b = l.input(id, 1)?;
+            need_f32(&b)?;
+            if g.trans_b { mat_of(&b, 1, 0) } else { mat_of(&b, 0, 1) }
+        }
+    };
+    let c = match l.input_opt(id, 2)? {
+        Some(c) if g.beta != 0.0 => {
+            let cb = c.broadcast_to(&[m, n]);
+            Some(mat_of(&cb, 0, 1))
+        }
+        _ => None,
+    };
+    let mm =
+        MatMul { m, n, k, a: a_mat, b: b_mat, out: mat_of(&out, 0, 1), c, alpha: g.alpha, beta: g.beta, batch: vec![] };
+    emit(l, &mm)
+}
+
+pub(super) fn matmul(l: &mut Lowering, id: NodeId) -> Result<()> {
+    let mut a = l.input(id, 0)?;
+    let mut b = l.input(id, 1)?;
+    need_f32(&a)?;
+    need_f32(&b)?;
+    let out_full = l.output(id, 0);
+    // Promote 1-D operands to matrices, and view the output with those unit dims restored.
+    let mut out = out_full.clone();
+    if a.dims.len() == 1 {
+        a = Buf { dims: vec![1, a.dims[0]], strides: vec![0, a.strides[0]], ..a };
+        let r = out.dims.len();
+        out.dims.insert(r.saturating_sub(if b.dims.len() == 1 { 0 } else { 1 }), 1);
+        out.strides.insert(r.saturating_sub(if b.dims.len() == 1 { 0 } else { 1 }), 0);
+    }
+    if b.dims.len() == 1 {
+        b = Buf { dims: vec![b.dims[0], 1], strides: vec![b.strides[0], 0], ..b };
+        out.dims.push(1);
+        out.strides.push(0);
+    }
+    let (m, k, n) = (a.dims[a.dims.len() - 2], a.dims[a.dims.len() - 1], b.dims[b.dims.len() - 1]);
+    let batch_dims = &out.dims[..out.dims.len() - 2];
+    let ab = a.broadcast_to(&[batch_dims, &[m, k]].concat());
+    let bb_const = l.const_tensor(id, 1).filter(|t| t.shape().len() == 2);
+    let b_mat = match bb_const {
+        Some(t) => {
+            let w = t.to_f32_vec();
+            pack(l, k, n, |r, c| w[r * n + c])
+        }
+        None => mat_of(&b.broadcast_to(&[batch_dims, &[k, n]].concat()), batch_dims.len(), batch_dims.len() + 1),
+    };
+    let bb = b.broadcast_to(&[batch_dims, &[k, n]].concat());
+    let nb = batch_dims.len();
+    let batch = (0..nb)
+        .map(|d| {
+            let b_stride = if bb_const.is_some() { 0 } else { bb.strides[d] };
+            [batch_dims[d] as isize, ab.strides[d], b_stride, out.strides[d], 0]
+        })
+        .collect();
+    let mm = MatMul {
+        m,
+        n,
+        k,
+        a: mat_of(&ab, nb, nb + 1),
+        b: b_mat,
+        out: mat_of(&out, nb, nb + 1),
+        c: None,
+        alpha: 1.0,
+        beta: 0.0,
+        batch,
+    };
+    emit(l, &mm)
+}

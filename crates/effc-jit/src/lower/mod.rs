@@ -1,0 +1,280 @@
+//! IR → kernels. Each op family has its own module; this driver plans the arena, keeps
+//! track of where every value lives and collects the kernels in execution order.
+
+mod conv;
+mod copy;
+mod elementwise;
+mod gemm;
+mod reduce;
+
+use std::collections::HashMap;
+
+use cranelift_module::FuncId;
+use effc_ir::op::Op;
+use effc_ir::{DType, Error, Graph, NodeId, Result, Tensor, TensorData, ValueRef};
+
+use crate::aligned::AlignedBuf;
+use crate::emit::{Base, Kb};
+use crate::layout::{Buf, activation_strides, row_major};
+use crate::module::Jit;
+use crate::plan::{Lifetime, assign};
+use crate::strided::{self, Body, Nest};
+
+/// One kernel launch: run `kernel` over its parallel range `0..extent`.
+pub(crate) struct PendingStep {
+    pub func: FuncId,
+    pub extent: usize,
+    pub name: String,
+}
+
+pub(crate) struct Lowered {
+    pub jit: Jit,
+    pub steps: Vec<PendingStep>,
+    pub consts: Vec<AlignedBuf>,
+    pub arena_bytes: usize,
+    pub const_bytes: usize,
+}
+
+pub(crate) struct Lowering<'g> {
+    pub g: &'g Graph,
+    pub jit: Jit,
+    consts: Vec<AlignedBuf>,
+    const_bufs: HashMap<ValueRef, Buf>,
+    bufs: HashMap<ValueRef, Buf>,
+    /// Arena offsets of the scratch buffers of each node.
+    scratch: HashMap<NodeId, Vec<usize>>,
+    steps: Vec<PendingStep>,
+    /// Name of the node being lowered, for kernel names and errors.
+    current: String,
+}
+
+fn runtime_dtype_ok(d: DType) -> bool {
+    matches!(d, DType::F32 | DType::F64 | DType::I64 | DType::I32)
+}
+
+/// Bytes of scratch memory a node needs while it runs.
+fn scratch_needs(g: &Graph, id: NodeId) -> Vec<usize> {
+    let node = g.node(id);
+    let f32s = |n: usize| n * 4;
+    match &node.op {
+        Op::Softmax { start, end, .. } => {
+            let dims = &node.outputs[0].shape;
+            let kept: usize = dims.iter().enumerate().filter(|(i, _)| i < start || i >= end).map(|(_, d)| d).product();
+            vec![f32s(kept), f32s(kept)]
+        }
+        Op::Reshape { .. } => {
+            let Some(v) = g.input(id, 0) else { return vec![] };
+            let info = g.value(v);
+            if g.const_value(v).is_none() && info.shape.len() >= 3 {
+                vec![info.numel() * info.dtype.size_bytes()]
+            } else {
+                vec![]
+            }
+        }
+        _ => vec![],
+    }
+}
+
+impl<'g> Lowering<'g> {
+    pub fn run(g: &'g Graph, jit: Jit) -> Result<Lowered> {
+        let order = g.topo_order()?;
+        let runtime: Vec<NodeId> = order.into_iter().filter(|&id| !matches!(g.node(id).op, Op::Const(_))).collect();
+        let position: HashMap<NodeId, usize> = runtime.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+        let end = runtime.len();
+        // Lifetimes of every run-time value and scratch buffer.
+        let mut lifetimes = Vec::new();
+        let mut values = Vec::new();
+        let mut scratch_index = Vec::new();
+        for &id in &runtime {
+            let node = g.node(id);
+            let p = position[&id];
+            for (port, info) in node.outputs.iter().enumerate() {
+                if !runtime_dtype_ok(info.dtype) {
+                    return Err(Error::unsupported(format!("{} tensors at run time ('{}')", info.dtype, info.name))
+                        .at_node(&node.name, node.op.name()));
+                }
+                let v = ValueRef::new(id, port);
+                let last =
+                    if g.is_output(v) { end } else { g.users(v).iter().map(|(u, _)| position[u]).max().unwrap_or(p) };
+                // Inputs are copied in before the first kernel runs.
+                let first = if matches!(node.op, Op::Input { .. }) { 0 } else { p };
+                lifetimes.push(Lifetime { bytes: info.numel() * info.dtype.size_bytes(), first, last });
+                values.push(v);
+            }
+            for bytes in scratch_needs(g, id) {
+                lifetimes.push(Lifetime { bytes, first: p, last: p });
+                scratch_index.push((id, lifetimes.len() - 1));
+            }
+        }
+        let (offsets, arena_bytes) = assign(&lifetimes);
+        let mut bufs = HashMap::new();
+        for (i, &v) in values.iter().enumerate() {
+            let info = g.value(v);
+            let strides = activation_strides(&info.shape);
+            bufs.insert(v, Buf::new(Base::Arena(offsets[i]), info.dtype, info.shape.clone(), strides));
+        }
+        let mut scratch: HashMap<NodeId, Vec<usize>> = HashMap::new();
+        for (id, i) in scratch_index {
+            scratch.entry(id).or_default().push(offsets[i]);
+        }
+        let mut l = Lowering {
+            g,
+            jit,
+            consts: Vec::new(),
+            const_bufs: HashMap::new(),
+            bufs,
+            scratch,
+            steps: Vec::new(),
+            current: String::new(),
+        };
+        for (i, &id) in g.inputs.iter().enumerate() {
+            let info = &g.node(id).outputs[0];
+            l.current = format!("input_{}", info.name);
+            let src = Buf::new(Base::Io(i), info.dtype, info.shape.clone(), row_major(&info.shape));
+            let dst = l.bufs[&ValueRef::new(id, 0)].clone();
+            l.copy(&dst, &src)?;
+        }
+        for &id in &runtime {
+            let node = g.node(id);
+            l.current = node.name.clone();
+            l.lower(id).map_err(|e| e.at_node(&node.name, node.op.name()))?;
+        }
+        let n_in = g.inputs.len();
+        for (k, (name, v)) in g.outputs.iter().enumerate() {
+            l.current = format!("output_{name}");
+            let src = l.value(*v)?;
+            let dst = Buf::new(Base::Io(n_in + k), src.dtype, src.dims.clone(), row_major(&src.dims));
+            l.copy(&dst, &src)?;
+        }
+        let const_bytes = l.consts.iter().map(AlignedBuf::len).sum();
+        Ok(Lowered { jit: l.jit, steps: l.steps, consts: l.consts, arena_bytes, const_bytes })
+    }
+
+    fn lower(&mut self, id: NodeId) -> Result<()> {
+        let op = self.g.node(id).op.clone();
+        match &op {
+            Op::Input { .. } | Op::Const(_) => Ok(()),
+            Op::Unary(u) => elementwise::unary(self, id, *u),
+            Op::Binary(b) => elementwise::binary(self, id, *b),
+            Op::BatchNorm { epsilon } => elementwise::batch_norm(self, id, *epsilon),
+            Op::Conv(c) => conv::conv(self, id, c),
+            Op::Pool(p) => conv::pool(self, id, p),
+            Op::GlobalPool(kind) => reduce::global_pool(self, id, *kind),
+            Op::Reduce(r) => reduce::reduce(self, id, r),
+            Op::Softmax { start, end, log } => reduce::softmax(self, id, *start, *end, *log),
+            Op::Gemm(gm) => gemm::gemm(self, id, gm),
+            Op::MatMul => gemm::matmul(self, id),
+            Op::Reshape { .. } => copy::reshape(self, id),
+            Op::Transpose { perm } => copy::transpose(self, id, perm),
+            Op::Slice { axes } => copy::slice(self, id, axes),
+            Op::Concat { axis } => copy::concat(self, id, *axis),
+            Op::Split { axis, sizes } => copy::split(self, id, *axis, sizes),
+            Op::Pad(p) => copy::pad(self, id, p),
+            Op::Gather { axis } => copy::gather(self, id, *axis),
+            Op::Tile { repeats } => copy::tile(self, id, repeats),
+            Op::Expand { .. } => copy::expand(self, id),
+            Op::Cast { to } => copy::cast(self, id, *to),
+            Op::Where => Err(Error::unsupported("Where with a run-time condition")),
+        }
+    }
+
+    /// Where value `v` lives: its arena slot, or constant data owned by the model.
+    pub fn value(&mut self, v: ValueRef) -> Result<Buf> {
+        if let Some(b) = self.bufs.get(&v) {
+            return Ok(b.clone());
+        }
+        if let Some(b) = self.const_bufs.get(&v) {
+            return Ok(b.clone());
+        }
+        let t = self
+            .g
+            .const_value(v)
+            .ok_or_else(|| Error::other(format!("value '{}' has no buffer", self.g.value(v).name)))?
+            .clone();
+        let b = self.constant(&t)?;
+        self.const_bufs.insert(v, b.clone());
+        Ok(b)
+    }
+
+    /// Input `port` of node `id`.
+    pub fn input(&mut self, id: NodeId, port: usize) -> Result<Buf> {
+        let v = self.g.input(id, port).ok_or_else(|| Error::invalid(format!("missing input {port}")))?;
+        self.value(v)
+    }
+
+    pub fn input_opt(&mut self, id: NodeId, port: usize) -> Result<Option<Buf>> {
+        match self.g.input(id, port) {
+            Some(v) => self.value(v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub fn output(&self, id: NodeId, port: usize) -> Buf {
+        self.bufs[&ValueRef::new(id, port)].clone()
+    }
+
+    pub fn const_tensor(&self, id: NodeId, port: usize) -> Option<&'g Tensor> {
+        self.g.input(id, port).and_then(|v| self.g.const_value(v))
+    }
+
+    pub fn scratch(&self, id: NodeId, i: usize) -> usize {
+        self.scratch[&id][i]
+    }
+
+    /// Stores `bytes` as immutable model data and returns its address.
+    pub fn const_bytes(&mut self, bytes: &[u8]) -> Base {
+        let buf = AlignedBuf::from_bytes(bytes);
+        let addr = buf.as_ptr() as usize;
+        self.consts.push(buf);
+        Base::Const(addr)
+    }
+
+    pub fn const_f32(&mut self, data: &[f32]) -> Base {
+        let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_ne_bytes()).collect();
+        self.const_bytes(&bytes)
+    }
+
+    /// A constant tensor as a row-major buffer of its own dtype.
+    pub fn constant(&mut self, t: &Tensor) -> Result<Buf> {
+        let bytes: Vec<u8> = match t.data() {
+            TensorData::F32(v) => v.iter().flat_map(|x| x.to_ne_bytes()).collect(),
+            TensorData::F64(v) => v.iter().flat_map(|x| x.to_ne_bytes()).collect(),
+            TensorData::I64(v) => v.iter().flat_map(|x| x.to_ne_bytes()).collect(),
+            TensorData::I32(v) => v.iter().flat_map(|x| x.to_ne_bytes()).collect(),
+            _ => return Err(Error::unsupported(format!("{} constants at run time", t.dtype()))),
+        };
+        let base = self.const_bytes(&bytes);
+        Ok(Buf::new(base, t.dtype(), t.shape().to_vec(), row_major(t.shape())))
+    }
+
+    /// Compiles one kernel and schedules it over `0..extent`.
+    pub fn kernel(&mut self, extent: usize, build: impl FnOnce(&mut Kb)) -> Result<()> {
+        let name = self.current.clone();
+        let func = self.jit.kernel(&name, build)?;
+        self.steps.push(PendingStep { func, extent, name });
+        Ok(())
+    }
+
+    /// Compiles a strided nest as one kernel.
+    pub fn nest(&mut self, nest: &Nest, body: Body) -> Result<()> {
+        let n = nest.simplified();
+        let extent = n.extent();
+        self.kernel(extent, |kb| strided::emit(kb, &n, body))
+    }
+
+    /// dst = src, elementwise with broadcasting of `src` onto `dst`'s dims.
+    pub fn copy(&mut self, dst: &Buf, src: &Buf) -> Result<()> {
+        if dst.dtype != src.dtype {
+            return Err(Error::unsupported(format!("copying {} into {}", src.dtype, dst.dtype)));
+        }
+        let src = src.broadcast_to(&dst.dims);
+        self.nest(&Nest::over(dst, &[&src]), &|_, _, ins, _| ins[0])
+    }
+
+    /// dst = value everywhere.
+    pub fn fill(&mut self, dst: &Buf, value: f64) -> Result<()> {
+        self.nest(&Nest::over(dst, &[]), &move |kb, ty, _, _| {
+            if ty.lane_type().is_float() { kb.fc(ty, value) } else { kb.int_const(ty, value as i64) }
+        })
+    }
+}

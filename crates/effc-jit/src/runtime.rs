@@ -1,0 +1,288 @@
+//! The compiled model: kernels, their schedule, owned weights and a pool of arenas.
+//!
+//! This module is the whole `unsafe` boundary between Rust and JIT code: the kernels are
+//! only ever called from [`CompiledModel::run_into`], after every caller buffer has been
+//! checked against the dtype and element count the kernels were compiled for.
+
+use std::sync::Mutex;
+
+use cranelift_jit::JITModule;
+use effc_ir::{DType, Error, Graph, Result, Tensor, TensorData};
+
+use crate::aligned::AlignedBuf;
+use crate::lower::Lowering;
+use crate::module::{Jit, KernelFn};
+
+#[derive(Clone, Debug, Default)]
+pub struct JitOptions {
+    /// Keep the CLIF text of every kernel (`effc compile --emit clif`).
+    pub keep_clif: bool,
+}
+
+/// Name, dtype and shape of a model input or output.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IoInfo {
+    pub name: String,
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+}
+
+/// A caller's input buffer, row-major in the model's logical (ONNX) layout.
+#[derive(Clone, Copy, Debug)]
+pub enum TensorRef<'a> {
+    F32(&'a [f32]),
+    F64(&'a [f64]),
+    I64(&'a [i64]),
+    I32(&'a [i32]),
+}
+
+/// A caller's output buffer, row-major in the model's logical (ONNX) layout.
+#[derive(Debug)]
+pub enum TensorMut<'a> {
+    F32(&'a mut [f32]),
+    F64(&'a mut [f64]),
+    I64(&'a mut [i64]),
+    I32(&'a mut [i32]),
+}
+
+impl TensorRef<'_> {
+    fn describe(&self) -> (DType, usize, *mut u8) {
+        match self {
+            TensorRef::F32(s) => (DType::F32, s.len(), s.as_ptr() as *mut u8),
+            TensorRef::F64(s) => (DType::F64, s.len(), s.as_ptr() as *mut u8),
+            TensorRef::I64(s) => (DType::I64, s.len(), s.as_ptr() as *mut u8),
+            TensorRef::I32(s) => (DType::I32, s.len(), s.as_ptr() as *mut u8),
+        }
+    }
+}
+
+impl TensorMut<'_> {
+    fn describe(&mut self) -> (DType, usize, *mut u8) {
+        match self {
+            TensorMut::F32(s) => (DType::F32, s.len(), s.as_mut_ptr() as *mut u8),
+            TensorMut::F64(s) => (DType::F64, s.len(), s.as_mut_ptr() as *mut u8),
+            TensorMut::I64(s) => (DType::I64, s.len(), s.as_mut_ptr() as *mut u8),
+            TensorMut::I32(s) => (DType::I32, s.len(), s.as_mut_ptr() as *mut u8),
+        }
+    }
+}
+
+/// Owns the JIT code memory; freed when the model is dropped.
+struct Code(Option<JITModule>);
+
+// SAFETY: after finalisation the module is never used again except to free its memory in
+// Drop (which needs `&mut self`); the code it owns is immutable and position-fixed.
+unsafe impl Send for Code {}
+// SAFETY: see above; shared access never touches the module.
+unsafe impl Sync for Code {}
+
+impl Drop for Code {
+    fn drop(&mut self) {
+        if let Some(m) = self.0.take() {
+            // SAFETY: no kernel can run any more: the CompiledModel that owned the function
+            // pointers is being dropped, and runs borrow it.
+            unsafe { m.free_memory() }
+        }
+    }
+}
+
+struct Step {
+    kernel: KernelFn,
+    extent: u64,
+}
+
+/// A model compiled to machine code: compile once, run many times from many threads.
+pub struct CompiledModel {
+    steps: Vec<Step>,
+    kernel_names: Vec<String>,
+    inputs: Vec<IoInfo>,
+    outputs: Vec<IoInfo>,
+    arena_bytes: usize,
+    const_bytes: usize,
+    arenas: Mutex<Vec<AlignedBuf>>,
+    clif: Option<Vec<(String, String)>>,
+    // Field order matters: the weights and code outlive nothing that uses them.
+    _consts: Vec<AlignedBuf>,
+    _code: Code,
+}
+
+impl CompiledModel {
+    /// Lowers `graph` (shapes static, passes done) to machine code.
+    pub fn compile(graph: &Graph, opts: &JitOptions) -> Result<Self> {
+        let jit = Jit::new(opts.keep_clif)?;
+        let lowered = Lowering::run(graph, jit)?;
+        let mut jit = lowered.jit;
+        let ids: Vec<_> = lowered.steps.iter().map(|s| s.func).collect();
+        let fns = jit.finish(&ids)?;
+        let info = |name: &str, v: effc_ir::ValueRef| {
+            let i = graph.value(v);
+            IoInfo { name: name.to_string(), dtype: i.dtype, shape: i.shape.clone() }
+        };
+        Ok(CompiledModel {
+            steps: fns
+                .iter()
+                .zip(&lowered.steps)
+                .map(|(&kernel, s)| Step { kernel, extent: s.extent as u64 })
+                .collect(),
+            kernel_names: lowered.steps.iter().map(|s| s.name.clone()).collect(),
+            inputs: graph
+                .inputs
+                .iter()
+                .map(|&id| info(&graph.node(id).outputs[0].name, effc_ir::ValueRef::new(id, 0)))
+                .collect(),
+            outputs: graph.outputs.iter().map(|(n, v)| info(n, *v)).collect(),
+            arena_bytes: lowered.arena_bytes,
+            const_bytes: lowered.const_bytes,
+            arenas: Mutex::new(Vec::new()),
+            clif: jit.clif.take(),
+            _consts: lowered.consts,
+            _code: Code(Some(jit.module)),
+        })
+    }
+
+    pub fn inputs(&self) -> &[IoInfo] {
+        &self.inputs
+    }
+
+    pub fn outputs(&self) -> &[IoInfo] {
+        &self.outputs
+    }
+
+    /// Bytes of scratch memory one run needs.
+    pub fn arena_bytes(&self) -> usize {
+        self.arena_bytes
+    }
+
+    /// Bytes of packed weights and constants the model owns.
+    pub fn const_bytes(&self) -> usize {
+        self.const_bytes
+    }
+
+    /// Number of kernel launches per run.
+    pub fn kernel_count(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// CLIF text per kernel, if compiled with `keep_clif`.
+    pub fn clif(&self) -> Option<&[(String, String)]> {
+        self.clif.as_deref()
+    }
+
+    pub fn kernel_names(&self) -> &[String] {
+        &self.kernel_names
+    }
+
+    /// Runs the model on caller buffers without allocating (after the first run on a
+    /// thread pool slot). Inputs and outputs are row-major in ONNX's logical layout.
+    pub fn run_into(&self, inputs: &[TensorRef], outputs: &mut [TensorMut]) -> Result<()> {
+        if inputs.len() != self.inputs.len() || outputs.len() != self.outputs.len() {
+            return Err(Error::invalid(format!(
+                "the model takes {} inputs and {} outputs, got {} and {}",
+                self.inputs.len(),
+                self.outputs.len(),
+                inputs.len(),
+                outputs.len()
+            )));
+        }
+        const INLINE: usize = 16;
+        let mut inline = [std::ptr::null_mut::<u8>(); INLINE];
+        let mut heap = Vec::new();
+        let io: &mut [*mut u8] = if inputs.len() + outputs.len() <= INLINE {
+            &mut inline[..inputs.len() + outputs.len()]
+        } else {
+            heap.resize(inputs.len() + outputs.len(), std::ptr::null_mut());
+            &mut heap
+        };
+        for (i, (t, info)) in inputs.iter().zip(&self.inputs).enumerate() {
+            let (dtype, len, ptr) = t.describe();
+            check(info, dtype, len, "input")?;
+            io[i] = ptr;
+        }
+        for (k, (t, info)) in outputs.iter_mut().zip(&self.outputs).enumerate() {
+            let (dtype, len, ptr) = t.describe();
+            check(info, dtype, len, "output")?;
+            io[inputs.len() + k] = ptr;
+        }
+        let mut arena = self
+            .arenas
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or_else(|| AlignedBuf::zeroed(self.arena_bytes));
+        for s in &self.steps {
+            // SAFETY: every kernel was compiled for this model's arena layout, which fits in
+            // `arena_bytes`; the io table holds one pointer per input and output whose dtype
+            // and element count were checked above; constants live in `self._consts` and the
+            // code in `self._code`, both alive for `&self`. `0..extent` is the kernel's full
+            // parallel range.
+            unsafe { (s.kernel)(arena.as_mut_ptr(), io.as_ptr() as *const *mut u8, 0, s.extent) };
+        }
+        self.arenas.lock().unwrap_or_else(|p| p.into_inner()).push(arena);
+        Ok(())
+    }
+
+    /// Runs the model on tensors and returns new output tensors.
+    pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        if inputs.len() != self.inputs.len() {
+            return Err(Error::invalid(format!("the model takes {} inputs, got {}", self.inputs.len(), inputs.len())));
+        }
+        let mut refs = Vec::with_capacity(inputs.len());
+        for (t, info) in inputs.iter().zip(&self.inputs) {
+            if t.shape() != info.shape.as_slice() || t.dtype() != info.dtype {
+                return Err(Error::invalid(format!(
+                    "input '{}' must be {}{:?}, got {}{:?}",
+                    info.name,
+                    info.dtype,
+                    info.shape,
+                    t.dtype(),
+                    t.shape()
+                )));
+            }
+            refs.push(match t.data() {
+                TensorData::F32(v) => TensorRef::F32(v),
+                TensorData::F64(v) => TensorRef::F64(v),
+                TensorData::I64(v) => TensorRef::I64(v),
+                TensorData::I32(v) => TensorRef::I32(v),
+                _ => return Err(Error::unsupported(format!("{} inputs", t.dtype()))),
+            });
+        }
+        let mut bufs: Vec<TensorData> = self
+            .outputs
+            .iter()
+            .map(|o| {
+                let n: usize = o.shape.iter().product();
+                match o.dtype {
+                    DType::F64 => TensorData::F64(vec![0.0; n].into()),
+                    DType::I64 => TensorData::I64(vec![0; n].into()),
+                    DType::I32 => TensorData::I32(vec![0; n].into()),
+                    _ => TensorData::F32(vec![0.0; n].into()),
+                }
+            })
+            .collect();
+        {
+            let mut outs: Vec<TensorMut> = bufs
+                .iter_mut()
+                .map(|d| match d {
+                    TensorData::F32(v) => TensorMut::F32(std::sync::Arc::get_mut(v).unwrap()),
+                    TensorData::F64(v) => TensorMut::F64(std::sync::Arc::get_mut(v).unwrap()),
+                    TensorData::I64(v) => TensorMut::I64(std::sync::Arc::get_mut(v).unwrap()),
+                    TensorData::I32(v) => TensorMut::I32(std::sync::Arc::get_mut(v).unwrap()),
+                    _ => unreachable!(),
+                })
+                .collect();
+            self.run_into(&refs, &mut outs)?;
+        }
+        bufs.into_iter().zip(&self.outputs).map(|(d, o)| Tensor::new(o.shape.clone(), d)).collect()
+    }
+}
+
+fn check(info: &IoInfo, dtype: DType, len: usize, what: &str) -> Result<()> {
+    let n: usize = info.shape.iter().product();
+    if dtype != info.dtype || len != n {
+        return Err(Error::invalid(format!(
+            "{what} '{}' must be {} {}{:?} ({n} elements), got {len} {dtype} elements",
+            info.name, info.dtype, info.dtype, info.shape
+        )));
+    }
+    Ok(())
+}
