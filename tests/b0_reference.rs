@@ -1,8 +1,10 @@
-//! The shared EfficientNet-B0 exports against onnxruntime's stored outputs.
+//! The shared EfficientNet-B0 exports against both oracles: tract (run here, on the same
+//! inputs) and onnxruntime (its stored outputs).
 
 mod common;
 
 use common::shared_models;
+use effc::compare::Comparison;
 use ndarray::ArrayD;
 use ndarray_npy::read_npy;
 
@@ -10,37 +12,84 @@ fn npy(path: &std::path::Path) -> ArrayD<f32> {
     read_npy(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Max |a-b| relative to max |b|, and whether the top-5 classes agree.
-fn compare(got: &[f32], want: &[f32]) -> (f64, bool) {
-    let max_ref = want.iter().fold(0f64, |m, &v| m.max(v.abs() as f64));
-    let max_abs = got.iter().zip(want).fold(0f64, |m, (&a, &b)| m.max((a as f64 - b as f64).abs()));
-    let top5 = |v: &[f32]| {
-        let mut idx: Vec<usize> = (0..v.len()).collect();
-        idx.sort_by(|&i, &j| v[j].total_cmp(&v[i]));
-        idx.truncate(5);
-        idx
-    };
-    (max_abs / max_ref, top5(got) == top5(want))
+const TOLERANCE: f64 = 1e-4;
+
+#[test]
+fn shared_b0_models_match_tract_and_onnxruntime() {
+    let models = shared_models();
+    for name in ["tv_b0_legacy", "tv_b0_bn", "tv_b0_dynamo"] {
+        let path = models.join(format!("{name}.onnx"));
+        let c = effc::compile_file(&path, &effc::Options::default()).unwrap_or_else(|e| panic!("{e}"));
+        let model = c.model().unwrap();
+        let tract = effc_tract::Reference::load(&path, &[vec![1, 3, 224, 224]], &[]).unwrap();
+        for input in ["cat", "noise"] {
+            let x = npy(&models.join(format!("inputs/{input}_1x3x224x224.npy")));
+            let x = x.as_slice().unwrap();
+            let mut out = vec![0f32; 1000];
+            model.run_into(&[effc::TensorRef::F32(x)], &mut [effc::TensorMut::F32(&mut out)]).unwrap();
+            let ort = npy(&models.join(format!("ref/{name}.{input}.ort.npy")));
+            let vs_ort = Comparison::new(&out, ort.as_slice().unwrap());
+            let t = tract.run(&[x]).unwrap();
+            assert_eq!(t[0].shape, [1, 1000]);
+            let vs_tract = Comparison::new(&out, &t[0].data);
+            println!(
+                "{name} {input}: vs tract max_abs {:.2e} max_rel {:.2e}; vs ORT max_abs {:.2e} max_rel {:.2e}",
+                vs_tract.max_abs, vs_tract.max_rel, vs_ort.max_abs, vs_ort.max_rel
+            );
+            assert!(vs_tract.passes(TOLERANCE), "{name} on {input} vs tract: {vs_tract:?}");
+            assert!(vs_ort.passes(TOLERANCE), "{name} on {input} vs onnxruntime: {vs_ort:?}");
+        }
+    }
+}
+
+/// One CompiledModel shared by 8 threads, 20 runs each on different inputs: every output is
+/// bit-identical to the single-threaded run of the same input. A 2-thread team splitting
+/// each kernel gives the same bits too.
+#[test]
+fn concurrent_runs_are_bit_identical() {
+    let c = effc::compile_file(shared_models().join("tv_b0_legacy.onnx"), &effc::Options::default()).unwrap();
+    let model = c.model().unwrap();
+    let inputs: Vec<effc::Tensor> = (0..4).map(|s| effc::input::seeded_noise(&[1, 3, 224, 224], s)).collect();
+    let expected: Vec<Vec<f32>> =
+        inputs.iter().map(|x| model.run(std::slice::from_ref(x)).unwrap()[0].to_f32_vec()).collect();
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let (inputs, expected) = (&inputs, &expected);
+            s.spawn(move || {
+                for r in 0..20 {
+                    let k = (t + r) % inputs.len();
+                    let got = model.run(std::slice::from_ref(&inputs[k])).unwrap()[0].to_f32_vec();
+                    assert!(
+                        got.iter().zip(&expected[k]).all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "thread {t} run {r}"
+                    );
+                }
+            });
+        }
+    });
+    let session = effc::Session::new(model, 2).unwrap();
+    for (x, want) in inputs.iter().zip(&expected) {
+        let got = session.run(std::slice::from_ref(x)).unwrap()[0].to_f32_vec();
+        assert!(got.iter().zip(want).all(|(a, b)| a.to_bits() == b.to_bits()), "2-thread team");
+    }
 }
 
 #[test]
-fn shared_b0_models_match_onnxruntime() {
-    let models = shared_models();
-    for name in ["tv_b0_legacy", "tv_b0_bn", "tv_b0_dynamo"] {
-        let c = effc::compile_file(models.join(format!("{name}.onnx")), &effc::Options::default())
-            .unwrap_or_else(|e| panic!("{e}"));
-        let model = c.model().unwrap();
-        for input in ["cat", "noise"] {
-            let x = npy(&models.join(format!("inputs/{input}_1x3x224x224.npy")));
-            let want = npy(&models.join(format!("ref/{name}.{input}.ort.npy")));
-            let mut out = vec![0f32; 1000];
-            model
-                .run_into(&[effc::TensorRef::F32(x.as_slice().unwrap())], &mut [effc::TensorMut::F32(&mut out)])
-                .unwrap();
-            let (rel, top5) = compare(&out, want.as_slice().unwrap());
-            println!("{name} {input}: max_rel {rel:.2e}, top-5 {}", if top5 { "same" } else { "DIFFERENT" });
-            assert!(rel <= 1e-4, "{name} on {input}: relative max abs error {rel:.3e}");
-            assert!(top5, "{name} on {input}: top-5 differs");
-        }
-    }
+fn wrong_inputs_are_errors() {
+    let c = effc::compile_file(shared_models().join("tv_b0_dynamo.onnx"), &effc::Options::default()).unwrap();
+    let model = c.model().unwrap();
+    let short = vec![0f32; 3 * 224 * 223];
+    let mut out = vec![0f32; 1000];
+    let e = model.run_into(&[effc::TensorRef::F32(&short)], &mut [effc::TensorMut::F32(&mut out)]).unwrap_err();
+    assert!(e.to_string().contains("input 'input' must be f32"), "{e}");
+    let wide = vec![0f64; 3 * 224 * 224];
+    let e = model.run_into(&[effc::TensorRef::F64(&wide)], &mut [effc::TensorMut::F32(&mut out)]).unwrap_err();
+    assert!(e.to_string().contains("got 150528 f64"), "{e}");
+    let mut small = vec![0f32; 999];
+    let x = vec![0f32; 3 * 224 * 224];
+    let e = model.run_into(&[effc::TensorRef::F32(&x)], &mut [effc::TensorMut::F32(&mut small)]).unwrap_err();
+    assert!(e.to_string().contains("output 'logits'"), "{e}");
+    let t = effc::Tensor::from_f32(vec![1, 224, 224, 3], x).unwrap();
+    let e = model.run(&[t]).unwrap_err();
+    assert!(e.to_string().contains("[1, 3, 224, 224]"), "{e}");
 }

@@ -1,6 +1,8 @@
 //! The `effc` command line.
 
+mod check;
 mod compile;
+mod run;
 
 use std::process::ExitCode;
 
@@ -15,14 +17,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Load, import and optimise a model; print what was read.
+    /// Load, import, optimise and compile a model; print what was read and made.
     Compile(compile::CompileArgs),
+    /// Compile a model and run it on inputs (.npy or images); print the top classes.
+    Run(run::RunArgs),
+    /// Run effc and tract on the same inputs and compare every output.
+    Check(check::CheckArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Compile(args) => compile::run(&args),
+        Command::Run(args) => run::run(&args),
+        Command::Check(args) => check::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

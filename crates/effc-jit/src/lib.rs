@@ -13,5 +13,7 @@ mod module;
 mod plan;
 mod runtime;
 mod strided;
+mod threads;
 
 pub use runtime::{CompiledModel, IoInfo, JitOptions, TensorMut, TensorRef};
+pub use threads::Team;

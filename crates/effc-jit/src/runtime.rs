@@ -12,6 +12,7 @@ use effc_ir::{DType, Error, Graph, Result, Tensor, TensorData};
 use crate::aligned::AlignedBuf;
 use crate::lower::Lowering;
 use crate::module::{Jit, KernelFn};
+use crate::threads::Team;
 
 #[derive(Clone, Debug, Default)]
 pub struct JitOptions {
@@ -172,9 +173,14 @@ impl CompiledModel {
         &self.kernel_names
     }
 
-    /// Runs the model on caller buffers without allocating (after the first run on a
-    /// thread pool slot). Inputs and outputs are row-major in ONNX's logical layout.
+    /// Runs the model on caller buffers on the calling thread. Allocates nothing once an
+    /// arena is pooled. Inputs and outputs are row-major in ONNX's logical layout.
     pub fn run_into(&self, inputs: &[TensorRef], outputs: &mut [TensorMut]) -> Result<()> {
+        self.run_into_with(None, inputs, outputs)
+    }
+
+    /// Like [`run_into`](Self::run_into), splitting each kernel across `team`.
+    pub fn run_into_with(&self, team: Option<&Team>, inputs: &[TensorRef], outputs: &mut [TensorMut]) -> Result<()> {
         if inputs.len() != self.inputs.len() || outputs.len() != self.outputs.len() {
             return Err(Error::invalid(format!(
                 "the model takes {} inputs and {} outputs, got {} and {}",
@@ -209,13 +215,19 @@ impl CompiledModel {
             .unwrap_or_else(|p| p.into_inner())
             .pop()
             .unwrap_or_else(|| AlignedBuf::zeroed(self.arena_bytes));
+        let io_ptr = io.as_ptr() as *const *mut u8;
         for s in &self.steps {
             // SAFETY: every kernel was compiled for this model's arena layout, which fits in
             // `arena_bytes`; the io table holds one pointer per input and output whose dtype
             // and element count were checked above; constants live in `self._consts` and the
             // code in `self._code`, both alive for `&self`. `0..extent` is the kernel's full
-            // parallel range.
-            unsafe { (s.kernel)(arena.as_mut_ptr(), io.as_ptr() as *const *mut u8, 0, s.extent) };
+            // parallel range, and a team only splits it into disjoint sub-ranges.
+            unsafe {
+                match team {
+                    Some(t) => t.run_step(s.kernel, s.extent, arena.as_mut_ptr(), io_ptr),
+                    None => (s.kernel)(arena.as_mut_ptr(), io_ptr, 0, s.extent),
+                }
+            }
         }
         self.arenas.lock().unwrap_or_else(|p| p.into_inner()).push(arena);
         Ok(())
@@ -223,6 +235,11 @@ impl CompiledModel {
 
     /// Runs the model on tensors and returns new output tensors.
     pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        self.run_with(None, inputs)
+    }
+
+    /// Like [`run`](Self::run), splitting each kernel across `team`.
+    pub fn run_with(&self, team: Option<&Team>, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
         if inputs.len() != self.inputs.len() {
             return Err(Error::invalid(format!("the model takes {} inputs, got {}", self.inputs.len(), inputs.len())));
         }
@@ -270,7 +287,7 @@ impl CompiledModel {
                     _ => unreachable!(),
                 })
                 .collect();
-            self.run_into(&refs, &mut outs)?;
+            self.run_into_with(team, &refs, &mut outs)?;
         }
         bufs.into_iter().zip(&self.outputs).map(|(d, o)| Tensor::new(o.shape.clone(), d)).collect()
     }

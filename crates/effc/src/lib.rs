@@ -10,6 +10,8 @@
 //! # Ok::<(), effc::Error>(())
 //! ```
 
+pub mod compare;
+pub mod input;
 mod summary;
 
 use std::collections::HashMap;
@@ -17,7 +19,7 @@ use std::path::Path;
 use std::time::Instant;
 
 pub use effc_ir::{DType, Error, ErrorKind, Graph, Result, Tensor, TensorData};
-pub use effc_jit::{CompiledModel, IoInfo, TensorMut, TensorRef};
+pub use effc_jit::{CompiledModel, IoInfo, Team, TensorMut, TensorRef};
 pub use summary::{Summary, TensorSummary};
 
 /// How to compile a model.
@@ -100,6 +102,29 @@ fn compile_loaded(model: effc_onnx::OnnxModel, opts: &Options, t0: Instant) -> R
     let stages = [("decode", decode_ms), ("import", import_ms), ("optimize", optimize_ms), ("codegen", codegen_ms)];
     let summary = Summary::new(&model, &graph, compiled.as_ref(), ops_before, &reports, stages, ms(t0))?;
     Ok(Compilation { graph, model: compiled, summary })
+}
+
+/// A compiled model plus the threads that run it: `threads` = 1 runs on the caller.
+pub struct Session<'m> {
+    model: &'m CompiledModel,
+    team: Option<Team>,
+}
+
+impl<'m> Session<'m> {
+    pub fn new(model: &'m CompiledModel, threads: usize) -> Result<Self> {
+        if threads == 0 {
+            return Err(Error::invalid("--threads must be at least 1"));
+        }
+        Ok(Session { model, team: (threads > 1).then(|| Team::new(threads)) })
+    }
+
+    pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        self.model.run_with(self.team.as_ref(), inputs)
+    }
+
+    pub fn run_into(&self, inputs: &[TensorRef], outputs: &mut [TensorMut]) -> Result<()> {
+        self.model.run_into_with(self.team.as_ref(), inputs, outputs)
+    }
 }
 
 fn ms(since: Instant) -> f64 {

@@ -1,0 +1,97 @@
+//! How close two outputs are: the numbers `effc check` reports.
+
+use serde::Serialize;
+
+/// Agreement between an effc output and a reference output.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Comparison {
+    /// Largest |effc − reference|.
+    pub max_abs: f64,
+    /// `max_abs` divided by the largest |reference|.
+    pub max_rel: f64,
+    /// Cosine similarity of the two outputs as vectors.
+    pub cosine: f64,
+    /// Same arg-max.
+    pub top1_agree: bool,
+    /// Same five largest elements, in the same order.
+    pub top5_agree: bool,
+}
+
+/// Indices of the `k` largest values, largest first.
+pub fn top_k(v: &[f32], k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&i, &j| v[j].total_cmp(&v[i]).then(i.cmp(&j)));
+    idx.truncate(k);
+    idx
+}
+
+impl Comparison {
+    pub fn new(got: &[f32], want: &[f32]) -> Self {
+        assert_eq!(got.len(), want.len(), "compared outputs differ in size");
+        let (mut max_abs, mut max_ref, mut dot, mut ng, mut nw) = (0f64, 0f64, 0f64, 0f64, 0f64);
+        for (&g, &w) in got.iter().zip(want) {
+            let (g, w) = (g as f64, w as f64);
+            let d = (g - w).abs();
+            // NaN anywhere is a total mismatch.
+            max_abs = if d.is_nan() { f64::INFINITY } else { max_abs.max(d) };
+            max_ref = max_ref.max(w.abs());
+            dot += g * w;
+            ng += g * g;
+            nw += w * w;
+        }
+        let max_rel = if max_ref > 0.0 { max_abs / max_ref } else { max_abs };
+        let cosine = if ng > 0.0 && nw > 0.0 {
+            dot / (ng.sqrt() * nw.sqrt())
+        } else if ng == nw {
+            1.0
+        } else {
+            0.0
+        };
+        let k = 5.min(got.len());
+        Comparison {
+            max_abs,
+            max_rel,
+            cosine,
+            top1_agree: top_k(got, 1) == top_k(want, 1),
+            top5_agree: top_k(got, k) == top_k(want, k),
+        }
+    }
+
+    /// The default acceptance rule: relative max error within `tolerance` and the same top-5.
+    pub fn passes(&self, tolerance: f64) -> bool {
+        self.max_rel <= tolerance && self.top5_agree
+    }
+
+    /// Keeps the worse of two comparisons, field by field.
+    pub fn worst(self, other: Comparison) -> Comparison {
+        Comparison {
+            max_abs: self.max_abs.max(other.max_abs),
+            max_rel: self.max_rel.max(other.max_rel),
+            cosine: self.cosine.min(other.cosine),
+            top1_agree: self.top1_agree && other.top1_agree,
+            top5_agree: self.top5_agree && other.top5_agree,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_computed_comparison() {
+        let want = [1.0, 4.0, 2.0, 8.0, 0.5, 3.0];
+        let got = [1.0, 4.0, 2.5, 8.0, 0.5, 3.0];
+        let c = Comparison::new(&got, &want);
+        assert_eq!(c.max_abs, 0.5);
+        assert_eq!(c.max_rel, 0.5 / 8.0);
+        assert!(c.top1_agree && c.top5_agree);
+        let swapped = [1.0, 2.0, 4.0, 8.0, 0.5, 3.0];
+        let c = Comparison::new(&swapped, &want);
+        assert!(c.top1_agree && !c.top5_agree);
+        assert!(!c.passes(1e-4));
+        assert_eq!(top_k(&want, 3), [3, 1, 5]);
+        let same = Comparison::new(&want, &want);
+        assert!((same.cosine - 1.0).abs() < 1e-12 && same.passes(0.0));
+    }
+}

@@ -1,0 +1,80 @@
+//! Inputs for running a model: .npy files, images and seeded noise.
+
+use std::path::Path;
+
+use effc_ir::{Error, ErrorKind, Result, Tensor};
+
+/// ImageNet channel means and standard deviations, as torchvision normalises.
+const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+const STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// Reads an input for a tensor of `shape`: an .npy array of exactly that shape, or an
+/// image (PNG/JPEG) for an NCHW shape with 3 channels, resized and ImageNet-normalised.
+pub fn load(path: &Path, shape: &[usize]) -> Result<Tensor> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let t = if ext == "npy" { load_npy(path)? } else { load_image(path, shape)? };
+    if t.shape() != shape {
+        return Err(Error::invalid(format!(
+            "{} has shape {:?}, but the model input needs {shape:?}",
+            path.display(),
+            t.shape()
+        )));
+    }
+    Ok(t)
+}
+
+fn load_npy(path: &Path) -> Result<Tensor> {
+    let arr: ndarray::ArrayD<f32> = ndarray_npy::read_npy(path)
+        .map_err(|e| Error::new(ErrorKind::Other(format!("{}: cannot read as f32 .npy: {e}", path.display()))))?;
+    let shape = arr.shape().to_vec();
+    Tensor::from_f32(shape, arr.iter().copied().collect())
+}
+
+fn load_image(path: &Path, shape: &[usize]) -> Result<Tensor> {
+    let [n, 3, h, w] = shape else {
+        return Err(Error::invalid(format!("an image cannot fill an input of shape {shape:?} (needs N×3×H×W)")));
+    };
+    let img = image::open(path)
+        .map_err(|e| Error::new(ErrorKind::Other(format!("{}: cannot read image: {e}", path.display()))))?
+        .to_rgb8();
+    let img = image::imageops::resize(&img, *w as u32, *h as u32, image::imageops::FilterType::Triangle);
+    let mut data = vec![0f32; n * 3 * h * w];
+    for (x, y, px) in img.enumerate_pixels() {
+        for c in 0..3 {
+            let v = (px[c] as f32 / 255.0 - MEAN[c]) / STD[c];
+            for b in 0..*n {
+                data[((b * 3 + c) * h + y as usize) * w + x as usize] = v;
+            }
+        }
+    }
+    Tensor::from_f32(shape.to_vec(), data)
+}
+
+/// Deterministic standard-normal noise (xorshift + Box–Muller), for seeded checks.
+pub fn seeded_noise(shape: &[usize], seed: u64) -> Tensor {
+    let n: usize = shape.iter().product();
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        ((s >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    let mut v = Vec::with_capacity(n);
+    while v.len() < n {
+        let (u1, u2) = (next(), next());
+        let r = (-2.0 * u1.ln()).sqrt();
+        v.push((r * (std::f64::consts::TAU * u2).cos()) as f32);
+        v.push((r * (std::f64::consts::TAU * u2).sin()) as f32);
+    }
+    v.truncate(n);
+    Tensor::from_f32(shape.to_vec(), v).expect("length matches shape")
+}
+
+/// Writes a tensor as f32 .npy.
+pub fn save_npy(path: &Path, t: &Tensor) -> Result<()> {
+    let arr =
+        ndarray::ArrayD::from_shape_vec(t.shape().to_vec(), t.to_f32_vec()).map_err(|e| Error::other(e.to_string()))?;
+    ndarray_npy::write_npy(path, &arr)
+        .map_err(|e| Error::new(ErrorKind::Other(format!("{}: cannot write: {e}", path.display()))))
+}
