@@ -1,5 +1,6 @@
 //! The `effc` command line.
 
+mod bench;
 mod check;
 mod compile;
 mod run;
@@ -23,6 +24,8 @@ enum Command {
     Run(run::RunArgs),
     /// Run effc and tract on the same inputs and compare every output.
     Check(check::CheckArgs),
+    /// Time effc (and tract with --vs tract) on seeded inputs.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +34,7 @@ fn main() -> ExitCode {
         Command::Compile(args) => compile::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Check(args) => check::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

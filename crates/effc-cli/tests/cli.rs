@@ -83,3 +83,79 @@ fn bad_files_fail_with_one_line() {
         "does not fit",
     );
 }
+
+#[test]
+fn run_prints_top_k_and_writes_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("y.npy");
+    let input = shared("inputs/cat_1x3x224x224.npy");
+    let o = effc(&[
+        "run",
+        shared("tv_b0_legacy.onnx").to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--top",
+        "3",
+        "--output",
+        out.to_str().unwrap(),
+        "--threads",
+        "2",
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(text.lines().filter(|l| l.trim_start().starts_with('#')).count(), 3, "{text}");
+    // onnxruntime's top class for this input.
+    let ort: Vec<f32> = read_f32_npy(&shared("ref/tv_b0_legacy.cat.ort.npy"));
+    let best = (0..ort.len()).max_by(|&a, &b| ort[a].total_cmp(&ort[b])).unwrap();
+    assert!(text.contains(&format!("#1  index {best} ")), "{text}");
+    let written = read_f32_npy(&out);
+    assert_eq!(written.len(), 1000);
+    let max_rel = written.iter().zip(&ort).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max)
+        / ort.iter().fold(0f32, |m, v| m.max(v.abs()));
+    assert!(max_rel < 1e-4, "{max_rel}");
+}
+
+/// Reads a little-endian f32 .npy (version 1 header) without extra dependencies.
+fn read_f32_npy(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = String::from_utf8_lossy(&bytes[10..10 + header_len]);
+    assert!(header.contains("'<f4'"), "{header}");
+    bytes[10 + header_len..].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+}
+
+#[test]
+fn run_refuses_a_wrong_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.npy");
+    // A valid .npy of shape (2, 2).
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }";
+    let padded = format!("{header:<117}\n");
+    bytes.extend((padded.len() as u16).to_le_bytes());
+    bytes.extend(padded.as_bytes());
+    bytes.extend([0u8; 16]);
+    std::fs::write(&bad, bytes).unwrap();
+    let o = effc(&["run", shared("tv_b0_legacy.onnx").to_str().unwrap(), "--input", bad.to_str().unwrap()]);
+    assert_clean_failure(&o, "has shape [2, 2], but the model input needs [1, 3, 224, 224]");
+}
+
+#[test]
+fn check_json_passes_against_tract() {
+    let input = shared("inputs/noise_1x3x224x224.npy");
+    let o = effc(&["check", shared("tv_b0_bn.onnx").to_str().unwrap(), "--input", input.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["pass"], true);
+    let logits = &v["outputs"]["logits"];
+    for key in ["max_abs", "max_rel", "cosine", "top1_agree", "top5_agree"] {
+        assert!(!logits[key].is_null(), "missing {key}: {v}");
+    }
+    assert!(logits["max_rel"].as_f64().unwrap() <= 1e-4);
+    assert!(logits["cosine"].as_f64().unwrap() > 0.99999);
+    // An impossible tolerance fails with exit code 1.
+    let o = effc(&["check", shared("tv_b0_bn.onnx").to_str().unwrap(), "--random", "1", "--tolerance", "0", "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["pass"], false);
+}

@@ -215,7 +215,7 @@ impl CompiledModel {
             .unwrap_or_else(|p| p.into_inner())
             .pop()
             .unwrap_or_else(|| AlignedBuf::zeroed(self.arena_bytes));
-        let io_ptr = io.as_ptr() as *const *mut u8;
+        let io_ptr = io.as_ptr();
         for s in &self.steps {
             // SAFETY: every kernel was compiled for this model's arena layout, which fits in
             // `arena_bytes`; the io table holds one pointer per input and output whose dtype

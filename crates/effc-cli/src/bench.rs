@@ -1,0 +1,135 @@
+//! `effc bench`: latency of effc (and tract, in the same run) on seeded inputs.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::Args;
+use serde::Serialize;
+
+use crate::compile::parse_input_shapes;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// The ONNX model.
+    pub model: PathBuf,
+    /// Timed runs.
+    #[arg(long, default_value_t = 50)]
+    pub runs: usize,
+    /// Untimed runs first.
+    #[arg(long, default_value_t = 5)]
+    pub warmup: usize,
+    /// Threads for one run.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Also time this reference in the same process (only `tract`).
+    #[arg(long, value_parser = ["tract"])]
+    pub vs: Option<String>,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Shape for an input with symbolic dims, e.g. `input=1x3x224x224`.
+    #[arg(long = "input-shape", value_name = "NAME=DIMS")]
+    pub input_shapes: Vec<String>,
+}
+
+/// Latency statistics in milliseconds.
+#[derive(Serialize, Clone, Copy)]
+pub struct Stats {
+    pub min_ms: f64,
+    pub p10_ms: f64,
+    pub median_ms: f64,
+    pub p90_ms: f64,
+}
+
+impl Stats {
+    fn of(mut v: Vec<f64>) -> Stats {
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        Stats { min_ms: v[0], p10_ms: at(0.1), median_ms: at(0.5), p90_ms: at(0.9) }
+    }
+}
+
+#[derive(Serialize)]
+struct Report {
+    model: String,
+    threads: usize,
+    runs: usize,
+    #[serde(flatten)]
+    effc: Stats,
+    gflops: f64,
+    compile_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tract: Option<Stats>,
+    /// effc median / tract median.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ratio: Option<f64>,
+}
+
+fn time(runs: usize, warmup: usize, mut f: impl FnMut() -> Result<()>) -> Result<Stats> {
+    for _ in 0..warmup {
+        f()?;
+    }
+    let mut v = Vec::with_capacity(runs);
+    for _ in 0..runs.max(1) {
+        let t = Instant::now();
+        f()?;
+        v.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(Stats::of(v))
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let opts = effc::Options { input_shapes: parse_input_shapes(&args.input_shapes)?, ..Default::default() };
+    let c = effc::compile_file(&args.model, &opts)?;
+    let model = c.model()?;
+    let inputs: Vec<effc::Tensor> =
+        model.inputs().iter().enumerate().map(|(i, info)| effc::input::seeded_noise(&info.shape, i as u64)).collect();
+    let session = effc::Session::new(model, args.threads)?;
+    let effc_stats = time(args.runs, args.warmup, || {
+        session.run(&inputs)?;
+        Ok(())
+    })?;
+    let tract = match &args.vs {
+        Some(_) => {
+            let shapes: Vec<Vec<usize>> = model.inputs().iter().map(|i| i.shape.clone()).collect();
+            let r = effc_tract::Reference::load(&args.model, &shapes, &[])?;
+            let data: Vec<Vec<f32>> = inputs.iter().map(|t| t.to_f32_vec()).collect();
+            let refs: Vec<&[f32]> = data.iter().map(Vec::as_slice).collect();
+            Some(time(args.runs, args.warmup, || {
+                r.run(&refs)?;
+                Ok(())
+            })?)
+        }
+        None => None,
+    };
+    let flops = 2.0 * c.summary.macs as f64;
+    let report = Report {
+        model: args.model.display().to_string(),
+        threads: args.threads,
+        runs: args.runs,
+        effc: effc_stats,
+        gflops: flops / (effc_stats.median_ms * 1e6),
+        compile_ms: c.summary.compile_ms,
+        ratio: tract.map(|t| effc_stats.median_ms / t.median_ms),
+        tract,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let line = |name: &str, s: &Stats| {
+        println!(
+            "{name:<6} min {:>8.2} ms  p10 {:>8.2}  median {:>8.2}  p90 {:>8.2}",
+            s.min_ms, s.p10_ms, s.median_ms, s.p90_ms
+        )
+    };
+    println!("{} ({} threads, {} runs, compile {:.1} ms)", report.model, args.threads, args.runs, report.compile_ms);
+    line("effc", &report.effc);
+    println!("       {:.1} GFLOP/s", report.gflops);
+    if let (Some(t), Some(r)) = (&report.tract, report.ratio) {
+        line("tract", t);
+        println!("ratio  effc/tract median = {r:.3}");
+    }
+    Ok(())
+}
