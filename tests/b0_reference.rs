@@ -93,3 +93,10 @@ fn wrong_inputs_are_errors() {
     let e = model.run(&[t]).unwrap_err();
     assert!(e.to_string().contains("[1, 3, 224, 224]"), "{e}");
 }
+
+#[test]
+fn compiled_model_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<effc::CompiledModel>();
+    assert_send_sync::<effc::Compilation>();
+}

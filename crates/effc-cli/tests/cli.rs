@@ -159,3 +159,26 @@ fn check_json_passes_against_tract() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["pass"], false);
 }
+
+#[test]
+fn emit_clif_dumps_every_kernel() {
+    let dir = tempfile::tempdir().unwrap();
+    let clif = dir.path().join("m.clif");
+    let o = effc(&[
+        "compile",
+        shared("tv_b0_legacy.onnx").to_str().unwrap(),
+        "--emit",
+        "clif",
+        "-o",
+        clif.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let kernels = v["kernels"].as_u64().unwrap() as usize;
+    let text = std::fs::read_to_string(&clif).unwrap();
+    assert_eq!(text.matches("; kernel ").count(), kernels);
+    assert_eq!(text.matches("function u0:").count(), kernels);
+    assert!(text.contains(" = fma ") && text.contains("load.f32x4"), "kernels use vector loads and FMAs");
+    assert!(v["arena_bytes"].as_u64().unwrap() > 4_816_896, "arena holds at least block 1's expanded tensor");
+}
