@@ -153,6 +153,7 @@ pub fn unary_f64(u: Unary, x: f64) -> f64 {
         }
         Unary::HardSigmoid { alpha, beta } => (alpha as f64 * x + beta as f64).clamp(0.0, 1.0),
         Unary::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
+        Unary::Swish => x / (1.0 + (-x).exp()),
         Unary::Clip { min, max } => {
             if x.is_nan() {
                 x

@@ -9,7 +9,8 @@ pub enum Op {
         index: usize,
     },
     Const(Tensor),
-    /// Inputs: x, weight, optional bias.
+    /// Inputs: x, weight, optional bias, optional residual (port 3).
+    /// y = act(conv(x, w) + bias + residual).
     Conv(Conv),
     /// Inputs: x, scale, bias, mean, var.
     BatchNorm {
@@ -76,6 +77,8 @@ pub struct Conv {
     /// Padding after each spatial dim.
     pub pads_end: Vec<usize>,
     pub group: usize,
+    /// Activation fused into the epilogue (applied after bias and residual).
+    pub act: Option<Unary>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -96,12 +99,27 @@ pub enum Unary {
     Softsign,
     Erf,
     Not,
-    Elu { alpha: f32 },
-    Selu { alpha: f32, gamma: f32 },
-    LeakyRelu { alpha: f32 },
-    HardSigmoid { alpha: f32, beta: f32 },
+    Elu {
+        alpha: f32,
+    },
+    Selu {
+        alpha: f32,
+        gamma: f32,
+    },
+    LeakyRelu {
+        alpha: f32,
+    },
+    HardSigmoid {
+        alpha: f32,
+        beta: f32,
+    },
     HardSwish,
-    Clip { min: f32, max: f32 },
+    Clip {
+        min: f32,
+        max: f32,
+    },
+    /// x · sigmoid(x) (SiLU), recognised from Sigmoid + Mul.
+    Swish,
 }
 
 impl Unary {
@@ -128,6 +146,7 @@ impl Unary {
             Unary::LeakyRelu { .. } => "LeakyRelu",
             Unary::HardSigmoid { .. } => "HardSigmoid",
             Unary::HardSwish => "HardSwish",
+            Unary::Swish => "Swish",
             Unary::Clip { .. } => "Clip",
         }
     }

@@ -157,7 +157,13 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Result<Vec<OutType>> {
         Op::Const(t) => vec![(t.dtype(), t.shape().to_vec())],
         Op::Conv(c) => {
             let (x, w) = (x()?, need(inputs, 1, op)?);
-            vec![(x.dtype, conv_out(c, x, w, inputs.get(2).copied().flatten())?)]
+            let out = conv_out(c, x, w, inputs.get(2).copied().flatten())?;
+            if let Some(r) = inputs.get(3).copied().flatten()
+                && r.shape != out
+            {
+                return Err(Error::shape(format!("residual {:?} does not match conv output {out:?}", r.shape)));
+            }
+            vec![(x.dtype, out)]
         }
         Op::BatchNorm { .. } => {
             let x = x()?;

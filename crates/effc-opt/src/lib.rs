@@ -8,7 +8,7 @@ mod passes;
 
 use effc_ir::{Graph, Result};
 
-pub use passes::{DeadCode, MergePadIntoConv};
+pub use passes::{DeadCode, FoldBatchNorm, FuseConvEpilogue, MergePadIntoConv, RecognizeActivations};
 
 /// One graph rewrite.
 pub trait Pass {
@@ -39,8 +39,15 @@ impl Default for PassOptions {
 }
 
 /// The standard pipeline, in order.
-pub fn pipeline(_opts: &PassOptions) -> Vec<Box<dyn Pass>> {
-    vec![Box::new(MergePadIntoConv), Box::new(DeadCode)]
+pub fn pipeline(opts: &PassOptions) -> Vec<Box<dyn Pass>> {
+    let mut passes: Vec<Box<dyn Pass>> = vec![Box::new(MergePadIntoConv)];
+    if opts.fuse {
+        passes.push(Box::new(FoldBatchNorm));
+        passes.push(Box::new(RecognizeActivations));
+        passes.push(Box::new(FuseConvEpilogue));
+    }
+    passes.push(Box::new(DeadCode));
+    passes
 }
 
 /// Upper bound on pipeline rounds; each round must make progress, so this only guards

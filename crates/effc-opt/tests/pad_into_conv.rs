@@ -26,6 +26,7 @@ fn padded_conv(mode: PadMode, begin: Vec<usize>, end: Vec<usize>) -> (Graph, eff
         pads_begin: vec![1, 1],
         pads_end: vec![1, 1],
         group: 1,
+        act: None,
     };
     let c = g.add_node(
         "conv",

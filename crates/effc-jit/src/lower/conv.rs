@@ -8,7 +8,7 @@
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{InstBuilder, Type, Value, types};
 use cranelift_frontend::Variable;
-use effc_ir::op::{Conv, Pool, PoolKind};
+use effc_ir::op::{Conv, Pool, PoolKind, Unary};
 use effc_ir::{DType, Error, NodeId, Result};
 
 use super::Lowering;
@@ -102,6 +102,7 @@ pub(super) fn conv(l: &mut Lowering, id: NodeId, c: &Conv) -> Result<()> {
     };
     let (x4, out4) = (as_4d(&x), as_4d(&l.output(id, 0)));
     let g = geom(&x4, &out4, &c.kernel, &c.strides, &c.dilations, &c.pads_begin);
+    let epi = Epilogue { residual: l.input_opt(id, 3)?.map(|r| as_4d(&r)), act: c.act };
     let w = wt.to_f32_vec();
     let groups = c.group;
     let (icg, ocg) = (g.c / groups, g.m / groups);
@@ -140,7 +141,17 @@ pub(super) fn conv(l: &mut Lowering, id: NodeId, c: &Conv) -> Result<()> {
             alpha: 1.0,
             beta: 1.0,
             batch: vec![],
+            residual: epi.residual.as_ref().map(|r| Mat {
+                base: r.base,
+                offset: r.offset,
+                rs: r.strides[3],
+                cs: r.strides[1],
+            }),
+            act: epi.act,
         };
+        if epi.residual.as_ref().is_some_and(|r| r.strides != out4.strides) {
+            return Err(Error::unsupported("a residual stored in another layout than the conv output"));
+        }
         return super::gemm::emit(l, &mm);
     }
     let bias_base = l.const_f32(&bias);
@@ -151,7 +162,7 @@ pub(super) fn conv(l: &mut Lowering, id: NodeId, c: &Conv) -> Result<()> {
             .map(|(kh, kw, ch)| w_at(ch, 0, kh, kw))
             .collect();
         let w_base = l.const_f32(&packed);
-        return window(l, &x4, &out4, g, Window::Depthwise { w: w_base, bias: bias_base });
+        return window(l, &x4, &out4, g, Window::Depthwise { w: w_base, bias: bias_base }, epi);
     }
     // General grouped conv: weights as [group][kh][kw][icg][ocg].
     let mut packed = Vec::with_capacity(w.len());
@@ -167,7 +178,39 @@ pub(super) fn conv(l: &mut Lowering, id: NodeId, c: &Conv) -> Result<()> {
         }
     }
     let w_base = l.const_f32(&packed);
-    grouped(l, &x4, &out4, g, groups, w_base, bias_base)
+    grouped(l, &x4, &out4, g, groups, w_base, bias_base, epi)
+}
+
+/// What a convolution does after the sum: add a residual, then an activation.
+#[derive(Clone, Default)]
+struct Epilogue {
+    residual: Option<Buf>,
+    act: Option<Unary>,
+}
+
+impl Epilogue {
+    /// Applies the epilogue to `v`, the sum for output element at `o_off` bytes from the
+    /// output pixel pointer; `res_px` is the residual's pointer at the same pixel.
+    fn apply(&self, kb: &mut Kb, mut v: Value, res_ptr: Option<Value>, byte_off: i32) -> Value {
+        if let Some(rp) = res_ptr {
+            let ty = kb.b.func.dfg.value_type(v);
+            let r = kb.load(ty, rp, byte_off);
+            v = kb.b.ins().fadd(v, r);
+        }
+        match self.act {
+            Some(u) => super::elementwise::emit_unary(kb, u, v),
+            None => v,
+        }
+    }
+
+    /// Pointer to the residual at (n, row, column) like `o` is to the output.
+    fn pointer(&self, kb: &mut Kb, base: Option<Value>, n: Value, oh: Value, ow: Value) -> Option<Value> {
+        let (r, base) = (self.residual.as_ref()?, base?);
+        let s = byte_strides(r);
+        let p = kb.offset(base, n, s[0]);
+        let p = kb.offset(p, oh, s[2]);
+        Some(kb.offset(p, ow, s[3]))
+    }
 }
 
 /// Calls `body(kb, ih_or_iw_valid_pointer_offset)` for every kernel tap (kh, kw) of output
@@ -210,16 +253,28 @@ fn new_var(kb: &mut Kb, ty: Type, init: Value) -> Variable {
 }
 
 /// Generic convolution: per output pixel and group, vectors of output channels.
-fn grouped(l: &mut Lowering, x: &Buf, out: &Buf, g: Geom, groups: usize, w: Base, bias: Base) -> Result<()> {
+#[allow(clippy::too_many_arguments)]
+fn grouped(
+    l: &mut Lowering,
+    x: &Buf,
+    out: &Buf,
+    g: Geom,
+    groups: usize,
+    w: Base,
+    bias: Base,
+    epi: Epilogue,
+) -> Result<()> {
     let (icg, ocg) = (g.c / groups, g.m / groups);
     let (xs, os) = (byte_strides(x), byte_strides(out));
-    let vec_ok = out.strides[1] == 1;
+    let vec_ok = out.strides[1] == 1 && epi.residual.as_ref().is_none_or(|r| r.strides[1] == 1);
     let (x, out) = (x.clone(), out.clone());
     l.kernel(g.n * g.oh, move |kb| {
         let xb = kb.addr(x.base, x.offset as i64 * 4);
         let ob = kb.addr(out.base, out.offset as i64 * 4);
         let wb = kb.addr(w, 0);
         let bb = kb.addr(bias, 0);
+        let rb = epi.residual.as_ref().map(|r| kb.addr(r.base, r.offset as i64 * 4));
+        let rs1 = epi.residual.as_ref().map_or(0, |r| r.strides[1] as i64 * 4);
         let (lo, hi) = (kb.lo, kb.hi);
         kb.for_range(lo, hi, 1, |kb, r| {
             let n = kb.b.ins().udiv_imm_u(r, g.oh as i64);
@@ -229,7 +284,9 @@ fn grouped(l: &mut Lowering, x: &Buf, out: &Buf, g: Geom, groups: usize, w: Base
             let o_row = kb.offset(o_n, oh, os[2]);
             kb.for_n(g.ow, |kb, ow| {
                 let o_px = kb.offset(o_row, ow, os[3]);
+                let r_px = epi.pointer(kb, rb, n, oh, ow);
                 kb.for_n(groups, |kb, gi| {
+                    let r_g = r_px.map(|p| kb.offset(p, gi, ocg as i64 * rs1));
                     let x_g = kb.offset(x_n, gi, icg as i64 * xs[1]);
                     let o_g = kb.offset(o_px, gi, ocg as i64 * os[1]);
                     let w_g = kb.offset(wb, gi, (g.kh * g.kw * icg * ocg * 4) as i64);
@@ -274,8 +331,10 @@ fn grouped(l: &mut Lowering, x: &Buf, out: &Buf, g: Geom, groups: usize, w: Base
                                 }
                             });
                         });
+                        let r_c = r_g.map(|p| kb.offset(p, oc0, rs1));
                         for (j, &acc) in accs.iter().enumerate() {
                             let v = kb.b.use_var(acc);
+                            let v = epi.apply(kb, v, r_c, (j as i64 * 4 * rs1) as i32);
                             kb.store(v, o_c, (j as i64 * 4 * os[1]) as i32);
                         }
                     };
@@ -302,12 +361,14 @@ enum Window {
 }
 
 /// Depthwise conv and pools: per output pixel, vectors of channels.
-fn window(l: &mut Lowering, x: &Buf, out: &Buf, g: Geom, op: Window) -> Result<()> {
+fn window(l: &mut Lowering, x: &Buf, out: &Buf, g: Geom, op: Window, epi: Epilogue) -> Result<()> {
     let (xs, os) = (byte_strides(x), byte_strides(out));
     let (x, out) = (x.clone(), out.clone());
     l.kernel(g.n * g.oh, move |kb| {
         let xb = kb.addr(x.base, x.offset as i64 * 4);
         let ob = kb.addr(out.base, out.offset as i64 * 4);
+        let rb = epi.residual.as_ref().map(|r| kb.addr(r.base, r.offset as i64 * 4));
+        let rs1 = epi.residual.as_ref().map_or(0, |r| r.strides[1] as i64 * 4);
         let (wb, bb) = match op {
             Window::Depthwise { w, bias } => (Some(kb.addr(w, 0)), Some(kb.addr(bias, 0))),
             Window::Pool { .. } => (None, None),
@@ -321,9 +382,11 @@ fn window(l: &mut Lowering, x: &Buf, out: &Buf, g: Geom, op: Window) -> Result<(
             let o_row = kb.offset(o_row, oh, os[2]);
             kb.for_n(g.ow, |kb, ow| {
                 let o_px = kb.offset(o_row, ow, os[3]);
+                let r_px = epi.pointer(kb, rb, n, oh, ow);
                 let chunk = |kb: &mut Kb, c0: Value, ty: Type| {
                     let x_c = kb.offset(x_n, c0, xs[1]);
                     let o_c = kb.offset(o_px, c0, os[1]);
+                    let r_c = r_px.map(|p| kb.offset(p, c0, rs1));
                     let init = match (op, bb) {
                         (Window::Depthwise { .. }, Some(bb)) => {
                             let p = kb.offset(bb, c0, 4);
@@ -393,9 +456,11 @@ fn window(l: &mut Lowering, x: &Buf, out: &Buf, g: Geom, op: Window) -> Result<(
                         let inv = if ty.is_vector() { kb.b.ins().splat(ty, inv) } else { inv };
                         v = kb.b.ins().fmul(v, inv);
                     }
+                    let v = epi.apply(kb, v, r_c, 0);
                     kb.store(v, o_c, 0);
                 };
-                let vec_ok = x.strides[1] == 1 && out.strides[1] == 1;
+                let vec_ok =
+                    x.strides[1] == 1 && out.strides[1] == 1 && epi.residual.as_ref().is_none_or(|r| r.strides[1] == 1);
                 let full = if vec_ok { g.c / 4 } else { 0 };
                 if full > 0 {
                     kb.for_n(full, |kb, blk| {
@@ -419,5 +484,5 @@ pub(super) fn pool(l: &mut Lowering, id: NodeId, p: &Pool) -> Result<()> {
     let g = geom(&x4, &out4, &p.kernel, &p.strides, &p.dilations, &p.pads_begin);
     let (pad_h_end, pad_w_end) = spatial2(&p.pads_end, 0);
     let op = Window::Pool { kind: p.kind, count_include_pad: p.count_include_pad, pad_h_end, pad_w_end };
-    window(l, &x4, &out4, g, op)
+    window(l, &x4, &out4, g, op, Epilogue::default())
 }

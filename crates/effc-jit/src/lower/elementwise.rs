@@ -16,6 +16,10 @@ pub(crate) fn emit_unary(kb: &mut Kb, u: Unary, x: Value) -> Value {
     let zero = || 0.0;
     match u {
         Unary::Sigmoid => math::sigmoid(kb, x),
+        Unary::Swish => {
+            let s = math::sigmoid(kb, x);
+            kb.b.ins().fmul(x, s)
+        }
         Unary::Relu => math::clamp_below(kb, x, zero()),
         Unary::Tanh => math::tanh(kb, x),
         Unary::Exp => math::exp(kb, x),

@@ -5,7 +5,7 @@
 
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 use cranelift_frontend::Variable;
-use effc_ir::op::Gemm;
+use effc_ir::op::{Gemm, Unary};
 use effc_ir::{DType, Error, NodeId, Result};
 
 use super::Lowering;
@@ -34,6 +34,10 @@ pub(super) struct MatMul {
     pub alpha: f32,
     pub beta: f32,
     pub batch: Vec<[isize; 5]>,
+    /// Added after `c` (same strides as `out` or its own), before `act`.
+    pub residual: Option<Mat>,
+    /// Activation applied last, in registers.
+    pub act: Option<Unary>,
 }
 
 #[derive(Clone, Copy)]
@@ -51,6 +55,7 @@ struct Ptrs {
     b: Value,
     out: Value,
     c: Option<Value>,
+    res: Option<Value>,
 }
 
 fn addr(kb: &mut Kb, m: &Mat) -> Value {
@@ -117,6 +122,14 @@ fn tile(kb: &mut Kb, mm: &MatMul, p: &Ptrs, mr: usize, lanes: Lanes) {
                     kb.fma(cv, beta, v)
                 };
             }
+            if let (Some(res), Some(rp)) = (&mm.residual, p.res) {
+                let off = ((r as isize * res.rs + j as isize * 4 * res.cs) * 4) as i32;
+                let rv = kb.load(ty, rp, off);
+                v = kb.b.ins().fadd(v, rv);
+            }
+            if let Some(u) = mm.act {
+                v = super::elementwise::emit_unary(kb, u, v);
+            }
             let off = ((r as isize * mm.out.rs + j as isize * 4 * mm.out.cs) * 4) as i32;
             kb.store(v, p.out, off);
         }
@@ -140,6 +153,10 @@ fn at(kb: &mut Kb, mm: &MatMul, base: &Ptrs, row: Value, col: Option<Value>, col
         c: base.c.map(|cp| {
             let c = mm.c.unwrap();
             shift(kb, cp, c.rs, c.cs)
+        }),
+        res: base.res.map(|rp| {
+            let r = mm.residual.unwrap();
+            shift(kb, rp, r.rs, r.cs)
         }),
     }
 }
@@ -174,7 +191,7 @@ fn row_block(kb: &mut Kb, mm: &MatMul, base: &Ptrs, row: Value, mr: usize, vecto
 
 /// Emits the product as up to two kernels: full MR-row blocks, then the leftover rows.
 pub(super) fn emit(l: &mut Lowering, mm: &MatMul) -> Result<()> {
-    let c_ok = mm.c.is_none_or(|c| matches!(c.cs, 0 | 1));
+    let c_ok = mm.c.is_none_or(|c| matches!(c.cs, 0 | 1)) && mm.residual.is_none_or(|r| r.cs == 1);
     let vector = mm.b.cs == 1 && mm.out.cs == 1 && c_ok && mm.n >= 4;
     let mr = if vector { MR.min(mm.m) } else { 1 };
     let batch: usize = mm.batch.iter().map(|b| b[0] as usize).product();
@@ -194,6 +211,7 @@ pub(super) fn emit(l: &mut Lowering, mm: &MatMul) -> Result<()> {
                 b: addr(kb, &mm.b),
                 out: addr(kb, &mm.out),
                 c: mm.c.as_ref().map(|c| addr(kb, c)),
+                res: mm.residual.as_ref().map(|r| addr(kb, r)),
             };
             let (lo, hi) = (kb.lo, kb.hi);
             kb.for_range(lo, hi, 1, |kb, r| {
@@ -208,6 +226,7 @@ pub(super) fn emit(l: &mut Lowering, mm: &MatMul) -> Result<()> {
                     p.b = kb.offset(p.b, coord, dim[2] as i64 * 4);
                     p.out = kb.offset(p.out, coord, dim[3] as i64 * 4);
                     p.c = p.c.map(|c| kb.offset(c, coord, dim[4] as i64 * 4));
+                    p.res = p.res.map(|r| kb.offset(r, coord, dim[3] as i64 * 4));
                 }
                 let row = kb.b.ins().imul_imm_s(blk, rows as i64);
                 let row = kb.b.ins().iadd_imm_s(row, first_row as i64);
@@ -266,8 +285,20 @@ pub(super) fn gemm(l: &mut Lowering, id: NodeId, g: &Gemm) -> Result<()> {
         }
         _ => None,
     };
-    let mm =
-        MatMul { m, n, k, a: a_mat, b: b_mat, out: mat_of(&out, 0, 1), c, alpha: g.alpha, beta: g.beta, batch: vec![] };
+    let mm = MatMul {
+        m,
+        n,
+        k,
+        a: a_mat,
+        b: b_mat,
+        out: mat_of(&out, 0, 1),
+        c,
+        alpha: g.alpha,
+        beta: g.beta,
+        batch: vec![],
+        residual: None,
+        act: None,
+    };
     emit(l, &mm)
 }
 
@@ -320,6 +351,8 @@ pub(super) fn matmul(l: &mut Lowering, id: NodeId) -> Result<()> {
         alpha: 1.0,
         beta: 0.0,
         batch,
+        residual: None,
+        act: None,
     };
     emit(l, &mm)
 }

@@ -1,5 +1,12 @@
+mod activations;
+mod conv_epilogue;
 mod dead_code;
+mod fold_batchnorm;
 mod pad_into_conv;
+mod util;
 
+pub use activations::RecognizeActivations;
+pub use conv_epilogue::FuseConvEpilogue;
 pub use dead_code::DeadCode;
+pub use fold_batchnorm::FoldBatchNorm;
 pub use pad_into_conv::MergePadIntoConv;

@@ -101,6 +101,7 @@ pub(super) fn conv(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
         pads_begin: win.pads_begin,
         pads_end: win.pads_end,
         group,
+        act: None,
     });
     ctx.emit(op, &[Some(x), Some(w), b])
 }

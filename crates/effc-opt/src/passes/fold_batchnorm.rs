@@ -1,0 +1,64 @@
+use effc_ir::op::Op;
+use effc_ir::{Graph, Result, Tensor, ValueRef};
+
+use super::util::{nodes_in_order, single_use};
+use crate::Pass;
+
+/// Folds an inference BatchNormalization into the Conv before it, depthwise convs
+/// included: w' = w · s per output channel, b' = (b − mean) · s + β, with s = γ/√(var+ε).
+pub struct FoldBatchNorm;
+
+impl Pass for FoldBatchNorm {
+    fn name(&self) -> &'static str {
+        "fold-batchnorm"
+    }
+
+    fn run(&self, g: &mut Graph) -> Result<usize> {
+        let mut changes = 0;
+        for bn in nodes_in_order(g) {
+            if !g.contains(bn) {
+                continue;
+            }
+            let Op::BatchNorm { epsilon } = g.node(bn).op else { continue };
+            let Some(conv_out) = g.input(bn, 0) else { continue };
+            let conv = conv_out.node;
+            let folds = matches!(&g.node(conv).op, Op::Conv(c) if c.act.is_none())
+                && g.input(conv, 3).is_none()
+                && single_use(g, conv_out);
+            if !folds {
+                continue;
+            }
+            let consts: Option<Vec<Vec<f32>>> =
+                (1..5).map(|i| g.input(bn, i).and_then(|v| g.const_value(v)).map(Tensor::to_f32_vec)).collect();
+            let (Some(p), Some(w)) = (consts, g.input(conv, 1).and_then(|v| g.const_value(v)).cloned()) else {
+                continue;
+            };
+            let (gamma, beta, mean, var) = (&p[0], &p[1], &p[2], &p[3]);
+            let m = w.shape()[0];
+            let per_out = w.numel() / m;
+            let bias = match g.input(conv, 2) {
+                Some(b) => match g.const_value(b) {
+                    Some(t) => t.to_f32_vec(),
+                    None => continue,
+                },
+                None => vec![0.0; m],
+            };
+            let scale: Vec<f32> = (0..m).map(|i| gamma[i] / (var[i] + epsilon).sqrt()).collect();
+            let wv = w.to_f32_vec();
+            let new_w: Vec<f32> = wv.iter().enumerate().map(|(i, &x)| x * scale[i / per_out]).collect();
+            let new_b: Vec<f32> = (0..m).map(|i| (bias[i] - mean[i]) * scale[i] + beta[i]).collect();
+            let name = g.node(conv).name.clone();
+            let w_new = g.add_const(format!("{name}::w_bn"), Tensor::from_f32(w.shape().to_vec(), new_w)?);
+            let b_new = g.add_const(format!("{name}::b_bn"), Tensor::from_f32(vec![m], new_b)?);
+            g.set_input(conv, 1, Some(w_new));
+            g.set_input(conv, 2, Some(b_new));
+            // The conv now produces what the BN produced, under the BN's name.
+            let bn_out = ValueRef::new(bn, 0);
+            g.value_mut(conv_out).name = g.value(bn_out).name.clone();
+            g.replace_uses(bn_out, conv_out);
+            g.remove_node(bn);
+            changes += 1;
+        }
+        Ok(changes)
+    }
+}
