@@ -28,6 +28,12 @@ pub struct BenchArgs {
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Turn fusion passes off.
+    #[arg(long)]
+    pub no_fuse: bool,
+    /// Print the time spent in each fused op (kernel), slowest first.
+    #[arg(long)]
+    pub profile: bool,
     /// Shape for an input with symbolic dims, e.g. `input=1x3x224x224`.
     #[arg(long = "input-shape", value_name = "NAME=DIMS")]
     pub input_shapes: Vec<String>,
@@ -80,11 +86,32 @@ fn time(runs: usize, warmup: usize, mut f: impl FnMut() -> Result<()>) -> Result
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
-    let opts = effc::Options { input_shapes: parse_input_shapes(&args.input_shapes)?, ..Default::default() };
+    let opts = effc::Options {
+        input_shapes: parse_input_shapes(&args.input_shapes)?,
+        fuse: !args.no_fuse,
+        ..Default::default()
+    };
     let c = effc::compile_file(&args.model, &opts)?;
     let model = c.model()?;
     let inputs: Vec<effc::Tensor> =
         model.inputs().iter().enumerate().map(|(i, info)| effc::input::seeded_noise(&info.shape, i as u64)).collect();
+    if args.profile {
+        let per_kernel = model.profile(&inputs, args.runs.max(1))?;
+        let total: f64 = per_kernel.iter().map(|(_, t)| t).sum();
+        let mut by_op: Vec<(String, f64)> = Vec::new();
+        for (name, t) in per_kernel {
+            match by_op.iter_mut().find(|(n, _)| *n == name) {
+                Some(e) => e.1 += t,
+                None => by_op.push((name, t)),
+            }
+        }
+        by_op.sort_by(|a, b| b.1.total_cmp(&a.1));
+        println!("{} per run: {:.2} ms in {} ops", args.model.display(), total / args.runs as f64, by_op.len());
+        for (name, t) in by_op.iter().take(25) {
+            println!("{:>8.3} ms {:>5.1}%  {name}", t / args.runs as f64, 100.0 * t / total);
+        }
+        return Ok(());
+    }
     let session = effc::Session::new(model, args.threads)?;
     let effc_stats = time(args.runs, args.warmup, || {
         session.run(&inputs)?;

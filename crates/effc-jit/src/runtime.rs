@@ -233,6 +233,39 @@ impl CompiledModel {
         Ok(())
     }
 
+    /// Runs the model `runs` times on `inputs` (single-threaded) and returns the total
+    /// milliseconds spent in each kernel, in execution order, named after the IR node it
+    /// came from.
+    pub fn profile(&self, inputs: &[Tensor], runs: usize) -> Result<Vec<(String, f64)>> {
+        let mut totals = vec![0f64; self.steps.len()];
+        // A first run checks the inputs and fills the arena pool.
+        self.run(inputs)?;
+        let mut outputs: Vec<Vec<u8>> =
+            self.outputs.iter().map(|o| vec![0u8; o.shape.iter().product::<usize>() * o.dtype.size_bytes()]).collect();
+        let mut io: Vec<*mut u8> = inputs
+            .iter()
+            .map(|t| match t.data() {
+                TensorData::F32(v) => v.as_ptr() as *mut u8,
+                TensorData::F64(v) => v.as_ptr() as *mut u8,
+                TensorData::I64(v) => v.as_ptr() as *mut u8,
+                TensorData::I32(v) => v.as_ptr() as *mut u8,
+                _ => std::ptr::null_mut(),
+            })
+            .collect();
+        io.extend(outputs.iter_mut().map(|o| o.as_mut_ptr()));
+        let mut arena = AlignedBuf::zeroed(self.arena_bytes);
+        for _ in 0..runs {
+            for (k, s) in self.steps.iter().enumerate() {
+                let t = std::time::Instant::now();
+                // SAFETY: as in run_into_with; `run` above validated the inputs' dtypes and
+                // shapes, and the output buffers are sized from the model's outputs.
+                unsafe { (s.kernel)(arena.as_mut_ptr(), io.as_ptr(), 0, s.extent) };
+                totals[k] += t.elapsed().as_secs_f64() * 1e3;
+            }
+        }
+        Ok(self.kernel_names.iter().cloned().zip(totals).collect())
+    }
+
     /// Runs the model on tensors and returns new output tensors.
     pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
         self.run_with(None, inputs)

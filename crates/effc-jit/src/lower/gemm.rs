@@ -127,7 +127,7 @@ fn tile(kb: &mut Kb, mm: &MatMul, p: &Ptrs, mr: usize, lanes: Lanes) {
                 let rv = kb.load(ty, rp, off);
                 v = kb.b.ins().fadd(v, rv);
             }
-            if let Some(u) = mm.act {
+            if let Some(u) = mm.act.filter(|u| cheap(*u)) {
                 v = super::elementwise::emit_unary(kb, u, v);
             }
             let off = ((r as isize * mm.out.rs + j as isize * 4 * mm.out.cs) * 4) as i32;
@@ -189,6 +189,38 @@ fn row_block(kb: &mut Kb, mm: &MatMul, base: &Ptrs, row: Value, mr: usize, vecto
     }
 }
 
+/// Activations short enough to apply to the accumulators in registers. Longer ones (the
+/// exp-based ones) would need more registers than the tile leaves free, so they run as a
+/// second sweep over the block's rows while those are still in L1.
+fn cheap(u: Unary) -> bool {
+    matches!(
+        u,
+        Unary::Relu | Unary::Clip { .. } | Unary::LeakyRelu { .. } | Unary::HardSigmoid { .. } | Unary::HardSwish
+    )
+}
+
+/// Applies `u` in place to rows `row..row+rows` of the output.
+fn activate_rows(kb: &mut Kb, mm: &MatMul, p: &Ptrs, row: Value, rows: usize, u: Unary, vector: bool) {
+    let out_row = kb.offset(p.out, row, mm.out.rs as i64 * 4);
+    for r in 0..rows {
+        let base = kb.b.ins().iadd_imm_s(out_row, r as i64 * mm.out.rs as i64 * 4);
+        let nv = if vector { mm.n / 4 } else { 0 };
+        kb.for_n(nv, |kb, j| {
+            let ptr = kb.offset(base, j, 16);
+            let v = kb.load(types::F32X4, ptr, 0);
+            let v = super::elementwise::emit_unary(kb, u, v);
+            kb.store(v, ptr, 0);
+        });
+        kb.for_n(mm.n - nv * 4, |kb, j| {
+            let j = kb.b.ins().iadd_imm_s(j, (nv * 4) as i64);
+            let ptr = kb.offset(base, j, mm.out.cs as i64 * 4);
+            let v = kb.load(types::F32, ptr, 0);
+            let v = super::elementwise::emit_unary(kb, u, v);
+            kb.store(v, ptr, 0);
+        });
+    }
+}
+
 /// Emits the product as up to two kernels: full MR-row blocks, then the leftover rows.
 pub(super) fn emit(l: &mut Lowering, mm: &MatMul) -> Result<()> {
     let c_ok = mm.c.is_none_or(|c| matches!(c.cs, 0 | 1)) && mm.residual.is_none_or(|r| r.cs == 1);
@@ -231,6 +263,9 @@ pub(super) fn emit(l: &mut Lowering, mm: &MatMul) -> Result<()> {
                 let row = kb.b.ins().imul_imm_s(blk, rows as i64);
                 let row = kb.b.ins().iadd_imm_s(row, first_row as i64);
                 row_block(kb, mm, &p, row, rows, vector);
+                if let Some(u) = mm.act.filter(|u| !cheap(*u)) {
+                    activate_rows(kb, mm, &p, row, rows, u, vector);
+                }
             });
         })?;
     }
