@@ -28,10 +28,16 @@ fn shared_models_import_with_b0_cost() {
         assert!((5.2..=5.35).contains(&(s.params as f64 / 1e6)), "{name}: {} params", s.params);
         assert_eq!(s.inputs[0].shape, [1, 3, 224, 224]);
         assert_eq!(s.outputs[0].shape, [1, 1000]);
-        assert_eq!(s.ops_after["Conv"], 81, "{name}");
+        assert_eq!(s.ops_imported["Conv"], 81, "{name}");
         for gone in ["Identity", "Flatten", "Dropout"] {
-            assert!(!s.ops_after.contains_key(gone), "{name} still has {gone}");
+            assert!(!s.ops_imported.contains_key(gone), "{name} still has {gone}");
         }
+        // Fusion: all 16 blocks are MBConv super-ops; nothing of them is left outside.
+        assert_eq!(s.ops_after.get("MBConv"), Some(&16), "{name}: {:?}", s.ops_after);
+        for gone in ["BatchNormalization", "Sigmoid", "Mul", "Add", "Swish"] {
+            assert!(!s.ops_after.contains_key(gone), "{name} still has {gone}: {:?}", s.ops_after);
+        }
+        assert_eq!(s.ops_after["Conv"], 2, "{name}: only the stem and head convs stay convs");
         let split = &s.macs_split;
         assert!((split.conv1x1 as f64 / 1e6 - 339.2).abs() < 0.1, "{name}: {split:?}");
         assert!((split.depthwise as f64 / 1e6 - 34.5).abs() < 0.1, "{name}: {split:?}");

@@ -33,7 +33,8 @@ fn compile_json_reports_b0_cost() {
     let params = v["params"].as_u64().unwrap() as f64;
     assert!((params / 5.29e6 - 1.0).abs() <= 0.01, "{params}");
     assert_eq!(v["ops_before"]["Identity"], 18);
-    assert_eq!(v["ops_after"]["Conv"], 81);
+    assert_eq!(v["ops_imported"]["Conv"], 81);
+    assert_eq!(v["ops_after"]["MBConv"], 16);
     assert!(v["ops_after"].get("Identity").is_none());
     assert!(v["compile_ms"].as_f64().unwrap() > 0.0);
     assert_eq!(v["inputs"][0]["shape"], serde_json::json!([1, 3, 224, 224]));
@@ -58,8 +59,9 @@ fn compile_text_summary_and_dot() {
     assert!(out.contains("pass      merge-pad-into-conv"), "{out}");
     let text = std::fs::read_to_string(&dot).unwrap();
     assert!(text.starts_with("digraph"));
-    assert_eq!(text.matches("label=\"Conv\\n").count(), 81);
-    assert!(text.contains("f32[1, 1280, 7, 7]"), "edges carry shapes");
+    assert_eq!(text.matches("label=\"MBConv\\n").count(), 16);
+    assert_eq!(text.matches("label=\"Conv\\n").count(), 2);
+    assert!(text.contains("f32[1, 320, 7, 7]"), "edges carry shapes");
 }
 
 #[test]

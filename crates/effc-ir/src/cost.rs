@@ -49,6 +49,28 @@ pub fn macs(g: &Graph) -> Macs {
                 let k = if gm.trans_a { a[0] } else { a[1] };
                 m.gemm += out.numel() as u64 * k as u64;
             }
+            Op::MbConv(b) => {
+                let Some(x) = g.input(id, 0) else { continue };
+                let xs = &g.value(x).shape;
+                let pixels_in = (xs[0] * xs[2] * xs[3]) as u64;
+                let pixels_out = (out.shape[0] * out.shape[2] * out.shape[3]) as u64;
+                let c_exp = b.dw_w.shape()[0] as u64;
+                if let Some(e) = &b.expand {
+                    m.conv1x1 += pixels_in * (e.inputs() * e.outputs()) as u64;
+                }
+                m.depthwise += pixels_out * c_exp * b.dw.kernel.iter().product::<usize>() as u64;
+                if let Some(se) = &b.se {
+                    let fc =
+                        (se.reduce.inputs() * se.reduce.outputs() + se.expand.inputs() * se.expand.outputs()) as u64;
+                    m.conv1x1 += xs[0] as u64 * fc;
+                }
+                m.conv1x1 += pixels_out * (b.project.inputs() * b.project.outputs()) as u64;
+            }
+            Op::SqueezeExcite(se) => {
+                let n = out.shape[0] as u64;
+                m.conv1x1 +=
+                    n * (se.reduce.inputs() * se.reduce.outputs() + se.expand.inputs() * se.expand.outputs()) as u64;
+            }
             Op::MatMul => {
                 let Some(a) = g.input(id, 0) else { continue };
                 let k = *g.value(a).shape.last().unwrap_or(&0);
@@ -64,9 +86,20 @@ pub fn macs(g: &Graph) -> Macs {
 /// Integer constants (shapes, axes) are not parameters.
 pub fn params(g: &Graph) -> u64 {
     g.node_ids()
-        .filter_map(|id| match &g.node(id).op {
-            Op::Const(t) if t.dtype().is_float() => Some(t.numel() as u64),
-            _ => None,
+        .map(|id| match &g.node(id).op {
+            Op::Const(t) if t.dtype().is_float() => t.numel() as u64,
+            Op::SqueezeExcite(se) => dense_params(&se.reduce) + dense_params(&se.expand),
+            Op::MbConv(b) => {
+                b.expand.as_ref().map_or(0, dense_params)
+                    + (b.dw_w.numel() + b.dw_b.numel()) as u64
+                    + b.se.as_ref().map_or(0, |se| dense_params(&se.reduce) + dense_params(&se.expand))
+                    + dense_params(&b.project)
+            }
+            _ => 0,
         })
         .sum()
+}
+
+fn dense_params(d: &crate::op::Dense) -> u64 {
+    (d.w.numel() + d.b.numel()) as u64
 }

@@ -65,6 +65,53 @@ pub enum Op {
     },
     /// Inputs: condition, x, y.
     Where,
+    /// x · gate(FC2(act(FC1(mean over H, W of x)))), recognised from its exported parts.
+    SqueezeExcite(Box<SqueezeExcite>),
+    /// A whole inverted-residual block as one op (see [`MbConv`]). Input: the block input.
+    MbConv(Box<MbConv>),
+}
+
+/// A fully connected layer of a fused op: y = act(W·x + b), W is [out, in].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dense {
+    pub w: Tensor,
+    pub b: Tensor,
+    pub act: Option<Unary>,
+}
+
+impl Dense {
+    pub fn outputs(&self) -> usize {
+        self.w.shape()[0]
+    }
+
+    pub fn inputs(&self) -> usize {
+        self.w.shape()[1]
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SqueezeExcite {
+    /// C → squeezed channels, with its activation.
+    pub reduce: Dense,
+    /// Squeezed → C, with the gate (sigmoid or hard-sigmoid) as its activation.
+    pub expand: Dense,
+}
+
+/// An MBConv (inverted residual) block: expand 1×1 → depthwise k×k → squeeze-excite →
+/// project 1×1 → + input. BatchNorms are folded into the convs' weights and biases.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MbConv {
+    /// Expansion 1×1 conv (absent when the expand ratio is 1): [C_exp, C_in].
+    pub expand: Option<Dense>,
+    /// Depthwise conv geometry; weights [C_exp, 1, k, k], bias [C_exp].
+    pub dw: Conv,
+    pub dw_w: Tensor,
+    pub dw_b: Tensor,
+    pub se: Option<SqueezeExcite>,
+    /// Projection 1×1 conv: [C_out, C_exp]; its `act` is normally None.
+    pub project: Dense,
+    /// Adds the block input to the projection (stride 1, C_in == C_out).
+    pub residual: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -304,6 +351,8 @@ impl Op {
             Op::Expand { .. } => "Expand",
             Op::Cast { .. } => "Cast",
             Op::Where => "Where",
+            Op::SqueezeExcite(_) => "SqueezeExcite",
+            Op::MbConv(_) => "MBConv",
         }
     }
 

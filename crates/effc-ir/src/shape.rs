@@ -391,6 +391,36 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Result<Vec<OutType>> {
             vec![(x.dtype, broadcast(&x.shape, shape)?)]
         }
         Op::Cast { to } => vec![(*to, x()?.shape.clone())],
+        Op::SqueezeExcite(se) => {
+            let x = x()?;
+            if x.shape.len() != 4 || se.reduce.inputs() != x.shape[1] || se.expand.outputs() != x.shape[1] {
+                return Err(Error::shape(format!("squeeze-excite does not fit {:?}", x.shape)));
+            }
+            return same(x);
+        }
+        Op::MbConv(m) => {
+            let x = x()?;
+            let c_exp = m.dw_w.shape()[0];
+            let in_ok = match &m.expand {
+                Some(e) => e.inputs() == x.shape[1] && e.outputs() == c_exp,
+                None => x.shape[1] == c_exp,
+            };
+            if x.shape.len() != 4 || !in_ok || m.project.inputs() != c_exp {
+                return Err(Error::shape(format!("MBConv block does not fit {:?}", x.shape)));
+            }
+            let dw_in = ValueInfo {
+                name: String::new(),
+                dtype: x.dtype,
+                shape: vec![x.shape[0], c_exp, x.shape[2], x.shape[3]],
+            };
+            let w = ValueInfo { name: String::new(), dtype: x.dtype, shape: m.dw_w.shape().to_vec() };
+            let mut out = conv_out(&m.dw, &dw_in, &w, None)?;
+            out[1] = m.project.outputs();
+            if m.residual && out != x.shape {
+                return Err(Error::shape("MBConv residual needs equal input and output shapes"));
+            }
+            vec![(x.dtype, out)]
+        }
         Op::Where => {
             let (c, a, b) = (x()?, need(inputs, 1, op)?, need(inputs, 2, op)?);
             if c.dtype != DType::Bool || a.dtype != b.dtype {

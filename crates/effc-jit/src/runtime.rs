@@ -216,7 +216,17 @@ impl CompiledModel {
             .pop()
             .unwrap_or_else(|| AlignedBuf::zeroed(self.arena_bytes));
         let io_ptr = io.as_ptr();
-        for s in &self.steps {
+        let trace = cfg!(debug_assertions) && std::env::var_os("EFFC_TRACE_KERNELS").is_some();
+        for (k, s) in self.steps.iter().enumerate() {
+            if trace {
+                eprintln!(
+                    "kernel {k} {} extent {} arena {:p}+{}",
+                    self.kernel_names[k],
+                    s.extent,
+                    arena.as_ptr(),
+                    self.arena_bytes
+                );
+            }
             // SAFETY: every kernel was compiled for this model's arena layout, which fits in
             // `arena_bytes`; the io table holds one pointer per input and output whose dtype
             // and element count were checked above; constants live in `self._consts` and the
@@ -227,6 +237,10 @@ impl CompiledModel {
                     Some(t) => t.run_step(s.kernel, s.extent, arena.as_mut_ptr(), io_ptr),
                     None => (s.kernel)(arena.as_mut_ptr(), io_ptr, 0, s.extent),
                 }
+            }
+            if cfg!(debug_assertions) && arena.as_mut_slice()[self.arena_bytes..].iter().any(|&b| b != GUARD_BYTE) {
+                let k = self.steps.iter().position(|x| std::ptr::eq(x, s)).unwrap_or(0);
+                panic!("kernel {} ('{}') wrote past the end of the arena", k, self.kernel_names[k]);
             }
         }
         self.arenas.lock().unwrap_or_else(|p| p.into_inner()).push(arena);
@@ -253,7 +267,7 @@ impl CompiledModel {
             })
             .collect();
         io.extend(outputs.iter_mut().map(|o| o.as_mut_ptr()));
-        let mut arena = AlignedBuf::zeroed(self.arena_bytes);
+        let mut arena = AlignedBuf::zeroed(self.arena_bytes + GUARD);
         for _ in 0..runs {
             for (k, s) in self.steps.iter().enumerate() {
                 let t = std::time::Instant::now();
@@ -325,6 +339,11 @@ impl CompiledModel {
         bufs.into_iter().zip(&self.outputs).map(|(d, o)| Tensor::new(o.shape.clone(), d)).collect()
     }
 }
+
+/// Bytes after the planned arena that no kernel may touch; checked after every kernel in
+/// debug builds.
+const GUARD: usize = 256;
+const GUARD_BYTE: u8 = 0xA5;
 
 fn check(info: &IoInfo, dtype: DType, len: usize, what: &str) -> Result<()> {
     let n: usize = info.shape.iter().product();

@@ -8,7 +8,9 @@ mod passes;
 
 use effc_ir::{Graph, Result};
 
-pub use passes::{DeadCode, FoldBatchNorm, FuseConvEpilogue, MergePadIntoConv, RecognizeActivations};
+pub use passes::{
+    DeadCode, DetectSqueezeExcite, FoldBatchNorm, FormMbConv, FuseConvEpilogue, MergePadIntoConv, RecognizeActivations,
+};
 
 /// One graph rewrite.
 pub trait Pass {
@@ -45,6 +47,8 @@ pub fn pipeline(opts: &PassOptions) -> Vec<Box<dyn Pass>> {
         passes.push(Box::new(FoldBatchNorm));
         passes.push(Box::new(RecognizeActivations));
         passes.push(Box::new(FuseConvEpilogue));
+        passes.push(Box::new(DetectSqueezeExcite));
+        passes.push(Box::new(FormMbConv));
     }
     passes.push(Box::new(DeadCode));
     passes

@@ -102,7 +102,7 @@ pub(super) fn conv(l: &mut Lowering, id: NodeId, c: &Conv) -> Result<()> {
     };
     let (x4, out4) = (as_4d(&x), as_4d(&l.output(id, 0)));
     let g = geom(&x4, &out4, &c.kernel, &c.strides, &c.dilations, &c.pads_begin);
-    let epi = Epilogue { residual: l.input_opt(id, 3)?.map(|r| as_4d(&r)), act: c.act };
+    let epi = Epilogue { residual: l.input_opt(id, 3)?.map(|r| as_4d(&r)), act: c.act, row_sums: None };
     let w = wt.to_f32_vec();
     let groups = c.group;
     let (icg, ocg) = (g.c / groups, g.m / groups);
@@ -154,16 +154,10 @@ pub(super) fn conv(l: &mut Lowering, id: NodeId, c: &Conv) -> Result<()> {
         }
         return super::gemm::emit(l, &mm);
     }
-    let bias_base = l.const_f32(&bias);
     if groups == g.c && groups == g.m && dense_rows {
-        // Depthwise: weights as [kh][kw][C].
-        let packed: Vec<f32> = (0..g.kh)
-            .flat_map(|kh| (0..g.kw).flat_map(move |kw| (0..g.c).map(move |ch| (kh, kw, ch))))
-            .map(|(kh, kw, ch)| w_at(ch, 0, kh, kw))
-            .collect();
-        let w_base = l.const_f32(&packed);
-        return window(l, &x4, &out4, g, Window::Depthwise { w: w_base, bias: bias_base }, epi);
+        return depthwise(l, &x4, &out4, c, &wt, &bias, epi);
     }
+    let bias_base = l.const_f32(&bias);
     // General grouped conv: weights as [group][kh][kw][icg][ocg].
     let mut packed = Vec::with_capacity(w.len());
     for gi in 0..groups {
@@ -181,11 +175,36 @@ pub(super) fn conv(l: &mut Lowering, id: NodeId, c: &Conv) -> Result<()> {
     grouped(l, &x4, &out4, g, groups, w_base, bias_base, epi)
 }
 
-/// What a convolution does after the sum: add a residual, then an activation.
+/// Depthwise conv of channels-last `x` into `out`, weights [C, 1, kh, kw].
+pub(super) fn depthwise(
+    l: &mut Lowering,
+    x: &Buf,
+    out: &Buf,
+    c: &Conv,
+    w: &effc_ir::Tensor,
+    bias: &[f32],
+    epi: Epilogue,
+) -> Result<()> {
+    let g = geom(x, out, &c.kernel, &c.strides, &c.dilations, &c.pads_begin);
+    let wv = w.to_f32_vec();
+    // Weights as [kh][kw][C], so a vector of channels is one load.
+    let packed: Vec<f32> = (0..g.kh)
+        .flat_map(|kh| (0..g.kw).flat_map(move |kw| (0..g.c).map(move |ch| (kh, kw, ch))))
+        .map(|(kh, kw, ch)| wv[(ch * g.kh + kh) * g.kw + kw])
+        .collect();
+    let w_base = l.const_f32(&packed);
+    let bias_base = l.const_f32(bias);
+    window(l, x, out, g, Window::Depthwise { w: w_base, bias: bias_base }, epi)
+}
+
+/// What a convolution does after the sum: add a residual, then an activation; optionally
+/// also accumulate the result per (output row, channel) for a fused squeeze-excite pool.
 #[derive(Clone, Default)]
-struct Epilogue {
-    residual: Option<Buf>,
-    act: Option<Unary>,
+pub(super) struct Epilogue {
+    pub residual: Option<Buf>,
+    pub act: Option<Unary>,
+    /// [N·OH, C] f32 partial sums, pre-zeroed (depthwise only).
+    pub row_sums: Option<Base>,
 }
 
 impl Epilogue {
@@ -369,6 +388,7 @@ fn window(l: &mut Lowering, x: &Buf, out: &Buf, g: Geom, op: Window, epi: Epilog
         let ob = kb.addr(out.base, out.offset as i64 * 4);
         let rb = epi.residual.as_ref().map(|r| kb.addr(r.base, r.offset as i64 * 4));
         let rs1 = epi.residual.as_ref().map_or(0, |r| r.strides[1] as i64 * 4);
+        let sums = epi.row_sums.map(|b| kb.addr(b, 0));
         let (wb, bb) = match op {
             Window::Depthwise { w, bias } => (Some(kb.addr(w, 0)), Some(kb.addr(bias, 0))),
             Window::Pool { .. } => (None, None),
@@ -458,6 +478,13 @@ fn window(l: &mut Lowering, x: &Buf, out: &Buf, g: Geom, op: Window, epi: Epilog
                     }
                     let v = epi.apply(kb, v, r_c, 0);
                     kb.store(v, o_c, 0);
+                    if let Some(sums) = sums {
+                        let p = kb.offset(sums, r, (g.c * 4) as i64);
+                        let p = kb.offset(p, c0, 4);
+                        let acc = kb.load(ty, p, 0);
+                        let acc = kb.b.ins().fadd(acc, v);
+                        kb.store(acc, p, 0);
+                    }
                 };
                 let vec_ok =
                     x.strides[1] == 1 && out.strides[1] == 1 && epi.residual.as_ref().is_none_or(|r| r.strides[1] == 1);

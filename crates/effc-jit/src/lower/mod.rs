@@ -5,6 +5,7 @@ mod conv;
 mod copy;
 mod elementwise;
 mod gemm;
+mod mbconv;
 mod reduce;
 
 use std::collections::HashMap;
@@ -62,6 +63,11 @@ fn scratch_needs(g: &Graph, id: NodeId) -> Vec<usize> {
             let kept: usize = dims.iter().enumerate().filter(|(i, _)| i < start || i >= end).map(|(_, d)| d).product();
             vec![f32s(kept), f32s(kept)]
         }
+        Op::MbConv(b) => {
+            let (Some(x), out) = (g.input(id, 0), &node.outputs[0]) else { return vec![] };
+            mbconv::scratch_bytes(b, &g.value(x).shape, &out.shape)
+        }
+        Op::SqueezeExcite(se) => mbconv::se_scratch_bytes(se, &node.outputs[0].shape),
         Op::Reshape { .. } => {
             let Some(v) = g.input(id, 0) else { return vec![] };
             let info = g.value(v);
@@ -98,8 +104,8 @@ impl<'g> Lowering<'g> {
                     if g.is_output(v) { end } else { g.users(v).iter().map(|(u, _)| position[u]).max().unwrap_or(p) };
                 // Inputs are copied in before the first kernel runs.
                 let first = if matches!(node.op, Op::Input { .. }) { 0 } else { p };
+                values.push((v, lifetimes.len()));
                 lifetimes.push(Lifetime { bytes: info.numel() * info.dtype.size_bytes(), first, last });
-                values.push(v);
             }
             for bytes in scratch_needs(g, id) {
                 lifetimes.push(Lifetime { bytes, first: p, last: p });
@@ -107,8 +113,12 @@ impl<'g> Lowering<'g> {
             }
         }
         let (offsets, arena_bytes) = assign(&lifetimes);
+        // Every kernel trusts this: each planned buffer lies inside the arena.
+        if let Some(i) = (0..lifetimes.len()).find(|&i| offsets[i] + lifetimes[i].bytes > arena_bytes) {
+            return Err(Error::other(format!("arena plan error: buffer {i} ends past {arena_bytes} bytes")));
+        }
         let mut bufs = HashMap::new();
-        for (i, &v) in values.iter().enumerate() {
+        for &(v, i) in &values {
             let info = g.value(v);
             let strides = activation_strides(&info.shape);
             bufs.insert(v, Buf::new(Base::Arena(offsets[i]), info.dtype, info.shape.clone(), strides));
@@ -175,6 +185,8 @@ impl<'g> Lowering<'g> {
             Op::Expand { .. } => copy::expand(self, id),
             Op::Cast { to } => copy::cast(self, id, *to),
             Op::Where => Err(Error::unsupported("Where with a run-time condition")),
+            Op::MbConv(b) => mbconv::mbconv(self, id, b),
+            Op::SqueezeExcite(se) => mbconv::squeeze_excite(self, id, se),
         }
     }
 

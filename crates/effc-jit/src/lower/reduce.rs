@@ -86,6 +86,11 @@ pub(super) fn reduce(l: &mut Lowering, id: NodeId, r: &Reduce) -> Result<()> {
     reduce_into(l, &out, &x, &r.axes, r.kind)
 }
 
+/// `out` [N, C, 1, 1] = mean of `x` over H and W.
+pub(super) fn mean_hw(l: &mut Lowering, out: &Buf, x: &Buf) -> Result<()> {
+    reduce_into(l, out, x, &[2, 3], ReduceKind::Mean)
+}
+
 pub(super) fn global_pool(l: &mut Lowering, id: NodeId, kind: PoolKind) -> Result<()> {
     let x = l.input(id, 0)?;
     let out = l.output(id, 0);

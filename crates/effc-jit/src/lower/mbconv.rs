@@ -1,0 +1,343 @@
+//! MBConv super-ops and squeeze-excite.
+//!
+//! An MBConv block runs as four kernels:
+//! 1. expand: [pixels × C_in] × [C_in × C_exp] GEMM with bias and activation;
+//! 2. depthwise k×k + bias + activation, which also accumulates the squeeze-excite pool
+//!    per output row while the values are in registers (no second pass over the tensor);
+//! 3. the SE gate per sample (two tiny FC layers), folded straight into a per-sample copy
+//!    of the projection weights: W'[c][o] = W[c][o] · s[c] — C_exp × C_out multiplies
+//!    instead of a C_exp × H × W rescale of the activation;
+//! 4. project: GEMM with the (scaled) weights, bias and the residual add in its epilogue.
+
+use cranelift_codegen::ir::{InstBuilder, Value, types};
+use effc_ir::op::{Conv, Dense, MbConv, SqueezeExcite};
+use effc_ir::{DType, Error, NodeId, Result};
+
+use super::Lowering;
+use super::conv::{Epilogue, depthwise};
+use super::elementwise::emit_unary;
+use super::gemm::{Mat, MatMul};
+use crate::emit::{Base, Kb};
+use crate::layout::{Buf, activation_strides, row_major};
+use crate::strided::Nest;
+
+/// Scratch buffers (bytes) an MBConv block needs: expanded tensor, depthwise output, SE
+/// row sums, pooled vector, hidden vector, gate, scaled projection weights.
+pub(super) fn scratch_bytes(b: &MbConv, x_shape: &[usize], out_shape: &[usize]) -> Vec<usize> {
+    let (n, h, w) = (x_shape[0], x_shape[2], x_shape[3]);
+    let (oh, ow) = (out_shape[2], out_shape[3]);
+    let c_exp = b.dw_w.shape()[0];
+    let f = |k: usize| k * 4;
+    let mut v = vec![f(n * h * w * c_exp), f(n * oh * ow * c_exp)];
+    if let Some(se) = &b.se {
+        v.extend([f(n * oh * c_exp), f(n * c_exp), f(n * se.reduce.outputs()), f(n * c_exp)]);
+        v.push(f(n * c_exp * b.project.outputs()));
+    }
+    v
+}
+
+/// Scratch for a standalone squeeze-excite: pooled vector, hidden vector, gate.
+pub(super) fn se_scratch_bytes(se: &SqueezeExcite, shape: &[usize]) -> Vec<usize> {
+    let n = shape[0];
+    vec![n * shape[1] * 4, n * se.reduce.outputs() * 4, n * shape[1] * 4]
+}
+
+/// Packs a dense layer's weights [out, in] transposed, as [in][out] (GEMM's B).
+fn packed_t(l: &mut Lowering, d: &Dense) -> Base {
+    let (o, i) = (d.outputs(), d.inputs());
+    let w = d.w.to_f32_vec();
+    let t: Vec<f32> = (0..i).flat_map(|c| (0..o).map(move |r| (c, r))).map(|(c, r)| w[r * i + c]).collect();
+    l.const_f32(&t)
+}
+
+/// `rows` × `n_out` GEMM of a dense channels-last activation with packed weights.
+#[allow(clippy::too_many_arguments)]
+fn pointwise(
+    l: &mut Lowering,
+    a: Base,
+    rows: usize,
+    k: usize,
+    b: Mat,
+    bias: Base,
+    out: Base,
+    n_out: usize,
+    batch: Vec<[isize; 5]>,
+    residual: Option<Base>,
+    act: Option<effc_ir::op::Unary>,
+) -> Result<()> {
+    let mm = MatMul {
+        m: rows,
+        n: n_out,
+        k,
+        a: Mat { base: a, offset: 0, rs: k as isize, cs: 1 },
+        b,
+        out: Mat { base: out, offset: 0, rs: n_out as isize, cs: 1 },
+        c: Some(Mat { base: bias, offset: 0, rs: 0, cs: 1 }),
+        alpha: 1.0,
+        beta: 1.0,
+        batch,
+        residual: residual.map(|r| Mat { base: r, offset: 0, rs: n_out as isize, cs: 1 }),
+        act,
+    };
+    super::gemm::emit(l, &mm)
+}
+
+fn dense_buf(base: Base, dims: &[usize]) -> Buf {
+    Buf::new(base, DType::F32, dims.to_vec(), activation_strides(dims))
+}
+
+/// Loads `len` f32s at `p` as vectors of 4 and a scalar tail, calling `f(kb, ptr, ty)`.
+fn for_lanes(kb: &mut Kb, len: usize, mut f: impl FnMut(&mut Kb, Value, cranelift_codegen::ir::Type)) {
+    let nv = len / 4;
+    kb.for_n(nv, |kb, i| {
+        let off = kb.b.ins().imul_imm_s(i, 16);
+        f(kb, off, types::F32X4)
+    });
+    for j in nv * 4..len {
+        let off = kb.ic(j as i64 * 4);
+        f(kb, off, types::F32);
+    }
+}
+
+/// The SE gate of sample `n` (a kernel over samples): pooled (from row sums or already
+/// pooled) → FC1 + act → FC2 + gate → `gate` buffer; optionally W'[n] = W ⊙ gate.
+struct GateKernel {
+    c: usize,
+    sq: usize,
+    /// Row sums [N·rows, C] to average, or `None` when `pooled` is already filled.
+    row_sums: Option<(Base, usize, f64)>,
+    pooled: Base,
+    hidden: Base,
+    gate: Base,
+    w1: Base,
+    b1: Base,
+    w2: Base,
+    b2: Base,
+    act1: Option<effc_ir::op::Unary>,
+    act2: Option<effc_ir::op::Unary>,
+    /// (packed projection [C][C_out], per-sample output [N][C][C_out], C_out).
+    scale_weights: Option<(Base, Base, usize)>,
+}
+
+fn gate_kernel(l: &mut Lowering, n: usize, k: GateKernel) -> Result<()> {
+    l.kernel(n, move |kb| {
+        let (lo, hi) = (kb.lo, kb.hi);
+        let c = k.c;
+        let addr = |kb: &mut Kb, b: Base| kb.addr(b, 0);
+        let (pooled, hidden, gate) = (addr(kb, k.pooled), addr(kb, k.hidden), addr(kb, k.gate));
+        let (w1, b1, w2, b2) = (addr(kb, k.w1), addr(kb, k.b1), addr(kb, k.w2), addr(kb, k.b2));
+        let sums = k.row_sums.map(|(b, rows, inv)| (addr(kb, b), rows, inv));
+        let scale = k.scale_weights.map(|(w, out, co)| (addr(kb, w), addr(kb, out), co));
+        kb.for_range(lo, hi, 1, |kb, s| {
+            let pooled_n = kb.offset(pooled, s, (c * 4) as i64);
+            if let Some((sums, rows, inv)) = sums {
+                let sums_n = kb.offset(sums, s, (rows * c * 4) as i64);
+                for_lanes(kb, c, |kb, off, ty| {
+                    let p = kb.b.ins().iadd(sums_n, off);
+                    let mut acc = kb.fc(ty, 0.0);
+                    for r in 0..rows {
+                        let v = kb.load(ty, p, (r * c * 4) as i32);
+                        acc = kb.b.ins().fadd(acc, v);
+                    }
+                    let f = kb.fc(ty, inv);
+                    let acc = kb.b.ins().fmul(acc, f);
+                    let q = kb.b.ins().iadd(pooled_n, off);
+                    kb.store(acc, q, 0);
+                });
+            }
+            // FC1: hidden[j] = act1(b1[j] + Σ_c w1[j][c] · pooled[c]).
+            let hidden_n = kb.offset(hidden, s, (k.sq * 4) as i64);
+            kb.for_n(k.sq, |kb, j| {
+                let row = kb.offset(w1, j, (c * 4) as i64);
+                let acc = dot(kb, row, pooled_n, c);
+                let bp = kb.offset(b1, j, 4);
+                let bj = kb.load_const(types::F32, bp, 0);
+                let v = kb.b.ins().fadd(acc, bj);
+                let v = match k.act1 {
+                    Some(u) => emit_unary(kb, u, v),
+                    None => v,
+                };
+                let hp = kb.offset(hidden_n, j, 4);
+                kb.store(v, hp, 0);
+            });
+            // FC2: gate[c] = act2(b2[c] + Σ_j w2[c][j] · hidden[j]).
+            let gate_n = kb.offset(gate, s, (c * 4) as i64);
+            kb.for_n(c, |kb, ch| {
+                let row = kb.offset(w2, ch, (k.sq * 4) as i64);
+                let acc = dot(kb, row, hidden_n, k.sq);
+                let bp = kb.offset(b2, ch, 4);
+                let bc = kb.load_const(types::F32, bp, 0);
+                let v = kb.b.ins().fadd(acc, bc);
+                let v = match k.act2 {
+                    Some(u) => emit_unary(kb, u, v),
+                    None => v,
+                };
+                let gp = kb.offset(gate_n, ch, 4);
+                kb.store(v, gp, 0);
+            });
+            // W'[s][c][o] = W[c][o] · gate[c].
+            if let Some((w, out, co)) = scale {
+                let out_n = kb.offset(out, s, (c * co * 4) as i64);
+                kb.for_n(c, |kb, ch| {
+                    let gp = kb.offset(gate_n, ch, 4);
+                    let g = kb.load(types::F32, gp, 0);
+                    let gv = kb.b.ins().splat(types::F32X4, g);
+                    let src = kb.offset(w, ch, (co * 4) as i64);
+                    let dst = kb.offset(out_n, ch, (co * 4) as i64);
+                    for_lanes(kb, co, |kb, off, ty| {
+                        let sp = kb.b.ins().iadd(src, off);
+                        let v = kb.load_const(ty, sp, 0);
+                        let f = if ty.is_vector() { gv } else { g };
+                        let v = kb.b.ins().fmul(v, f);
+                        let dp = kb.b.ins().iadd(dst, off);
+                        kb.store(v, dp, 0);
+                    });
+                });
+            }
+        });
+    })
+}
+
+/// Σ_i a[i]·b[i] over `len` f32s (a: constant weights, b: activations), vectorised.
+fn dot(kb: &mut Kb, a: Value, b: Value, len: usize) -> Value {
+    let mut vacc = kb.fc(types::F32X4, 0.0);
+    let nv = len / 4;
+    if nv > 0 {
+        let var = kb.b.declare_var(types::F32X4);
+        kb.b.def_var(var, vacc);
+        kb.for_n(nv, |kb, i| {
+            let ap = kb.offset(a, i, 16);
+            let bp = kb.offset(b, i, 16);
+            let x = kb.load_const(types::F32X4, ap, 0);
+            let y = kb.load(types::F32X4, bp, 0);
+            let acc = kb.b.use_var(var);
+            let acc = kb.fma(x, y, acc);
+            kb.b.def_var(var, acc);
+        });
+        vacc = kb.b.use_var(var);
+    }
+    let mut acc = kb.b.ins().extractlane(vacc, 0);
+    for lane in 1..4 {
+        let l = kb.b.ins().extractlane(vacc, lane);
+        acc = kb.b.ins().fadd(acc, l);
+    }
+    for j in nv * 4..len {
+        let x = kb.load_const(types::F32, a, (j * 4) as i32);
+        let y = kb.load(types::F32, b, (j * 4) as i32);
+        acc = kb.fma(x, y, acc);
+    }
+    acc
+}
+
+/// Constant buffers of an SE block: (w1, b1, w2, b2) with w as [out][in].
+fn se_weights(l: &mut Lowering, se: &SqueezeExcite) -> (Base, Base, Base, Base) {
+    (
+        l.const_f32(&se.reduce.w.to_f32_vec()),
+        l.const_f32(&se.reduce.b.to_f32_vec()),
+        l.const_f32(&se.expand.w.to_f32_vec()),
+        l.const_f32(&se.expand.b.to_f32_vec()),
+    )
+}
+
+fn need_dense(buf: &Buf) -> Result<()> {
+    if buf.strides != activation_strides(&buf.dims) || buf.offset != 0 || buf.dtype != DType::F32 {
+        return Err(Error::unsupported("an MBConv block on a tensor that is not dense channels-last f32"));
+    }
+    Ok(())
+}
+
+pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
+    let x = l.input(id, 0)?;
+    let out = l.output(id, 0);
+    need_dense(&x)?;
+    need_dense(&out)?;
+    let (n, cin, h, w) = (x.dims[0], x.dims[1], x.dims[2], x.dims[3]);
+    let (oh, ow, cout) = (out.dims[2], out.dims[3], out.dims[1]);
+    let c_exp = b.dw_w.shape()[0];
+    let scratch = |l: &Lowering, i: usize| Base::Arena(l.scratch(id, i));
+    // 1. Expand.
+    let expanded = match &b.expand {
+        Some(e) => {
+            let wb = packed_t(l, e);
+            let bias = l.const_f32(&e.b.to_f32_vec());
+            let dst = scratch(l, 0);
+            let b_mat = Mat { base: wb, offset: 0, rs: c_exp as isize, cs: 1 };
+            pointwise(l, x.base, n * h * w, cin, b_mat, bias, dst, c_exp, vec![], None, e.act)?;
+            dense_buf(dst, &[n, c_exp, h, w])
+        }
+        None => x.clone(),
+    };
+    // 2. Depthwise (+ SE pool).
+    let d = dense_buf(scratch(l, 1), &[n, c_exp, oh, ow]);
+    let row_sums = b.se.as_ref().map(|_| scratch(l, 2));
+    if let Some(rs) = row_sums {
+        let sums = Buf::new(rs, DType::F32, vec![n * oh, c_exp], row_major(&[n * oh, c_exp]));
+        l.fill(&sums, 0.0)?;
+    }
+    let dw = Conv { ..b.dw.clone() };
+    let epi = Epilogue { residual: None, act: b.dw.act, row_sums };
+    depthwise(l, &expanded, &d, &dw, &b.dw_w, &b.dw_b.to_f32_vec(), epi)?;
+    // 3. SE gate folded into per-sample projection weights.
+    let wp = packed_t(l, &b.project);
+    let (b_mat, batch_b) = match &b.se {
+        Some(se) => {
+            let (w1, b1, w2, b2) = se_weights(l, se);
+            let scaled = scratch(l, 6);
+            let k = GateKernel {
+                c: c_exp,
+                sq: se.reduce.outputs(),
+                row_sums: Some((scratch(l, 2), oh, 1.0 / (oh * ow) as f64)),
+                pooled: scratch(l, 3),
+                hidden: scratch(l, 4),
+                gate: scratch(l, 5),
+                w1,
+                b1,
+                w2,
+                b2,
+                act1: se.reduce.act,
+                act2: se.expand.act,
+                scale_weights: Some((wp, scaled, cout)),
+            };
+            gate_kernel(l, n, k)?;
+            (Mat { base: scaled, offset: 0, rs: cout as isize, cs: 1 }, (c_exp * cout) as isize)
+        }
+        None => (Mat { base: wp, offset: 0, rs: cout as isize, cs: 1 }, 0),
+    };
+    // 4. Project (+ residual).
+    let bias = l.const_f32(&b.project.b.to_f32_vec());
+    let px = (oh * ow) as isize;
+    let batch = vec![[n as isize, px * c_exp as isize, batch_b, px * cout as isize, 0]];
+    let residual = b.residual.then_some(x.base);
+    pointwise(l, d.base, oh * ow, c_exp, b_mat, bias, out.base, cout, batch, residual, b.project.act)
+}
+
+pub(super) fn squeeze_excite(l: &mut Lowering, id: NodeId, se: &SqueezeExcite) -> Result<()> {
+    let x = l.input(id, 0)?;
+    let out = l.output(id, 0);
+    if x.dtype != DType::F32 {
+        return Err(Error::unsupported("squeeze-excite over non-f32"));
+    }
+    let (n, c) = (x.dims[0], x.dims[1]);
+    let pooled = Buf::new(Base::Arena(l.scratch(id, 0)), DType::F32, vec![n, c, 1, 1], row_major(&[n, c, 1, 1]));
+    super::reduce::mean_hw(l, &pooled, &x)?;
+    let (w1, b1, w2, b2) = se_weights(l, se);
+    let gate = Base::Arena(l.scratch(id, 2));
+    let k = GateKernel {
+        c,
+        sq: se.reduce.outputs(),
+        row_sums: None,
+        pooled: pooled.base,
+        hidden: Base::Arena(l.scratch(id, 1)),
+        gate,
+        w1,
+        b1,
+        w2,
+        b2,
+        act1: se.reduce.act,
+        act2: se.expand.act,
+        scale_weights: None,
+    };
+    gate_kernel(l, n, k)?;
+    let g = Buf::new(gate, DType::F32, vec![n, c, 1, 1], row_major(&[n, c, 1, 1])).broadcast_to(&x.dims);
+    l.nest(&Nest::over(&out, &[&x, &g]), &|kb, _, ins, _| kb.b.ins().fmul(ins[0], ins[1]))
+}
