@@ -2,6 +2,7 @@
 //! external data, import into effc's IR, and a small writer for building models in code.
 
 mod external;
+pub mod family;
 pub mod import;
 mod load;
 mod tensor_proto;

@@ -1,0 +1,157 @@
+//! Writes EfficientNet-family building blocks through [`GraphBuilder`], spelled the way
+//! exporters spell them (explicit BatchNormalization, Sigmoid+Mul swish, Clip relu6,
+//! HardSigmoid+Mul hard-swish, GlobalAveragePool squeeze-excite).
+
+use crate::writer::{GraphBuilder, attr_float, attr_int, attr_ints};
+
+/// The activation of a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Act {
+    Swish,
+    Relu6,
+    HardSwish,
+    Relu,
+}
+
+/// One MBConv (inverted residual) block.
+#[derive(Clone, Debug)]
+pub struct MbConvSpec {
+    pub c_in: usize,
+    pub c_out: usize,
+    pub expand_ratio: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    /// Squeezed channels of the SE branch; `None` for no SE.
+    pub se: Option<usize>,
+    pub act: Act,
+}
+
+impl MbConvSpec {
+    /// The residual is added when the block keeps shape.
+    pub fn residual(&self) -> bool {
+        self.stride == 1 && self.c_in == self.c_out
+    }
+}
+
+/// Deterministic weights: a small LCG, scaled for unit-variance activations.
+pub struct Weights {
+    state: u64,
+}
+
+impl Weights {
+    pub fn new(seed: u64) -> Self {
+        Weights { state: seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) }
+    }
+
+    /// Uniform in [-1, 1).
+    pub fn uniform(&mut self) -> f32 {
+        self.state = self.state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((self.state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+
+    /// `n` values with the variance of He initialisation for `fan_in` inputs.
+    pub fn he(&mut self, n: usize, fan_in: usize) -> Vec<f32> {
+        let scale = (6.0 / fan_in as f32).sqrt();
+        (0..n).map(|_| self.uniform() * scale).collect()
+    }
+}
+
+/// Applies `act` to `x` the way exporters write it.
+pub fn activation(b: &mut GraphBuilder, x: &str, act: Act) -> String {
+    match act {
+        Act::Swish => {
+            let s = b.node("Sigmoid", &[x], vec![]);
+            b.node("Mul", &[x, &s], vec![])
+        }
+        Act::Relu6 => {
+            let (lo, hi) = (b.weight_f32("relu6_lo", &[], &[0.0]), b.weight_f32("relu6_hi", &[], &[6.0]));
+            b.node("Clip", &[x, &lo, &hi], vec![])
+        }
+        Act::HardSwish => {
+            let s = b.node("HardSigmoid", &[x], vec![attr_float("alpha", 1.0 / 6.0), attr_float("beta", 0.5)]);
+            b.node("Mul", &[x, &s], vec![])
+        }
+        Act::Relu => b.node("Relu", &[x], vec![]),
+    }
+}
+
+/// Conv (no bias) + explicit BatchNormalization with statistics that keep the output
+/// near unit scale.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_bn(
+    b: &mut GraphBuilder,
+    w: &mut Weights,
+    x: &str,
+    c_in: usize,
+    c_out: usize,
+    kernel: usize,
+    stride: usize,
+    group: usize,
+) -> String {
+    let fan_in = c_in / group * kernel * kernel;
+    let k = kernel as i64;
+    let weight = b.weight_f32("w", &[c_out as i64, (c_in / group) as i64, k, k], &w.he(c_out * fan_in, fan_in));
+    let pad = (kernel / 2) as i64;
+    let y = b.node(
+        "Conv",
+        &[x, &weight],
+        vec![
+            attr_ints("kernel_shape", &[k, k]),
+            attr_ints("strides", &[stride as i64, stride as i64]),
+            attr_ints("pads", &[pad, pad, pad, pad]),
+            attr_int("group", group as i64),
+        ],
+    );
+    let c = c_out as i64;
+    let gamma: Vec<f32> = (0..c_out).map(|_| 0.8 + 0.2 * w.uniform()).collect();
+    let beta: Vec<f32> = (0..c_out).map(|_| 0.1 * w.uniform()).collect();
+    let mean: Vec<f32> = (0..c_out).map(|_| 0.1 * w.uniform()).collect();
+    let var: Vec<f32> = (0..c_out).map(|_| 1.0 + 0.5 * w.uniform().abs()).collect();
+    let names = [
+        b.weight_f32("bn_g", &[c], &gamma),
+        b.weight_f32("bn_b", &[c], &beta),
+        b.weight_f32("bn_m", &[c], &mean),
+        b.weight_f32("bn_v", &[c], &var),
+    ];
+    b.node("BatchNormalization", &[&y, &names[0], &names[1], &names[2], &names[3]], vec![attr_float("epsilon", 1e-3)])
+}
+
+/// Squeeze-excite on `x` (C channels): GAP → 1×1 conv → act → 1×1 conv → gate → Mul.
+pub fn squeeze_excite(b: &mut GraphBuilder, w: &mut Weights, x: &str, c: usize, squeezed: usize, act: Act) -> String {
+    let p = b.node("GlobalAveragePool", &[x], vec![]);
+    let (ci, si) = (c as i64, squeezed as i64);
+    let w1 = b.weight_f32("se_w1", &[si, ci, 1, 1], &w.he(c * squeezed, c));
+    let b1 = b.weight_f32("se_b1", &[si], &w.he(squeezed, c));
+    let h = b.node("Conv", &[&p, &w1, &b1], vec![]);
+    let inner = if act == Act::HardSwish { Act::Relu } else { act };
+    let h = activation(b, &h, inner);
+    let w2 = b.weight_f32("se_w2", &[ci, si, 1, 1], &w.he(c * squeezed, squeezed));
+    let b2 = b.weight_f32("se_b2", &[ci], &w.he(c, squeezed));
+    let g = b.node("Conv", &[&h, &w2, &b2], vec![]);
+    let g = if act == Act::HardSwish {
+        b.node("HardSigmoid", &[&g], vec![attr_float("alpha", 1.0 / 6.0), attr_float("beta", 0.5)])
+    } else {
+        b.node("Sigmoid", &[&g], vec![])
+    };
+    b.node("Mul", &[x, &g], vec![])
+}
+
+/// One MBConv block on `x`; returns the block's output.
+pub fn mbconv(b: &mut GraphBuilder, w: &mut Weights, x: &str, s: &MbConvSpec) -> String {
+    let c_exp = s.c_in * s.expand_ratio;
+    let mut y = x.to_string();
+    if s.expand_ratio != 1 {
+        y = conv_bn(b, w, &y, s.c_in, c_exp, 1, 1, 1);
+        y = activation(b, &y, s.act);
+    }
+    y = conv_bn(b, w, &y, c_exp, c_exp, s.kernel, s.stride, c_exp);
+    y = activation(b, &y, s.act);
+    if let Some(sq) = s.se {
+        y = squeeze_excite(b, w, &y, c_exp, sq, s.act);
+    }
+    y = conv_bn(b, w, &y, c_exp, s.c_out, 1, 1, 1);
+    if s.residual() {
+        y = b.node("Add", &[&y, x], vec![]);
+    }
+    y
+}
