@@ -29,6 +29,10 @@ pub struct CheckArgs {
     /// Shape for an input with symbolic dims, e.g. `input=1x3x224x224`.
     #[arg(long = "input-shape", value_name = "NAME=DIMS")]
     pub input_shapes: Vec<String>,
+    /// Also compare every tensor that survives fusion, in execution order, and name the
+    /// first one beyond tolerance.
+    #[arg(long)]
+    pub layers: bool,
 }
 
 #[derive(Serialize)]
@@ -37,17 +41,36 @@ struct Report {
     cases: usize,
     tolerance: f64,
     outputs: BTreeMap<String, Comparison>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    layers: Vec<LayerReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_bad_layer: Option<String>,
+}
+
+#[derive(Serialize)]
+struct LayerReport {
+    name: String,
+    #[serde(flatten)]
+    cmp: Comparison,
 }
 
 pub fn run(args: &CheckArgs) -> Result<()> {
-    let opts = effc::Options { input_shapes: parse_input_shapes(&args.input_shapes)?, ..Default::default() };
+    let opts = effc::Options {
+        input_shapes: parse_input_shapes(&args.input_shapes)?,
+        expose_layers: args.layers,
+        ..Default::default()
+    };
     let c = effc::compile_file(&args.model, &opts)?;
     let model = c.model()?;
+    let n_outputs = model.outputs().len() - c.layers.len();
     let shapes: Vec<Vec<usize>> = model.inputs().iter().map(|i| i.shape.clone()).collect();
     if model.inputs().iter().any(|i| i.dtype != effc::DType::F32) {
         bail!("effc check compares f32 models; {} has non-f32 inputs", args.model.display());
     }
-    let reference = effc_tract::Reference::load(&args.model, &shapes, &[])?;
+    let (reference, layers) = effc_tract::Reference::load_with_layers(&args.model, &shapes, &c.layers)?;
+    // Where each compared tensor sits among effc's outputs.
+    let mut effc_index: Vec<usize> = (0..n_outputs).collect();
+    effc_index.extend(layers.iter().map(|n| n_outputs + c.layers.iter().position(|l| l == n).unwrap()));
     let mut cases: Vec<Vec<effc::Tensor>> = Vec::new();
     for spec in &args.input {
         let files: Vec<&str> = spec.split(',').collect();
@@ -72,13 +95,14 @@ pub fn run(args: &CheckArgs) -> Result<()> {
         );
     }
     let bar = (cases.len() > 1 && !args.json).then(|| indicatif::ProgressBar::new(cases.len() as u64));
-    let mut worst: Vec<Option<Comparison>> = vec![None; model.outputs().len()];
+    let mut worst: Vec<Option<Comparison>> = vec![None; effc_index.len()];
     for case in &cases {
         let ours = model.run(case)?;
         let data: Vec<Vec<f32>> = case.iter().map(|t| t.to_f32_vec()).collect();
         let refs: Vec<&[f32]> = data.iter().map(Vec::as_slice).collect();
         let theirs = reference.run(&refs).context("tract failed on the same input")?;
-        for (k, (o, t)) in ours.iter().zip(&theirs).enumerate() {
+        for (k, (&i, t)) in effc_index.iter().zip(&theirs).enumerate() {
+            let o = &ours[i];
             if o.shape() != t.shape.as_slice() {
                 bail!("output {k}: effc shape {:?}, tract shape {:?}", o.shape(), t.shape);
             }
@@ -95,10 +119,13 @@ pub fn run(args: &CheckArgs) -> Result<()> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    let mut worst = worst.into_iter().map(|w| w.expect("at least one case"));
     let outputs: BTreeMap<String, Comparison> =
-        model.outputs().iter().zip(worst).map(|(info, w)| (info.name.clone(), w.expect("at least one case"))).collect();
-    let pass = outputs.values().all(|c| c.passes(args.tolerance));
-    let report = Report { pass, cases: cases.len(), tolerance: args.tolerance, outputs };
+        model.outputs()[..n_outputs].iter().map(|info| (info.name.clone(), worst.next().unwrap())).collect();
+    let layers: Vec<LayerReport> = layers.into_iter().zip(worst).map(|(name, cmp)| LayerReport { name, cmp }).collect();
+    let first_bad_layer = layers.iter().find(|l| l.cmp.max_rel > args.tolerance).map(|l| l.name.clone());
+    let pass = outputs.values().all(|c| c.passes(args.tolerance)) && first_bad_layer.is_none();
+    let report = Report { pass, cases: cases.len(), tolerance: args.tolerance, outputs, layers, first_bad_layer };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -113,6 +140,20 @@ pub fn run(args: &CheckArgs) -> Result<()> {
                 if c.top5_agree { "same" } else { "DIFFERS" },
                 if c.passes(args.tolerance) { "ok" } else { "FAIL" }
             );
+        }
+        for l in &report.layers {
+            let c = &l.cmp;
+            let mark = if c.max_rel <= args.tolerance { "ok" } else { "FAIL" };
+            println!(
+                "  layer {}: max_abs {:.3e}  max_rel {:.3e}  cosine {:.9}  {mark}",
+                l.name, c.max_abs, c.max_rel, c.cosine
+            );
+        }
+        if args.layers {
+            match &report.first_bad_layer {
+                Some(name) => println!("first layer beyond tolerance: {name}"),
+                None => println!("all {} layers within tolerance", report.layers.len()),
+            }
         }
         println!("{}", if pass { "PASS" } else { "FAIL" });
     }

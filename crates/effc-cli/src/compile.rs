@@ -125,10 +125,11 @@ pub fn run(args: &CompileArgs) -> Result<()> {
     );
     if s.kernels > 0 {
         println!(
-            "backend   {} kernels, arena {:.2} MB, weights {:.2} MB",
+            "backend   {} kernels, arena {:.2} MB, weights {:.2} MB, ~{:.1} MB of activations moved per run",
             s.kernels,
             s.arena_bytes as f64 / 1e6,
-            s.weight_bytes as f64 / 1e6
+            s.weight_bytes as f64 / 1e6,
+            s.activation_bytes_moved as f64 / 1e6
         );
         println!("schedule  {}", s.backend);
     }

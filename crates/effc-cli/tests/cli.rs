@@ -184,3 +184,21 @@ fn emit_clif_dumps_every_kernel() {
     assert!(text.contains(" = fma ") && text.contains("load.f32x4"), "kernels use vector loads and FMAs");
     assert!(v["arena_bytes"].as_u64().unwrap() > 4_816_896, "arena holds at least block 1's expanded tensor");
 }
+
+#[test]
+fn check_layers_compares_every_surviving_tensor() {
+    let model = shared("tv_b0_dynamo.onnx");
+    let o = effc(&["check", model.to_str().unwrap(), "--layers", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let layers = v["layers"].as_array().unwrap();
+    // Stem, 16 MBConv block outputs, head conv, pool.
+    assert!(layers.len() >= 19, "{} layers", layers.len());
+    assert!(v.get("first_bad_layer").is_none());
+    assert!(layers.iter().all(|l| l["max_rel"].as_f64().unwrap() <= 1e-4));
+    // With an impossible tolerance the first layer in execution order is named.
+    let o = effc(&["check", model.to_str().unwrap(), "--layers", "--json", "--tolerance", "1e-12"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["first_bad_layer"], layers[0]["name"]);
+}

@@ -103,3 +103,43 @@ pub fn params(g: &Graph) -> u64 {
 fn dense_params(d: &crate::op::Dense) -> u64 {
     (d.w.numel() + d.b.numel()) as u64
 }
+
+/// Estimated bytes of activations read and written by one inference, from the schedule:
+/// every op reads its run-time inputs and writes its outputs once; an MBConv block also
+/// writes and reads back its expanded and depthwise tensors (the SE branch and the
+/// projection's residual add make no extra pass). Weights are not counted.
+pub fn activation_traffic(g: &Graph) -> u64 {
+    let bytes = |v: crate::ValueRef| {
+        let i = g.value(v);
+        (i.numel() * i.dtype.size_bytes()) as u64
+    };
+    let mut total = 0u64;
+    for id in g.node_ids() {
+        let node = g.node(id);
+        match &node.op {
+            Op::Const(_) => continue,
+            // Copied in from the caller's buffer.
+            Op::Input { .. } => total += 2 * bytes(crate::ValueRef::new(id, 0)),
+            _ => {}
+        }
+        for v in g.inputs(id).into_iter().flatten() {
+            if g.const_value(v).is_none() {
+                total += bytes(v);
+            }
+        }
+        total += (0..node.outputs.len()).map(|p| bytes(crate::ValueRef::new(id, p))).sum::<u64>();
+        if let Op::MbConv(b) = &node.op
+            && let Some(x) = g.input(id, 0)
+        {
+            let xs = &g.value(x).shape;
+            let out = &node.outputs[0].shape;
+            let c_exp = b.dw_w.shape()[0] as u64;
+            if b.expand.is_some() {
+                total += 2 * 4 * (xs[0] * xs[2] * xs[3]) as u64 * c_exp;
+            }
+            total += 2 * 4 * (out[0] * out[2] * out[3]) as u64 * c_exp;
+        }
+    }
+    // Outputs are copied out to the caller.
+    total + g.outputs.iter().map(|(_, v)| 2 * bytes(*v)).sum::<u64>()
+}

@@ -44,6 +44,23 @@ impl Reference {
         Ok(Reference { plan, input_shapes: input_shapes.to_vec(), output_names })
     }
 
+    /// Like [`load`](Self::load), keeping only the `layers` tract knows by name (fusion in
+    /// tract or effc may leave some names on one side only). Returns the kept names.
+    pub fn load_with_layers(
+        path: &Path,
+        input_shapes: &[Vec<usize>],
+        layers: &[String],
+    ) -> Result<(Self, Vec<String>)> {
+        let probe =
+            tract_onnx::onnx().model_for_path(path).with_context(|| format!("tract cannot load {}", path.display()))?;
+        let known: Vec<String> = layers
+            .iter()
+            .filter(|n| probe.find_outlet_label(n).is_some() || probe.node_by_name(n).is_ok())
+            .cloned()
+            .collect();
+        Ok((Self::load(path, input_shapes, &known)?, known))
+    }
+
     /// Runs tract on row-major f32 inputs.
     pub fn run(&self, inputs: &[&[f32]]) -> Result<Vec<Output>> {
         let mut tv = TVec::new();

@@ -33,11 +33,19 @@ pub struct Options {
     pub analyze_only: bool,
     /// Keep the CLIF text of every kernel.
     pub keep_clif: bool,
+    /// Also return every named tensor that survives the passes (for `check --layers`).
+    pub expose_layers: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { input_shapes: HashMap::new(), fuse: true, analyze_only: false, keep_clif: false }
+        Options {
+            input_shapes: HashMap::new(),
+            fuse: true,
+            analyze_only: false,
+            keep_clif: false,
+            expose_layers: false,
+        }
     }
 }
 
@@ -48,6 +56,9 @@ pub struct Compilation {
     /// `None` with [`Options::analyze_only`].
     pub model: Option<CompiledModel>,
     pub summary: Summary,
+    /// With [`Options::expose_layers`]: the intermediate tensors returned after the model's
+    /// own outputs, in execution order.
+    pub layers: Vec<String>,
 }
 
 impl Compilation {
@@ -87,6 +98,7 @@ fn compile_loaded(model: effc_onnx::OnnxModel, opts: &Options, t0: Instant) -> R
         None => e,
     })?;
     let optimize_ms = ms(t2);
+    let layers = if opts.expose_layers { expose_layers(&mut graph)? } else { Vec::new() };
     let t3 = Instant::now();
     let compiled = if opts.analyze_only {
         None
@@ -101,7 +113,28 @@ fn compile_loaded(model: effc_onnx::OnnxModel, opts: &Options, t0: Instant) -> R
     let codegen_ms = ms(t3);
     let stages = [("decode", decode_ms), ("import", import_ms), ("optimize", optimize_ms), ("codegen", codegen_ms)];
     let summary = Summary::new(&model, &graph, compiled.as_ref(), ops_before, &reports, stages, ms(t0))?;
-    Ok(Compilation { graph, model: compiled, summary })
+    Ok(Compilation { graph, model: compiled, summary, layers })
+}
+
+/// Makes every named intermediate tensor a model output; returns their names. Values
+/// that exist only inside effc (names with `::`) are skipped.
+fn expose_layers(graph: &mut Graph) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for id in graph.topo_order()? {
+        let node = graph.node(id);
+        if matches!(node.op, effc_ir::Op::Const(_) | effc_ir::Op::Input { .. }) {
+            continue;
+        }
+        for port in 0..node.outputs.len() {
+            let v = effc_ir::ValueRef::new(id, port);
+            let name = graph.value(v).name.clone();
+            if !name.contains("::") && !graph.is_output(v) && graph.value(v).dtype == DType::F32 {
+                graph.outputs.push((name.clone(), v));
+                names.push(name);
+            }
+        }
+    }
+    Ok(names)
 }
 
 /// A compiled model plus the threads that run it: `threads` = 1 runs on the caller.
