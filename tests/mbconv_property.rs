@@ -5,7 +5,7 @@
 mod common;
 
 use effc::compare::Comparison;
-use effc_onnx::family::{Act, MbConvSpec, Weights, mbconv};
+use effc_onnx::family::{Act, MbConvSpec, SeStyle, Weights, mbconv};
 use effc_onnx::writer::GraphBuilder;
 use proptest::prelude::*;
 
@@ -20,11 +20,11 @@ fn spec() -> impl Strategy<Value = (MbConvSpec, usize, u64)> {
         prop::option::of(2usize..=24),
         prop::sample::select(vec![Act::Swish, Act::Relu6, Act::HardSwish]),
         prop::sample::select(vec![5usize, 7, 9, 11, 13]),
-        any::<u64>(),
+        (any::<u64>(), prop::sample::select(vec![SeStyle::Conv, SeStyle::Gemm, SeStyle::MatMul])),
     )
-        .prop_map(|(c_in, c_out, same, expand_ratio, kernel, stride, se, act, hw, seed)| {
+        .prop_map(|(c_in, c_out, same, expand_ratio, kernel, stride, se, act, hw, (seed, se_style))| {
             let c_out = if same { c_in } else { c_out };
-            (MbConvSpec { c_in, c_out, expand_ratio, kernel, stride, se, act }, hw, seed)
+            (MbConvSpec { c_in, c_out, expand_ratio, kernel, stride, se, act, se_style }, hw, seed)
         })
 }
 
@@ -65,14 +65,14 @@ proptest! {
 /// The corner cases, always run: no expansion, no SE, stride 2 with residual shapes.
 #[test]
 fn mbconv_corner_cases() {
-    for (c_in, c_out, e, k, st, se, act) in [
-        (32, 16, 1, 3, 1, Some(8), Act::Swish),
-        (16, 16, 1, 3, 1, None, Act::Relu6),
-        (24, 24, 6, 5, 1, Some(6), Act::HardSwish),
-        (24, 40, 6, 5, 2, Some(6), Act::Swish),
-        (8, 8, 4, 3, 2, None, Act::Swish),
+    for (c_in, c_out, e, k, st, se, act, se_style) in [
+        (32, 16, 1, 3, 1, Some(8), Act::Swish, SeStyle::Conv),
+        (16, 16, 1, 3, 1, None, Act::Relu6, SeStyle::Conv),
+        (24, 24, 6, 5, 1, Some(6), Act::HardSwish, SeStyle::Gemm),
+        (24, 40, 6, 5, 2, Some(6), Act::Swish, SeStyle::MatMul),
+        (8, 8, 4, 3, 2, None, Act::Swish, SeStyle::Conv),
     ] {
-        let s = MbConvSpec { c_in, c_out, expand_ratio: e, kernel: k, stride: st, se, act };
+        let s = MbConvSpec { c_in, c_out, expand_ratio: e, kernel: k, stride: st, se, act, se_style };
         check(&s, 9, 7).unwrap();
     }
 }

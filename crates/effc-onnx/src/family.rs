@@ -13,6 +13,18 @@ pub enum Act {
     Relu,
 }
 
+/// How the squeeze-excite FC layers are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SeStyle {
+    /// 1×1 convs on the pooled [N, C, 1, 1] tensor (torchvision, timm).
+    #[default]
+    Conv,
+    /// Flatten, Gemm (transB), Gemm, Reshape back (PyTorch Linear layers).
+    Gemm,
+    /// Reshape, MatMul + Add, MatMul + Add, Unsqueeze back (tf2onnx).
+    MatMul,
+}
+
 /// One MBConv (inverted residual) block.
 #[derive(Clone, Debug)]
 pub struct MbConvSpec {
@@ -24,6 +36,7 @@ pub struct MbConvSpec {
     /// Squeezed channels of the SE branch; `None` for no SE.
     pub se: Option<usize>,
     pub act: Act,
+    pub se_style: SeStyle,
 }
 
 impl MbConvSpec {
@@ -116,22 +129,82 @@ pub fn conv_bn(
     b.node("BatchNormalization", &[&y, &names[0], &names[1], &names[2], &names[3]], vec![attr_float("epsilon", 1e-3)])
 }
 
-/// Squeeze-excite on `x` (C channels): GAP → 1×1 conv → act → 1×1 conv → gate → Mul.
+/// A dense layer y = W·x + b on [N, in] in the given style; W is [out, in].
+fn dense(
+    b: &mut GraphBuilder,
+    x: &str,
+    wv: &[f32],
+    bv: &[f32],
+    inputs: usize,
+    outputs: usize,
+    style: SeStyle,
+) -> String {
+    let (i, o) = (inputs as i64, outputs as i64);
+    let bias = b.weight_f32("fc_b", &[o], bv);
+    if style == SeStyle::Gemm {
+        let wt = b.weight_f32("fc_w", &[o, i], wv);
+        return b.node("Gemm", &[x, &wt, &bias], vec![attr_int("transB", 1)]);
+    }
+    let transposed: Vec<f32> = (0..inputs).flat_map(|c| (0..outputs).map(move |r| wv[r * inputs + c])).collect();
+    let wt = b.weight_f32("fc_w", &[i, o], &transposed);
+    let y = b.node("MatMul", &[x, &wt], vec![]);
+    b.node("Add", &[&y, &bias], vec![])
+}
+
+/// Squeeze-excite on `x` (C channels): GAP → FC → act → FC → gate → Mul.
 pub fn squeeze_excite(b: &mut GraphBuilder, w: &mut Weights, x: &str, c: usize, squeezed: usize, act: Act) -> String {
+    squeeze_excite_styled(b, w, x, c, squeezed, act, SeStyle::Conv)
+}
+
+/// [`squeeze_excite`] with the FC layers written in `style`.
+pub fn squeeze_excite_styled(
+    b: &mut GraphBuilder,
+    w: &mut Weights,
+    x: &str,
+    c: usize,
+    squeezed: usize,
+    act: Act,
+    style: SeStyle,
+) -> String {
     let p = b.node("GlobalAveragePool", &[x], vec![]);
     let (ci, si) = (c as i64, squeezed as i64);
-    let w1 = b.weight_f32("se_w1", &[si, ci, 1, 1], &w.he(c * squeezed, c));
-    let b1 = b.weight_f32("se_b1", &[si], &w.he(squeezed, c));
-    let h = b.node("Conv", &[&p, &w1, &b1], vec![]);
+    let (w1v, b1v) = (w.he(c * squeezed, c), w.he(squeezed, c));
+    let (w2v, b2v) = (w.he(c * squeezed, squeezed), w.he(c, squeezed));
     let inner = if act == Act::HardSwish { Act::Relu } else { act };
-    let h = activation(b, &h, inner);
-    let w2 = b.weight_f32("se_w2", &[ci, si, 1, 1], &w.he(c * squeezed, squeezed));
-    let b2 = b.weight_f32("se_b2", &[ci], &w.he(c, squeezed));
-    let g = b.node("Conv", &[&h, &w2, &b2], vec![]);
+    let g = if style == SeStyle::Conv {
+        let w1 = b.weight_f32("se_w1", &[si, ci, 1, 1], &w1v);
+        let b1 = b.weight_f32("se_b1", &[si], &b1v);
+        let h = b.node("Conv", &[&p, &w1, &b1], vec![]);
+        let h = activation(b, &h, inner);
+        let w2 = b.weight_f32("se_w2", &[ci, si, 1, 1], &w2v);
+        let b2 = b.weight_f32("se_b2", &[ci], &b2v);
+        b.node("Conv", &[&h, &w2, &b2], vec![])
+    } else {
+        let flat = if style == SeStyle::Gemm {
+            b.node("Flatten", &[&p], vec![attr_int("axis", 1)])
+        } else {
+            let shape = b.weight_i64("se_flat", &[-1, ci]);
+            b.node("Reshape", &[&p, &shape], vec![])
+        };
+        let h = dense(b, &flat, &w1v, &b1v, c, squeezed, style);
+        let h = activation(b, &h, inner);
+        dense(b, &h, &w2v, &b2v, squeezed, c, style)
+    };
     let g = if act == Act::HardSwish {
         b.node("HardSigmoid", &[&g], vec![attr_float("alpha", 1.0 / 6.0), attr_float("beta", 0.5)])
     } else {
         b.node("Sigmoid", &[&g], vec![])
+    };
+    let g = match style {
+        SeStyle::Conv => g,
+        SeStyle::Gemm => {
+            let shape = b.weight_i64("se_back", &[-1, ci, 1, 1]);
+            b.node("Reshape", &[&g, &shape], vec![])
+        }
+        SeStyle::MatMul => {
+            let axes = b.weight_i64("se_axes", &[2, 3]);
+            b.node("Unsqueeze", &[&g, &axes], vec![])
+        }
     };
     b.node("Mul", &[x, &g], vec![])
 }
@@ -147,7 +220,7 @@ pub fn mbconv(b: &mut GraphBuilder, w: &mut Weights, x: &str, s: &MbConvSpec) ->
     y = conv_bn(b, w, &y, c_exp, c_exp, s.kernel, s.stride, c_exp);
     y = activation(b, &y, s.act);
     if let Some(sq) = s.se {
-        y = squeeze_excite(b, w, &y, c_exp, sq, s.act);
+        y = squeeze_excite_styled(b, w, &y, c_exp, sq, s.act, s.se_style);
     }
     y = conv_bn(b, w, &y, c_exp, s.c_out, 1, 1, 1);
     if s.residual() {

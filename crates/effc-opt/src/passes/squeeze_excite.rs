@@ -5,8 +5,10 @@ use super::util::{nodes_in_order, single_use};
 use crate::Pass;
 
 /// Recognises squeeze-excite: x · gate(FC2(act(FC1(mean_HW(x))))), where the mean is a
-/// GlobalAveragePool or a ReduceMean over H, W with keepdims, the FCs are 1×1 convs (with
-/// their activations already fused) and the gate is sigmoid or hard-sigmoid.
+/// GlobalAveragePool or a ReduceMean over H, W with keepdims, and the gate is sigmoid or
+/// hard-sigmoid. The FCs are either 1×1 convs (activations already fused into them) or,
+/// as Keras/tf2onnx and some PyTorch exports write them, a reshape to [N, C], Gemm or
+/// MatMul (+ Add) layers with separate activations, and a reshape back to [N, C, 1, 1].
 pub struct DetectSqueezeExcite;
 
 /// A 1×1, group-1, unpadded conv without residual and with constant weights, as a dense
@@ -69,6 +71,108 @@ fn match_se(g: &Graph, x: ValueRef, gate: ValueRef) -> Option<(Dense, Dense, [No
     Some((reduce, expand, [gate.node, hidden.node, pooled.node]))
 }
 
+/// A Gemm (alpha = beta = 1, constant B and C) or MatMul (+ Add of a constant bias) with
+/// constant weights, as a dense layer; also returns the nodes it spans and its input.
+fn dense_of_matmul(g: &Graph, v: ValueRef) -> Option<(Dense, Vec<NodeId>, ValueRef)> {
+    let node = g.node(v.node);
+    let (w, b, nodes, input) = match &node.op {
+        Op::Gemm(gm) if gm.alpha == 1.0 && !gm.trans_a => {
+            let w = g.const_value(g.input(v.node, 1)?)?;
+            let w = if gm.trans_b { w.clone() } else { transpose2(w)? };
+            let b = match g.input(v.node, 2) {
+                Some(c) if gm.beta == 1.0 => Some(g.const_value(c)?.clone()),
+                Some(_) => return None,
+                None => None,
+            };
+            (w, b, vec![v.node], g.input(v.node, 0)?)
+        }
+        Op::Binary(Binary::Add) => {
+            let (a, c) = (g.input(v.node, 0)?, g.input(v.node, 1)?);
+            let (mm, bias) = if g.const_value(c).is_some() { (a, c) } else { (c, a) };
+            if g.node(mm.node).op != Op::MatMul || !single_use(g, mm) {
+                return None;
+            }
+            let w = transpose2(g.const_value(g.input(mm.node, 1)?)?)?;
+            (w, Some(g.const_value(bias)?.clone()), vec![v.node, mm.node], g.input(mm.node, 0)?)
+        }
+        Op::MatMul => {
+            let w = transpose2(g.const_value(g.input(v.node, 1)?)?)?;
+            (w, None, vec![v.node], g.input(v.node, 0)?)
+        }
+        _ => return None,
+    };
+    let out = w.shape()[0];
+    let b = match b {
+        Some(b) if b.numel() == out => b.reshaped(vec![out]).ok()?,
+        Some(_) => return None,
+        None => Tensor::from_f32(vec![out], vec![0.0; out]).ok()?,
+    };
+    Some((Dense { w, b, act: None }, nodes, input))
+}
+
+/// [in, out] → [out, in] for a 2-D f32 constant.
+fn transpose2(t: &Tensor) -> Option<Tensor> {
+    let [r, c] = t.shape() else { return None };
+    let v = t.to_f32_vec();
+    Tensor::from_f32(
+        vec![*c, *r],
+        (0..*c).flat_map(|j| (0..*r).map(move |i| (i, j))).map(|(i, j)| v[i * c + j]).collect(),
+    )
+    .ok()
+}
+
+/// The Gemm/MatMul spelling: Reshape [N,C,1,1] ← gate ← FC2 ← [act] ← FC1 ← Reshape [N,C] ← mean.
+fn match_se_dense(g: &Graph, x: ValueRef, gate: ValueRef) -> Option<(Dense, Dense, Vec<NodeId>)> {
+    let xs = &g.value(x).shape;
+    if xs.len() != 4 || !single_use(g, gate) || !matches!(g.node(gate.node).op, Op::Reshape { .. }) {
+        return None;
+    }
+    if g.value(gate).shape != [xs[0], xs[1], 1, 1] {
+        return None;
+    }
+    let mut remove = vec![gate.node];
+    let s = g.input(gate.node, 0)?;
+    let gate_act = match &g.node(s.node).op {
+        Op::Unary(u @ (Unary::Sigmoid | Unary::HardSigmoid { .. })) if single_use(g, s) => *u,
+        _ => return None,
+    };
+    remove.push(s.node);
+    let f2 = g.input(s.node, 0)?;
+    if !single_use(g, f2) {
+        return None;
+    }
+    let (mut expand, nodes, h) = dense_of_matmul(g, f2)?;
+    expand.act = Some(gate_act);
+    remove.extend(nodes);
+    let (act1, f1) = match &g.node(h.node).op {
+        Op::Unary(u) if single_use(g, h) => {
+            remove.push(h.node);
+            (Some(*u), g.input(h.node, 0)?)
+        }
+        _ => (None, h),
+    };
+    if !single_use(g, f1) {
+        return None;
+    }
+    let (mut reduce, nodes, flat) = dense_of_matmul(g, f1)?;
+    reduce.act = act1;
+    remove.extend(nodes);
+    if !single_use(g, flat)
+        || !matches!(g.node(flat.node).op, Op::Reshape { .. })
+        || g.value(flat).shape != [xs[0], xs[1]]
+    {
+        return None;
+    }
+    remove.push(flat.node);
+    let pooled = g.input(flat.node, 0)?;
+    if !single_use(g, pooled) || !is_spatial_mean(g, pooled.node) || g.input(pooled.node, 0) != Some(x) {
+        return None;
+    }
+    remove.push(pooled.node);
+    let fits = reduce.inputs() == xs[1] && expand.outputs() == xs[1] && expand.inputs() == reduce.outputs();
+    fits.then_some((reduce, expand, remove))
+}
+
 impl Pass for DetectSqueezeExcite {
     fn name(&self) -> &'static str {
         "detect-squeeze-excite"
@@ -81,9 +185,12 @@ impl Pass for DetectSqueezeExcite {
                 continue;
             }
             let (Some(a), Some(b)) = (g.input(mul, 0), g.input(mul, 1)) else { continue };
-            let Some((x, (reduce, expand, parts))) =
-                [(a, b), (b, a)].into_iter().find_map(|(x, gate)| match_se(g, x, gate).map(|m| (x, m)))
-            else {
+            let Some((x, (reduce, expand, parts))) = [(a, b), (b, a)].into_iter().find_map(|(x, gate)| {
+                match_se(g, x, gate)
+                    .map(|(r, e, p)| (r, e, p.to_vec()))
+                    .or_else(|| match_se_dense(g, x, gate))
+                    .map(|m| (x, m))
+            }) else {
                 continue;
             };
             g.node_mut(mul).op = Op::SqueezeExcite(Box::new(SqueezeExcite { reduce, expand }));
