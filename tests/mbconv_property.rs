@@ -29,8 +29,12 @@ fn spec() -> impl Strategy<Value = (MbConvSpec, usize, u64)> {
 }
 
 fn check(s: &MbConvSpec, hw: usize, seed: u64) -> Result<(), TestCaseError> {
+    check_batch(s, 1, hw, seed)
+}
+
+fn check_batch(s: &MbConvSpec, batch: usize, hw: usize, seed: u64) -> Result<(), TestCaseError> {
     let mut b = GraphBuilder::new(13);
-    let x = b.input_f32("x", &[1, s.c_in as i64, hw as i64, hw as i64]);
+    let x = b.input_f32("x", &[batch as i64, s.c_in as i64, hw as i64, hw as i64]);
     let y = mbconv(&mut b, &mut Weights::new(seed), &x, s);
     b.output(&y);
     let (_dir, path) = common::write_temp(&b.build());
@@ -40,7 +44,7 @@ fn check(s: &MbConvSpec, hw: usize, seed: u64) -> Result<(), TestCaseError> {
     prop_assert_eq!(hist.get("MBConv"), Some(&1));
     let unfused = effc::compile_file(&path, &effc::Options { fuse: false, ..Default::default() })
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let shape = vec![1, s.c_in, hw, hw];
+    let shape = vec![batch, s.c_in, hw, hw];
     let tract = effc_tract::Reference::load(&path, std::slice::from_ref(&shape), &[]).unwrap();
     let input = effc::input::seeded_noise(&shape, seed);
     let want = tract.run(&[&input.to_f32_vec()]).unwrap();
@@ -74,5 +78,7 @@ fn mbconv_corner_cases() {
     ] {
         let s = MbConvSpec { c_in, c_out, expand_ratio: e, kernel: k, stride: st, se, act, se_style };
         check(&s, 9, 7).unwrap();
+        // Batch 3: per-sample rings, row sums and SE-scaled projection weights.
+        check_batch(&s, 3, 11, 8).unwrap();
     }
 }

@@ -182,7 +182,10 @@ fn emit_clif_dumps_every_kernel() {
     assert_eq!(text.matches("; kernel ").count(), kernels);
     assert_eq!(text.matches("function u0:").count(), kernels);
     assert!(text.contains(" = fma ") && text.contains("load.f32x4"), "kernels use vector loads and FMAs");
-    assert!(v["arena_bytes"].as_u64().unwrap() > 4_816_896, "arena holds at least block 1's expanded tensor");
+    // Block 1's expanded tensor (96×112×112 f32 = 4.8 MB) is streamed through ring
+    // buffers, so the whole arena is smaller than it.
+    let arena = v["arena_bytes"].as_u64().unwrap();
+    assert!(arena > 1_204_224 && arena < 4_816_896, "arena {arena}");
 }
 
 #[test]

@@ -104,10 +104,11 @@ fn dense_params(d: &crate::op::Dense) -> u64 {
     (d.w.numel() + d.b.numel()) as u64
 }
 
-/// Estimated bytes of activations read and written by one inference, from the schedule:
-/// every op reads its run-time inputs and writes its outputs once; an MBConv block also
-/// writes and reads back its expanded and depthwise tensors (the SE branch and the
-/// projection's residual add make no extra pass). Weights are not counted.
+/// Estimated bytes of activations read and written by one inference: every op reads its
+/// run-time inputs and writes its outputs once; an MBConv block also writes and reads back
+/// its expanded and depthwise tensors (the SE branch and the projection's residual add
+/// make no extra pass). The backend subtracts what its schedule avoids (streamed
+/// expansions). Weights are not counted.
 pub fn activation_traffic(g: &Graph) -> u64 {
     let bytes = |v: crate::ValueRef| {
         let i = g.value(v);

@@ -100,6 +100,7 @@ pub struct CompiledModel {
     outputs: Vec<IoInfo>,
     arena_bytes: usize,
     const_bytes: usize,
+    traffic_saved: u64,
     arenas: Mutex<Vec<AlignedBuf>>,
     clif: Option<Vec<(String, String)>>,
     // Field order matters: the weights and code outlive nothing that uses them.
@@ -134,6 +135,7 @@ impl CompiledModel {
             outputs: graph.outputs.iter().map(|(n, v)| info(n, *v)).collect(),
             arena_bytes: lowered.arena_bytes,
             const_bytes: lowered.const_bytes,
+            traffic_saved: lowered.traffic_saved,
             arenas: Mutex::new(Vec::new()),
             clif: jit.clif.take(),
             _consts: lowered.consts,
@@ -157,6 +159,12 @@ impl CompiledModel {
     /// Bytes of packed weights and constants the model owns.
     pub fn const_bytes(&self) -> usize {
         self.const_bytes
+    }
+
+    /// Activation bytes per run that the schedule avoids moving beyond what the graph
+    /// shows (expansions streamed through ring buffers).
+    pub fn traffic_saved(&self) -> u64 {
+        self.traffic_saved
     }
 
     /// Number of kernel launches per run.

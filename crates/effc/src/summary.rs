@@ -104,7 +104,7 @@ impl Summary {
             arena_bytes: compiled.map_or(0, |c| c.arena_bytes()),
             weight_bytes: compiled.map_or(0, |c| c.const_bytes()),
             kernels: compiled.map_or(0, |c| c.kernel_count()),
-            activation_bytes_moved: cost::activation_traffic(graph),
+            activation_bytes_moved: cost::activation_traffic(graph) - compiled.map_or(0, |c| c.traffic_saved()),
             backend: if compiled.is_some() { BACKEND.into() } else { "not compiled".into() },
             passes: passes.iter().map(|p| PassSummary { name: p.name.to_string(), changes: p.changes }).collect(),
             stages_ms: stages.iter().map(|(k, v)| (k.to_string(), *v)).collect(),

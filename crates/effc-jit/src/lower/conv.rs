@@ -19,22 +19,22 @@ use crate::math;
 
 /// 2-D geometry of a window op (1-D ops have H = KH = 1).
 #[derive(Clone, Copy, Debug)]
-struct Geom {
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    m: usize,
-    oh: usize,
-    ow: usize,
-    kh: usize,
-    kw: usize,
-    sh: usize,
-    sw: usize,
-    dh: usize,
-    dw: usize,
-    ph: usize,
-    pw: usize,
+pub(super) struct Geom {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub m: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub dh: usize,
+    pub dw: usize,
+    pub ph: usize,
+    pub pw: usize,
 }
 
 /// Views a rank-3 tensor [N, C, L] as [N, C, 1, L].
@@ -52,7 +52,14 @@ fn spatial2<T: Copy>(v: &[T], one: T) -> (T, T) {
     if v.len() == 2 { (v[0], v[1]) } else { (one, v[0]) }
 }
 
-fn geom(x: &Buf, out: &Buf, kernel: &[usize], strides: &[usize], dilations: &[usize], pads: &[usize]) -> Geom {
+pub(super) fn geom(
+    x: &Buf,
+    out: &Buf,
+    kernel: &[usize],
+    strides: &[usize],
+    dilations: &[usize],
+    pads: &[usize],
+) -> Geom {
     let (kh, kw) = spatial2(kernel, 1);
     let (sh, sw) = spatial2(strides, 1);
     let (dh, dw) = spatial2(dilations, 1);
@@ -186,15 +193,18 @@ pub(super) fn depthwise(
     epi: Epilogue,
 ) -> Result<()> {
     let g = geom(x, out, &c.kernel, &c.strides, &c.dilations, &c.pads_begin);
+    let op = depthwise_window(l, g, w, bias);
+    window(l, x, out, g, op, epi)
+}
+
+/// Depthwise weights packed as [kh][kw][C] (a vector of channels is one load), and bias.
+pub(super) fn depthwise_window(l: &mut Lowering, g: Geom, w: &effc_ir::Tensor, bias: &[f32]) -> Window {
     let wv = w.to_f32_vec();
-    // Weights as [kh][kw][C], so a vector of channels is one load.
     let packed: Vec<f32> = (0..g.kh)
         .flat_map(|kh| (0..g.kw).flat_map(move |kw| (0..g.c).map(move |ch| (kh, kw, ch))))
         .map(|(kh, kw, ch)| wv[(ch * g.kh + kh) * g.kw + kw])
         .collect();
-    let w_base = l.const_f32(&packed);
-    let bias_base = l.const_f32(bias);
-    window(l, x, out, g, Window::Depthwise { w: w_base, bias: bias_base }, epi)
+    Window::Depthwise { w: l.const_f32(&packed), bias: l.const_f32(bias) }
 }
 
 /// What a convolution does after the sum: add a residual, then an activation; optionally
@@ -234,12 +244,21 @@ impl Epilogue {
 
 /// Calls `body(kb, ih_or_iw_valid_pointer_offset)` for every kernel tap (kh, kw) of output
 /// pixel (oh, ow) that lands inside the input; `on_pad` (if any) for taps in the padding.
+/// Where input rows live: at `ih · stride` (a whole tensor) or in a ring of `k` rows of
+/// `row_bytes` each (rows streamed just ahead of the window), at slot `ih mod k`.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Rows {
+    Strided,
+    Ring { k: usize, row_bytes: i64 },
+}
+
 fn taps(
     kb: &mut Kb,
     g: Geom,
     oh: Value,
     ow: Value,
     strides: [i64; 4],
+    rows: Rows,
     inside: &mut dyn FnMut(&mut Kb, Value, Value, Value),
 ) {
     let ih0 = kb.b.ins().imul_imm_s(oh, g.sh as i64);
@@ -254,7 +273,13 @@ fn taps(
                 let iw = kb.b.ins().iadd_imm_s(iw0, (kw * g.dw) as i64);
                 let ok_w = kb.b.ins().icmp_imm_s(IntCC::UnsignedLessThan, iw, g.w as i64);
                 kb.if_then(ok_w, |kb| {
-                    let off = kb.b.ins().imul_imm_s(ih, strides[2]);
+                    let off = match rows {
+                        Rows::Strided => kb.b.ins().imul_imm_s(ih, strides[2]),
+                        Rows::Ring { k, row_bytes } => {
+                            let slot = kb.b.ins().urem_imm_u(ih, k as i64);
+                            kb.b.ins().imul_imm_s(slot, row_bytes)
+                        }
+                    };
                     let off_w = kb.b.ins().imul_imm_s(iw, strides[3]);
                     let off = kb.b.ins().iadd(off, off_w);
                     let t = kb.ic((kh * g.kw + kw) as i64);
@@ -334,7 +359,7 @@ fn grouped(
                                 new_var(kb, ty, b)
                             })
                             .collect();
-                        taps(kb, g, oh, ow, xs, &mut |kb, off, tap, _| {
+                        taps(kb, g, oh, ow, xs, Rows::Strided, &mut |kb, off, tap, _| {
                             let xp = kb.b.ins().iadd(x_g, off);
                             let wp = kb.offset(w_c, tap, (icg * ocg * 4) as i64);
                             kb.for_n(icg, |kb, ic| {
@@ -374,9 +399,22 @@ fn grouped(
 }
 
 #[derive(Clone, Copy)]
-enum Window {
+pub(super) enum Window {
     Depthwise { w: Base, bias: Base },
     Pool { kind: PoolKind, count_include_pad: bool, pad_h_end: usize, pad_w_end: usize },
+}
+
+/// Run-time pointers a window row needs.
+#[derive(Clone, Copy)]
+pub(super) struct WindowPtrs {
+    /// Input of this sample (or the ring base).
+    pub x_n: Value,
+    /// Output row.
+    pub o_row: Value,
+    pub residual: Option<Value>,
+    pub sums: Option<Value>,
+    pub w: Option<Value>,
+    pub bias: Option<Value>,
 }
 
 /// Depthwise conv and pools: per output pixel, vectors of channels.
@@ -387,12 +425,13 @@ fn window(l: &mut Lowering, x: &Buf, out: &Buf, g: Geom, op: Window, epi: Epilog
         let xb = kb.addr(x.base, x.offset as i64 * 4);
         let ob = kb.addr(out.base, out.offset as i64 * 4);
         let rb = epi.residual.as_ref().map(|r| kb.addr(r.base, r.offset as i64 * 4));
-        let rs1 = epi.residual.as_ref().map_or(0, |r| r.strides[1] as i64 * 4);
         let sums = epi.row_sums.map(|b| kb.addr(b, 0));
-        let (wb, bb) = match op {
+        let (w, bias) = match op {
             Window::Depthwise { w, bias } => (Some(kb.addr(w, 0)), Some(kb.addr(bias, 0))),
             Window::Pool { .. } => (None, None),
         };
+        let vec_ok =
+            x.strides[1] == 1 && out.strides[1] == 1 && epi.residual.as_ref().is_none_or(|r| r.strides[1] == 1);
         let (lo, hi) = (kb.lo, kb.hi);
         kb.for_range(lo, hi, 1, |kb, r| {
             let n = kb.b.ins().udiv_imm_u(r, g.oh as i64);
@@ -400,108 +439,121 @@ fn window(l: &mut Lowering, x: &Buf, out: &Buf, g: Geom, op: Window, epi: Epilog
             let x_n = kb.offset(xb, n, xs[0]);
             let o_row = kb.offset(ob, n, os[0]);
             let o_row = kb.offset(o_row, oh, os[2]);
-            kb.for_n(g.ow, |kb, ow| {
-                let o_px = kb.offset(o_row, ow, os[3]);
-                let r_px = epi.pointer(kb, rb, n, oh, ow);
-                let chunk = |kb: &mut Kb, c0: Value, ty: Type| {
-                    let x_c = kb.offset(x_n, c0, xs[1]);
-                    let o_c = kb.offset(o_px, c0, os[1]);
-                    let r_c = r_px.map(|p| kb.offset(p, c0, rs1));
-                    let init = match (op, bb) {
-                        (Window::Depthwise { .. }, Some(bb)) => {
-                            let p = kb.offset(bb, c0, 4);
-                            kb.load_const(ty, p, 0)
-                        }
-                        (Window::Pool { kind: PoolKind::Max, .. }, _) => kb.fc(ty, f64::NEG_INFINITY),
-                        _ => kb.fc(ty, 0.0),
-                    };
-                    let acc = new_var(kb, ty, init);
-                    let zero = kb.ic(0);
-                    let count = new_var(kb, types::I64, zero);
-                    taps(kb, g, oh, ow, xs, &mut |kb, off, tap, _| {
-                        let xp = kb.b.ins().iadd(x_c, off);
-                        let v = kb.load(ty, xp, 0);
-                        let a = kb.b.use_var(acc);
-                        let a = match (op, wb) {
-                            (Window::Depthwise { .. }, Some(wb)) => {
-                                let wp = kb.offset(wb, tap, (g.c * 4) as i64);
-                                let wp = kb.offset(wp, c0, 4);
-                                let wv = kb.load_const(ty, wp, 0);
-                                kb.fma(v, wv, a)
-                            }
-                            (Window::Pool { kind: PoolKind::Max, .. }, _) => {
-                                let gt = kb.b.ins().fcmp(FloatCC::GreaterThan, v, a);
-                                math::select(kb, gt, v, a)
-                            }
-                            _ => kb.b.ins().fadd(a, v),
-                        };
-                        kb.b.def_var(acc, a);
-                        let c = kb.b.use_var(count);
-                        let c = kb.b.ins().iadd_imm_s(c, 1);
-                        kb.b.def_var(count, c);
-                    });
-                    let mut v = kb.b.use_var(acc);
-                    if let Window::Pool { kind: PoolKind::Average, count_include_pad, pad_h_end, pad_w_end } = op {
-                        let cnt = if count_include_pad {
-                            // Taps inside input + padding (ceil-mode windows can overhang that).
-                            let span = |kb: &mut Kb,
-                                        o: Value,
-                                        s: usize,
-                                        p: usize,
-                                        k: usize,
-                                        d: usize,
-                                        size: usize,
-                                        pe: usize| {
-                                let start = kb.b.ins().imul_imm_s(o, s as i64);
-                                let start = kb.b.ins().iadd_imm_s(start, -(p as i64));
-                                let end = kb.b.ins().iadd_imm_s(start, ((k - 1) * d + 1) as i64);
-                                let lim = kb.ic((size + pe) as i64);
-                                let end = kb.b.ins().smin(end, lim);
-                                let lo = kb.ic(-(p as i64));
-                                let start = kb.b.ins().smax(start, lo);
-                                let len = kb.b.ins().isub(end, start);
-                                // Taps with dilation d: ceil(len / d).
-                                let len = kb.b.ins().iadd_imm_s(len, d as i64 - 1);
-                                kb.b.ins().sdiv_imm_s(len, d as i64)
-                            };
-                            let a = span(kb, oh, g.sh, g.ph, g.kh, g.dh, g.h, pad_h_end);
-                            let b = span(kb, ow, g.sw, g.pw, g.kw, g.dw, g.w, pad_w_end);
-                            kb.b.ins().imul(a, b)
-                        } else {
-                            kb.b.use_var(count)
-                        };
-                        let cf = kb.b.ins().fcvt_from_sint(types::F32, cnt);
-                        let one = kb.b.ins().f32const(1.0);
-                        let inv = kb.b.ins().fdiv(one, cf);
-                        let inv = if ty.is_vector() { kb.b.ins().splat(ty, inv) } else { inv };
-                        v = kb.b.ins().fmul(v, inv);
-                    }
-                    let v = epi.apply(kb, v, r_c, 0);
-                    kb.store(v, o_c, 0);
-                    if let Some(sums) = sums {
-                        let p = kb.offset(sums, r, (g.c * 4) as i64);
-                        let p = kb.offset(p, c0, 4);
-                        let acc = kb.load(ty, p, 0);
-                        let acc = kb.b.ins().fadd(acc, v);
-                        kb.store(acc, p, 0);
-                    }
-                };
-                let vec_ok =
-                    x.strides[1] == 1 && out.strides[1] == 1 && epi.residual.as_ref().is_none_or(|r| r.strides[1] == 1);
-                let full = if vec_ok { g.c / 4 } else { 0 };
-                if full > 0 {
-                    kb.for_n(full, |kb, blk| {
-                        let c0 = kb.b.ins().imul_imm_s(blk, 4);
-                        chunk(kb, c0, types::F32X4);
-                    });
-                }
-                for c in full * 4..g.c {
-                    let c0 = kb.ic(c as i64);
-                    chunk(kb, c0, types::F32);
-                }
-            });
+            let p = WindowPtrs { x_n, o_row, residual: rb, sums, w, bias };
+            window_row(kb, g, op, &epi, (xs, os), Rows::Strided, p, n, oh, r, vec_ok);
         });
     })
+}
+
+/// One output row (`oh` of sample `n`; `r` = n·OH + oh) of a depthwise conv or pool.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn window_row(
+    kb: &mut Kb,
+    g: Geom,
+    op: Window,
+    epi: &Epilogue,
+    (xs, os): ([i64; 4], [i64; 4]),
+    rows: Rows,
+    p: WindowPtrs,
+    n: Value,
+    oh: Value,
+    r: Value,
+    vec_ok: bool,
+) {
+    let WindowPtrs { x_n, o_row, residual: rb, sums, w: wb, bias: bb } = p;
+    let rs1 = epi.residual.as_ref().map_or(0, |r| r.strides[1] as i64 * 4);
+    kb.for_n(g.ow, |kb, ow| {
+        let o_px = kb.offset(o_row, ow, os[3]);
+        let r_px = epi.pointer(kb, rb, n, oh, ow);
+        let chunk = |kb: &mut Kb, c0: Value, ty: Type| {
+            let x_c = kb.offset(x_n, c0, xs[1]);
+            let o_c = kb.offset(o_px, c0, os[1]);
+            let r_c = r_px.map(|p| kb.offset(p, c0, rs1));
+            let init = match (op, bb) {
+                (Window::Depthwise { .. }, Some(bb)) => {
+                    let p = kb.offset(bb, c0, 4);
+                    kb.load_const(ty, p, 0)
+                }
+                (Window::Pool { kind: PoolKind::Max, .. }, _) => kb.fc(ty, f64::NEG_INFINITY),
+                _ => kb.fc(ty, 0.0),
+            };
+            let acc = new_var(kb, ty, init);
+            let zero = kb.ic(0);
+            let count = new_var(kb, types::I64, zero);
+            taps(kb, g, oh, ow, xs, rows, &mut |kb, off, tap, _| {
+                let xp = kb.b.ins().iadd(x_c, off);
+                let v = kb.load(ty, xp, 0);
+                let a = kb.b.use_var(acc);
+                let a = match (op, wb) {
+                    (Window::Depthwise { .. }, Some(wb)) => {
+                        let wp = kb.offset(wb, tap, (g.c * 4) as i64);
+                        let wp = kb.offset(wp, c0, 4);
+                        let wv = kb.load_const(ty, wp, 0);
+                        kb.fma(v, wv, a)
+                    }
+                    (Window::Pool { kind: PoolKind::Max, .. }, _) => {
+                        let gt = kb.b.ins().fcmp(FloatCC::GreaterThan, v, a);
+                        math::select(kb, gt, v, a)
+                    }
+                    _ => kb.b.ins().fadd(a, v),
+                };
+                kb.b.def_var(acc, a);
+                let c = kb.b.use_var(count);
+                let c = kb.b.ins().iadd_imm_s(c, 1);
+                kb.b.def_var(count, c);
+            });
+            let mut v = kb.b.use_var(acc);
+            if let Window::Pool { kind: PoolKind::Average, count_include_pad, pad_h_end, pad_w_end } = op {
+                let cnt = if count_include_pad {
+                    // Taps inside input + padding (ceil-mode windows can overhang that).
+                    let span =
+                        |kb: &mut Kb, o: Value, s: usize, p: usize, k: usize, d: usize, size: usize, pe: usize| {
+                            let start = kb.b.ins().imul_imm_s(o, s as i64);
+                            let start = kb.b.ins().iadd_imm_s(start, -(p as i64));
+                            let end = kb.b.ins().iadd_imm_s(start, ((k - 1) * d + 1) as i64);
+                            let lim = kb.ic((size + pe) as i64);
+                            let end = kb.b.ins().smin(end, lim);
+                            let lo = kb.ic(-(p as i64));
+                            let start = kb.b.ins().smax(start, lo);
+                            let len = kb.b.ins().isub(end, start);
+                            // Taps with dilation d: ceil(len / d).
+                            let len = kb.b.ins().iadd_imm_s(len, d as i64 - 1);
+                            kb.b.ins().sdiv_imm_s(len, d as i64)
+                        };
+                    let a = span(kb, oh, g.sh, g.ph, g.kh, g.dh, g.h, pad_h_end);
+                    let b = span(kb, ow, g.sw, g.pw, g.kw, g.dw, g.w, pad_w_end);
+                    kb.b.ins().imul(a, b)
+                } else {
+                    kb.b.use_var(count)
+                };
+                let cf = kb.b.ins().fcvt_from_sint(types::F32, cnt);
+                let one = kb.b.ins().f32const(1.0);
+                let inv = kb.b.ins().fdiv(one, cf);
+                let inv = if ty.is_vector() { kb.b.ins().splat(ty, inv) } else { inv };
+                v = kb.b.ins().fmul(v, inv);
+            }
+            let v = epi.apply(kb, v, r_c, 0);
+            kb.store(v, o_c, 0);
+            if let Some(sums) = sums {
+                let p = kb.offset(sums, r, (g.c * 4) as i64);
+                let p = kb.offset(p, c0, 4);
+                let acc = kb.load(ty, p, 0);
+                let acc = kb.b.ins().fadd(acc, v);
+                kb.store(acc, p, 0);
+            }
+        };
+        let full = if vec_ok { g.c / 4 } else { 0 };
+        if full > 0 {
+            kb.for_n(full, |kb, blk| {
+                let c0 = kb.b.ins().imul_imm_s(blk, 4);
+                chunk(kb, c0, types::F32X4);
+            });
+        }
+        for c in full * 4..g.c {
+            let c0 = kb.ic(c as i64);
+            chunk(kb, c0, types::F32);
+        }
+    });
 }
 
 pub(super) fn pool(l: &mut Lowering, id: NodeId, p: &Pool) -> Result<()> {

@@ -49,13 +49,14 @@ enum Lanes {
 const MR: usize = 4;
 const NV: usize = 2;
 
+/// Run-time base pointers of a product's operands (row 0, column 0).
 #[derive(Clone, Copy)]
-struct Ptrs {
-    a: Value,
-    b: Value,
-    out: Value,
-    c: Option<Value>,
-    res: Option<Value>,
+pub(super) struct Ptrs {
+    pub a: Value,
+    pub b: Value,
+    pub out: Value,
+    pub c: Option<Value>,
+    pub res: Option<Value>,
 }
 
 fn addr(kb: &mut Kb, m: &Mat) -> Value {
@@ -221,10 +222,37 @@ fn activate_rows(kb: &mut Kb, mm: &MatMul, p: &Ptrs, row: Value, rows: usize, u:
     }
 }
 
+/// Whether the product can use the f32x4 tile (contiguous columns everywhere).
+fn vector_ok(mm: &MatMul) -> bool {
+    let c_ok = mm.c.is_none_or(|c| matches!(c.cs, 0 | 1)) && mm.residual.is_none_or(|r| r.cs == 1);
+    mm.b.cs == 1 && mm.out.cs == 1 && c_ok && mm.n >= 4
+}
+
+/// Emits all `mm.m` rows of one (unbatched) product inline, at run-time base pointers;
+/// used inside fused kernels.
+pub(super) fn emit_rows(kb: &mut Kb, mm: &MatMul, base: &Ptrs) {
+    let vector = vector_ok(mm);
+    let mr = if vector { MR.min(mm.m) } else { 1 };
+    let full = mm.m / mr;
+    let block = |kb: &mut Kb, row: Value, rows: usize| {
+        row_block(kb, mm, base, row, rows, vector);
+        if let Some(u) = mm.act.filter(|u| !cheap(*u)) {
+            activate_rows(kb, mm, base, row, rows, u, vector);
+        }
+    };
+    kb.for_n(full, |kb, blk| {
+        let row = kb.b.ins().imul_imm_s(blk, mr as i64);
+        block(kb, row, mr);
+    });
+    for r in full * mr..mm.m {
+        let row = kb.ic(r as i64);
+        block(kb, row, 1);
+    }
+}
+
 /// Emits the product as up to two kernels: full MR-row blocks, then the leftover rows.
 pub(super) fn emit(l: &mut Lowering, mm: &MatMul) -> Result<()> {
-    let c_ok = mm.c.is_none_or(|c| matches!(c.cs, 0 | 1)) && mm.residual.is_none_or(|r| r.cs == 1);
-    let vector = mm.b.cs == 1 && mm.out.cs == 1 && c_ok && mm.n >= 4;
+    let vector = vector_ok(mm);
     let mr = if vector { MR.min(mm.m) } else { 1 };
     let batch: usize = mm.batch.iter().map(|b| b[0] as usize).product();
     let full = mm.m / mr;

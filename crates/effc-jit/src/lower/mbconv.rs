@@ -1,34 +1,69 @@
 //! MBConv super-ops and squeeze-excite.
 //!
-//! An MBConv block runs as four kernels:
-//! 1. expand: [pixels × C_in] × [C_in × C_exp] GEMM with bias and activation;
-//! 2. depthwise k×k + bias + activation, which also accumulates the squeeze-excite pool
-//!    per output row while the values are in registers (no second pass over the tensor);
+//! An MBConv block runs as three kernels:
+//! 1. expand + depthwise, streamed: for each output row, the expansion (a [W × C_in] ×
+//!    [C_in × C_exp] GEMM with bias and activation) produces just the input rows the
+//!    depthwise window still needs into a ring of k rows, so the expanded tensor — the
+//!    largest in the network — never exists whole. The depthwise k×k + bias + activation
+//!    then also accumulates the squeeze-excite pool per output row while the values are
+//!    in registers (no second pass over the tensor). Output rows are split into a few
+//!    chunks per sample, each with its own ring, so threads can share the work;
 //! 3. the SE gate per sample (two tiny FC layers), folded straight into a per-sample copy
 //!    of the projection weights: W'[c][o] = W[c][o] · s[c] — C_exp × C_out multiplies
 //!    instead of a C_exp × H × W rescale of the activation;
 //! 4. project: GEMM with the (scaled) weights, bias and the residual add in its epilogue.
 
 use cranelift_codegen::ir::{InstBuilder, Value, types};
-use effc_ir::op::{Conv, Dense, MbConv, SqueezeExcite};
+use effc_ir::op::{Dense, MbConv, SqueezeExcite};
 use effc_ir::{DType, Error, NodeId, Result};
 
 use super::Lowering;
-use super::conv::{Epilogue, depthwise};
+use super::conv::{Epilogue, Rows, Window, WindowPtrs, depthwise, depthwise_window, geom, window_row};
 use super::elementwise::emit_unary;
-use super::gemm::{Mat, MatMul};
+use super::gemm::{Mat, MatMul, Ptrs, emit_rows};
 use crate::emit::{Base, Kb};
 use crate::layout::{Buf, activation_strides, row_major};
 use crate::strided::Nest;
 
-/// Scratch buffers (bytes) an MBConv block needs: expanded tensor, depthwise output, SE
-/// row sums, pooled vector, hidden vector, gate, scaled projection weights.
+/// Output-row chunks per sample of the streamed expand + depthwise kernel, and rows per
+/// chunk. Each chunk recomputes the window's overlap with the previous one, so chunks are
+/// only made when they stay long compared with the window.
+fn row_chunks(oh: usize, span: usize) -> (usize, usize) {
+    let chunks = (oh / (2 * span)).clamp(1, 4);
+    let per = oh.div_ceil(chunks);
+    (oh.div_ceil(per), per)
+}
+
+/// Expanded tensors larger than this (a core's L2) are streamed row by row; smaller ones
+/// are cheaper to materialise, since streaming recomputes rows at chunk boundaries.
+const STREAM_BYTES: usize = 1 << 20;
+
+/// Whether block `b` on input `x_shape` streams its expansion.
+fn streams(b: &MbConv, x_shape: &[usize]) -> bool {
+    let c_exp = b.dw_w.shape()[0];
+    b.expand.is_some() && x_shape[0] * x_shape[2] * x_shape[3] * c_exp * 4 > STREAM_BYTES
+}
+
+/// Rows the depthwise window spans.
+fn window_span(b: &MbConv) -> usize {
+    (b.dw.kernel[0] - 1) * b.dw.dilations[0] + 1
+}
+
+/// Scratch buffers (bytes) an MBConv block needs: expansion ring buffers, depthwise
+/// output, SE row sums, pooled vector, hidden vector, gate, scaled projection weights.
 pub(super) fn scratch_bytes(b: &MbConv, x_shape: &[usize], out_shape: &[usize]) -> Vec<usize> {
     let (n, h, w) = (x_shape[0], x_shape[2], x_shape[3]);
     let (oh, ow) = (out_shape[2], out_shape[3]);
     let c_exp = b.dw_w.shape()[0];
     let f = |k: usize| k * 4;
-    let mut v = vec![f(n * h * w * c_exp), f(n * oh * ow * c_exp)];
+    let expanded = if streams(b, x_shape) {
+        n * row_chunks(oh, window_span(b)).0 * window_span(b) * w * c_exp
+    } else if b.expand.is_some() {
+        n * h * w * c_exp
+    } else {
+        0
+    };
+    let mut v = vec![f(expanded), f(n * oh * ow * c_exp)];
     if let Some(se) = &b.se {
         v.extend([f(n * oh * c_exp), f(n * c_exp), f(n * se.reduce.outputs()), f(n * c_exp)]);
         v.push(f(n * c_exp * b.project.outputs()));
@@ -251,32 +286,34 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
     let out = l.output(id, 0);
     need_dense(&x)?;
     need_dense(&out)?;
-    let (n, cin, h, w) = (x.dims[0], x.dims[1], x.dims[2], x.dims[3]);
+    let n = x.dims[0];
     let (oh, ow, cout) = (out.dims[2], out.dims[3], out.dims[1]);
     let c_exp = b.dw_w.shape()[0];
     let scratch = |l: &Lowering, i: usize| Base::Arena(l.scratch(id, i));
-    // 1. Expand.
-    let expanded = match &b.expand {
-        Some(e) => {
-            let wb = packed_t(l, e);
-            let bias = l.const_f32(&e.b.to_f32_vec());
-            let dst = scratch(l, 0);
-            let b_mat = Mat { base: wb, offset: 0, rs: c_exp as isize, cs: 1 };
-            pointwise(l, x.base, n * h * w, cin, b_mat, bias, dst, c_exp, vec![], None, e.act)?;
-            dense_buf(dst, &[n, c_exp, h, w])
-        }
-        None => x.clone(),
-    };
-    // 2. Depthwise (+ SE pool).
+    // 1–2. Expand (streamed) and depthwise (+ SE pool).
     let d = dense_buf(scratch(l, 1), &[n, c_exp, oh, ow]);
     let row_sums = b.se.as_ref().map(|_| scratch(l, 2));
     if let Some(rs) = row_sums {
         let sums = Buf::new(rs, DType::F32, vec![n * oh, c_exp], row_major(&[n * oh, c_exp]));
         l.fill(&sums, 0.0)?;
     }
-    let dw = Conv { ..b.dw.clone() };
     let epi = Epilogue { residual: None, act: b.dw.act, row_sums };
-    depthwise(l, &expanded, &d, &dw, &b.dw_w, &b.dw_b.to_f32_vec(), epi)?;
+    match &b.expand {
+        Some(e) if streams(b, &x.dims) => {
+            l.traffic_saved += 2 * (x.dims[0] * x.dims[2] * x.dims[3] * c_exp * 4) as u64;
+            stream_expand_depthwise(l, &x, &d, b, e, epi, scratch(l, 0))?
+        }
+        Some(e) => {
+            let (h, w, cin) = (x.dims[2], x.dims[3], x.dims[1]);
+            let we = packed_t(l, e);
+            let bias = l.const_f32(&e.b.to_f32_vec());
+            let dst = scratch(l, 0);
+            let b_mat = Mat { base: we, offset: 0, rs: c_exp as isize, cs: 1 };
+            pointwise(l, x.base, n * h * w, cin, b_mat, bias, dst, c_exp, vec![], None, e.act)?;
+            depthwise(l, &dense_buf(dst, &[n, c_exp, h, w]), &d, &b.dw, &b.dw_w, &b.dw_b.to_f32_vec(), epi)?
+        }
+        None => depthwise(l, &x, &d, &b.dw, &b.dw_w, &b.dw_b.to_f32_vec(), epi)?,
+    }
     // 3. SE gate folded into per-sample projection weights.
     let wp = packed_t(l, &b.project);
     let (b_mat, batch_b) = match &b.se {
@@ -309,6 +346,101 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
     let batch = vec![[n as isize, px * c_exp as isize, batch_b, px * cout as isize, 0]];
     let residual = b.residual.then_some(x.base);
     pointwise(l, d.base, oh * ow, c_exp, b_mat, bias, out.base, cout, batch, residual, b.project.act)
+}
+
+/// Expansion rows are produced just ahead of the depthwise window into per-chunk rings.
+#[allow(clippy::too_many_arguments)]
+fn stream_expand_depthwise(
+    l: &mut Lowering,
+    x: &Buf,
+    d: &Buf,
+    b: &MbConv,
+    e: &Dense,
+    epi: Epilogue,
+    rings: Base,
+) -> Result<()> {
+    let (n, cin, h, w) = (x.dims[0], x.dims[1], x.dims[2], x.dims[3]);
+    let (oh, ow, c_exp) = (d.dims[2], d.dims[3], d.dims[1]);
+    let expanded = dense_buf(Base::Arena(0), &[n, c_exp, h, w]);
+    let g = geom(&expanded, d, &b.dw.kernel, &b.dw.strides, &b.dw.dilations, &b.dw.pads_begin);
+    let op = depthwise_window(l, g, &b.dw_w, &b.dw_b.to_f32_vec());
+    let we = packed_t(l, e);
+    let be = l.const_f32(&e.b.to_f32_vec());
+    let span = window_span(b);
+    let row_bytes = (w * c_exp * 4) as i64;
+    let (chunks, per) = row_chunks(oh, span);
+    let xs = [0, 4, 0, (c_exp * 4) as i64];
+    let os = [(oh * ow * c_exp * 4) as i64, 4, (ow * c_exp * 4) as i64, (c_exp * 4) as i64];
+    // One expanded row: [W × C_in] × [C_in × C_exp] + bias, activation.
+    let row_mm = MatMul {
+        m: w,
+        n: c_exp,
+        k: cin,
+        a: Mat { base: x.base, offset: 0, rs: cin as isize, cs: 1 },
+        b: Mat { base: we, offset: 0, rs: c_exp as isize, cs: 1 },
+        out: Mat { base: rings, offset: 0, rs: c_exp as isize, cs: 1 },
+        c: Some(Mat { base: be, offset: 0, rs: 0, cs: 1 }),
+        alpha: 1.0,
+        beta: 1.0,
+        batch: vec![],
+        residual: None,
+        act: e.act,
+    };
+    let (x_base, d_base) = (x.base, d.base);
+    l.kernel(n * chunks, move |kb| {
+        let xb = kb.addr(x_base, 0);
+        let db = kb.addr(d_base, 0);
+        let ring0 = kb.addr(rings, 0);
+        let wexp = kb.addr(we, 0);
+        let bexp = kb.addr(be, 0);
+        let sums = epi.row_sums.map(|s| kb.addr(s, 0));
+        let (wdw, bdw) = match op {
+            Window::Depthwise { w, bias } => (kb.addr(w, 0), kb.addr(bias, 0)),
+            Window::Pool { .. } => unreachable!(),
+        };
+        let (lo, hi) = (kb.lo, kb.hi);
+        kb.for_range(lo, hi, 1, |kb, idx| {
+            let nn = kb.b.ins().udiv_imm_u(idx, chunks as i64);
+            let ch = kb.b.ins().urem_imm_u(idx, chunks as i64);
+            let oh0 = kb.b.ins().imul_imm_s(ch, per as i64);
+            let oh1 = kb.b.ins().iadd_imm_s(oh0, per as i64);
+            let oh_end = kb.ic(oh as i64);
+            let oh1 = kb.b.ins().smin(oh1, oh_end);
+            let ring = kb.offset(ring0, idx, span as i64 * row_bytes);
+            let x_n = kb.offset(xb, nn, (h * w * cin * 4) as i64);
+            // First input row this chunk needs.
+            let first = kb.b.ins().imul_imm_s(oh0, g.sh as i64);
+            let first = kb.b.ins().iadd_imm_s(first, -(g.ph as i64));
+            let zero = kb.ic(0);
+            let first = kb.b.ins().smax(first, zero);
+            let next = kb.b.declare_var(cranelift_codegen::ir::types::I64);
+            kb.b.def_var(next, first);
+            kb.for_range(oh0, oh1, 1, |kb, ohv| {
+                // Produce the rows up to the bottom of this output row's window.
+                let last = kb.b.ins().imul_imm_s(ohv, g.sh as i64);
+                let last = kb.b.ins().iadd_imm_s(last, span as i64 - 1 - g.ph as i64);
+                let h_end = kb.ic(h as i64);
+                let end = kb.b.ins().iadd_imm_s(last, 1);
+                let end = kb.b.ins().smin(end, h_end);
+                let cur = kb.b.use_var(next);
+                kb.for_range(cur, end, 1, |kb, row| {
+                    let a = kb.offset(x_n, row, (w * cin * 4) as i64);
+                    let slot = kb.b.ins().urem_imm_u(row, span as i64);
+                    let out = kb.offset(ring, slot, row_bytes);
+                    let ptrs = Ptrs { a, b: wexp, out, c: Some(bexp), res: None };
+                    emit_rows(kb, &row_mm, &ptrs);
+                });
+                let after = kb.b.ins().smax(cur, end);
+                kb.b.def_var(next, after);
+                let r = kb.b.ins().imul_imm_s(nn, oh as i64);
+                let r = kb.b.ins().iadd(r, ohv);
+                let o_row = kb.offset(db, r, os[2]);
+                let p = WindowPtrs { x_n: ring, o_row, residual: None, sums, w: Some(wdw), bias: Some(bdw) };
+                let rows = Rows::Ring { k: span, row_bytes };
+                window_row(kb, g, op, &epi, (xs, os), rows, p, nn, ohv, r, true);
+            });
+        });
+    })
 }
 
 pub(super) fn squeeze_excite(l: &mut Lowering, id: NodeId, se: &SqueezeExcite) -> Result<()> {

@@ -34,6 +34,9 @@ pub(crate) struct Lowered {
     pub consts: Vec<AlignedBuf>,
     pub arena_bytes: usize,
     pub const_bytes: usize,
+    /// Activation traffic the schedule avoids beyond what the graph shows (streamed
+    /// expansions that are never written out and read back).
+    pub traffic_saved: u64,
 }
 
 pub(crate) struct Lowering<'g> {
@@ -47,6 +50,7 @@ pub(crate) struct Lowering<'g> {
     steps: Vec<PendingStep>,
     /// Name of the node being lowered, for kernel names and errors.
     current: String,
+    pub traffic_saved: u64,
 }
 
 fn runtime_dtype_ok(d: DType) -> bool {
@@ -136,6 +140,7 @@ impl<'g> Lowering<'g> {
             scratch,
             steps: Vec::new(),
             current: String::new(),
+            traffic_saved: 0,
         };
         for (i, &id) in g.inputs.iter().enumerate() {
             let info = &g.node(id).outputs[0];
@@ -157,7 +162,14 @@ impl<'g> Lowering<'g> {
             l.copy(&dst, &src)?;
         }
         let const_bytes = l.consts.iter().map(AlignedBuf::len).sum();
-        Ok(Lowered { jit: l.jit, steps: l.steps, consts: l.consts, arena_bytes, const_bytes })
+        Ok(Lowered {
+            jit: l.jit,
+            steps: l.steps,
+            consts: l.consts,
+            arena_bytes,
+            const_bytes,
+            traffic_saved: l.traffic_saved,
+        })
     }
 
     fn lower(&mut self, id: NodeId) -> Result<()> {
