@@ -72,7 +72,7 @@ struct Report {
     ratio: Option<f64>,
 }
 
-fn time(runs: usize, warmup: usize, mut f: impl FnMut() -> Result<()>) -> Result<Stats> {
+pub fn time(runs: usize, warmup: usize, mut f: impl FnMut() -> Result<()>) -> Result<Stats> {
     for _ in 0..warmup {
         f()?;
     }

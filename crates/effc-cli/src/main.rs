@@ -3,6 +3,7 @@
 mod bench;
 mod check;
 mod compile;
+mod demo;
 mod run;
 
 use std::process::ExitCode;
@@ -26,6 +27,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Time effc (and tract with --vs tract) on seeded inputs.
     Bench(bench::BenchArgs),
+    /// Write a built-in EfficientNet-B0, compile it, check it against tract and time both.
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Check(args) => check::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Demo(args) => demo::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

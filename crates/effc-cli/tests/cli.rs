@@ -205,3 +205,14 @@ fn check_layers_compares_every_surviving_tensor() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["first_bad_layer"], layers[0]["name"]);
 }
+
+#[test]
+fn demo_runs_with_no_files_and_passes() {
+    let o = effc(&["demo", "--runs", "2"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}{}", text, stderr(&o));
+    assert!(text.contains("| ops after fusion | MBConv 16,"), "{text}");
+    assert!(text.contains("385.8 M MACs"), "{text}");
+    assert!(text.contains("→ PASS"), "{text}");
+    assert!(text.contains("effc/tract = "), "{text}");
+}

@@ -228,3 +228,126 @@ pub fn mbconv(b: &mut GraphBuilder, w: &mut Weights, x: &str, s: &MbConvSpec) ->
     }
     y
 }
+
+/// One stage of the EfficientNet-B0 baseline: (expand ratio, kernel, stride, output
+/// channels, repeats).
+const B0_STAGES: [(usize, usize, usize, usize, usize); 7] = [
+    (1, 3, 1, 16, 1),
+    (6, 3, 2, 24, 2),
+    (6, 5, 2, 40, 2),
+    (6, 3, 2, 80, 3),
+    (6, 5, 1, 112, 3),
+    (6, 5, 2, 192, 4),
+    (6, 3, 1, 320, 1),
+];
+
+/// A member of the EfficientNet family.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Family {
+    pub name: String,
+    pub width: f64,
+    pub depth: f64,
+    pub resolution: usize,
+    /// Lite variants: relu6, no squeeze-excite, stem and head not scaled.
+    pub lite: bool,
+}
+
+impl Family {
+    /// EfficientNet-B0 … B7 (`b` = 0..=7) with the published multipliers.
+    pub fn efficientnet(b: usize) -> Option<Self> {
+        let (width, depth, resolution) = *[
+            (1.0, 1.0, 224),
+            (1.0, 1.1, 240),
+            (1.1, 1.2, 260),
+            (1.2, 1.4, 300),
+            (1.4, 1.8, 380),
+            (1.6, 2.2, 456),
+            (1.8, 2.6, 528),
+            (2.0, 3.1, 600),
+        ]
+        .get(b)?;
+        Some(Family { name: format!("efficientnet_b{b}"), width, depth, resolution, lite: false })
+    }
+
+    /// EfficientNet-Lite0 … Lite4.
+    pub fn lite(n: usize) -> Option<Self> {
+        let (width, depth, resolution) =
+            *[(1.0, 1.0, 224), (1.0, 1.1, 240), (1.1, 1.2, 260), (1.2, 1.4, 280), (1.4, 1.8, 300)].get(n)?;
+        Some(Family { name: format!("efficientnet_lite{n}"), width, depth, resolution, lite: true })
+    }
+
+    /// Channels scaled by the width multiplier, rounded to a multiple of 8 (never more
+    /// than 10 % below the exact value).
+    pub fn channels(&self, c: usize) -> usize {
+        let v = c as f64 * self.width;
+        let mut r = ((v + 4.0) as usize / 8 * 8).max(8);
+        if (r as f64) < 0.9 * v {
+            r += 8;
+        }
+        r
+    }
+
+    /// The MBConv blocks, in order.
+    pub fn blocks(&self) -> Vec<MbConvSpec> {
+        let act = if self.lite { Act::Relu6 } else { Act::Swish };
+        let mut c_in = if self.lite { 32 } else { self.channels(32) };
+        let mut out = Vec::new();
+        for (i, &(e, k, s, c, n)) in B0_STAGES.iter().enumerate() {
+            let c_out = self.channels(c);
+            let fixed = self.lite && (i == 0 || i == B0_STAGES.len() - 1);
+            let repeats = if fixed { n } else { (n as f64 * self.depth).ceil() as usize };
+            for r in 0..repeats {
+                let stride = if r == 0 { s } else { 1 };
+                let se = (!self.lite).then_some((c_in / 4).max(1));
+                out.push(MbConvSpec {
+                    c_in,
+                    c_out,
+                    expand_ratio: e,
+                    kernel: k,
+                    stride,
+                    se,
+                    act,
+                    se_style: SeStyle::Conv,
+                });
+                c_in = c_out;
+            }
+        }
+        out
+    }
+}
+
+/// Writes a whole family member, torchvision style (explicit BatchNormalization, GAP SE,
+/// Flatten + Gemm head), with seeded weights. `batch` may be symbolic.
+pub fn efficientnet(
+    f: &Family,
+    batch: crate::writer::Dim,
+    resolution: usize,
+    classes: usize,
+    seed: u64,
+) -> crate::proto::ModelProto {
+    let mut b = GraphBuilder::new(17);
+    let mut w = Weights::new(seed);
+    let r = resolution as i64;
+    let x = b.input("input", crate::proto::tensor_proto::DataType::Float, &[batch, 3.into(), r.into(), r.into()]);
+    let act = if f.lite { Act::Relu6 } else { Act::Swish };
+    let stem = if f.lite { 32 } else { f.channels(32) };
+    let mut y = conv_bn(&mut b, &mut w, &x, 3, stem, 3, 2, 1);
+    y = activation(&mut b, &y, act);
+    let blocks = f.blocks();
+    for s in &blocks {
+        y = mbconv(&mut b, &mut w, &y, s);
+    }
+    let last = blocks.last().map_or(stem, |s| s.c_out);
+    let head = if f.lite { 1280 } else { 4 * last };
+    y = conv_bn(&mut b, &mut w, &y, last, head, 1, 1, 1);
+    y = activation(&mut b, &y, act);
+    y = b.node("GlobalAveragePool", &[&y], vec![]);
+    y = b.node("Flatten", &[&y], vec![attr_int("axis", 1)]);
+    let fc_w = b.weight_f32("fc_w", &[classes as i64, head as i64], &w.he(classes * head, head));
+    let fc_b = b.weight_f32("fc_b", &[classes as i64], &vec![0.0; classes]);
+    b.node("Gemm", &[&y, &fc_w, &fc_b], vec![attr_int("transB", 1)]);
+    // Name the model output as exporters do.
+    b.graph.node.last_mut().expect("the Gemm was just added").output = vec!["logits".into()];
+    b.output("logits");
+    b.build()
+}
