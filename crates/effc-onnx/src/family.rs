@@ -88,6 +88,24 @@ pub fn activation(b: &mut GraphBuilder, x: &str, act: Act) -> String {
     }
 }
 
+/// Which exporter's spelling to imitate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Exporter {
+    /// torchvision through the TorchScript exporter: BatchNorm folded into conv biases,
+    /// Identity nodes in front of weights, symmetric pads.
+    TorchvisionLegacy,
+    /// Explicit BatchNormalization nodes, symmetric pads.
+    #[default]
+    ExplicitBn,
+    /// timm `tf_efficientnet_*`: TF "same" padding computed at run time from the input
+    /// shape (Shape → Gather → Cast → Div → Ceil → … → Pad) in front of unpadded convs.
+    TfSamePadding,
+    /// Keras via tf2onnx: NHWC input with a Transpose, input rescaling, static Pads before
+    /// strided convs, BatchNorm folded, MatMul squeeze-excite, MatMul + Add + Softmax head
+    /// and an unused `ai.onnx.ml` opset import.
+    KerasNhwc,
+}
+
 /// Conv (no bias) + explicit BatchNormalization with statistics that keep the output
 /// near unit scale.
 #[allow(clippy::too_many_arguments)]
@@ -101,32 +119,94 @@ pub fn conv_bn(
     stride: usize,
     group: usize,
 ) -> String {
+    conv_bn_styled(b, w, x, [c_in, c_out, kernel, stride, group], Exporter::ExplicitBn)
+}
+
+/// TF "same" padding of the spatial dims of `x`, computed from its run-time shape the
+/// way timm's `tf_` models export it; returns the padded tensor.
+fn tf_same_pad(b: &mut GraphBuilder, x: &str, kernel: usize, stride: usize) -> String {
+    use crate::proto::tensor_proto::DataType;
+    let shape = b.node("Shape", &[x], vec![]);
+    let hw_idx = b.weight_i64("hw_idx", &[2, 3]);
+    let hw = b.node("Gather", &[&shape, &hw_idx], vec![attr_int("axis", 0)]);
+    let hw = b.node("Cast", &[&hw], vec![attr_int("to", DataType::Float as i64)]);
+    let s = b.weight_f32("stride", &[], &[stride as f32]);
+    let one = b.weight_f32("one", &[], &[1.0]);
+    let k = b.weight_f32("kernel", &[], &[kernel as f32]);
+    let zero = b.weight_f32("zero", &[], &[0.0]);
+    let two = b.weight_f32("two", &[], &[2.0]);
+    let out = b.node("Div", &[&hw, &s], vec![]);
+    let out = b.node("Ceil", &[&out], vec![]);
+    let t = b.node("Sub", &[&out, &one], vec![]);
+    let t = b.node("Mul", &[&t, &s], vec![]);
+    let t = b.node("Add", &[&t, &k], vec![]);
+    let t = b.node("Sub", &[&t, &hw], vec![]);
+    let total = b.node("Max", &[&t, &zero], vec![]);
+    let half = b.node("Div", &[&total, &two], vec![]);
+    let begin = b.node("Floor", &[&half], vec![]);
+    let end = b.node("Sub", &[&total, &begin], vec![]);
+    let begin = b.node("Cast", &[&begin], vec![attr_int("to", DataType::Int64 as i64)]);
+    let end = b.node("Cast", &[&end], vec![attr_int("to", DataType::Int64 as i64)]);
+    let zeros = b.weight_i64("nc", &[0, 0]);
+    let pads = b.node("Concat", &[&zeros, &begin, &zeros, &end], vec![attr_int("axis", 0)]);
+    b.node("Pad", &[x, &pads], vec![])
+}
+
+/// [`conv_bn`] in an exporter's spelling; `dims` = [c_in, c_out, kernel, stride, group].
+/// The weights drawn from `w` do not depend on the style.
+pub fn conv_bn_styled(b: &mut GraphBuilder, w: &mut Weights, x: &str, dims: [usize; 5], style: Exporter) -> String {
+    let [c_in, c_out, kernel, stride, group] = dims;
     let fan_in = c_in / group * kernel * kernel;
     let k = kernel as i64;
-    let weight = b.weight_f32("w", &[c_out as i64, (c_in / group) as i64, k, k], &w.he(c_out * fan_in, fan_in));
-    let pad = (kernel / 2) as i64;
-    let y = b.node(
-        "Conv",
-        &[x, &weight],
-        vec![
-            attr_ints("kernel_shape", &[k, k]),
-            attr_ints("strides", &[stride as i64, stride as i64]),
-            attr_ints("pads", &[pad, pad, pad, pad]),
-            attr_int("group", group as i64),
-        ],
-    );
-    let c = c_out as i64;
+    let wv = w.he(c_out * fan_in, fan_in);
     let gamma: Vec<f32> = (0..c_out).map(|_| 0.8 + 0.2 * w.uniform()).collect();
     let beta: Vec<f32> = (0..c_out).map(|_| 0.1 * w.uniform()).collect();
     let mean: Vec<f32> = (0..c_out).map(|_| 0.1 * w.uniform()).collect();
     let var: Vec<f32> = (0..c_out).map(|_| 1.0 + 0.5 * w.uniform().abs()).collect();
-    let names = [
-        b.weight_f32("bn_g", &[c], &gamma),
-        b.weight_f32("bn_b", &[c], &beta),
-        b.weight_f32("bn_m", &[c], &mean),
-        b.weight_f32("bn_v", &[c], &var),
+    let eps = 1e-3f32;
+    let wdims = [c_out as i64, (c_in / group) as i64, k, k];
+    let folded = matches!(style, Exporter::TorchvisionLegacy | Exporter::KerasNhwc);
+    let p = (kernel / 2) as i64;
+    let (input, pads) = match style {
+        Exporter::TfSamePadding if kernel > 1 || stride > 1 => (tf_same_pad(b, x, kernel, stride), [0; 4]),
+        Exporter::KerasNhwc if stride > 1 => {
+            // Keras' ZeroPadding2D before a "valid" strided conv: one more row and column
+            // at the end, as TF "same" gives for even sizes.
+            let pads = b.weight_i64("zero_pad", &[0, 0, p - 1, p - 1, 0, 0, p, p]);
+            (b.node("Pad", &[x, &pads], vec![]), [0; 4])
+        }
+        _ => (x.to_string(), [p; 4]),
+    };
+    let mut attrs = vec![
+        attr_ints("kernel_shape", &[k, k]),
+        attr_ints("strides", &[stride as i64, stride as i64]),
+        attr_ints("pads", &pads),
+        attr_int("group", group as i64),
     ];
-    b.node("BatchNormalization", &[&y, &names[0], &names[1], &names[2], &names[3]], vec![attr_float("epsilon", 1e-3)])
+    if !folded {
+        let weight = b.weight_f32("w", &wdims, &wv);
+        let y = b.node("Conv", &[&input, &weight], attrs);
+        let c = c_out as i64;
+        let names = [
+            b.weight_f32("bn_g", &[c], &gamma),
+            b.weight_f32("bn_b", &[c], &beta),
+            b.weight_f32("bn_m", &[c], &mean),
+            b.weight_f32("bn_v", &[c], &var),
+        ];
+        return b.node(
+            "BatchNormalization",
+            &[&y, &names[0], &names[1], &names[2], &names[3]],
+            vec![attr_float("epsilon", eps)],
+        );
+    }
+    let scale: Vec<f32> = (0..c_out).map(|o| gamma[o] / (var[o] + eps).sqrt()).collect();
+    let per = wv.len() / c_out;
+    let wf: Vec<f32> = wv.iter().enumerate().map(|(i, v)| v * scale[i / per]).collect();
+    let bf: Vec<f32> = (0..c_out).map(|o| beta[o] - mean[o] * scale[o]).collect();
+    let weight = b.weight_f32("w", &wdims, &wf);
+    let bias = b.weight_f32("b", &[c_out as i64], &bf);
+    let weight = if style == Exporter::TorchvisionLegacy { b.node("Identity", &[&weight], vec![]) } else { weight };
+    b.node("Conv", &[&input, &weight, &bias], attrs)
 }
 
 /// A dense layer y = W·x + b on [N, in] in the given style; W is [out, in].
@@ -211,18 +291,24 @@ pub fn squeeze_excite_styled(
 
 /// One MBConv block on `x`; returns the block's output.
 pub fn mbconv(b: &mut GraphBuilder, w: &mut Weights, x: &str, s: &MbConvSpec) -> String {
+    mbconv_styled(b, w, x, s, Exporter::ExplicitBn)
+}
+
+/// [`mbconv`] in an exporter's spelling.
+pub fn mbconv_styled(b: &mut GraphBuilder, w: &mut Weights, x: &str, s: &MbConvSpec, style: Exporter) -> String {
     let c_exp = s.c_in * s.expand_ratio;
     let mut y = x.to_string();
     if s.expand_ratio != 1 {
-        y = conv_bn(b, w, &y, s.c_in, c_exp, 1, 1, 1);
+        y = conv_bn_styled(b, w, &y, [s.c_in, c_exp, 1, 1, 1], style);
         y = activation(b, &y, s.act);
     }
-    y = conv_bn(b, w, &y, c_exp, c_exp, s.kernel, s.stride, c_exp);
+    y = conv_bn_styled(b, w, &y, [c_exp, c_exp, s.kernel, s.stride, c_exp], style);
     y = activation(b, &y, s.act);
     if let Some(sq) = s.se {
-        y = squeeze_excite_styled(b, w, &y, c_exp, sq, s.act, s.se_style);
+        let se_style = if style == Exporter::KerasNhwc { SeStyle::MatMul } else { s.se_style };
+        y = squeeze_excite_styled(b, w, &y, c_exp, sq, s.act, se_style);
     }
-    y = conv_bn(b, w, &y, c_exp, s.c_out, 1, 1, 1);
+    y = conv_bn_styled(b, w, &y, [c_exp, s.c_out, 1, 1, 1], style);
     if s.residual() {
         y = b.node("Add", &[&y, x], vec![]);
     }
@@ -316,8 +402,10 @@ impl Family {
     }
 }
 
-/// Writes a whole family member, torchvision style (explicit BatchNormalization, GAP SE,
-/// Flatten + Gemm head), with seeded weights. `batch` may be symbolic.
+/// Writes a whole family member in an exporter's spelling (torchvision layout: GAP
+/// squeeze-excite, Flatten + Gemm head; see [`Exporter`] for each style's quirks), with
+/// seeded weights. `batch` may be symbolic. The weights depend only on `seed`, so styles
+/// with the same padding compute the same function.
 pub fn efficientnet(
     f: &Family,
     batch: crate::writer::Dim,
@@ -325,29 +413,69 @@ pub fn efficientnet(
     classes: usize,
     seed: u64,
 ) -> crate::proto::ModelProto {
-    let mut b = GraphBuilder::new(17);
+    efficientnet_styled(f, batch, resolution, classes, seed, Exporter::ExplicitBn)
+}
+
+/// [`efficientnet`] in the given exporter's spelling.
+pub fn efficientnet_styled(
+    f: &Family,
+    batch: crate::writer::Dim,
+    resolution: usize,
+    classes: usize,
+    seed: u64,
+    style: Exporter,
+) -> crate::proto::ModelProto {
+    use crate::proto::tensor_proto::DataType;
+    let mut b = GraphBuilder::new(if style == Exporter::KerasNhwc { 13 } else { 17 });
     let mut w = Weights::new(seed);
     let r = resolution as i64;
-    let x = b.input("input", crate::proto::tensor_proto::DataType::Float, &[batch, 3.into(), r.into(), r.into()]);
+    let mut x = if style == Exporter::KerasNhwc {
+        // NHWC input, rescaled per channel, then transposed into the convs' layout.
+        let x = b.input("input", DataType::Float, &[batch, r.into(), r.into(), 3.into()]);
+        let scale = b.weight_f32("rescale", &[3], &[1.0 / 0.229, 1.0 / 0.224, 1.0 / 0.225]);
+        let shift = b.weight_f32("offset", &[3], &[-0.485 / 0.229, -0.456 / 0.224, -0.406 / 0.225]);
+        let y = b.node("Mul", &[&x, &scale], vec![]);
+        let y = b.node("Add", &[&y, &shift], vec![]);
+        b.node("Transpose", &[&y], vec![attr_ints("perm", &[0, 3, 1, 2])])
+    } else {
+        b.input("input", DataType::Float, &[batch, 3.into(), r.into(), r.into()])
+    };
     let act = if f.lite { Act::Relu6 } else { Act::Swish };
     let stem = if f.lite { 32 } else { f.channels(32) };
-    let mut y = conv_bn(&mut b, &mut w, &x, 3, stem, 3, 2, 1);
-    y = activation(&mut b, &y, act);
+    x = conv_bn_styled(&mut b, &mut w, &x, [3, stem, 3, 2, 1], style);
+    let mut y = activation(&mut b, &x, act);
     let blocks = f.blocks();
     for s in &blocks {
-        y = mbconv(&mut b, &mut w, &y, s);
+        y = mbconv_styled(&mut b, &mut w, &y, s, style);
     }
     let last = blocks.last().map_or(stem, |s| s.c_out);
     let head = if f.lite { 1280 } else { 4 * last };
-    y = conv_bn(&mut b, &mut w, &y, last, head, 1, 1, 1);
+    y = conv_bn_styled(&mut b, &mut w, &y, [last, head, 1, 1, 1], style);
     y = activation(&mut b, &y, act);
     y = b.node("GlobalAveragePool", &[&y], vec![]);
-    y = b.node("Flatten", &[&y], vec![attr_int("axis", 1)]);
-    let fc_w = b.weight_f32("fc_w", &[classes as i64, head as i64], &w.he(classes * head, head));
-    let fc_b = b.weight_f32("fc_b", &[classes as i64], &vec![0.0; classes]);
-    b.node("Gemm", &[&y, &fc_w, &fc_b], vec![attr_int("transB", 1)]);
+    let (fc_w, fc_b) = (w.he(classes * head, head), vec![0.0; classes]);
+    if style == Exporter::KerasNhwc {
+        let shape = b.weight_i64("flat", &[-1, head as i64]);
+        y = b.node("Reshape", &[&y, &shape], vec![]);
+        let wt: Vec<f32> =
+            (0..head).flat_map(|i| (0..classes).map(move |o| (i, o))).map(|(i, o)| fc_w[o * head + i]).collect();
+        let wt = b.weight_f32("fc_w", &[head as i64, classes as i64], &wt);
+        let bias = b.weight_f32("fc_b", &[classes as i64], &fc_b);
+        y = b.node("MatMul", &[&y, &wt], vec![]);
+        y = b.node("Add", &[&y, &bias], vec![]);
+        b.node("Softmax", &[&y], vec![attr_int("axis", -1)]);
+    } else {
+        y = b.node("Flatten", &[&y], vec![attr_int("axis", 1)]);
+        let wt = b.weight_f32("fc_w", &[classes as i64, head as i64], &fc_w);
+        let bias = b.weight_f32("fc_b", &[classes as i64], &fc_b);
+        b.node("Gemm", &[&y, &wt, &bias], vec![attr_int("transB", 1)]);
+    }
     // Name the model output as exporters do.
-    b.graph.node.last_mut().expect("the Gemm was just added").output = vec!["logits".into()];
+    b.graph.node.last_mut().expect("the head was just added").output = vec!["logits".into()];
     b.output("logits");
-    b.build()
+    let mut model = b.build();
+    if style == Exporter::KerasNhwc {
+        model.opset_import.push(crate::proto::OperatorSetIdProto { domain: "ai.onnx.ml".into(), version: 2 });
+    }
+    model
 }

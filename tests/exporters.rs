@@ -1,0 +1,76 @@
+//! Every exporter spelling of an EfficientNet (written by the family writer) compiles,
+//! fuses into the expected number of MBConv super-ops and agrees with tract.
+
+mod common;
+
+use effc::compare::Comparison;
+use effc_onnx::family::{Exporter, Family, efficientnet_styled};
+use effc_onnx::writer::{Dim, encode, save_with_external_data};
+
+const STYLES: [Exporter; 4] =
+    [Exporter::TorchvisionLegacy, Exporter::ExplicitBn, Exporter::TfSamePadding, Exporter::KerasNhwc];
+
+fn input_shape(style: Exporter, batch: usize, res: usize) -> Vec<usize> {
+    if style == Exporter::KerasNhwc { vec![batch, res, res, 3] } else { vec![batch, 3, res, res] }
+}
+
+/// Compiles `path`, checks the fusion count, and compares with tract on two inputs.
+fn check(path: &std::path::Path, style: Exporter, f: &Family, opts: &effc::Options, shape: &[usize]) -> Vec<f32> {
+    let c = effc::compile_file(path, opts).unwrap_or_else(|e| panic!("{style:?}: {e}"));
+    let h = &c.summary.ops_after;
+    assert_eq!(h.get("MBConv"), Some(&f.blocks().len()), "{style:?}: {h:?}");
+    for gone in ["BatchNormalization", "Pad", "Shape", "Sigmoid", "Identity"] {
+        assert!(!h.contains_key(gone), "{style:?} left {gone}: {h:?}");
+    }
+    let tract = effc_tract::Reference::load(path, &[shape.to_vec()], &[]).unwrap();
+    let mut first = Vec::new();
+    for seed in 0..2 {
+        let x = effc::input::seeded_noise(shape, seed);
+        let ours = c.model().unwrap().run(std::slice::from_ref(&x)).unwrap()[0].to_f32_vec();
+        let theirs = tract.run(&[&x.to_f32_vec()]).unwrap();
+        let cmp = Comparison::new(&ours, &theirs[0].data);
+        assert!(cmp.max_rel <= 1e-4 && cmp.cosine > 0.999_999, "{style:?} seed {seed}: {cmp:?}");
+        if seed == 0 {
+            first = ours;
+        }
+    }
+    first
+}
+
+#[test]
+fn every_exporter_style_fuses_and_matches_tract() {
+    let f = Family::efficientnet(0).unwrap();
+    let mut outputs = Vec::new();
+    for style in STYLES {
+        let m = efficientnet_styled(&f, 1.into(), 64, 16, 11, style);
+        let (_dir, path) = common::write_temp(&m);
+        outputs.push(check(&path, style, &f, &effc::Options::default(), &input_shape(style, 1, 64)));
+    }
+    // Folded and explicit BatchNorm spell the same function: same logits.
+    let cmp = Comparison::new(&outputs[0], &outputs[1]);
+    assert!(cmp.max_rel < 1e-5, "legacy vs explicit BN: {cmp:?}");
+}
+
+#[test]
+fn lite_batch_and_symbolic_batch_and_external_data() {
+    let lite = Family::lite(0).unwrap();
+    // Batch 2 in the TF-same-padding spelling, relu6 blocks without SE.
+    let m = efficientnet_styled(&lite, 2.into(), 48, 8, 5, Exporter::TfSamePadding);
+    let (_dir, path) = common::write_temp(&m);
+    check(&path, Exporter::TfSamePadding, &lite, &effc::Options::default(), &[2, 3, 48, 48]);
+    // Symbolic batch bound to 3, weights in an external data file.
+    let b1 = Family::efficientnet(1).unwrap();
+    let m = efficientnet_styled(&b1, Dim::Symbolic("N".into()), 40, 8, 6, Exporter::TorchvisionLegacy);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b1.onnx");
+    save_with_external_data(&m, &path, "b1.onnx.data", 1024).unwrap();
+    assert!(std::fs::metadata(&path).unwrap().len() < 200_000, "weights moved out of the model file");
+    let mut opts = effc::Options::default();
+    opts.input_shapes.insert("input".into(), vec![3, 3, 40, 40]);
+    let ext = check(&path, Exporter::TorchvisionLegacy, &b1, &opts, &[3, 3, 40, 40]);
+    // The in-memory copy (weights inline) computes the same.
+    let inline = effc::compile_bytes(encode(&m), None, &opts).unwrap();
+    let x = effc::input::seeded_noise(&[3, 3, 40, 40], 0);
+    let y = inline.model().unwrap().run(&[x]).unwrap()[0].to_f32_vec();
+    assert_eq!(y, ext);
+}
