@@ -177,7 +177,7 @@ pub fn conv_bn_styled(b: &mut GraphBuilder, w: &mut Weights, x: &str, dims: [usi
         }
         _ => (x.to_string(), [p; 4]),
     };
-    let mut attrs = vec![
+    let attrs = vec![
         attr_ints("kernel_shape", &[k, k]),
         attr_ints("strides", &[stride as i64, stride as i64]),
         attr_ints("pads", &pads),
