@@ -74,3 +74,38 @@ fn lite_batch_and_symbolic_batch_and_external_data() {
     let y = inline.model().unwrap().run(&[x]).unwrap()[0].to_f32_vec();
     assert_eq!(y, ext);
 }
+
+#[test]
+fn mobilenets_fuse_every_inverted_residual_block_and_match_tract() {
+    use effc_onnx::family::{MobileNet, mobilenet};
+    for (net, style) in [(MobileNet::V2, Exporter::ExplicitBn), (MobileNet::V3Large, Exporter::TorchvisionLegacy)] {
+        let (_, blocks, _) = net.layout();
+        let m = mobilenet(net, 1.into(), 64, 10, 4, style);
+        let (_dir, path) = common::write_temp(&m);
+        let c = effc::compile_file(&path, &effc::Options::default()).unwrap();
+        let h = &c.summary.ops_after;
+        assert_eq!(h.get("MBConv"), Some(&blocks.len()), "{net:?}: {h:?}");
+        for gone in ["BatchNormalization", "Clip", "HardSigmoid", "Mul", "Add", "Relu"] {
+            assert!(!h.contains_key(gone), "{net:?} left {gone}: {h:?}");
+        }
+        let tract = effc_tract::Reference::load(&path, &[vec![1, 3, 64, 64]], &[]).unwrap();
+        let x = effc::input::seeded_noise(&[1, 3, 64, 64], 1);
+        let ours = c.model().unwrap().run(std::slice::from_ref(&x)).unwrap()[0].to_f32_vec();
+        let theirs = tract.run(&[&x.to_f32_vec()]).unwrap();
+        let cmp = Comparison::new(&ours, &theirs[0].data);
+        assert!(cmp.max_rel <= 1e-4 && cmp.cosine > 0.999_999, "{net:?}: {cmp:?}");
+    }
+}
+
+/// Full-size B0 (224×224) in every spelling. Slow in the dev profile, so run on request:
+/// `cargo test --release --test exporters -- --ignored`.
+#[test]
+#[ignore]
+fn full_size_b0_in_every_style() {
+    let f = Family::efficientnet(0).unwrap();
+    for style in STYLES {
+        let m = efficientnet_styled(&f, 1.into(), 224, 1000, 21, style);
+        let (_dir, path) = common::write_temp(&m);
+        check(&path, style, &f, &effc::Options::default(), &input_shape(style, 1, 224));
+    }
+}

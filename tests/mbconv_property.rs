@@ -24,7 +24,7 @@ fn spec() -> impl Strategy<Value = (MbConvSpec, usize, u64)> {
     )
         .prop_map(|(c_in, c_out, same, expand_ratio, kernel, stride, se, act, hw, (seed, se_style))| {
             let c_out = if same { c_in } else { c_out };
-            (MbConvSpec { c_in, c_out, expand_ratio, kernel, stride, se, act, se_style }, hw, seed)
+            (MbConvSpec { c_in, c_out, expand_ratio, expanded: None, kernel, stride, se, act, se_style }, hw, seed)
         })
 }
 
@@ -76,7 +76,7 @@ fn mbconv_corner_cases() {
         (24, 40, 6, 5, 2, Some(6), Act::Swish, SeStyle::MatMul),
         (8, 8, 4, 3, 2, None, Act::Swish, SeStyle::Conv),
     ] {
-        let s = MbConvSpec { c_in, c_out, expand_ratio: e, kernel: k, stride: st, se, act, se_style };
+        let s = MbConvSpec { c_in, c_out, expand_ratio: e, expanded: None, kernel: k, stride: st, se, act, se_style };
         check(&s, 9, 7).unwrap();
         // Batch 3: per-sample rings, row sums and SE-scaled projection weights.
         check_batch(&s, 3, 11, 8).unwrap();

@@ -30,7 +30,10 @@ pub enum SeStyle {
 pub struct MbConvSpec {
     pub c_in: usize,
     pub c_out: usize,
+    /// Expansion as a ratio of `c_in` (EfficientNet); see `expanded` for absolute counts.
     pub expand_ratio: usize,
+    /// Expanded channels given directly (MobileNetV3's 200, 184, …); overrides the ratio.
+    pub expanded: Option<usize>,
     pub kernel: usize,
     pub stride: usize,
     /// Squeezed channels of the SE branch; `None` for no SE.
@@ -40,6 +43,11 @@ pub struct MbConvSpec {
 }
 
 impl MbConvSpec {
+    /// Channels after expansion.
+    pub fn c_exp(&self) -> usize {
+        self.expanded.unwrap_or(self.c_in * self.expand_ratio)
+    }
+
     /// The residual is added when the block keeps shape.
     pub fn residual(&self) -> bool {
         self.stride == 1 && self.c_in == self.c_out
@@ -250,7 +258,9 @@ pub fn squeeze_excite_styled(
     let (ci, si) = (c as i64, squeezed as i64);
     let (w1v, b1v) = (w.he(c * squeezed, c), w.he(squeezed, c));
     let (w2v, b2v) = (w.he(c * squeezed, squeezed), w.he(c, squeezed));
-    let inner = if act == Act::HardSwish { Act::Relu } else { act };
+    // MobileNetV3 spelling (hard-swish or relu blocks): relu inside, hard-sigmoid gate.
+    let mobile = matches!(act, Act::HardSwish | Act::Relu);
+    let inner = if mobile { Act::Relu } else { act };
     let g = if style == SeStyle::Conv {
         let w1 = b.weight_f32("se_w1", &[si, ci, 1, 1], &w1v);
         let b1 = b.weight_f32("se_b1", &[si], &b1v);
@@ -270,7 +280,7 @@ pub fn squeeze_excite_styled(
         let h = activation(b, &h, inner);
         dense(b, &h, &w2v, &b2v, squeezed, c, style)
     };
-    let g = if act == Act::HardSwish {
+    let g = if mobile {
         b.node("HardSigmoid", &[&g], vec![attr_float("alpha", 1.0 / 6.0), attr_float("beta", 0.5)])
     } else {
         b.node("Sigmoid", &[&g], vec![])
@@ -296,9 +306,9 @@ pub fn mbconv(b: &mut GraphBuilder, w: &mut Weights, x: &str, s: &MbConvSpec) ->
 
 /// [`mbconv`] in an exporter's spelling.
 pub fn mbconv_styled(b: &mut GraphBuilder, w: &mut Weights, x: &str, s: &MbConvSpec, style: Exporter) -> String {
-    let c_exp = s.c_in * s.expand_ratio;
+    let c_exp = s.c_exp();
     let mut y = x.to_string();
-    if s.expand_ratio != 1 {
+    if c_exp != s.c_in {
         y = conv_bn_styled(b, w, &y, [s.c_in, c_exp, 1, 1, 1], style);
         y = activation(b, &y, s.act);
     }
@@ -386,6 +396,7 @@ impl Family {
                 let stride = if r == 0 { s } else { 1 };
                 let se = (!self.lite).then_some((c_in / 4).max(1));
                 out.push(MbConvSpec {
+                    expanded: None,
                     c_in,
                     c_out,
                     expand_ratio: e,
@@ -478,4 +489,135 @@ pub fn efficientnet_styled(
         model.opset_import.push(crate::proto::OperatorSetIdProto { domain: "ai.onnx.ml".into(), version: 2 });
     }
     model
+}
+
+/// A MobileNet (inverted-residual family) architecture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MobileNet {
+    /// MobileNetV2: relu6, no squeeze-excite, kernel 3.
+    V2,
+    /// MobileNetV3-Large: relu or hard-swish, hard-sigmoid squeeze-excite, Linear +
+    /// hard-swish + Linear head.
+    V3Large,
+}
+
+fn make_divisible(v: f64) -> usize {
+    let r = ((v + 4.0) as usize / 8 * 8).max(8);
+    if (r as f64) < 0.9 * v { r + 8 } else { r }
+}
+
+impl MobileNet {
+    /// Stem channels, the blocks and the last conv's channels (torchvision's tables).
+    pub fn layout(self) -> (usize, Vec<MbConvSpec>, usize) {
+        let mut blocks = Vec::new();
+        match self {
+            MobileNet::V2 => {
+                let mut c_in = 32;
+                for (t, c, n, s) in [
+                    (1, 16, 1, 1),
+                    (6, 24, 2, 2),
+                    (6, 32, 3, 2),
+                    (6, 64, 4, 2),
+                    (6, 96, 3, 1),
+                    (6, 160, 3, 2),
+                    (6, 320, 1, 1),
+                ] {
+                    for r in 0..n {
+                        let stride = if r == 0 { s } else { 1 };
+                        blocks.push(MbConvSpec {
+                            c_in,
+                            c_out: c,
+                            expand_ratio: t,
+                            expanded: None,
+                            kernel: 3,
+                            stride,
+                            se: None,
+                            act: Act::Relu6,
+                            se_style: SeStyle::Conv,
+                        });
+                        c_in = c;
+                    }
+                }
+                (32, blocks, 1280)
+            }
+            MobileNet::V3Large => {
+                let mut c_in = 16;
+                let rows: [(usize, usize, usize, bool, Act, usize); 15] = [
+                    (3, 16, 16, false, Act::Relu, 1),
+                    (3, 64, 24, false, Act::Relu, 2),
+                    (3, 72, 24, false, Act::Relu, 1),
+                    (5, 72, 40, true, Act::Relu, 2),
+                    (5, 120, 40, true, Act::Relu, 1),
+                    (5, 120, 40, true, Act::Relu, 1),
+                    (3, 240, 80, false, Act::HardSwish, 2),
+                    (3, 200, 80, false, Act::HardSwish, 1),
+                    (3, 184, 80, false, Act::HardSwish, 1),
+                    (3, 184, 80, false, Act::HardSwish, 1),
+                    (3, 480, 112, true, Act::HardSwish, 1),
+                    (3, 672, 112, true, Act::HardSwish, 1),
+                    (5, 672, 160, true, Act::HardSwish, 2),
+                    (5, 960, 160, true, Act::HardSwish, 1),
+                    (5, 960, 160, true, Act::HardSwish, 1),
+                ];
+                for (k, exp, c, se, act, s) in rows {
+                    blocks.push(MbConvSpec {
+                        c_in,
+                        c_out: c,
+                        expand_ratio: 1,
+                        expanded: Some(exp),
+                        kernel: k,
+                        stride: s,
+                        se: se.then(|| make_divisible(exp as f64 / 4.0)),
+                        act,
+                        se_style: SeStyle::Conv,
+                    });
+                    c_in = c;
+                }
+                (16, blocks, 960)
+            }
+        }
+    }
+}
+
+/// Writes a MobileNet with seeded weights in an exporter's spelling (NCHW styles).
+pub fn mobilenet(
+    net: MobileNet,
+    batch: crate::writer::Dim,
+    resolution: usize,
+    classes: usize,
+    seed: u64,
+    style: Exporter,
+) -> crate::proto::ModelProto {
+    use crate::proto::tensor_proto::DataType;
+    let mut b = GraphBuilder::new(17);
+    let mut w = Weights::new(seed);
+    let r = resolution as i64;
+    let x = b.input("input", DataType::Float, &[batch, 3.into(), r.into(), r.into()]);
+    let (stem, blocks, last) = net.layout();
+    let act = if net == MobileNet::V2 { Act::Relu6 } else { Act::HardSwish };
+    let mut y = conv_bn_styled(&mut b, &mut w, &x, [3, stem, 3, 2, 1], style);
+    y = activation(&mut b, &y, act);
+    for s in &blocks {
+        y = mbconv_styled(&mut b, &mut w, &y, s, style);
+    }
+    let c = blocks.last().map_or(stem, |s| s.c_out);
+    y = conv_bn_styled(&mut b, &mut w, &y, [c, last, 1, 1, 1], style);
+    y = activation(&mut b, &y, act);
+    y = b.node("GlobalAveragePool", &[&y], vec![]);
+    y = b.node("Flatten", &[&y], vec![attr_int("axis", 1)]);
+    let mut width = last;
+    if net == MobileNet::V3Large {
+        let hidden = 1280;
+        let wt = b.weight_f32("fc1_w", &[hidden as i64, last as i64], &w.he(hidden * last, last));
+        let bias = b.weight_f32("fc1_b", &[hidden as i64], &vec![0.0; hidden]);
+        y = b.node("Gemm", &[&y, &wt, &bias], vec![attr_int("transB", 1)]);
+        y = b.node("HardSwish", &[&y], vec![]);
+        width = hidden;
+    }
+    let wt = b.weight_f32("fc_w", &[classes as i64, width as i64], &w.he(classes * width, width));
+    let bias = b.weight_f32("fc_b", &[classes as i64], &vec![0.0; classes]);
+    b.node("Gemm", &[&y, &wt, &bias], vec![attr_int("transB", 1)]);
+    b.graph.node.last_mut().expect("the head was just added").output = vec!["logits".into()];
+    b.output("logits");
+    b.build()
 }
