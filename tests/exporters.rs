@@ -97,10 +97,8 @@ fn mobilenets_fuse_every_inverted_residual_block_and_match_tract() {
     }
 }
 
-/// Full-size B0 (224×224) in every spelling. Slow in the dev profile, so run on request:
-/// `cargo test --release --test exporters -- --ignored`.
+/// Full-size B0 (224×224, 1000 classes) in every spelling (about 2 s).
 #[test]
-#[ignore]
 fn full_size_b0_in_every_style() {
     let f = Family::efficientnet(0).unwrap();
     for style in STYLES {
