@@ -7,8 +7,7 @@ use effc::compare::Comparison;
 use effc_onnx::family::{Exporter, Family, efficientnet_styled};
 use effc_onnx::writer::{Dim, encode, save_with_external_data};
 
-const STYLES: [Exporter; 4] =
-    [Exporter::TorchvisionLegacy, Exporter::ExplicitBn, Exporter::TfSamePadding, Exporter::KerasNhwc];
+const STYLES: [Exporter; 7] = Exporter::ALL;
 
 fn input_shape(style: Exporter, batch: usize, res: usize) -> Vec<usize> {
     if style == Exporter::KerasNhwc { vec![batch, res, res, 3] } else { vec![batch, 3, res, res] }
@@ -46,9 +45,13 @@ fn every_exporter_style_fuses_and_matches_tract() {
         let (_dir, path) = common::write_temp(&m);
         outputs.push(check(&path, style, &f, &effc::Options::default(), &input_shape(style, 1, 64)));
     }
-    // Folded and explicit BatchNorm spell the same function: same logits.
-    let cmp = Comparison::new(&outputs[0], &outputs[1]);
-    assert!(cmp.max_rel < 1e-5, "legacy vs explicit BN: {cmp:?}");
+    // Styles with symmetric pads spell the same function as explicit BN: same logits.
+    for (i, style) in STYLES.iter().enumerate() {
+        if matches!(style, Exporter::TorchvisionLegacy | Exporter::Dynamo | Exporter::Timm | Exporter::Lukemelas) {
+            let cmp = Comparison::new(&outputs[i], &outputs[1]);
+            assert!(cmp.max_rel < 1e-5, "{style:?} vs explicit BN: {cmp:?}");
+        }
+    }
 }
 
 #[test]
@@ -105,5 +108,33 @@ fn full_size_b0_in_every_style() {
         let m = efficientnet_styled(&f, 1.into(), 224, 1000, 21, style);
         let (_dir, path) = common::write_temp(&m);
         check(&path, style, &f, &effc::Options::default(), &input_shape(style, 1, 224));
+    }
+}
+
+#[test]
+fn oldest_and_newest_opsets_and_every_b_series_resolution() {
+    let f = Family::efficientnet(0).unwrap();
+    for opset in [11, 21] {
+        let mut m = efficientnet_styled(&f, 1.into(), 64, 16, 11, Exporter::ExplicitBn);
+        m.opset_import[0].version = opset;
+        let (_dir, path) = common::write_temp(&m);
+        check(&path, Exporter::ExplicitBn, &f, &effc::Options::default(), &[1, 3, 64, 64]);
+    }
+    // The B-series resolutions, on the B0 layout (the architecture's other multipliers are
+    // covered in tests/family.rs).
+    for res in [224, 240, 260, 300, 380, 456, 528, 600] {
+        let m = efficientnet_styled(&f, 1.into(), res, 10, 12, Exporter::TfSamePadding);
+        let bytes = encode(&m);
+        let c = effc::compile_bytes(bytes, None, &effc::Options { analyze_only: true, ..Default::default() }).unwrap();
+        assert_eq!(c.summary.ops_after.get("MBConv"), Some(&16), "{res}");
+        let scale = (res as f64 / 224.0).powi(2);
+        let macs = c.summary.macs as f64 / 1e6;
+        // Odd feature-map sizes round up at each stride, so the cost grows a little faster.
+        assert!(macs > 385.0 * scale * 0.95 && macs < 386.0 * scale * 1.25, "{res}: {macs} M");
+    }
+    for res in [456, 600] {
+        let m = efficientnet_styled(&f, 1.into(), res, 10, 12, Exporter::TfSamePadding);
+        let (_dir, path) = common::write_temp(&m);
+        check(&path, Exporter::TfSamePadding, &f, &effc::Options::default(), &[1, 3, res, res]);
     }
 }

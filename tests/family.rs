@@ -75,3 +75,31 @@ fn small_family_members_match_tract() {
         assert!(cmp.max_rel <= 1e-4 && cmp.cosine > 0.999_999, "{}: {cmp:?}", f.name);
     }
 }
+
+/// Larger members at their own resolutions: B2 (260×260) always, B4 (380×380) on request
+/// (`cargo test --release --test family -- --ignored`).
+fn full_size(b: usize) {
+    let f = Family::efficientnet(b).unwrap();
+    let m = efficientnet(&f, 1.into(), f.resolution, 1000, 9);
+    let (_dir, path) = common::write_temp(&m);
+    let c = effc::compile_file(&path, &effc::Options::default()).unwrap();
+    assert_eq!(c.summary.ops_after.get("MBConv"), Some(&f.blocks().len()));
+    let shape = vec![1, 3, f.resolution, f.resolution];
+    let tract = effc_tract::Reference::load(&path, std::slice::from_ref(&shape), &[]).unwrap();
+    let x = effc::input::seeded_noise(&shape, 1);
+    let ours = c.model().unwrap().run(std::slice::from_ref(&x)).unwrap()[0].to_f32_vec();
+    let theirs = tract.run(&[&x.to_f32_vec()]).unwrap();
+    let cmp = Comparison::new(&ours, &theirs[0].data);
+    assert!(cmp.max_rel <= 1e-4 && cmp.cosine > 0.999_999, "B{b}: {cmp:?}");
+}
+
+#[test]
+fn b2_at_260_matches_tract() {
+    full_size(2);
+}
+
+#[test]
+#[ignore]
+fn b4_at_380_matches_tract() {
+    full_size(4);
+}

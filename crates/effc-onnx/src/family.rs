@@ -112,6 +112,78 @@ pub enum Exporter {
     /// strided convs, BatchNorm folded, MatMul squeeze-excite, MatMul + Add + Softmax head
     /// and an unused `ai.onnx.ml` opset import.
     KerasNhwc,
+    /// torchvision through the dynamo exporter: opset 18, BatchNorm folded, ReduceMean
+    /// (axes as an input) squeeze-excite, Reshape + Gemm head.
+    Dynamo,
+    /// timm `efficientnet_b0`: explicit BatchNorm, ReduceMean (axes attribute, keepdims)
+    /// squeeze-excite.
+    Timm,
+    /// lukemelas `efficientnet_pytorch`: a static Pad in front of every k×k conv whose pads
+    /// come through ConstantOfShape → Concat → Reshape → Slice → Transpose → Cast.
+    Lukemelas,
+}
+
+impl Exporter {
+    pub const ALL: [Exporter; 7] = [
+        Exporter::TorchvisionLegacy,
+        Exporter::ExplicitBn,
+        Exporter::TfSamePadding,
+        Exporter::KerasNhwc,
+        Exporter::Dynamo,
+        Exporter::Timm,
+        Exporter::Lukemelas,
+    ];
+
+    fn opset(self) -> i64 {
+        match self {
+            Exporter::KerasNhwc | Exporter::Timm => 13,
+            Exporter::Dynamo => 18,
+            _ => 17,
+        }
+    }
+
+    fn se_pool(self) -> SePool {
+        match self {
+            Exporter::Dynamo => SePool::ReduceMeanInput,
+            Exporter::Timm => SePool::ReduceMeanAttr,
+            _ => SePool::GlobalAveragePool,
+        }
+    }
+}
+
+/// How the squeeze-excite mean over H, W is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SePool {
+    #[default]
+    GlobalAveragePool,
+    /// ReduceMean with `axes` as an attribute (opsets before 18).
+    ReduceMeanAttr,
+    /// ReduceMean with `axes` as an input (opset 18 on).
+    ReduceMeanInput,
+}
+
+/// Symmetric pads spelled the way `efficientnet_pytorch` exports F.pad.
+fn lukemelas_pad(b: &mut GraphBuilder, x: &str, p: i64) -> String {
+    use crate::proto::tensor_proto::DataType;
+    let four = b.weight_i64("pad_n", &[4]);
+    let zero = crate::writer::tensor_i64("v", &[1], &[0]);
+    let zeros = b.node("ConstantOfShape", &[&four], vec![crate::writer::attr_tensor("value", zero)]);
+    let given = b.weight_i64("pad_given", &[p, p, p, p]);
+    let all = b.node("Concat", &[&given, &zeros], vec![attr_int("axis", 0)]);
+    let pairs_shape = b.weight_i64("pad_pairs", &[-1, 2]);
+    let pairs = b.node("Reshape", &[&all, &pairs_shape], vec![]);
+    let (st, en, ax, sp) = (
+        b.weight_i64("st", &[-1]),
+        b.weight_i64("en", &[i64::MIN]),
+        b.weight_i64("ax", &[0]),
+        b.weight_i64("sp", &[-1]),
+    );
+    let rev = b.node("Slice", &[&pairs, &st, &en, &ax, &sp], vec![]);
+    let tr = b.node("Transpose", &[&rev], vec![attr_ints("perm", &[1, 0])]);
+    let flat_shape = b.weight_i64("pad_flat", &[-1]);
+    let flat = b.node("Reshape", &[&tr, &flat_shape], vec![]);
+    let pads = b.node("Cast", &[&flat], vec![attr_int("to", DataType::Int64 as i64)]);
+    b.node("Pad", &[x, &pads], vec![])
 }
 
 /// Conv (no bias) + explicit BatchNormalization with statistics that keep the output
@@ -173,10 +245,11 @@ pub fn conv_bn_styled(b: &mut GraphBuilder, w: &mut Weights, x: &str, dims: [usi
     let var: Vec<f32> = (0..c_out).map(|_| 1.0 + 0.5 * w.uniform().abs()).collect();
     let eps = 1e-3f32;
     let wdims = [c_out as i64, (c_in / group) as i64, k, k];
-    let folded = matches!(style, Exporter::TorchvisionLegacy | Exporter::KerasNhwc);
+    let folded = matches!(style, Exporter::TorchvisionLegacy | Exporter::KerasNhwc | Exporter::Dynamo);
     let p = (kernel / 2) as i64;
     let (input, pads) = match style {
         Exporter::TfSamePadding if kernel > 1 || stride > 1 => (tf_same_pad(b, x, kernel, stride), [0; 4]),
+        Exporter::Lukemelas if kernel > 1 => (lukemelas_pad(b, x, p), [0; 4]),
         Exporter::KerasNhwc if stride > 1 => {
             // Keras' ZeroPadding2D before a "valid" strided conv: one more row and column
             // at the end, as TF "same" gives for even sizes.
@@ -241,7 +314,7 @@ fn dense(
 
 /// Squeeze-excite on `x` (C channels): GAP → FC → act → FC → gate → Mul.
 pub fn squeeze_excite(b: &mut GraphBuilder, w: &mut Weights, x: &str, c: usize, squeezed: usize, act: Act) -> String {
-    squeeze_excite_styled(b, w, x, c, squeezed, act, SeStyle::Conv)
+    squeeze_excite_styled(b, w, x, c, squeezed, act, SeStyle::Conv, SePool::GlobalAveragePool)
 }
 
 /// [`squeeze_excite`] with the FC layers written in `style`.
@@ -253,8 +326,16 @@ pub fn squeeze_excite_styled(
     squeezed: usize,
     act: Act,
     style: SeStyle,
+    pool: SePool,
 ) -> String {
-    let p = b.node("GlobalAveragePool", &[x], vec![]);
+    let p = match pool {
+        SePool::GlobalAveragePool => b.node("GlobalAveragePool", &[x], vec![]),
+        SePool::ReduceMeanAttr => b.node("ReduceMean", &[x], vec![attr_ints("axes", &[2, 3]), attr_int("keepdims", 1)]),
+        SePool::ReduceMeanInput => {
+            let axes = b.weight_i64("se_mean_axes", &[2, 3]);
+            b.node("ReduceMean", &[x, &axes], vec![attr_int("keepdims", 1)])
+        }
+    };
     let (ci, si) = (c as i64, squeezed as i64);
     let (w1v, b1v) = (w.he(c * squeezed, c), w.he(squeezed, c));
     let (w2v, b2v) = (w.he(c * squeezed, squeezed), w.he(c, squeezed));
@@ -316,7 +397,7 @@ pub fn mbconv_styled(b: &mut GraphBuilder, w: &mut Weights, x: &str, s: &MbConvS
     y = activation(b, &y, s.act);
     if let Some(sq) = s.se {
         let se_style = if style == Exporter::KerasNhwc { SeStyle::MatMul } else { s.se_style };
-        y = squeeze_excite_styled(b, w, &y, c_exp, sq, s.act, se_style);
+        y = squeeze_excite_styled(b, w, &y, c_exp, sq, s.act, se_style, style.se_pool());
     }
     y = conv_bn_styled(b, w, &y, [c_exp, s.c_out, 1, 1, 1], style);
     if s.residual() {
@@ -437,16 +518,23 @@ pub fn efficientnet_styled(
     style: Exporter,
 ) -> crate::proto::ModelProto {
     use crate::proto::tensor_proto::DataType;
-    let mut b = GraphBuilder::new(if style == Exporter::KerasNhwc { 13 } else { 17 });
+    let mut b = GraphBuilder::new(style.opset());
     let mut w = Weights::new(seed);
     let r = resolution as i64;
     let mut x = if style == Exporter::KerasNhwc {
         // NHWC input, rescaled per channel, then transposed into the convs' layout.
         let x = b.input("input", DataType::Float, &[batch, r.into(), r.into(), 3.into()]);
-        let scale = b.weight_f32("rescale", &[3], &[1.0 / 0.229, 1.0 / 0.224, 1.0 / 0.225]);
-        let shift = b.weight_f32("offset", &[3], &[-0.485 / 0.229, -0.456 / 0.224, -0.406 / 0.225]);
+        // Keras' Rescaling and Normalization layers: x·(1/255)·255 − mean, ÷ std, + 0.
+        let scale = b.weight_f32("rescale", &[], &[1.0 / 255.0]);
+        let unscale = b.weight_f32("unscale", &[], &[255.0]);
+        let mean = b.weight_f32("mean", &[3], &[0.485, 0.456, 0.406]);
+        let std = b.weight_f32("std", &[3], &[0.229, 0.224, 0.225]);
+        let zero = b.weight_f32("zero", &[1, 1, 1, 3], &[0.0; 3]);
         let y = b.node("Mul", &[&x, &scale], vec![]);
-        let y = b.node("Add", &[&y, &shift], vec![]);
+        let y = b.node("Mul", &[&y, &unscale], vec![]);
+        let y = b.node("Sub", &[&y, &mean], vec![]);
+        let y = b.node("Div", &[&y, &std], vec![]);
+        let y = b.node("Add", &[&y, &zero], vec![]);
         b.node("Transpose", &[&y], vec![attr_ints("perm", &[0, 3, 1, 2])])
     } else {
         b.input("input", DataType::Float, &[batch, 3.into(), r.into(), r.into()])
@@ -476,7 +564,12 @@ pub fn efficientnet_styled(
         y = b.node("Add", &[&y, &bias], vec![]);
         b.node("Softmax", &[&y], vec![attr_int("axis", -1)]);
     } else {
-        y = b.node("Flatten", &[&y], vec![attr_int("axis", 1)]);
+        y = if style == Exporter::Dynamo {
+            let shape = b.weight_i64("flat", &[-1, head as i64]);
+            b.node("Reshape", &[&y, &shape], vec![])
+        } else {
+            b.node("Flatten", &[&y], vec![attr_int("axis", 1)])
+        };
         let wt = b.weight_f32("fc_w", &[classes as i64, head as i64], &fc_w);
         let bias = b.weight_f32("fc_b", &[classes as i64], &fc_b);
         b.node("Gemm", &[&y, &wt, &bias], vec![attr_int("transB", 1)]);
