@@ -314,10 +314,10 @@ fn dense(
 
 /// Squeeze-excite on `x` (C channels): GAP → FC → act → FC → gate → Mul.
 pub fn squeeze_excite(b: &mut GraphBuilder, w: &mut Weights, x: &str, c: usize, squeezed: usize, act: Act) -> String {
-    squeeze_excite_styled(b, w, x, c, squeezed, act, SeStyle::Conv, SePool::GlobalAveragePool)
+    squeeze_excite_styled(b, w, x, c, squeezed, act, (SeStyle::Conv, SePool::GlobalAveragePool))
 }
 
-/// [`squeeze_excite`] with the FC layers written in `style`.
+/// [`squeeze_excite`] with the FC layers written in `style` and the mean as `pool`.
 pub fn squeeze_excite_styled(
     b: &mut GraphBuilder,
     w: &mut Weights,
@@ -325,8 +325,7 @@ pub fn squeeze_excite_styled(
     c: usize,
     squeezed: usize,
     act: Act,
-    style: SeStyle,
-    pool: SePool,
+    (style, pool): (SeStyle, SePool),
 ) -> String {
     let p = match pool {
         SePool::GlobalAveragePool => b.node("GlobalAveragePool", &[x], vec![]),
@@ -397,7 +396,7 @@ pub fn mbconv_styled(b: &mut GraphBuilder, w: &mut Weights, x: &str, s: &MbConvS
     y = activation(b, &y, s.act);
     if let Some(sq) = s.se {
         let se_style = if style == Exporter::KerasNhwc { SeStyle::MatMul } else { s.se_style };
-        y = squeeze_excite_styled(b, w, &y, c_exp, sq, s.act, se_style, style.se_pool());
+        y = squeeze_excite_styled(b, w, &y, c_exp, sq, s.act, (se_style, style.se_pool()));
     }
     y = conv_bn_styled(b, w, &y, [c_exp, s.c_out, 1, 1, 1], style);
     if s.residual() {
