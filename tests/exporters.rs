@@ -7,7 +7,7 @@ use effc::compare::Comparison;
 use effc_onnx::family::{Exporter, Family, efficientnet_styled};
 use effc_onnx::writer::{Dim, encode, save_with_external_data};
 
-const STYLES: [Exporter; 7] = Exporter::ALL;
+const STYLES: [Exporter; 8] = Exporter::ALL;
 
 fn input_shape(style: Exporter, batch: usize, res: usize) -> Vec<usize> {
     if style == Exporter::KerasNhwc { vec![batch, res, res, 3] } else { vec![batch, 3, res, res] }

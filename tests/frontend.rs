@@ -53,29 +53,7 @@ fn tf_same_padding_chain_folds_into_conv_pads() {
     let mut b = GraphBuilder::new(13);
     let x = b.input_f32("x", &[1, 3, 9, 8]);
     let w = b.weight_f32("w", &[4, 3, 3, 3], &noise(108, 1));
-    let shape = b.node("Shape", &[&x], vec![]);
-    let hw_idx = b.weight_i64("hw", &[2, 3]);
-    let hw = b.node("Gather", &[&shape, &hw_idx], vec![attr_int("axis", 0)]);
-    let hw = b.node("Cast", &[&hw], vec![attr_int("to", DataType::Float as i64)]);
-    let two = b.weight_f32("two", &[], &[2.0]);
-    let three = b.weight_f32("three", &[], &[3.0]);
-    let one = b.weight_f32("one", &[], &[1.0]);
-    let zero = b.weight_f32("zero", &[], &[0.0]);
-    let div = b.node("Div", &[&hw, &two], vec![]);
-    let out = b.node("Ceil", &[&div], vec![]);
-    let t = b.node("Sub", &[&out, &one], vec![]);
-    let t = b.node("Mul", &[&t, &two], vec![]);
-    let t = b.node("Add", &[&t, &three], vec![]);
-    let t = b.node("Sub", &[&t, &hw], vec![]);
-    let total = b.node("Max", &[&t, &zero], vec![]);
-    let half = b.node("Div", &[&total, &two], vec![]);
-    let begin = b.node("Floor", &[&half], vec![]);
-    let end = b.node("Sub", &[&total, &begin], vec![]);
-    let begin = b.node("Cast", &[&begin], vec![attr_int("to", DataType::Int64 as i64)]);
-    let end = b.node("Cast", &[&end], vec![attr_int("to", DataType::Int64 as i64)]);
-    let zeros = b.weight_i64("z", &[0, 0]);
-    let pads = b.node("Concat", &[&zeros, &begin, &zeros, &end], vec![attr_int("axis", 0)]);
-    let padded = b.node("Pad", &[&x, &pads], vec![]);
+    let padded = effc_onnx::family::tf_same_pad(&mut b, &x, 3, 2);
     let y = b.node("Conv", &[&padded, &w], vec![attr_ints("strides", &[2, 2])]);
     b.output(&y);
     let c = compile_ok(&b.build());
@@ -95,25 +73,7 @@ fn constant_of_shape_pad_chain_folds_into_conv_pads() {
     let mut b = GraphBuilder::new(13);
     let x = b.input_f32("x", &[1, 2, 7, 7]);
     let w = b.weight_f32("w", &[2, 1, 3, 3], &noise(18, 2));
-    let four = b.weight_i64("four", &[4]);
-    let zeros =
-        b.node("ConstantOfShape", &[&four], vec![attr_tensor("value", effc_onnx::writer::tensor_i64("v", &[1], &[0]))]);
-    let given = b.weight_i64("given", &[wl, wr, ht, hb]);
-    let all = b.node("Concat", &[&given, &zeros], vec![attr_int("axis", 0)]);
-    let pairs_shape = b.weight_i64("pairs", &[-1, 2]);
-    let pairs = b.node("Reshape", &[&all, &pairs_shape], vec![]);
-    let (st, en, ax, sp) = (
-        b.weight_i64("st", &[-1]),
-        b.weight_i64("en", &[i64::MIN]),
-        b.weight_i64("ax", &[0]),
-        b.weight_i64("sp", &[-1]),
-    );
-    let rev = b.node("Slice", &[&pairs, &st, &en, &ax, &sp], vec![]);
-    let tr = b.node("Transpose", &[&rev], vec![attr_ints("perm", &[1, 0])]);
-    let flat_shape = b.weight_i64("flat", &[-1]);
-    let flat = b.node("Reshape", &[&tr, &flat_shape], vec![]);
-    let pads = b.node("Cast", &[&flat], vec![attr_int("to", DataType::Int64 as i64)]);
-    let padded = b.node("Pad", &[&x, &pads], vec![attr_string("mode", "constant")]);
+    let padded = effc_onnx::family::lukemelas_pad(&mut b, &x, [wl, wr, ht, hb]);
     let y = b.node("Conv", &[&padded, &w], vec![attr_int("group", 2)]);
     b.output(&y);
     let c = compile_ok(&b.build());

@@ -121,10 +121,14 @@ pub enum Exporter {
     /// lukemelas `efficientnet_pytorch`: a static Pad in front of every k×k conv whose pads
     /// come through ConstantOfShape → Concat → Reshape → Slice → Transpose → Cast.
     Lukemelas,
+    /// geffnet's exportable configs at opset 11: a Pad with constant TF-"same" pads (one
+    /// more row and column at the end for strided convs) in front of every k×k conv,
+    /// explicit BatchNorm.
+    Geffnet,
 }
 
 impl Exporter {
-    pub const ALL: [Exporter; 7] = [
+    pub const ALL: [Exporter; 8] = [
         Exporter::TorchvisionLegacy,
         Exporter::ExplicitBn,
         Exporter::TfSamePadding,
@@ -132,10 +136,12 @@ impl Exporter {
         Exporter::Dynamo,
         Exporter::Timm,
         Exporter::Lukemelas,
+        Exporter::Geffnet,
     ];
 
     fn opset(self) -> i64 {
         match self {
+            Exporter::Geffnet => 11,
             Exporter::KerasNhwc | Exporter::Timm => 13,
             Exporter::Dynamo => 18,
             _ => 17,
@@ -162,13 +168,13 @@ pub enum SePool {
     ReduceMeanInput,
 }
 
-/// Symmetric pads spelled the way `efficientnet_pytorch` exports F.pad.
-fn lukemelas_pad(b: &mut GraphBuilder, x: &str, p: i64) -> String {
+/// F.pad's (left, right, top, bottom) spelled the way `efficientnet_pytorch` exports it.
+pub fn lukemelas_pad(b: &mut GraphBuilder, x: &str, [wl, wr, ht, hb]: [i64; 4]) -> String {
     use crate::proto::tensor_proto::DataType;
     let four = b.weight_i64("pad_n", &[4]);
     let zero = crate::writer::tensor_i64("v", &[1], &[0]);
     let zeros = b.node("ConstantOfShape", &[&four], vec![crate::writer::attr_tensor("value", zero)]);
-    let given = b.weight_i64("pad_given", &[p, p, p, p]);
+    let given = b.weight_i64("pad_given", &[wl, wr, ht, hb]);
     let all = b.node("Concat", &[&given, &zeros], vec![attr_int("axis", 0)]);
     let pairs_shape = b.weight_i64("pad_pairs", &[-1, 2]);
     let pairs = b.node("Reshape", &[&all, &pairs_shape], vec![]);
@@ -204,7 +210,7 @@ pub fn conv_bn(
 
 /// TF "same" padding of the spatial dims of `x`, computed from its run-time shape the
 /// way timm's `tf_` models export it; returns the padded tensor.
-fn tf_same_pad(b: &mut GraphBuilder, x: &str, kernel: usize, stride: usize) -> String {
+pub fn tf_same_pad(b: &mut GraphBuilder, x: &str, kernel: usize, stride: usize) -> String {
     use crate::proto::tensor_proto::DataType;
     let shape = b.node("Shape", &[x], vec![]);
     let hw_idx = b.weight_i64("hw_idx", &[2, 3]);
@@ -249,7 +255,12 @@ pub fn conv_bn_styled(b: &mut GraphBuilder, w: &mut Weights, x: &str, dims: [usi
     let p = (kernel / 2) as i64;
     let (input, pads) = match style {
         Exporter::TfSamePadding if kernel > 1 || stride > 1 => (tf_same_pad(b, x, kernel, stride), [0; 4]),
-        Exporter::Lukemelas if kernel > 1 => (lukemelas_pad(b, x, p), [0; 4]),
+        Exporter::Lukemelas if kernel > 1 => (lukemelas_pad(b, x, [p; 4]), [0; 4]),
+        Exporter::Geffnet if kernel > 1 => {
+            let begin = if stride > 1 { p - 1 } else { p };
+            let pads = b.weight_i64("same_pad", &[0, 0, begin, begin, 0, 0, p, p]);
+            (b.node("Pad", &[x, &pads], vec![]), [0; 4])
+        }
         Exporter::KerasNhwc if stride > 1 => {
             // Keras' ZeroPadding2D before a "valid" strided conv: one more row and column
             // at the end, as TF "same" gives for even sizes.

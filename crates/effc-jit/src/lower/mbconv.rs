@@ -180,36 +180,11 @@ fn gate_kernel(l: &mut Lowering, n: usize, k: GateKernel) -> Result<()> {
                     kb.store(acc, q, 0);
                 });
             }
-            // FC1: hidden[j] = act1(b1[j] + Σ_c w1[j][c] · pooled[c]).
+            // FC1: hidden = act1(W1 · pooled + b1); FC2: gate = act2(W2 · hidden + b2).
             let hidden_n = kb.offset(hidden, s, (k.sq * 4) as i64);
-            kb.for_n(k.sq, |kb, j| {
-                let row = kb.offset(w1, j, (c * 4) as i64);
-                let acc = dot(kb, row, pooled_n, c);
-                let bp = kb.offset(b1, j, 4);
-                let bj = kb.load_const(types::F32, bp, 0);
-                let v = kb.b.ins().fadd(acc, bj);
-                let v = match k.act1 {
-                    Some(u) => emit_unary(kb, u, v),
-                    None => v,
-                };
-                let hp = kb.offset(hidden_n, j, 4);
-                kb.store(v, hp, 0);
-            });
-            // FC2: gate[c] = act2(b2[c] + Σ_j w2[c][j] · hidden[j]).
+            fully_connected(kb, (w1, b1), pooled_n, c, hidden_n, k.sq, k.act1);
             let gate_n = kb.offset(gate, s, (c * 4) as i64);
-            kb.for_n(c, |kb, ch| {
-                let row = kb.offset(w2, ch, (k.sq * 4) as i64);
-                let acc = dot(kb, row, hidden_n, k.sq);
-                let bp = kb.offset(b2, ch, 4);
-                let bc = kb.load_const(types::F32, bp, 0);
-                let v = kb.b.ins().fadd(acc, bc);
-                let v = match k.act2 {
-                    Some(u) => emit_unary(kb, u, v),
-                    None => v,
-                };
-                let gp = kb.offset(gate_n, ch, 4);
-                kb.store(v, gp, 0);
-            });
+            fully_connected(kb, (w2, b2), hidden_n, k.sq, gate_n, c, k.act2);
             // W'[s][c][o] = W[c][o] · gate[c].
             if let Some((w, out, co)) = scale {
                 let out_n = kb.offset(out, s, (c * co * 4) as i64);
@@ -231,6 +206,31 @@ fn gate_kernel(l: &mut Lowering, n: usize, k: GateKernel) -> Result<()> {
             }
         });
     })
+}
+
+/// out[j] = act(b[j] + Σ_i w[j][i] · x[i]) for `outputs` rows of `inputs` weights.
+fn fully_connected(
+    kb: &mut Kb,
+    (w, b): (Value, Value),
+    x: Value,
+    inputs: usize,
+    out: Value,
+    outputs: usize,
+    act: Option<effc_ir::op::Unary>,
+) {
+    kb.for_n(outputs, |kb, j| {
+        let row = kb.offset(w, j, (inputs * 4) as i64);
+        let acc = dot(kb, row, x, inputs);
+        let bp = kb.offset(b, j, 4);
+        let bias = kb.load_const(types::F32, bp, 0);
+        let v = kb.b.ins().fadd(acc, bias);
+        let v = match act {
+            Some(u) => emit_unary(kb, u, v),
+            None => v,
+        };
+        let op = kb.offset(out, j, 4);
+        kb.store(v, op, 0);
+    });
 }
 
 /// Σ_i a[i]·b[i] over `len` f32s (a: constant weights, b: activations), vectorised.
