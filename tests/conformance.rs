@@ -38,7 +38,9 @@ enum Outcome {
 }
 
 fn run_case(dir: &Path) -> Outcome {
-    let compiled = match effc::compile_file(dir.join("model.onnx"), &effc::Options::default()) {
+    // Checked mode: canaries around every buffer, verified after every kernel.
+    let opts = effc::Options { checked: true, ..Default::default() };
+    let compiled = match effc::compile_file(dir.join("model.onnx"), &opts) {
         Ok(c) => c,
         Err(e) => {
             return match e.kind {

@@ -38,11 +38,13 @@ fn check_batch(s: &MbConvSpec, batch: usize, hw: usize, seed: u64) -> Result<(),
     let y = mbconv(&mut b, &mut Weights::new(seed), &x, s);
     b.output(&y);
     let (_dir, path) = common::write_temp(&b.build());
-    let fused = effc::compile_file(&path, &effc::Options::default()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    // Checked mode: every kernel is verified not to write outside its buffers.
+    let checked = effc::Options { checked: true, ..Default::default() };
+    let fused = effc::compile_file(&path, &checked).map_err(|e| TestCaseError::fail(e.to_string()))?;
     let hist = &fused.summary.ops_after;
     prop_assert_eq!(hist.len(), 1, "{:?}: {:?}", s, hist);
     prop_assert_eq!(hist.get("MBConv"), Some(&1));
-    let unfused = effc::compile_file(&path, &effc::Options { fuse: false, ..Default::default() })
+    let unfused = effc::compile_file(&path, &effc::Options { fuse: false, ..checked })
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
     let shape = vec![batch, s.c_in, hw, hw];
     let tract = effc_tract::Reference::load(&path, std::slice::from_ref(&shape), &[]).unwrap();

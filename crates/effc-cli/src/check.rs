@@ -33,6 +33,12 @@ pub struct CheckArgs {
     /// first one beyond tolerance.
     #[arg(long)]
     pub layers: bool,
+    /// Refuse models whose arena plus weights exceed SIZE (e.g. 512M, 2G).
+    #[arg(long, value_name = "SIZE", value_parser = crate::compile::parse_size, default_value = "4G")]
+    pub max_memory: usize,
+    /// Checked mode: canaries around every buffer, verified after every kernel.
+    #[arg(long)]
+    pub checked: bool,
 }
 
 #[derive(Serialize)]
@@ -58,6 +64,8 @@ pub fn run(args: &CheckArgs) -> Result<()> {
     let opts = effc::Options {
         input_shapes: parse_input_shapes(&args.input_shapes)?,
         expose_layers: args.layers,
+        checked: args.checked,
+        max_memory: Some(args.max_memory),
         ..Default::default()
     };
     let c = effc::compile_file(&args.model, &opts)?;

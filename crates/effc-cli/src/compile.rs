@@ -29,6 +29,12 @@ pub struct CompileArgs {
     /// Turn fusion passes off.
     #[arg(long)]
     pub no_fuse: bool,
+    /// Refuse models whose arena plus weights exceed SIZE (e.g. 512M, 2G).
+    #[arg(long, value_name = "SIZE", value_parser = crate::compile::parse_size, default_value = "4G")]
+    pub max_memory: usize,
+    /// Checked mode: canaries around every buffer, verified after every kernel.
+    #[arg(long)]
+    pub checked: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -37,6 +43,22 @@ pub enum Emit {
     Dot,
     /// The Cranelift IR of every kernel.
     Clif,
+}
+
+/// Parses a byte size: a number with an optional K, M or G suffix (powers of 1024).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let (digits, shift) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&t[..t.len() - 1], 10),
+        Some('M') => (&t[..t.len() - 1], 20),
+        Some('G') => (&t[..t.len() - 1], 30),
+        _ => (t, 0),
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(1usize << shift))
+        .ok_or_else(|| format!("'{s}' is not a size like 512M or 2G"))
 }
 
 /// Parses `name=1x3x224x224`.
@@ -73,6 +95,8 @@ pub fn run(args: &CompileArgs) -> Result<()> {
         input_shapes: parse_input_shapes(&args.input_shapes)?,
         fuse: !args.no_fuse,
         keep_clif: args.emit.iter().any(|e| matches!(e, Emit::Clif)),
+        checked: args.checked,
+        max_memory: Some(args.max_memory),
         ..Default::default()
     };
     let c = effc::compile_file(&args.model, &opts)?;

@@ -27,10 +27,21 @@ pub struct RunArgs {
     /// Shape for an input with symbolic dims, e.g. `input=1x3x224x224`.
     #[arg(long = "input-shape", value_name = "NAME=DIMS")]
     pub input_shapes: Vec<String>,
+    /// Refuse models whose arena plus weights exceed SIZE (e.g. 512M, 2G).
+    #[arg(long, value_name = "SIZE", value_parser = crate::compile::parse_size, default_value = "4G")]
+    pub max_memory: usize,
+    /// Checked mode: canaries around every buffer, verified after every kernel.
+    #[arg(long)]
+    pub checked: bool,
 }
 
 pub fn run(args: &RunArgs) -> Result<()> {
-    let opts = effc::Options { input_shapes: parse_input_shapes(&args.input_shapes)?, ..Default::default() };
+    let opts = effc::Options {
+        input_shapes: parse_input_shapes(&args.input_shapes)?,
+        checked: args.checked,
+        max_memory: Some(args.max_memory),
+        ..Default::default()
+    };
     let c = effc::compile_file(&args.model, &opts)?;
     let model = c.model()?;
     if args.input.len() != model.inputs().len() {

@@ -216,3 +216,15 @@ fn demo_runs_with_no_files_and_passes() {
     assert!(text.contains("→ PASS"), "{text}");
     assert!(text.contains("effc/tract = "), "{text}");
 }
+
+#[test]
+fn memory_cap_refuses_before_running() {
+    let model = shared("tv_b0_legacy.onnx");
+    let o = effc(&["compile", model.to_str().unwrap(), "--max-memory", "20M"]);
+    assert_clean_failure(&o, "over the 20 MB memory cap");
+    let o = effc(&["run", model.to_str().unwrap(), "--input", "x.npy", "--max-memory", "lots"]);
+    assert_eq!(o.status.code(), Some(2), "clap rejects a malformed size");
+    assert!(stderr(&o).contains("not a size like 512M"));
+    let o = effc(&["compile", model.to_str().unwrap(), "--max-memory", "64M", "--checked", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

@@ -18,6 +18,11 @@ use crate::threads::Team;
 pub struct JitOptions {
     /// Keep the CLIF text of every kernel (`effc compile --emit clif`).
     pub keep_clif: bool,
+    /// Checked mode: every buffer gets its own memory with canaries around it, verified
+    /// after every kernel; a kernel that writes outside its buffers is an error.
+    pub checked: bool,
+    /// Refuse models whose arena plus weights exceed this many bytes.
+    pub max_memory: Option<usize>,
 }
 
 /// Name, dtype and shape of a model input or output.
@@ -103,6 +108,7 @@ pub struct CompiledModel {
     traffic_saved: u64,
     arenas: Mutex<Vec<AlignedBuf>>,
     clif: Option<Vec<(String, String)>>,
+    guards: Vec<crate::lower::Guard>,
     // Field order matters: the weights and code outlive nothing that uses them.
     _consts: Vec<AlignedBuf>,
     _code: Code,
@@ -112,7 +118,7 @@ impl CompiledModel {
     /// Lowers `graph` (shapes static, passes done) to machine code.
     pub fn compile(graph: &Graph, opts: &JitOptions) -> Result<Self> {
         let jit = Jit::new(opts.keep_clif)?;
-        let lowered = Lowering::run(graph, jit)?;
+        let lowered = Lowering::run(graph, jit, opts)?;
         let mut jit = lowered.jit;
         let ids: Vec<_> = lowered.steps.iter().map(|s| s.func).collect();
         let fns = jit.finish(&ids)?;
@@ -138,6 +144,7 @@ impl CompiledModel {
             traffic_saved: lowered.traffic_saved,
             arenas: Mutex::new(Vec::new()),
             clif: jit.clif.take(),
+            guards: lowered.guards,
             _consts: lowered.consts,
             _code: Code(Some(jit.module)),
         })
@@ -222,7 +229,11 @@ impl CompiledModel {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .pop()
-            .unwrap_or_else(|| AlignedBuf::zeroed(self.arena_bytes));
+            .unwrap_or_else(|| AlignedBuf::zeroed(self.arena_bytes + GUARD));
+        arena.as_mut_slice()[self.arena_bytes..].fill(GUARD_BYTE);
+        for g in &self.guards {
+            arena.as_mut_slice()[g.offset..g.offset + g.len].fill(GUARD_BYTE);
+        }
         let io_ptr = io.as_ptr();
         let trace = cfg!(debug_assertions) && std::env::var_os("EFFC_TRACE_KERNELS").is_some();
         for (k, s) in self.steps.iter().enumerate() {
@@ -246,9 +257,14 @@ impl CompiledModel {
                     None => (s.kernel)(arena.as_mut_ptr(), io_ptr, 0, s.extent),
                 }
             }
-            if cfg!(debug_assertions) && arena.as_mut_slice()[self.arena_bytes..].iter().any(|&b| b != GUARD_BYTE) {
-                let k = self.steps.iter().position(|x| std::ptr::eq(x, s)).unwrap_or(0);
-                panic!("kernel {} ('{}') wrote past the end of the arena", k, self.kernel_names[k]);
+            if (cfg!(debug_assertions) || !self.guards.is_empty())
+                && let Some(what) = corrupted_guard(arena.as_mut_slice(), self.arena_bytes, &self.guards)
+            {
+                self.arenas.lock().unwrap_or_else(|p| p.into_inner()).push(arena);
+                return Err(Error::other(format!(
+                    "checked mode: kernel {k} (from node '{}') wrote outside its buffers, into the canary of {what}",
+                    self.kernel_names[k]
+                )));
             }
         }
         self.arenas.lock().unwrap_or_else(|p| p.into_inner()).push(arena);
@@ -348,8 +364,17 @@ impl CompiledModel {
     }
 }
 
+/// Which canary (if any) no longer holds its pattern: the one past the arena's end, or one
+/// around a buffer (checked mode).
+fn corrupted_guard(arena: &[u8], arena_bytes: usize, guards: &[crate::lower::Guard]) -> Option<String> {
+    if arena[arena_bytes..].iter().any(|&b| b != GUARD_BYTE) {
+        return Some("the arena's end".into());
+    }
+    guards.iter().find(|g| arena[g.offset..g.offset + g.len].iter().any(|&b| b != GUARD_BYTE)).map(|g| g.value.clone())
+}
+
 /// Bytes after the planned arena that no kernel may touch; checked after every kernel in
-/// debug builds.
+/// debug builds and in checked mode.
 const GUARD: usize = 256;
 const GUARD_BYTE: u8 = 0xA5;
 
@@ -362,4 +387,32 @@ fn check(info: &IoInfo, dtype: DType, len: usize, what: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lower::Guard;
+
+    #[test]
+    fn a_write_into_any_canary_is_found() {
+        let guards = vec![
+            Guard { offset: 0, len: 64, value: "value 'a'".into() },
+            Guard { offset: 192, len: 64, value: "value 'a'".into() },
+            Guard { offset: 256, len: 64, value: "value 'b'".into() },
+        ];
+        let mut arena = vec![0u8; 512 + GUARD];
+        for g in &guards {
+            arena[g.offset..g.offset + g.len].fill(GUARD_BYTE);
+        }
+        arena[512..].fill(GUARD_BYTE);
+        assert_eq!(corrupted_guard(&arena, 512, &guards), None);
+        arena[100] = 1; // inside buffer 'a': allowed
+        assert_eq!(corrupted_guard(&arena, 512, &guards), None);
+        arena[257] = 0;
+        assert_eq!(corrupted_guard(&arena, 512, &guards).as_deref(), Some("value 'b'"));
+        arena[257] = GUARD_BYTE;
+        arena[512 + 3] = 0;
+        assert_eq!(corrupted_guard(&arena, 512, &guards).as_deref(), Some("the arena's end"));
+    }
 }

@@ -35,7 +35,14 @@ pub struct Options {
     pub keep_clif: bool,
     /// Also return every named tensor that survives the passes (for `check --layers`).
     pub expose_layers: bool,
+    /// Checked mode: canaries around every buffer, verified after every kernel.
+    pub checked: bool,
+    /// Refuse models whose arena plus weights exceed this many bytes (`--max-memory`).
+    pub max_memory: Option<usize>,
 }
+
+/// The default memory cap: 4 GiB for arena plus weights.
+pub const DEFAULT_MAX_MEMORY: usize = 4 << 30;
 
 impl Default for Options {
     fn default() -> Self {
@@ -45,6 +52,8 @@ impl Default for Options {
             analyze_only: false,
             keep_clif: false,
             expose_layers: false,
+            checked: false,
+            max_memory: Some(DEFAULT_MAX_MEMORY),
         }
     }
 }
@@ -103,7 +112,8 @@ fn compile_loaded(model: effc_onnx::OnnxModel, opts: &Options, t0: Instant) -> R
     let compiled = if opts.analyze_only {
         None
     } else {
-        let jit_opts = effc_jit::JitOptions { keep_clif: opts.keep_clif };
+        let jit_opts =
+            effc_jit::JitOptions { keep_clif: opts.keep_clif, checked: opts.checked, max_memory: opts.max_memory };
         let c = CompiledModel::compile(&graph, &jit_opts).map_err(|e| match &model.path {
             Some(p) => e.in_file(p),
             None => e,

@@ -28,7 +28,20 @@ pub(crate) struct PendingStep {
     pub name: String,
 }
 
+/// Bytes of canary around every buffer in checked mode.
+pub(crate) const GUARD_BYTES: usize = 64;
+
+/// A canary region in the arena (checked mode) and the value it follows or precedes.
+#[derive(Clone, Debug)]
+pub(crate) struct Guard {
+    pub offset: usize,
+    pub len: usize,
+    pub value: String,
+}
+
 pub(crate) struct Lowered {
+    /// Canary regions to verify after each kernel (checked mode only).
+    pub guards: Vec<Guard>,
     pub jit: Jit,
     pub steps: Vec<PendingStep>,
     pub consts: Vec<AlignedBuf>,
@@ -86,7 +99,7 @@ fn scratch_needs(g: &Graph, id: NodeId) -> Vec<usize> {
 }
 
 impl<'g> Lowering<'g> {
-    pub fn run(g: &'g Graph, jit: Jit) -> Result<Lowered> {
+    pub fn run(g: &'g Graph, jit: Jit, opts: &crate::JitOptions) -> Result<Lowered> {
         let order = g.topo_order()?;
         let runtime: Vec<NodeId> = order.into_iter().filter(|&id| !matches!(g.node(id).op, Op::Const(_))).collect();
         let position: HashMap<NodeId, usize> = runtime.iter().enumerate().map(|(i, &id)| (id, i)).collect();
@@ -116,7 +129,44 @@ impl<'g> Lowering<'g> {
                 scratch_index.push((id, lifetimes.len() - 1));
             }
         }
-        let (offsets, arena_bytes) = assign(&lifetimes);
+        let mut names: Vec<String> = vec![String::new(); lifetimes.len()];
+        for &(v, i) in &values {
+            names[i] = g.value(v).name.clone();
+        }
+        if opts.checked {
+            // Every buffer gets its own memory (no reuse, so a canary is never a live
+            // buffer's bytes) with canaries on both sides.
+            for l in &mut lifetimes {
+                *l = Lifetime { bytes: l.bytes + 2 * GUARD_BYTES, first: 0, last: end };
+            }
+        }
+        let (mut offsets, arena_bytes) = assign(&lifetimes);
+        let mut guards = Vec::new();
+        if opts.checked {
+            for (i, off) in offsets.iter_mut().enumerate() {
+                let inner = lifetimes[i].bytes - 2 * GUARD_BYTES;
+                let name =
+                    if names[i].is_empty() { format!("scratch buffer {i}") } else { format!("value '{}'", names[i]) };
+                guards.push(Guard { offset: *off, len: GUARD_BYTES, value: name.clone() });
+                guards.push(Guard { offset: *off + GUARD_BYTES + inner, len: GUARD_BYTES, value: name });
+                *off += GUARD_BYTES;
+                lifetimes[i].bytes = inner;
+            }
+        }
+        // Refuse models that would not fit before packing any weight.
+        // Parameters, including those held inside fused ops, as f32.
+        let weights = effc_ir::cost::params(g) as usize * 4;
+        if let Some(cap) = opts.max_memory
+            && arena_bytes + weights > cap
+        {
+            return Err(Error::limit(format!(
+                "the model needs {} MB (arena {} MB + weights {} MB), over the {} MB memory cap",
+                (arena_bytes + weights) >> 20,
+                arena_bytes >> 20,
+                weights >> 20,
+                cap >> 20
+            )));
+        }
         // Every kernel trusts this: each planned buffer lies inside the arena.
         if let Some(i) = (0..lifetimes.len()).find(|&i| offsets[i] + lifetimes[i].bytes > arena_bytes) {
             return Err(Error::other(format!("arena plan error: buffer {i} ends past {arena_bytes} bytes")));
@@ -163,6 +213,7 @@ impl<'g> Lowering<'g> {
         }
         let const_bytes = l.consts.iter().map(AlignedBuf::len).sum();
         Ok(Lowered {
+            guards,
             jit: l.jit,
             steps: l.steps,
             consts: l.consts,
