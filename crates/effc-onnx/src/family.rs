@@ -580,9 +580,7 @@ pub fn efficientnet_styled(
         } else {
             b.node("Flatten", &[&y], vec![attr_int("axis", 1)])
         };
-        let wt = b.weight_f32("fc_w", &[classes as i64, head as i64], &fc_w);
-        let bias = b.weight_f32("fc_b", &[classes as i64], &fc_b);
-        b.node("Gemm", &[&y, &wt, &bias], vec![attr_int("transB", 1)]);
+        linear(&mut b, &y, &fc_w, &fc_b);
     }
     // Name the model output as exporters do.
     b.graph.node.last_mut().expect("the head was just added").output = vec!["logits".into()];
@@ -711,16 +709,20 @@ pub fn mobilenet(
     let mut width = last;
     if net == MobileNet::V3Large {
         let hidden = 1280;
-        let wt = b.weight_f32("fc1_w", &[hidden as i64, last as i64], &w.he(hidden * last, last));
-        let bias = b.weight_f32("fc1_b", &[hidden as i64], &vec![0.0; hidden]);
-        y = b.node("Gemm", &[&y, &wt, &bias], vec![attr_int("transB", 1)]);
+        y = linear(&mut b, &y, &w.he(hidden * last, last), &vec![0.0; hidden]);
         y = b.node("HardSwish", &[&y], vec![]);
         width = hidden;
     }
-    let wt = b.weight_f32("fc_w", &[classes as i64, width as i64], &w.he(classes * width, width));
-    let bias = b.weight_f32("fc_b", &[classes as i64], &vec![0.0; classes]);
-    b.node("Gemm", &[&y, &wt, &bias], vec![attr_int("transB", 1)]);
+    linear(&mut b, &y, &w.he(classes * width, width), &vec![0.0; classes]);
     b.graph.node.last_mut().expect("the head was just added").output = vec!["logits".into()];
     b.output("logits");
     b.build()
+}
+
+/// A PyTorch Linear layer: Gemm(x, W[out, in], b) with transB.
+fn linear(b: &mut GraphBuilder, x: &str, w: &[f32], bias: &[f32]) -> String {
+    let (o, i) = (bias.len() as i64, (w.len() / bias.len()) as i64);
+    let wt = b.weight_f32("fc_w", &[o, i], w);
+    let bt = b.weight_f32("fc_b", &[o], bias);
+    b.node("Gemm", &[x, &wt, &bt], vec![attr_int("transB", 1)])
 }

@@ -154,6 +154,29 @@ struct GateKernel {
     scale_weights: Option<(Base, Base, usize)>,
 }
 
+impl GateKernel {
+    /// The gate of `se` over `c` channels with (pooled, hidden, gate) buffers; `pooled`
+    /// must be filled by an earlier kernel unless `row_sums` is set.
+    fn new(l: &mut Lowering, se: &SqueezeExcite, c: usize, [pooled, hidden, gate]: [Base; 3]) -> Self {
+        let (w1, b1, w2, b2) = se_weights(l, se);
+        GateKernel {
+            c,
+            sq: se.reduce.outputs(),
+            row_sums: None,
+            pooled,
+            hidden,
+            gate,
+            w1,
+            b1,
+            w2,
+            b2,
+            act1: se.reduce.act,
+            act2: se.expand.act,
+            scale_weights: None,
+        }
+    }
+}
+
 fn gate_kernel(l: &mut Lowering, n: usize, k: GateKernel) -> Result<()> {
     l.kernel(n, move |kb| {
         let (lo, hi) = (kb.lo, kb.hi);
@@ -318,22 +341,11 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
     let wp = packed_t(l, &b.project);
     let (b_mat, batch_b) = match &b.se {
         Some(se) => {
-            let (w1, b1, w2, b2) = se_weights(l, se);
             let scaled = scratch(l, 6);
             let k = GateKernel {
-                c: c_exp,
-                sq: se.reduce.outputs(),
                 row_sums: Some((scratch(l, 2), oh, 1.0 / (oh * ow) as f64)),
-                pooled: scratch(l, 3),
-                hidden: scratch(l, 4),
-                gate: scratch(l, 5),
-                w1,
-                b1,
-                w2,
-                b2,
-                act1: se.reduce.act,
-                act2: se.expand.act,
                 scale_weights: Some((wp, scaled, cout)),
+                ..GateKernel::new(l, se, c_exp, [scratch(l, 3), scratch(l, 4), scratch(l, 5)])
             };
             gate_kernel(l, n, k)?;
             (Mat { base: scaled, offset: 0, rs: cout as isize, cs: 1 }, (c_exp * cout) as isize)
@@ -452,23 +464,8 @@ pub(super) fn squeeze_excite(l: &mut Lowering, id: NodeId, se: &SqueezeExcite) -
     let (n, c) = (x.dims[0], x.dims[1]);
     let pooled = Buf::new(Base::Arena(l.scratch(id, 0)), DType::F32, vec![n, c, 1, 1], row_major(&[n, c, 1, 1]));
     super::reduce::mean_hw(l, &pooled, &x)?;
-    let (w1, b1, w2, b2) = se_weights(l, se);
     let gate = Base::Arena(l.scratch(id, 2));
-    let k = GateKernel {
-        c,
-        sq: se.reduce.outputs(),
-        row_sums: None,
-        pooled: pooled.base,
-        hidden: Base::Arena(l.scratch(id, 1)),
-        gate,
-        w1,
-        b1,
-        w2,
-        b2,
-        act1: se.reduce.act,
-        act2: se.expand.act,
-        scale_weights: None,
-    };
+    let k = GateKernel::new(l, se, c, [pooled.base, Base::Arena(l.scratch(id, 1)), gate]);
     gate_kernel(l, n, k)?;
     let g = Buf::new(gate, DType::F32, vec![n, c, 1, 1], row_major(&[n, c, 1, 1])).broadcast_to(&x.dims);
     l.nest(&Nest::over(&out, &[&x, &g]), &|kb, _, ins, _| kb.b.ins().fmul(ins[0], ins[1]))
