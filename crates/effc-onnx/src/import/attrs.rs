@@ -98,7 +98,7 @@ pub(crate) fn to_usizes(v: &[i64], what: &str) -> Result<Vec<usize>> {
 pub(crate) fn axis(a: i64, rank: usize) -> Result<usize> {
     let r = rank as i64;
     let v = if a < 0 { a + r } else { a };
-    if v < 0 || v >= r.max(1) {
+    if v < 0 || v >= r {
         return Err(Error::invalid(format!("axis {a} is out of range for rank {rank}")));
     }
     Ok(v as usize)
