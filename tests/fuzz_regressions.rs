@@ -30,3 +30,18 @@ fn split_of_a_scalar_is_an_error() {
     let e = effc::compile_bytes(encode(&b.build()), None, &effc::Options::default()).err().unwrap().to_string();
     assert!(e.contains("axis 0 is out of range for rank 0"), "{e}");
 }
+
+/// The second crash, reduced: a zero-size constant whose other dims multiply past usize
+/// passed the element count (0) but overflowed when its strides were computed.
+#[test]
+fn zero_size_tensors_with_huge_dims_are_refused() {
+    use effc_onnx::writer::*;
+    let mut b = GraphBuilder::new(13);
+    let mut t = tensor_f32("x", &[1], &[]);
+    t.dims = vec![0, 1 << 40, 1 << 40];
+    let x = b.weight(t);
+    let y = b.node("Transpose", &[&x], vec![]);
+    b.output(&y);
+    let e = effc::compile_bytes(encode(&b.build()), None, &effc::Options::default()).err().unwrap().to_string();
+    assert!(e.contains("overflows"), "{e}");
+}

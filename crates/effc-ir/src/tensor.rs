@@ -70,12 +70,16 @@ pub struct Tensor {
     data: TensorData,
 }
 
-/// Number of elements of `shape`, refusing shapes whose product overflows.
+/// Number of elements of `shape`, refusing shapes whose product overflows. Zero dims are
+/// left out of the overflow check's product, so that once a shape passes, every product
+/// of any of its dims (strides, partial counts, in any order) fits in a usize.
 pub fn checked_numel(shape: &[usize]) -> Result<usize> {
-    shape
+    let nonzero = shape
         .iter()
+        .filter(|&&d| d != 0)
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| Error::shape(format!("the product of dims {shape:?} overflows")))
+        .ok_or_else(|| Error::shape(format!("the product of dims {shape:?} overflows")))?;
+    Ok(if shape.contains(&0) { 0 } else { nonzero })
 }
 
 impl Tensor {
