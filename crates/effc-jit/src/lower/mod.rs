@@ -122,7 +122,18 @@ impl<'g> Lowering<'g> {
                 // Inputs are copied in before the first kernel runs.
                 let first = if matches!(node.op, Op::Input { .. }) { 0 } else { p };
                 values.push((v, lifetimes.len()));
-                lifetimes.push(Lifetime { bytes: info.numel() * info.dtype.size_bytes(), first, last });
+                // Refuse a buffer larger than the memory cap (or 2^48 bytes) before planning.
+                let cap = opts.max_memory.unwrap_or(1 << 48).min(1 << 48);
+                let bytes =
+                    info.numel().checked_mul(info.dtype.size_bytes()).filter(|&b| b <= cap).ok_or_else(|| {
+                        Error::limit(format!(
+                            "tensor '{}' of shape {:?} is larger than {} MB",
+                            info.name,
+                            info.shape,
+                            cap >> 20
+                        ))
+                    })?;
+                lifetimes.push(Lifetime { bytes, first, last });
             }
             for bytes in scratch_needs(g, id) {
                 lifetimes.push(Lifetime { bytes, first: p, last: p });
