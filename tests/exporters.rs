@@ -81,7 +81,12 @@ fn lite_batch_and_symbolic_batch_and_external_data() {
 #[test]
 fn mobilenets_fuse_every_inverted_residual_block_and_match_tract() {
     use effc_onnx::family::{MobileNet, mobilenet};
-    for (net, style) in [(MobileNet::V2, Exporter::ExplicitBn), (MobileNet::V3Large, Exporter::TorchvisionLegacy)] {
+    for (net, style) in [
+        (MobileNet::V2, Exporter::ExplicitBn),
+        (MobileNet::V3Large, Exporter::TorchvisionLegacy),
+        // Opset 18: the SE mean is a ReduceMean with axes as an input.
+        (MobileNet::V3Large, Exporter::Dynamo),
+    ] {
         let (_, blocks, _) = net.layout();
         let m = mobilenet(net, 1.into(), 64, 10, 4, style);
         let (_dir, path) = common::write_temp(&m);

@@ -690,7 +690,8 @@ pub fn mobilenet(
     style: Exporter,
 ) -> crate::proto::ModelProto {
     use crate::proto::tensor_proto::DataType;
-    let mut b = GraphBuilder::new(17);
+    // The style's opset: its spelling of e.g. ReduceMean depends on it.
+    let mut b = GraphBuilder::new(style.opset());
     let mut w = Weights::new(seed);
     let r = resolution as i64;
     let x = b.input("input", DataType::Float, &[batch, 3.into(), r.into(), r.into()]);
