@@ -37,6 +37,10 @@ pub struct BenchArgs {
     /// Shape for an input with symbolic dims, e.g. `input=1x3x224x224`.
     #[arg(long = "input-shape", value_name = "NAME=DIMS")]
     pub input_shapes: Vec<String>,
+    /// Code for matrix products: auto (the best micro-kernels for this CPU), avx512, avx2,
+    /// portable, or jit (Cranelift code only).
+    #[arg(long, default_value = "auto")]
+    pub kernels: effc::Kernels,
 }
 
 /// Latency statistics in milliseconds.
@@ -89,6 +93,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let opts = effc::Options {
         input_shapes: parse_input_shapes(&args.input_shapes)?,
         fuse: !args.no_fuse,
+        kernels: args.kernels,
         ..Default::default()
     };
     let c = effc::compile_file(&args.model, &opts)?;

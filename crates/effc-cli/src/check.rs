@@ -39,6 +39,10 @@ pub struct CheckArgs {
     /// Checked mode: canaries around every buffer, verified after every kernel.
     #[arg(long)]
     pub checked: bool,
+    /// Code for matrix products: auto (the best micro-kernels for this CPU), avx512, avx2,
+    /// portable, or jit (Cranelift code only).
+    #[arg(long, default_value = "auto")]
+    pub kernels: effc::Kernels,
 }
 
 #[derive(Serialize)]
@@ -65,6 +69,7 @@ pub fn run(args: &CheckArgs) -> Result<()> {
         input_shapes: parse_input_shapes(&args.input_shapes)?,
         expose_layers: args.layers,
         checked: args.checked,
+        kernels: args.kernels,
         max_memory: Some(args.max_memory),
         ..Default::default()
     };

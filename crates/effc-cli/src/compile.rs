@@ -35,6 +35,10 @@ pub struct CompileArgs {
     /// Checked mode: canaries around every buffer, verified after every kernel.
     #[arg(long)]
     pub checked: bool,
+    /// Code for matrix products: auto (the best micro-kernels for this CPU), avx512, avx2,
+    /// portable, or jit (Cranelift code only).
+    #[arg(long, default_value = "auto")]
+    pub kernels: effc::Kernels,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -96,6 +100,7 @@ pub fn run(args: &CompileArgs) -> Result<()> {
         fuse: !args.no_fuse,
         keep_clif: args.emit.iter().any(|e| matches!(e, Emit::Clif)),
         checked: args.checked,
+        kernels: args.kernels,
         max_memory: Some(args.max_memory),
         ..Default::default()
     };

@@ -33,12 +33,17 @@ pub struct RunArgs {
     /// Checked mode: canaries around every buffer, verified after every kernel.
     #[arg(long)]
     pub checked: bool,
+    /// Code for matrix products: auto (the best micro-kernels for this CPU), avx512, avx2,
+    /// portable, or jit (Cranelift code only).
+    #[arg(long, default_value = "auto")]
+    pub kernels: effc::Kernels,
 }
 
 pub fn run(args: &RunArgs) -> Result<()> {
     let opts = effc::Options {
         input_shapes: parse_input_shapes(&args.input_shapes)?,
         checked: args.checked,
+        kernels: args.kernels,
         max_memory: Some(args.max_memory),
         ..Default::default()
     };

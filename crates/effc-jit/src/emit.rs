@@ -2,7 +2,8 @@
 //! bottom-tested loops.
 
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{BlockArg, InstBuilder, MemFlagsData, Type, Value, types};
+use cranelift_codegen::ir::{AbiParam, BlockArg, InstBuilder, MemFlagsData, Signature, Type, Value, types};
+use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::FunctionBuilder;
 
 /// Where a buffer lives at run time.
@@ -24,6 +25,8 @@ pub struct Kb<'a> {
     pub lo: Value,
     pub hi: Value,
     pub has_fma: bool,
+    /// The host's C calling convention, for calls into micro-kernels.
+    pub call_conv: CallConv,
 }
 
 /// Loads and stores of activations: never trap (addresses are planned), not assumed aligned.
@@ -37,8 +40,18 @@ fn const_flags() -> MemFlagsData {
 }
 
 impl<'a> Kb<'a> {
-    pub fn new(b: FunctionBuilder<'a>, arena: Value, io: Value, lo: Value, hi: Value, has_fma: bool) -> Self {
-        Kb { b, arena, io, lo, hi, has_fma }
+    pub fn new(b: FunctionBuilder<'a>, [arena, io, lo, hi]: [Value; 4], has_fma: bool, call_conv: CallConv) -> Self {
+        Kb { b, arena, io, lo, hi, has_fma, call_conv }
+    }
+
+    /// Calls the C-ABI function at `addr` with pointer-sized arguments. The call spills
+    /// every live vector register, so it belongs around a tile's worth of work.
+    pub fn call_c(&mut self, addr: usize, args: &[Value]) {
+        let mut sig = Signature::new(self.call_conv);
+        sig.params.extend(args.iter().map(|_| AbiParam::new(types::I64)));
+        let sig = self.b.import_signature(sig);
+        let callee = self.ic(addr as i64);
+        self.b.ins().call_indirect(sig, callee, args);
     }
 
     pub fn ic(&mut self, v: i64) -> Value {

@@ -6,6 +6,7 @@
 
 mod aligned;
 mod emit;
+mod kernels;
 mod layout;
 mod lower;
 mod math;
@@ -15,5 +16,6 @@ mod runtime;
 mod strided;
 mod threads;
 
+pub use kernels::{Isa, Kernels};
 pub use runtime::{CompiledModel, IoInfo, JitOptions, TensorMut, TensorRef};
 pub use threads::Team;

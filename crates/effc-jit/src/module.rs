@@ -67,13 +67,14 @@ impl Jit {
         self.ctx.func = Function::with_name_signature(UserFuncName::user(0, id.as_u32()), sig);
         let frontend_config = self.module.isa().frontend_config();
         let has_fma = self.module.isa().has_native_fma();
+        let call_conv = self.module.isa().default_call_conv();
         {
             let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
             let entry = b.create_block();
             b.append_block_params_for_function_params(entry);
             b.switch_to_block(entry);
             let p = b.block_params(entry).to_vec();
-            let mut kb = Kb::new(b, p[0], p[1], p[2], p[3], has_fma);
+            let mut kb = Kb::new(b, [p[0], p[1], p[2], p[3]], has_fma, call_conv);
             build(&mut kb);
             kb.b.ins().return_(&[]);
             kb.b.seal_all_blocks();

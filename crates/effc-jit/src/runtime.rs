@@ -23,6 +23,8 @@ pub struct JitOptions {
     pub checked: bool,
     /// Refuse models whose arena plus weights exceed this many bytes.
     pub max_memory: Option<usize>,
+    /// Which code runs matrix products: micro-kernels of an instruction set or pure JIT.
+    pub kernels: crate::Kernels,
 }
 
 /// Name, dtype and shape of a model input or output.

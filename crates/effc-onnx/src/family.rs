@@ -139,7 +139,8 @@ impl Exporter {
         Exporter::Geffnet,
     ];
 
-    fn opset(self) -> i64 {
+    /// The opset this exporter writes; some spellings (ReduceMean's axes input) depend on it.
+    pub fn opset(self) -> i64 {
         match self {
             Exporter::Geffnet => 11,
             Exporter::KerasNhwc | Exporter::Timm => 13,

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::time::Instant;
 
 pub use effc_ir::{DType, Error, ErrorKind, Graph, Result, Tensor, TensorData};
-pub use effc_jit::{CompiledModel, IoInfo, Team, TensorMut, TensorRef};
+pub use effc_jit::{CompiledModel, IoInfo, Isa, Kernels, Team, TensorMut, TensorRef};
 pub use summary::{Summary, TensorSummary};
 
 /// How to compile a model.
@@ -39,6 +39,8 @@ pub struct Options {
     pub checked: bool,
     /// Refuse models whose arena plus weights exceed this many bytes (`--max-memory`).
     pub max_memory: Option<usize>,
+    /// Micro-kernels for an instruction set, the best one (default), or pure JIT code.
+    pub kernels: Kernels,
 }
 
 /// The default memory cap: 4 GiB for arena plus weights.
@@ -54,6 +56,7 @@ impl Default for Options {
             expose_layers: false,
             checked: false,
             max_memory: Some(DEFAULT_MAX_MEMORY),
+            kernels: Kernels::Auto,
         }
     }
 }
@@ -112,8 +115,12 @@ fn compile_loaded(model: effc_onnx::OnnxModel, opts: &Options, t0: Instant) -> R
     let compiled = if opts.analyze_only {
         None
     } else {
-        let jit_opts =
-            effc_jit::JitOptions { keep_clif: opts.keep_clif, checked: opts.checked, max_memory: opts.max_memory };
+        let jit_opts = effc_jit::JitOptions {
+            keep_clif: opts.keep_clif,
+            checked: opts.checked,
+            max_memory: opts.max_memory,
+            kernels: opts.kernels,
+        };
         let c = CompiledModel::compile(&graph, &jit_opts).map_err(|e| match &model.path {
             Some(p) => e.in_file(p),
             None => e,

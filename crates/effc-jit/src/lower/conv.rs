@@ -6,7 +6,7 @@
 //! vectorises over the output channels of a group. 1-D inputs run as 2-D with H = 1.
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::{InstBuilder, Type, Value, types};
+use cranelift_codegen::ir::{InstBuilder, StackSlotData, StackSlotKind, Type, Value, types};
 use cranelift_frontend::Variable;
 use effc_ir::op::{Conv, Pool, PoolKind, Unary};
 use effc_ir::{DType, Error, NodeId, Result};
@@ -417,9 +417,85 @@ pub(super) struct WindowPtrs {
     pub bias: Option<Value>,
 }
 
+/// A depthwise conv the micro-kernel computes: entry point and parameters' address.
+#[derive(Clone, Copy)]
+pub(super) struct DwMicro {
+    func: usize,
+    params: usize,
+}
+
+/// The depthwise micro-kernel for a window, when one applies: a depthwise op on dense
+/// channels-last rows, no residual, an activation the kernel has.
+pub(super) fn dw_micro(
+    l: &mut Lowering,
+    g: Geom,
+    op: Window,
+    epi: &Epilogue,
+    (xs, os): ([i64; 4], [i64; 4]),
+) -> Option<DwMicro> {
+    let func = l.micro?.depthwise()? as usize;
+    let Window::Depthwise { w: Base::Const(weights), bias: Base::Const(bias) } = op else { return None };
+    let dense = |s: [i64; 4]| s[1] == 4 && s[3] == g.c as i64 * 4;
+    if !dense(xs) || !dense(os) || epi.residual.is_some() {
+        return None;
+    }
+    let params = effc_kernels::DwParams {
+        c: g.c,
+        w: g.w,
+        ow: g.ow,
+        kh: g.kh,
+        kw: g.kw,
+        sw: g.sw,
+        dw: g.dw,
+        pw: g.pw,
+        weights: weights as *const f32,
+        bias: bias as *const f32,
+        act: super::gemm::micro_activation(epi.act)?,
+    };
+    Some(DwMicro { func, params: l.const_struct(params) })
+}
+
+#[allow(clippy::too_many_arguments)]
+/// One output row through the micro-kernel: the JIT resolves which input rows the kernel
+/// rows see (null for vertical padding) into a table on the stack, then calls once.
+fn dw_micro_row(
+    kb: &mut Kb,
+    g: Geom,
+    m: DwMicro,
+    rows: Rows,
+    (x_n, row_stride): (Value, i64),
+    o_row: Value,
+    sums: Option<Value>,
+    oh: Value,
+) {
+    let slot = kb.b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, (g.kh * 8) as u32, 3));
+    let ih0 = kb.b.ins().imul_imm_s(oh, g.sh as i64);
+    let ih0 = kb.b.ins().iadd_imm_s(ih0, -(g.ph as i64));
+    let null = kb.ic(0);
+    for i in 0..g.kh {
+        let ih = kb.b.ins().iadd_imm_s(ih0, (i * g.dh) as i64);
+        let inside = kb.b.ins().icmp_imm_s(IntCC::UnsignedLessThan, ih, g.h as i64);
+        let offset = match rows {
+            Rows::Strided => kb.b.ins().imul_imm_s(ih, row_stride),
+            Rows::Ring { k, row_bytes } => {
+                let slot = kb.b.ins().urem_imm_u(ih, k as i64);
+                kb.b.ins().imul_imm_s(slot, row_bytes)
+            }
+        };
+        let ptr = kb.b.ins().iadd(x_n, offset);
+        let ptr = kb.b.ins().select(inside, ptr, null);
+        kb.b.ins().stack_store(types::I64, ptr, slot, (i * 8) as i32);
+    }
+    let table = kb.b.ins().stack_addr(types::I64, slot, 0);
+    let sums = sums.unwrap_or(null);
+    let params = kb.ic(m.params as i64);
+    kb.call_c(m.func, &[table, o_row, sums, params]);
+}
+
 /// Depthwise conv and pools: per output pixel, vectors of channels.
 fn window(l: &mut Lowering, x: &Buf, out: &Buf, g: Geom, op: Window, epi: Epilogue) -> Result<()> {
     let (xs, os) = (byte_strides(x), byte_strides(out));
+    let micro = dw_micro(l, g, op, &epi, (xs, os));
     let (x, out) = (x.clone(), out.clone());
     l.kernel(g.n * g.oh, move |kb| {
         let xb = kb.addr(x.base, x.offset as i64 * 4);
@@ -440,7 +516,7 @@ fn window(l: &mut Lowering, x: &Buf, out: &Buf, g: Geom, op: Window, epi: Epilog
             let o_row = kb.offset(ob, n, os[0]);
             let o_row = kb.offset(o_row, oh, os[2]);
             let p = WindowPtrs { x_n, o_row, residual: rb, sums, w, bias };
-            window_row(kb, g, op, &epi, (xs, os), Rows::Strided, p, n, oh, r, vec_ok);
+            window_row(kb, g, (op, micro), &epi, (xs, os), Rows::Strided, p, n, oh, r, vec_ok);
         });
     })
 }
@@ -450,7 +526,7 @@ fn window(l: &mut Lowering, x: &Buf, out: &Buf, g: Geom, op: Window, epi: Epilog
 pub(super) fn window_row(
     kb: &mut Kb,
     g: Geom,
-    op: Window,
+    (op, micro): (Window, Option<DwMicro>),
     epi: &Epilogue,
     (xs, os): ([i64; 4], [i64; 4]),
     rows: Rows,
@@ -461,6 +537,11 @@ pub(super) fn window_row(
     vec_ok: bool,
 ) {
     let WindowPtrs { x_n, o_row, residual: rb, sums, w: wb, bias: bb } = p;
+    if let Some(m) = micro {
+        let sums_row = sums.map(|s| kb.offset(s, r, (g.c * 4) as i64));
+        dw_micro_row(kb, g, m, rows, (x_n, xs[2]), o_row, sums_row, oh);
+        return;
+    }
     let rs1 = epi.residual.as_ref().map_or(0, |r| r.strides[1] as i64 * 4);
     kb.for_n(g.ow, |kb, ow| {
         let o_px = kb.offset(o_row, ow, os[3]);

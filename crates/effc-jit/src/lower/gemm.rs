@@ -1,12 +1,16 @@
 //! Gemm, MatMul and 1×1 convolutions as register-blocked matrix products.
 //!
-//! A tile of MR rows × NV f32x4 column vectors is kept in registers while the K loop
-//! streams one row of B (packed so columns are contiguous) and MR broadcast elements of A.
+//! With micro-kernels (the default), each kernel calls `effc_kernels`' GEMM once per
+//! block of rows, with the bias, residual and activation fused into its epilogue. On the
+//! pure-JIT path a tile of MR rows × NV f32x4 column vectors is kept in registers while
+//! the K loop streams one row of B (packed so columns are contiguous) and MR broadcast
+//! elements of A.
 
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 use cranelift_frontend::Variable;
 use effc_ir::op::{Gemm, Unary};
 use effc_ir::{DType, Error, NodeId, Result};
+use effc_kernels::{ActKind, Activation, GemmParams, Isa};
 
 use super::Lowering;
 use crate::emit::{Base, Kb};
@@ -228,9 +232,87 @@ fn vector_ok(mm: &MatMul) -> bool {
     mm.b.cs == 1 && mm.out.cs == 1 && c_ok && mm.n >= 4
 }
 
+/// A product the micro-kernel computes: its entry point and parameters' address.
+#[derive(Clone, Copy)]
+pub(super) struct Micro {
+    isa: Isa,
+    func: usize,
+    params: usize,
+}
+
+/// The micro-kernel's epilogue activation for `u`, if it has one.
+pub(super) fn micro_activation(u: Option<Unary>) -> Option<Activation> {
+    Some(match u {
+        None => Activation::IDENTITY,
+        Some(Unary::Relu) => Activation::new(ActKind::Relu),
+        Some(Unary::Clip { min, max }) => Activation::with(ActKind::Clip, min, max),
+        Some(Unary::LeakyRelu { alpha }) => Activation::with(ActKind::LeakyRelu, alpha, 0.0),
+        Some(Unary::HardSigmoid { alpha, beta }) => Activation::with(ActKind::HardSigmoid, alpha, beta),
+        Some(Unary::HardSwish) => Activation::new(ActKind::HardSwish),
+        Some(Unary::Sigmoid) => Activation::new(ActKind::Sigmoid),
+        Some(Unary::Swish) => Activation::new(ActKind::Swish),
+        Some(_) => return None,
+    })
+}
+
+/// Non-negative strides as the kernel's leading dimensions.
+fn ld(stride: isize) -> Option<usize> {
+    usize::try_from(stride).ok()
+}
+
+/// Whether (and how) the micro-kernel computes `mm`: unit column strides, alpha = 1, a
+/// per-column constant bias (or none) with beta = 1, and an activation it knows.
+pub(super) fn micro(l: &mut Lowering, mm: &MatMul) -> Option<Micro> {
+    let isa = l.micro?;
+    let func = isa.gemm()? as usize;
+    let unit_columns = mm.a.cs == 1 && mm.b.cs == 1 && mm.out.cs == 1 && mm.residual.is_none_or(|r| r.cs == 1);
+    if !unit_columns || mm.alpha != 1.0 {
+        return None;
+    }
+    let bias = match &mm.c {
+        None => std::ptr::null(),
+        Some(Mat { base: Base::Const(addr), offset, rs: 0, cs: 1 }) if mm.beta == 1.0 => {
+            (*addr as isize + offset * 4) as *const f32
+        }
+        Some(_) => return None,
+    };
+    let params = GemmParams {
+        k: mm.k,
+        n: mm.n,
+        lda: ld(mm.a.rs)?,
+        ldb: ld(mm.b.rs)?,
+        ldo: ld(mm.out.rs)?,
+        ldr: mm.residual.map_or(Some(0), |r| ld(r.rs))?,
+        bias,
+        act: micro_activation(mm.act)?,
+    };
+    Some(Micro { isa, func, params: l.const_struct(params) })
+}
+
+/// Calls the micro-kernel on `rows` (a value) rows at the tile pointers `p`.
+fn call_micro(kb: &mut Kb, m: Micro, p: &Ptrs, rows: Value) {
+    let res = match p.res {
+        Some(r) => r,
+        None => kb.ic(0),
+    };
+    let params = kb.ic(m.params as i64);
+    kb.call_c(m.func, &[p.a, p.b, p.out, res, rows, params]);
+}
+
+/// Rows per work item of a micro-kernel product: a multiple of the kernel's tile rows,
+/// small enough to give a few items to share between threads.
+fn rows_per_item(m: usize, tile_rows: usize) -> usize {
+    m.div_ceil(4).next_multiple_of(tile_rows).clamp(tile_rows, 8 * tile_rows).min(m)
+}
+
 /// Emits all `mm.m` rows of one (unbatched) product inline, at run-time base pointers;
 /// used inside fused kernels.
-pub(super) fn emit_rows(kb: &mut Kb, mm: &MatMul, base: &Ptrs) {
+pub(super) fn emit_rows(kb: &mut Kb, mm: &MatMul, base: &Ptrs, micro: Option<Micro>) {
+    if let Some(m) = micro {
+        let rows = kb.ic(mm.m as i64);
+        call_micro(kb, m, base, rows);
+        return;
+    }
     let vector = vector_ok(mm);
     let mr = if vector { MR.min(mm.m) } else { 1 };
     let full = mm.m / mr;
@@ -250,8 +332,12 @@ pub(super) fn emit_rows(kb: &mut Kb, mm: &MatMul, base: &Ptrs) {
     }
 }
 
-/// Emits the product as up to two kernels: full MR-row blocks, then the leftover rows.
+/// Emits the product as one kernel of micro-kernel calls over row blocks, or (pure JIT)
+/// as up to two kernels: full MR-row blocks, then the leftover rows.
 pub(super) fn emit(l: &mut Lowering, mm: &MatMul) -> Result<()> {
+    if let Some(m) = micro(l, mm) {
+        return emit_micro(l, mm, m);
+    }
     let vector = vector_ok(mm);
     let mr = if vector { MR.min(mm.m) } else { 1 };
     let batch: usize = mm.batch.iter().map(|b| b[0] as usize).product();
@@ -276,18 +362,7 @@ pub(super) fn emit(l: &mut Lowering, mm: &MatMul) -> Result<()> {
             let (lo, hi) = (kb.lo, kb.hi);
             kb.for_range(lo, hi, 1, |kb, r| {
                 // r = batch index · blocks + block; split the batch index over its dims.
-                let blk = kb.b.ins().urem_imm_u(r, blocks as i64);
-                let mut bi = kb.b.ins().udiv_imm_u(r, blocks as i64);
-                let mut p = base;
-                for dim in mm.batch.iter().rev() {
-                    let coord = kb.b.ins().urem_imm_u(bi, dim[0] as i64);
-                    bi = kb.b.ins().udiv_imm_u(bi, dim[0] as i64);
-                    p.a = kb.offset(p.a, coord, dim[1] as i64 * 4);
-                    p.b = kb.offset(p.b, coord, dim[2] as i64 * 4);
-                    p.out = kb.offset(p.out, coord, dim[3] as i64 * 4);
-                    p.c = p.c.map(|c| kb.offset(c, coord, dim[4] as i64 * 4));
-                    p.res = p.res.map(|r| kb.offset(r, coord, dim[3] as i64 * 4));
-                }
+                let (blk, p) = batch_entry(kb, mm, &base, r, blocks);
                 let row = kb.b.ins().imul_imm_s(blk, rows as i64);
                 let row = kb.b.ins().iadd_imm_s(row, first_row as i64);
                 row_block(kb, mm, &p, row, rows, vector);
@@ -298,6 +373,58 @@ pub(super) fn emit(l: &mut Lowering, mm: &MatMul) -> Result<()> {
         })?;
     }
     Ok(())
+}
+
+/// Offsets the pointers of `base` to batch entry `r / blocks`; returns the block index.
+fn batch_entry(kb: &mut Kb, mm: &MatMul, base: &Ptrs, r: Value, blocks: usize) -> (Value, Ptrs) {
+    let blk = kb.b.ins().urem_imm_u(r, blocks as i64);
+    let mut bi = kb.b.ins().udiv_imm_u(r, blocks as i64);
+    let mut p = *base;
+    for dim in mm.batch.iter().rev() {
+        let coord = kb.b.ins().urem_imm_u(bi, dim[0] as i64);
+        bi = kb.b.ins().udiv_imm_u(bi, dim[0] as i64);
+        p.a = kb.offset(p.a, coord, dim[1] as i64 * 4);
+        p.b = kb.offset(p.b, coord, dim[2] as i64 * 4);
+        p.out = kb.offset(p.out, coord, dim[3] as i64 * 4);
+        p.c = p.c.map(|c| kb.offset(c, coord, dim[4] as i64 * 4));
+        p.res = p.res.map(|r| kb.offset(r, coord, dim[3] as i64 * 4));
+    }
+    (blk, p)
+}
+
+/// One kernel whose work items are (batch entry, block of rows), each one micro-kernel call.
+fn emit_micro(l: &mut Lowering, mm: &MatMul, m: Micro) -> Result<()> {
+    let batch: usize = mm.batch.iter().map(|b| b[0] as usize).product();
+    let per = rows_per_item(mm.m, m.isa.gemm_rows());
+    let blocks = mm.m.div_ceil(per);
+    let total = mm.m;
+    l.kernel(batch * blocks, |kb| {
+        let base = Ptrs {
+            a: addr(kb, &mm.a),
+            b: addr(kb, &mm.b),
+            out: addr(kb, &mm.out),
+            c: None,
+            res: mm.residual.as_ref().map(|r| addr(kb, r)),
+        };
+        let (lo, hi) = (kb.lo, kb.hi);
+        kb.for_range(lo, hi, 1, |kb, r| {
+            let (blk, p) = batch_entry(kb, mm, &base, r, blocks);
+            let row = kb.b.ins().imul_imm_s(blk, per as i64);
+            // The last block may be short: rows = min(per, m - row).
+            let left = kb.ic(total as i64);
+            let left = kb.b.ins().isub(left, row);
+            let full = kb.ic(per as i64);
+            let rows = kb.b.ins().smin(left, full);
+            let at_row = Ptrs {
+                a: kb.offset(p.a, row, mm.a.rs as i64 * 4),
+                b: p.b,
+                out: kb.offset(p.out, row, mm.out.rs as i64 * 4),
+                c: None,
+                res: p.res.map(|res| kb.offset(res, row, mm.residual.unwrap().rs as i64 * 4)),
+            };
+            call_micro(kb, m, &at_row, rows);
+        });
+    })
 }
 
 /// Packs a constant matrix (given by element accessor) as row-major [rows][cols].

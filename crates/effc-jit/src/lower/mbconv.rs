@@ -318,9 +318,11 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
     let row_sums = b.se.as_ref().map(|_| scratch(l, 2));
     if let Some(rs) = row_sums {
         let sums = Buf::new(rs, DType::F32, vec![n * oh, c_exp], row_major(&[n * oh, c_exp]));
+        l.role = "se-pool-clear";
         l.fill(&sums, 0.0)?;
     }
     let epi = Epilogue { residual: None, act: b.dw.act, row_sums };
+    l.role = "expand+depthwise";
     match &b.expand {
         Some(e) if streams(b, &x.dims) => {
             l.traffic_saved += 2 * (x.dims[0] * x.dims[2] * x.dims[3] * c_exp * 4) as u64;
@@ -347,6 +349,7 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
                 scale_weights: Some((wp, scaled, cout)),
                 ..GateKernel::new(l, se, c_exp, [scratch(l, 3), scratch(l, 4), scratch(l, 5)])
             };
+            l.role = "se-gate";
             gate_kernel(l, n, k)?;
             (Mat { base: scaled, offset: 0, rs: cout as isize, cs: 1 }, (c_exp * cout) as isize)
         }
@@ -356,6 +359,7 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
     let bias = l.const_f32(&b.project.b.to_f32_vec());
     let px = (oh * ow) as isize;
     let batch = vec![[n as isize, px * c_exp as isize, batch_b, px * cout as isize, 0]];
+    l.role = "project";
     let residual = b.residual.then_some(x.base);
     pointwise(l, d.base, oh * ow, c_exp, b_mat, bias, out.base, cout, batch, residual, b.project.act)
 }
@@ -398,6 +402,8 @@ fn stream_expand_depthwise(
         residual: None,
         act: e.act,
     };
+    let micro = super::gemm::micro(l, &row_mm);
+    let dw_micro = super::conv::dw_micro(l, g, op, &epi, (xs, os));
     let (x_base, d_base) = (x.base, d.base);
     l.kernel(n * chunks, move |kb| {
         let xb = kb.addr(x_base, 0);
@@ -440,7 +446,7 @@ fn stream_expand_depthwise(
                     let slot = kb.b.ins().urem_imm_u(row, span as i64);
                     let out = kb.offset(ring, slot, row_bytes);
                     let ptrs = Ptrs { a, b: wexp, out, c: Some(bexp), res: None };
-                    emit_rows(kb, &row_mm, &ptrs);
+                    emit_rows(kb, &row_mm, &ptrs, micro);
                 });
                 let after = kb.b.ins().smax(cur, end);
                 kb.b.def_var(next, after);
@@ -449,7 +455,7 @@ fn stream_expand_depthwise(
                 let o_row = kb.offset(db, r, os[2]);
                 let p = WindowPtrs { x_n: ring, o_row, residual: None, sums, w: Some(wdw), bias: Some(bdw) };
                 let rows = Rows::Ring { k: span, row_bytes };
-                window_row(kb, g, op, &epi, (xs, os), rows, p, nn, ohv, r, true);
+                window_row(kb, g, (op, dw_micro), &epi, (xs, os), rows, p, nn, ohv, r, true);
             });
         });
     })

@@ -63,7 +63,11 @@ pub(crate) struct Lowering<'g> {
     steps: Vec<PendingStep>,
     /// Name of the node being lowered, for kernel names and errors.
     current: String,
+    /// Which part of a fused op the next kernels compute, for profiles (`[project]`).
+    pub role: &'static str,
     pub traffic_saved: u64,
+    /// The micro-kernels' instruction set, or `None` for pure JIT code.
+    pub micro: Option<effc_kernels::Isa>,
 }
 
 fn runtime_dtype_ok(d: DType) -> bool {
@@ -201,7 +205,9 @@ impl<'g> Lowering<'g> {
             scratch,
             steps: Vec::new(),
             current: String::new(),
+            role: "",
             traffic_saved: 0,
+            micro: opts.kernels.resolve()?,
         };
         for (i, &id) in g.inputs.iter().enumerate() {
             let info = &g.node(id).outputs[0];
@@ -213,6 +219,7 @@ impl<'g> Lowering<'g> {
         for &id in &runtime {
             let node = g.node(id);
             l.current = node.name.clone();
+            l.role = "";
             l.lower(id).map_err(|e| e.at_node(&node.name, node.op.name()))?;
         }
         let n_in = g.inputs.len();
@@ -315,6 +322,19 @@ impl<'g> Lowering<'g> {
         Base::Const(addr)
     }
 
+    /// Stores a plain-data struct (kernel parameters) as immutable model data; returns its
+    /// address, which stays fixed for the model's lifetime.
+    pub fn const_struct<T: Copy>(&mut self, value: T) -> usize {
+        const { assert!(std::mem::align_of::<T>() <= crate::aligned::ALIGN) };
+        let mut buf = AlignedBuf::zeroed(std::mem::size_of::<T>());
+        // SAFETY: the buffer has T's size and at least T's alignment; writing (not reading)
+        // the value leaves no uninitialised byte to be read as u8 (the buffer is zeroed).
+        unsafe { std::ptr::write(buf.as_mut_ptr() as *mut T, value) };
+        let addr = buf.as_ptr() as usize;
+        self.consts.push(buf);
+        addr
+    }
+
     pub fn const_f32(&mut self, data: &[f32]) -> Base {
         let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_ne_bytes()).collect();
         self.const_bytes(&bytes)
@@ -335,7 +355,8 @@ impl<'g> Lowering<'g> {
 
     /// Compiles one kernel and schedules it over `0..extent`.
     pub fn kernel(&mut self, extent: usize, build: impl FnOnce(&mut Kb)) -> Result<()> {
-        let name = self.current.clone();
+        let name =
+            if self.role.is_empty() { self.current.clone() } else { format!("{} [{}]", self.current, self.role) };
         let func = self.jit.kernel(&name, build)?;
         self.steps.push(PendingStep { func, extent, name });
         Ok(())

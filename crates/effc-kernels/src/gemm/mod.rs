@@ -1,0 +1,89 @@
+//! Matrix products with a fused epilogue: the 1×1 convolutions, the stem (as im2col rows)
+//! and the classifier head.
+//!
+//! `out[r][j] = act(Σ_k a[r][k] · b[k][j] + bias[j] + res[r][j])` for `r < rows`, `j < n`.
+//! Each variant keeps an MR × (2 vectors) tile of `out` in registers over the whole K loop,
+//! broadcasting one element of A per row and loading one row of B per step, then applies
+//! the epilogue to the registers and stores once. Column tails are masked.
+
+use crate::Activation;
+
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
+pub mod portable;
+
+/// What does not change between calls of one product: sizes, strides (in f32s), bias and
+/// activation. The compiled model owns it; the machine code passes its address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct GemmParams {
+    pub k: usize,
+    pub n: usize,
+    pub lda: usize,
+    pub ldb: usize,
+    pub ldo: usize,
+    /// Row stride of the residual (ignored when no residual is passed).
+    pub ldr: usize,
+    /// `n` per-column values added to every row, or null.
+    pub bias: *const f32,
+    pub act: Activation,
+}
+
+// SAFETY: the bias pointer refers to immutable weights owned by the same compiled model as
+// the params; sharing them between threads only ever reads through it.
+unsafe impl Send for GemmParams {}
+// SAFETY: as above, read-only.
+unsafe impl Sync for GemmParams {}
+
+/// `gemm(a, b, out, res, rows, params)`.
+///
+/// # Safety
+/// With `p = *params` (a valid `GemmParams`):
+/// - `a` is readable at `a[r·p.lda + k]` for `r < rows`, `k < p.k`;
+/// - `b` is readable at `b[k·p.ldb + j]` for `k < p.k`, `j < p.n`;
+/// - `out` is writable at `out[r·p.ldo + j]`, and `res` (unless null) readable at
+///   `res[r·p.ldr + j]`, for `r < rows`, `j < p.n`;
+/// - `p.bias` is null or readable at `bias[j]`, `j < p.n`;
+/// - `out` may alias `res` exactly (same element for the same (r, j)), nothing else;
+/// - the variant's instruction set is supported by the CPU (see [`crate::Isa::gemm`]).
+///
+/// No element outside these ranges is read or written: tails use masked loads and stores.
+pub type GemmFn = unsafe extern "C" fn(
+    a: *const f32,
+    b: *const f32,
+    out: *mut f32,
+    res: *const f32,
+    rows: usize,
+    params: *const GemmParams,
+);
+
+/// A plain triple loop in f64, the oracle the kernels are tested against.
+pub fn reference(
+    a: &[f32],
+    b: &[f32],
+    res: Option<&[f32]>,
+    rows: usize,
+    p: &GemmParams,
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
+    let mut out = vec![0.0; rows * p.ldo];
+    for r in 0..rows {
+        for j in 0..p.n {
+            let mut acc = 0.0f64;
+            for k in 0..p.k {
+                acc += a[r * p.lda + k] as f64 * b[k * p.ldb + j] as f64;
+            }
+            let mut v = acc as f32;
+            if let Some(bias) = bias {
+                v += bias[j];
+            }
+            if let Some(res) = res {
+                v += res[r * p.ldr + j];
+            }
+            out[r * p.ldo + j] = p.act.apply(v);
+        }
+    }
+    out
+}

@@ -1,0 +1,55 @@
+//! Vector math for the AVX512 kernels: the epilogue activations and e^x.
+
+use std::arch::x86_64::*;
+
+use crate::{ActKind, Activation};
+
+/// The epilogue activation on 16 lanes (NaN-preserving: `max(c, x)` returns x for NaN x).
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub fn activate(x: __m512, act: &Activation) -> __m512 {
+    let zero = _mm512_setzero_ps();
+    let one = _mm512_set1_ps(1.0);
+    let clamp01 = |v: __m512| _mm512_min_ps(one, _mm512_max_ps(zero, v));
+    match act.kind {
+        ActKind::Identity => x,
+        ActKind::Relu => _mm512_max_ps(zero, x),
+        ActKind::Clip => _mm512_min_ps(_mm512_set1_ps(act.b), _mm512_max_ps(_mm512_set1_ps(act.a), x)),
+        ActKind::LeakyRelu => {
+            let neg = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, zero);
+            _mm512_mask_mul_ps(x, neg, x, _mm512_set1_ps(act.a))
+        }
+        ActKind::HardSigmoid => clamp01(_mm512_fmadd_ps(x, _mm512_set1_ps(act.a), _mm512_set1_ps(act.b))),
+        ActKind::HardSwish => {
+            let g = clamp01(_mm512_fmadd_ps(x, _mm512_set1_ps(1.0 / 6.0), _mm512_set1_ps(0.5)));
+            _mm512_mul_ps(x, g)
+        }
+        ActKind::Sigmoid => _mm512_div_ps(one, _mm512_add_ps(one, exp(_mm512_sub_ps(zero, x)))),
+        ActKind::Swish => _mm512_div_ps(x, _mm512_add_ps(one, exp(_mm512_sub_ps(zero, x)))),
+    }
+}
+
+/// e^x: n = round(x·log2 e), g = x − n·ln 2 (Cody–Waite, two parts), a degree-7 Taylor
+/// polynomial for e^g on |g| ≤ ln2/2 (truncation < 1e-8 relative), scaled by 2^n.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub fn exp(x: __m512) -> __m512 {
+    let s = _mm512_set1_ps;
+    // Beyond this range e^x is 0 or ∞ in f32; clamping keeps g small for huge |x|.
+    let x = _mm512_min_ps(s(89.0), _mm512_max_ps(s(-104.0), x));
+    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(
+        x,
+        s(std::f32::consts::LOG2_E),
+    ));
+    let g = _mm512_fnmadd_ps(n, s(LN2_HI), x);
+    let g = _mm512_fnmadd_ps(n, s(LN2_LO), g);
+    let mut q = s(1.0 / 5040.0);
+    for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+        q = _mm512_fmadd_ps(q, g, s(c));
+    }
+    _mm512_scalef_ps(q, n)
+}
+
+/// ln 2 split so that n·LN2_HI is exact for |n| < 2^9.
+pub const LN2_HI: f32 = 0.693_359_4;
+pub const LN2_LO: f32 = -2.121_944_4e-4;

@@ -1,0 +1,199 @@
+//! Every depthwise-row variant against the f64 reference and the portable variant, on
+//! random geometries (kernel, stride, dilation, padding, missing rows, channel tails),
+//! with rows, output and sums in buffers that fault one element past their end.
+
+mod guarded;
+
+use effc_kernels::depthwise::{DwParams, reference};
+use effc_kernels::{ActKind, Activation, Isa};
+use guarded::Guarded;
+use proptest::prelude::*;
+
+#[derive(Clone, Debug)]
+struct Case {
+    c: usize,
+    w: usize,
+    kh: usize,
+    kw: usize,
+    sw: usize,
+    dw: usize,
+    pw: usize,
+    /// Which kernel rows exist (the others are vertical padding).
+    present: Vec<bool>,
+    sums: bool,
+    act: Activation,
+    seed: u64,
+}
+
+impl Case {
+    /// Output width for padding `pw` on both sides.
+    fn ow(&self) -> usize {
+        (self.w + 2 * self.pw - (self.kw - 1) * self.dw - 1) / self.sw + 1
+    }
+}
+
+fn values(len: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed ^ 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// Runs `isa` on `c`: (output, sums, reference output).
+fn run(isa: Isa, c: &Case) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let row_data: Vec<Vec<f32>> = (0..c.kh).map(|i| values(c.w * c.c, c.seed + i as u64)).collect();
+    let weights = values(c.kh * c.kw * c.c, c.seed + 100);
+    let bias = values(c.c, c.seed + 101);
+    let start_sums = values(c.c, c.seed + 102);
+    let rows: Vec<Option<Guarded>> =
+        row_data.iter().zip(&c.present).map(|(r, &on)| on.then(|| Guarded::new(r))).collect();
+    let (gw, gb) = (Guarded::new(&weights), Guarded::new(&bias));
+    let ow = c.ow();
+    let mut out = Guarded::new(&vec![0.0; ow * c.c]);
+    let mut sums = Guarded::new(&start_sums);
+    let p = DwParams {
+        c: c.c,
+        w: c.w,
+        ow,
+        kh: c.kh,
+        kw: c.kw,
+        sw: c.sw,
+        dw: c.dw,
+        pw: c.pw,
+        weights: gw.ptr(),
+        bias: gb.ptr(),
+        act: c.act,
+    };
+    let ptrs: Vec<*const f32> = rows.iter().map(|r| r.as_ref().map_or(std::ptr::null(), |g| g.ptr())).collect();
+    let sums_ptr = if c.sums { sums.mut_ptr() } else { std::ptr::null_mut() };
+    // SAFETY: the buffers have the sizes the params describe; the ISA is supported.
+    unsafe { isa.depthwise().expect("supported")(ptrs.as_ptr(), out.mut_ptr(), sums_ptr, &p) };
+    let refs: Vec<Option<&[f32]>> = row_data.iter().zip(&c.present).map(|(r, &on)| on.then_some(&r[..])).collect();
+    let want = reference(&refs, &p, &weights, &bias);
+    (out.to_vec(), sums.to_vec(), want)
+}
+
+fn close(got: f32, want: f32, taps: usize) -> bool {
+    (got.is_nan() && want.is_nan()) || (got - want).abs() <= 2e-6 * (taps as f32).sqrt().max(1.0) * want.abs().max(1.0)
+}
+
+fn activation() -> impl Strategy<Value = Activation> {
+    prop_oneof![
+        Just(Activation::IDENTITY),
+        Just(Activation::with(ActKind::Clip, 0.0, 6.0)),
+        Just(Activation::new(ActKind::HardSwish)),
+        Just(Activation::new(ActKind::Swish)),
+    ]
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        1usize..40,
+        1usize..30,
+        1usize..6,
+        1usize..6,
+        1usize..3,
+        1usize..3,
+        0usize..3,
+        any::<bool>(),
+        activation(),
+        any::<u64>(),
+    )
+        .prop_flat_map(|(c, w, kh, kw, sw, dw, pw, sums, act, seed)| {
+            // Keep the output at least one pixel wide.
+            let w = w.max((kw - 1) * dw + 1);
+            proptest::collection::vec(any::<bool>(), kh).prop_map(move |present| Case {
+                c,
+                w,
+                kh,
+                kw,
+                sw,
+                dw,
+                pw,
+                present,
+                sums,
+                act,
+                seed,
+            })
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn every_variant_matches_the_reference(c in case()) {
+        let taps = c.kh * c.kw;
+        for isa in Isa::ALL.into_iter().filter(|i| i.is_supported()) {
+            let (out, sums, want) = run(isa, &c);
+            for (i, (&g, &w)) in out.iter().zip(&want).enumerate() {
+                prop_assert!(close(g, w, taps), "{isa:?} {c:?}: element {i} = {g}, reference {w}");
+            }
+            // Sums: the starting values plus the row's outputs per channel.
+            let start = values(c.c, c.seed + 102);
+            for ch in 0..c.c {
+                let expect = if c.sums { start[ch] + (0..c.ow()).map(|ox| want[ox * c.c + ch]).sum::<f32>() } else { start[ch] };
+                prop_assert!(close(sums[ch], expect, taps * c.ow()), "{isa:?} {c:?}: sum {ch} = {}, expected {expect}", sums[ch]);
+            }
+        }
+    }
+
+    #[test]
+    fn every_variant_matches_the_portable_one(c in case()) {
+        let (portable, psums, _) = run(Isa::Portable, &c);
+        for isa in Isa::ALL.into_iter().filter(|i| i.is_supported() && *i != Isa::Portable) {
+            let (out, sums, _) = run(isa, &c);
+            for (i, (&g, &p)) in out.iter().zip(&portable).enumerate() {
+                prop_assert!(close(g, p, c.kh * c.kw), "{isa:?} element {i}: {g} vs portable {p}");
+            }
+            for (ch, (&g, &p)) in sums.iter().zip(&psums).enumerate() {
+                prop_assert!(close(g, p, c.kh * c.kw * c.ow()), "{isa:?} sum {ch}: {g} vs portable {p}");
+            }
+        }
+    }
+}
+
+/// The interior (columns whose taps are all inside the row) is exactly the set of columns
+/// for which every tap's input column exists.
+#[test]
+fn interior_is_the_columns_with_every_tap_inside() {
+    for w in 1..20 {
+        for kw in 1..6 {
+            for sw in 1..3 {
+                for dw in 1..3 {
+                    for pw in 0..4 {
+                        if w + 2 * pw < (kw - 1) * dw + 1 {
+                            continue;
+                        }
+                        let ow = (w + 2 * pw - (kw - 1) * dw - 1) / sw + 1;
+                        let p = DwParams {
+                            c: 1,
+                            w,
+                            ow,
+                            kh: 1,
+                            kw,
+                            sw,
+                            dw,
+                            pw,
+                            weights: std::ptr::null(),
+                            bias: std::ptr::null(),
+                            act: Activation::IDENTITY,
+                        };
+                        let (lo, hi) = p.interior();
+                        for ox in 0..ow {
+                            let all_inside = (0..kw).all(|j| p.column(ox, j).is_some());
+                            assert_eq!(
+                                all_inside,
+                                (lo..hi).contains(&ox),
+                                "w {w} kw {kw} sw {sw} dw {dw} pw {pw} ox {ox}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

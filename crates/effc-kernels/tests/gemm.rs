@@ -1,0 +1,207 @@
+//! Every GEMM variant against the f64 reference and against the portable variant, on
+//! random shapes, strides, epilogues and tails, with buffers that fault one element past
+//! their end (reads before the start are caught by the guard page of the previous
+//! mapping only by chance, so every pointer passed starts at element 0 of its buffer).
+
+mod guarded;
+
+use effc_kernels::gemm::{GemmParams, reference};
+use effc_kernels::{ActKind, Activation, Isa};
+use guarded::Guarded;
+use proptest::prelude::*;
+
+/// A random product: shapes, strides and the epilogue.
+#[derive(Clone, Debug)]
+struct Case {
+    rows: usize,
+    n: usize,
+    k: usize,
+    pad: [usize; 3],
+    bias: bool,
+    residual: bool,
+    act: Activation,
+    seed: u64,
+}
+
+fn values(len: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// Elements a row-major matrix with `rows` rows of `cols` used columns at stride `ld` spans.
+fn span(rows: usize, cols: usize, ld: usize) -> usize {
+    (rows - 1) * ld + cols
+}
+
+/// Runs `isa`'s kernel on `c`; returns the output matrix (padding columns included).
+fn run(isa: Isa, c: &Case) -> (Vec<f32>, Vec<f32>) {
+    let [pa, pb, po] = c.pad;
+    let p_base = GemmParams {
+        k: c.k,
+        n: c.n,
+        lda: c.k + pa,
+        ldb: c.n + pb,
+        ldo: c.n + po,
+        ldr: c.n + po,
+        bias: std::ptr::null(),
+        act: c.act,
+    };
+    let a = values(span(c.rows, c.k, p_base.lda), c.seed);
+    let b = values(span(c.k, c.n, p_base.ldb), c.seed + 1);
+    let bias = values(c.n, c.seed + 2);
+    let res = values(span(c.rows, c.n, p_base.ldr), c.seed + 3);
+    let sentinel = 1234.5f32;
+    let (ga, gb, gbias, gres) = (Guarded::new(&a), Guarded::new(&b), Guarded::new(&bias), Guarded::new(&res));
+    let mut gout = Guarded::new(&vec![sentinel; span(c.rows, c.n, p_base.ldo)]);
+    let p = GemmParams { bias: if c.bias { gbias.ptr() } else { std::ptr::null() }, ..p_base };
+    let res_ptr = if c.residual { gres.ptr() } else { std::ptr::null() };
+    let gemm = isa.gemm().expect("supported");
+    // SAFETY: every buffer spans exactly what the params say; the ISA is supported.
+    unsafe { gemm(ga.ptr(), gb.ptr(), gout.mut_ptr(), res_ptr, c.rows, &p) };
+    let out = gout.to_vec();
+    // Padding columns are never written.
+    for r in 0..c.rows {
+        for j in c.n..p.ldo {
+            if let Some(&v) = out.get(r * p.ldo + j) {
+                assert_eq!(v, sentinel, "{isa:?} wrote padding at row {r}, column {j}");
+            }
+        }
+    }
+    let mut padded = vec![0.0; c.rows * p.ldo];
+    padded[..out.len()].copy_from_slice(&out);
+    let expect = reference(&a, &b, c.residual.then_some(&res[..]), c.rows, &p, c.bias.then_some(&bias[..]));
+    (padded, expect)
+}
+
+fn close(got: f32, want: f32, scale: f32) -> bool {
+    (got.is_nan() && want.is_nan()) || (got - want).abs() <= 2e-6 * scale.max(1.0)
+}
+
+fn check(isa: Isa, c: &Case) {
+    let (got, want) = run(isa, c);
+    let scale = (c.k as f32).sqrt() + 2.0;
+    for r in 0..c.rows {
+        for j in 0..c.n {
+            let i = r * (c.n + c.pad[2]) + j;
+            assert!(
+                close(got[i], want[i], scale),
+                "{isa:?} {c:?}: ({r}, {j}) = {} but the reference says {}",
+                got[i],
+                want[i]
+            );
+        }
+    }
+}
+
+fn activation() -> impl Strategy<Value = Activation> {
+    prop_oneof![
+        Just(Activation::IDENTITY),
+        Just(Activation::new(ActKind::Relu)),
+        Just(Activation::with(ActKind::Clip, 0.0, 6.0)),
+        Just(Activation::with(ActKind::LeakyRelu, 0.1, 0.0)),
+        Just(Activation::with(ActKind::HardSigmoid, 0.2, 0.5)),
+        Just(Activation::new(ActKind::HardSwish)),
+        Just(Activation::new(ActKind::Sigmoid)),
+        Just(Activation::new(ActKind::Swish)),
+    ]
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        1usize..40,
+        1usize..80,
+        1usize..48,
+        [0usize..3, 0usize..3, 0usize..3],
+        any::<bool>(),
+        any::<bool>(),
+        activation(),
+        any::<u64>(),
+    )
+        .prop_map(|(rows, n, k, pad, bias, residual, act, seed)| Case {
+            rows,
+            n,
+            k,
+            pad,
+            bias,
+            residual,
+            act,
+            seed,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn every_variant_matches_the_reference(c in case()) {
+        for isa in Isa::ALL.into_iter().filter(|i| i.is_supported()) {
+            check(isa, &c);
+        }
+    }
+
+    #[test]
+    fn every_variant_matches_the_portable_one(c in case()) {
+        let (portable, _) = run(Isa::Portable, &c);
+        for isa in Isa::ALL.into_iter().filter(|i| i.is_supported() && *i != Isa::Portable) {
+            let (got, _) = run(isa, &c);
+            for (i, (&g, &p)) in got.iter().zip(&portable).enumerate() {
+                prop_assert!(close(g, p, (c.k as f32).sqrt() + 2.0), "{isa:?} element {i}: {g} vs portable {p}");
+            }
+        }
+    }
+}
+
+/// The epilogue activations over a sweep of x (k = 1, a = x, b = 1), including ±∞, NaN
+/// and values far outside where exp is representable.
+#[test]
+fn activations_over_a_sweep() {
+    let mut xs: Vec<f32> = (-2000..=2000).map(|i| i as f32 * 0.05).collect();
+    xs.extend([f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 1e30, -1e30, 88.0, -88.0, 104.0, -104.0]);
+    let kinds = [
+        Activation::IDENTITY,
+        Activation::new(ActKind::Relu),
+        Activation::with(ActKind::Clip, -1.0, 6.0),
+        Activation::with(ActKind::LeakyRelu, 0.01, 0.0),
+        Activation::with(ActKind::HardSigmoid, 0.2, 0.5),
+        Activation::new(ActKind::HardSwish),
+        Activation::new(ActKind::Sigmoid),
+        Activation::new(ActKind::Swish),
+    ];
+    for isa in Isa::ALL.into_iter().filter(|i| i.is_supported()) {
+        for act in kinds {
+            let p = GemmParams { k: 1, n: 1, lda: 1, ldb: 1, ldo: 1, ldr: 1, bias: std::ptr::null(), act };
+            let one = [1.0f32];
+            let mut out = vec![0.0f32; xs.len()];
+            // SAFETY: a is xs.len() × 1, b is 1 × 1, out is xs.len() × 1.
+            unsafe { isa.gemm().unwrap()(xs.as_ptr(), one.as_ptr(), out.as_mut_ptr(), std::ptr::null(), xs.len(), &p) };
+            for (&x, &y) in xs.iter().zip(&out) {
+                let want = act.apply(x);
+                // exp-based ones relative to the value; piecewise-linear ones may differ by
+                // the rounding of one fused multiply-add. AVX2 clamps e^x at e^-87.3, so
+                // values below ~1e-36 may come out as that instead of 0.
+                let tolerance = match act.kind {
+                    ActKind::Sigmoid | ActKind::Swish => 4e-7 * want.abs(),
+                    _ => 2e-7 * want.abs().max(1.0),
+                };
+                let ok = (y.is_nan() && want.is_nan()) || y == want || (y - want).abs() <= tolerance.max(1e-35);
+                assert!(ok, "{isa:?} {act:?} at {x}: {y} vs {want}");
+            }
+        }
+    }
+}
+
+/// The CPU this runs on gets its best variant.
+#[test]
+fn detection_picks_a_supported_variant() {
+    let isa = Isa::detect();
+    assert!(isa.is_supported());
+    assert!(isa.gemm().is_some());
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        assert_eq!(isa, Isa::Avx512);
+    }
+}

@@ -1,0 +1,57 @@
+//! Buffers that end exactly at an inaccessible page, so a kernel reading or writing one
+//! element past the end crashes the test instead of passing silently.
+
+pub struct Guarded {
+    base: *mut libc::c_void,
+    map_len: usize,
+    data: *mut f32,
+    len: usize,
+}
+
+impl Guarded {
+    pub fn new(values: &[f32]) -> Self {
+        let page = 4096;
+        let bytes = values.len() * 4;
+        let data_pages = bytes.div_ceil(page).max(1);
+        let map_len = (data_pages + 1) * page;
+        // SAFETY: an anonymous private mapping; the result is checked.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(base, libc::MAP_FAILED);
+        let guard = base as usize + data_pages * page;
+        // SAFETY: the last page of our own mapping becomes inaccessible.
+        assert_eq!(unsafe { libc::mprotect(guard as *mut libc::c_void, page, libc::PROT_NONE) }, 0);
+        let data = (guard - bytes) as *mut f32;
+        // SAFETY: `data..guard` lies inside the writable part of the mapping.
+        unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), data, values.len()) };
+        Guarded { base, map_len, data, len: values.len() }
+    }
+
+    pub fn ptr(&self) -> *const f32 {
+        self.data
+    }
+
+    pub fn mut_ptr(&mut self) -> *mut f32 {
+        self.data
+    }
+
+    pub fn to_vec(&self) -> Vec<f32> {
+        // SAFETY: `len` initialised f32s live at `data`.
+        unsafe { std::slice::from_raw_parts(self.data, self.len) }.to_vec()
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        // SAFETY: unmapping the mapping created in `new`.
+        unsafe { libc::munmap(self.base, self.map_len) };
+    }
+}
