@@ -42,6 +42,31 @@ fn shared_b0_models_match_tract_and_onnxruntime() {
     }
 }
 
+/// Every kernel path (AVX-512, AVX2, portable micro-kernels and pure JIT, as far as this
+/// CPU has them) computes B0 within tolerance of onnxruntime's stored outputs.
+#[test]
+fn every_kernel_path_matches_onnxruntime() {
+    let models = shared_models();
+    let path = models.join("tv_b0_legacy.onnx");
+    let paths = common::kernel_paths();
+    assert!(paths.len() >= 2, "at least portable and pure JIT: {paths:?}");
+    for kernels in paths {
+        let c = effc::compile_file(&path, &effc::Options { kernels, ..Default::default() }).unwrap();
+        let model = c.model().unwrap();
+        for input in ["cat", "noise"] {
+            let x = npy(&models.join(format!("inputs/{input}_1x3x224x224.npy")));
+            let mut out = vec![0f32; 1000];
+            model
+                .run_into(&[effc::TensorRef::F32(x.as_slice().unwrap())], &mut [effc::TensorMut::F32(&mut out)])
+                .unwrap();
+            let ort = npy(&models.join(format!("ref/tv_b0_legacy.{input}.ort.npy")));
+            let vs_ort = Comparison::new(&out, ort.as_slice().unwrap());
+            println!("{kernels}: {input} vs ORT max_abs {:.2e} max_rel {:.2e}", vs_ort.max_abs, vs_ort.max_rel);
+            assert!(vs_ort.passes(TOLERANCE), "{kernels} on {input} vs onnxruntime: {vs_ort:?}");
+        }
+    }
+}
+
 /// One CompiledModel shared by 8 threads, 20 runs each on different inputs: every output is
 /// bit-identical to the single-threaded run of the same input. A 2-thread team splitting
 /// each kernel gives the same bits too.

@@ -160,7 +160,8 @@ fn random_graph(seed: u64) -> (effc_onnx::proto::ModelProto, Vec<usize>) {
 fn check(seed: u64) -> Result<(), String> {
     let (model, shape) = random_graph(seed);
     let (dir, path) = common::write_temp(&model);
-    let opts = effc::Options { checked: true, ..Default::default() };
+    // Each graph runs on one kernel path (micro-kernels per ISA, or pure JIT), in rotation.
+    let opts = effc::Options { checked: true, kernels: common::kernel_path(seed), ..Default::default() };
     if std::env::var_os("EFFC_SHOW_GRAPHS").is_some() {
         let ops: Vec<&str> = model.graph.as_ref().unwrap().node.iter().map(|n| n.op_type.as_str()).collect();
         eprintln!("seed {seed}: {shape:?} {ops:?}");

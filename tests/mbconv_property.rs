@@ -39,7 +39,8 @@ fn check_batch(s: &MbConvSpec, batch: usize, hw: usize, seed: u64) -> Result<(),
     b.output(&y);
     let (_dir, path) = common::write_temp(&b.build());
     // Checked mode: every kernel is verified not to write outside its buffers.
-    let checked = effc::Options { checked: true, ..Default::default() };
+    // Each case runs on one kernel path (micro-kernels per ISA, or pure JIT), in rotation.
+    let checked = effc::Options { checked: true, kernels: common::kernel_path(seed), ..Default::default() };
     let fused = effc::compile_file(&path, &checked).map_err(|e| TestCaseError::fail(e.to_string()))?;
     let hist = &fused.summary.ops_after;
     prop_assert_eq!(hist.len(), 1, "{:?}: {:?}", s, hist);

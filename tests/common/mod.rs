@@ -42,3 +42,16 @@ pub fn noise(n: usize, seed: u64) -> Vec<f32> {
         })
         .collect()
 }
+
+/// Every kernel path this CPU can run (micro-kernels per instruction set, then pure JIT).
+pub fn kernel_paths() -> Vec<effc::Kernels> {
+    effc::Kernels::EXPLICIT.into_iter().filter(|k| k.is_supported()).collect()
+}
+
+/// The kernel path for test case `i`: property and differential tests rotate through all
+/// of them so every path sees a share of the random graphs.
+#[allow(dead_code)]
+pub fn kernel_path(i: u64) -> effc::Kernels {
+    let paths = kernel_paths();
+    paths[(i % paths.len() as u64) as usize]
+}

@@ -68,7 +68,18 @@ struct Report {
     #[serde(flatten)]
     effc: Stats,
     gflops: f64,
+    /// Which code ran the matrix products (`--kernels`, resolved).
+    kernels: String,
+    /// Measured single-core FMA peak of the widest vectors this CPU has, and the share of
+    /// `threads` × that peak the run reached.
+    peak_isa: &'static str,
+    peak_gflops: f64,
+    percent_of_peak: f64,
+    /// Median of a few compilations, file → ready to run.
     compile_ms: f64,
+    /// The process's peak resident memory (VmHWM) at the end, in MB (Linux only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peak_rss_mb: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tract: Option<Stats>,
     /// effc median / tract median.
@@ -87,6 +98,25 @@ pub fn time(runs: usize, warmup: usize, mut f: impl FnMut() -> Result<()>) -> Re
         v.push(t.elapsed().as_secs_f64() * 1e3);
     }
     Ok(Stats::of(v))
+}
+
+/// Compile time is noisy (allocation, page faults): the median of the first compilation
+/// and four more.
+fn median_compile_ms(model: &std::path::Path, opts: &effc::Options, first: f64) -> Result<f64> {
+    let mut v = vec![first];
+    for _ in 0..4 {
+        v.push(effc::compile_file(model, opts)?.summary.compile_ms);
+    }
+    v.sort_by(f64::total_cmp);
+    Ok(v[v.len() / 2])
+}
+
+/// VmHWM from /proc/self/status, in MB.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
@@ -136,13 +166,25 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         None => None,
     };
     let flops = 2.0 * c.summary.macs as f64;
+    let peak_isa = effc_kernels::Isa::detect();
+    let peak = effc_kernels::peak_gflops(peak_isa).unwrap_or(f64::NAN);
+    let gflops = flops / (effc_stats.median_ms * 1e6);
+    let kernels = match args.kernels.resolve()? {
+        Some(isa) => isa.name().to_string(),
+        None => "jit".to_string(),
+    };
     let report = Report {
         model: args.model.display().to_string(),
         threads: args.threads,
         runs: args.runs,
         effc: effc_stats,
-        gflops: flops / (effc_stats.median_ms * 1e6),
-        compile_ms: c.summary.compile_ms,
+        gflops,
+        kernels,
+        peak_isa: peak_isa.name(),
+        peak_gflops: peak,
+        percent_of_peak: 100.0 * gflops / (peak * args.threads as f64),
+        compile_ms: median_compile_ms(&args.model, &opts, c.summary.compile_ms)?,
+        peak_rss_mb: peak_rss_mb(),
         ratio: tract.map(|t| effc_stats.median_ms / t.median_ms),
         tract,
     };
@@ -158,7 +200,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     };
     println!("{} ({} threads, {} runs, compile {:.1} ms)", report.model, args.threads, args.runs, report.compile_ms);
     line("effc", &report.effc);
-    println!("       {:.1} GFLOP/s", report.gflops);
+    println!(
+        "       {:.1} GFLOP/s with {} kernels = {:.1}% of {} × the {} single-core peak ({:.0} GFLOP/s)",
+        report.gflops, report.kernels, report.percent_of_peak, args.threads, report.peak_isa, report.peak_gflops
+    );
     if let (Some(t), Some(r)) = (&report.tract, report.ratio) {
         line("tract", t);
         println!("ratio  effc/tract median = {r:.3}");

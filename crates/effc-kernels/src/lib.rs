@@ -13,11 +13,15 @@
 mod act;
 pub mod depthwise;
 pub mod gemm;
+pub mod im2col;
+mod peak;
 mod vector;
 
 pub use act::{ActKind, Activation};
 pub use depthwise::{DwFn, DwParams};
 pub use gemm::{GemmFn, GemmParams};
+pub use im2col::{Im2colParams, im2col_row};
+pub use peak::peak_gflops;
 
 /// An instruction set the kernels are built for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

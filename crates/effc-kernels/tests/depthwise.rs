@@ -197,3 +197,51 @@ fn interior_is_the_columns_with_every_tap_inside() {
         }
     }
 }
+
+/// im2col of a row followed by the portable GEMM equals the depthwise reference's
+/// definition of which taps exist (same column rule, zero outside).
+#[test]
+fn im2col_gathers_exactly_the_taps_inside() {
+    use effc_kernels::{Im2colParams, im2col_row};
+    for (c, w, kh, kw, sw, dw, pw) in [(3, 9, 3, 3, 2, 1, 1), (2, 7, 2, 5, 1, 2, 3), (1, 4, 1, 1, 1, 1, 0)] {
+        let ow = (w + 2 * pw - (kw - 1) * dw - 1) / sw + 1;
+        let rows: Vec<Vec<f32>> = (0..kh).map(|i| values(w * c, i as u64)).collect();
+        let guarded: Vec<Guarded> = rows.iter().map(|r| Guarded::new(r)).collect();
+        // The last kernel row is missing (vertical padding).
+        let mut ptrs: Vec<*const f32> = guarded.iter().map(Guarded::ptr).collect();
+        ptrs[kh - 1] = std::ptr::null();
+        let k = kh * kw * c;
+        let mut patch = Guarded::new(&vec![f32::NAN; ow * k]);
+        let p = Im2colParams { c, w, ow, kh, kw, sw, dw, pw };
+        // SAFETY: kh row pointers of w·c values (or null) and a patch of ow·k values.
+        unsafe { im2col_row(ptrs.as_ptr(), patch.mut_ptr(), &p) };
+        let patch = patch.to_vec();
+        let dwp = DwParams {
+            c,
+            w,
+            ow,
+            kh,
+            kw,
+            sw,
+            dw,
+            pw,
+            weights: std::ptr::null(),
+            bias: std::ptr::null(),
+            act: Activation::IDENTITY,
+        };
+        for ox in 0..ow {
+            for i in 0..kh {
+                for j in 0..kw {
+                    for ch in 0..c {
+                        let got = patch[ox * k + (i * kw + j) * c + ch];
+                        let want = match dwp.column(ox, j) {
+                            Some(iw) if i < kh - 1 => rows[i][iw * c + ch],
+                            _ => 0.0,
+                        };
+                        assert_eq!(got, want, "ox {ox} tap ({i}, {j}) channel {ch}");
+                    }
+                }
+            }
+        }
+    }
+}

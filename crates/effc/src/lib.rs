@@ -102,10 +102,13 @@ fn compile_loaded(model: effc_onnx::OnnxModel, opts: &Options, t0: Instant) -> R
     let t1 = Instant::now();
     let mut graph = effc_onnx::import_model(&model, &import_opts)?;
     let import_ms = ms(t1);
+    let source = summary::Source::of(&model)?;
+    let path = model.path.clone();
+    drop(model);
     let ops_before = graph.op_histogram();
     let t2 = Instant::now();
     let passes = effc_opt::pipeline(&effc_opt::PassOptions { fuse: opts.fuse });
-    let reports = effc_opt::optimize(&mut graph, &passes).map_err(|e| match &model.path {
+    let reports = effc_opt::optimize(&mut graph, &passes).map_err(|e| match &path {
         Some(p) => e.in_file(p),
         None => e,
     })?;
@@ -121,7 +124,7 @@ fn compile_loaded(model: effc_onnx::OnnxModel, opts: &Options, t0: Instant) -> R
             max_memory: opts.max_memory,
             kernels: opts.kernels,
         };
-        let c = CompiledModel::compile(&graph, &jit_opts).map_err(|e| match &model.path {
+        let c = CompiledModel::compile(&graph, &jit_opts).map_err(|e| match &path {
             Some(p) => e.in_file(p),
             None => e,
         })?;
@@ -129,7 +132,7 @@ fn compile_loaded(model: effc_onnx::OnnxModel, opts: &Options, t0: Instant) -> R
     };
     let codegen_ms = ms(t3);
     let stages = [("decode", decode_ms), ("import", import_ms), ("optimize", optimize_ms), ("codegen", codegen_ms)];
-    let summary = Summary::new(&model, &graph, compiled.as_ref(), ops_before, &reports, stages, ms(t0))?;
+    let summary = Summary::new(source, &graph, compiled.as_ref(), ops_before, &reports, stages, ms(t0))?;
     Ok(Compilation { graph, model: compiled, summary, layers })
 }
 

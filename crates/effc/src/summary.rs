@@ -65,9 +65,30 @@ pub struct Summary {
     pub compile_ms: f64,
 }
 
+/// What the summary needs from the decoded file, taken before the file's bytes are
+/// dropped (they are not needed past import, and holding them would add the model's size
+/// to the peak memory of compilation).
+pub(crate) struct Source {
+    model: String,
+    producer: String,
+    opset: i64,
+    ops_before: BTreeMap<String, usize>,
+}
+
+impl Source {
+    pub(crate) fn of(model: &effc_onnx::OnnxModel) -> Result<Self> {
+        Ok(Source {
+            model: model.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<memory>".into()),
+            producer: format!("{} {}", model.proto.producer_name, model.proto.producer_version).trim().to_string(),
+            opset: model.opset()?,
+            ops_before: model.op_histogram(),
+        })
+    }
+}
+
 impl Summary {
     pub(crate) fn new<const N: usize>(
-        model: &effc_onnx::OnnxModel,
+        model: Source,
         graph: &Graph,
         compiled: Option<&effc_jit::CompiledModel>,
         ops_imported: BTreeMap<String, usize>,
@@ -81,16 +102,16 @@ impl Summary {
         };
         let m = cost::macs(graph);
         Ok(Summary {
-            model: model.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<memory>".into()),
-            producer: format!("{} {}", model.proto.producer_name, model.proto.producer_version).trim().to_string(),
-            opset: model.opset()?,
+            model: model.model,
+            producer: model.producer,
+            opset: model.opset,
             inputs: graph
                 .inputs
                 .iter()
                 .map(|&id| tensor(&graph.node(id).outputs[0].name, effc_ir::ValueRef::new(id, 0)))
                 .collect(),
             outputs: graph.outputs.iter().map(|(n, v)| tensor(n, *v)).collect(),
-            ops_before: model.op_histogram(),
+            ops_before: model.ops_before,
             ops_imported,
             ops_after: graph.op_histogram(),
             params: cost::params(graph),

@@ -164,6 +164,9 @@ pub(super) fn conv(l: &mut Lowering, id: NodeId, c: &Conv) -> Result<()> {
     if groups == g.c && groups == g.m && dense_rows {
         return depthwise(l, &x4, &out4, c, &wt, &bias, epi);
     }
+    if groups == 1 && im2col_conv(l, &x4, &out4, g, &w_at, &bias, &epi)? {
+        return Ok(());
+    }
     let bias_base = l.const_f32(&bias);
     // General grouped conv: weights as [group][kh][kw][icg][ocg].
     let mut packed = Vec::with_capacity(w.len());
@@ -180,6 +183,89 @@ pub(super) fn conv(l: &mut Lowering, id: NodeId, c: &Conv) -> Result<()> {
     }
     let w_base = l.const_f32(&packed);
     grouped(l, &x4, &out4, g, groups, w_base, bias_base, epi)
+}
+
+/// Largest patch (one output row's receptive fields) gathered on the stack.
+const PATCH_BYTES: usize = 128 << 10;
+
+/// A dense convolution as, per output row, an im2col patch [OW × KH·KW·C] on the stack
+/// times the packed weights [KH·KW·C × M], through the GEMM micro-kernel with the bias,
+/// residual and activation in its epilogue. Returns false (nothing emitted) when the
+/// micro-kernels are off or the layout does not suit them.
+#[allow(clippy::too_many_arguments)]
+fn im2col_conv(
+    l: &mut Lowering,
+    x: &Buf,
+    out: &Buf,
+    g: Geom,
+    w_at: &dyn Fn(usize, usize, usize, usize) -> f32,
+    bias: &[f32],
+    epi: &Epilogue,
+) -> Result<bool> {
+    let (xs, os) = (byte_strides(x), byte_strides(out));
+    let dense = |s: [i64; 4], c: usize| s[1] == 4 && s[3] == c as i64 * 4;
+    let k = g.kh * g.kw * g.c;
+    let residual_ok = epi.residual.as_ref().is_none_or(|r| byte_strides(r) == os);
+    if l.micro.is_none() || !dense(xs, g.c) || !dense(os, g.m) || !residual_ok || g.ow * k * 4 > PATCH_BYTES {
+        return Ok(false);
+    }
+    let mut packed = Vec::with_capacity(k * g.m);
+    for i in 0..g.kh {
+        for j in 0..g.kw {
+            for ci in 0..g.c {
+                packed.extend((0..g.m).map(|oc| w_at(oc, ci, i, j)));
+            }
+        }
+    }
+    let row = |base: Base| Mat { base, offset: 0, rs: g.m as isize, cs: 1 };
+    let mm = MatMul {
+        m: g.ow,
+        n: g.m,
+        k,
+        a: Mat { base: Base::Arena(0), offset: 0, rs: k as isize, cs: 1 },
+        b: Mat { base: l.const_f32(&packed), offset: 0, rs: g.m as isize, cs: 1 },
+        out: row(out.base),
+        c: Some(Mat { base: l.const_f32(bias), offset: 0, rs: 0, cs: 1 }),
+        alpha: 1.0,
+        beta: 1.0,
+        batch: vec![],
+        residual: epi.residual.as_ref().map(|r| row(r.base)),
+        act: epi.act,
+    };
+    let Some(gemm) = super::gemm::micro(l, &mm) else { return Ok(false) };
+    let params =
+        effc_kernels::Im2colParams { c: g.c, w: g.w, ow: g.ow, kh: g.kh, kw: g.kw, sw: g.sw, dw: g.dw, pw: g.pw };
+    let params = l.const_struct(params);
+    let (x, out, res) = (x.clone(), out.clone(), epi.residual.clone());
+    let b = mm.b.base;
+    l.kernel(g.n * g.oh, move |kb| {
+        let xb = kb.addr(x.base, x.offset as i64 * 4);
+        let ob = kb.addr(out.base, out.offset as i64 * 4);
+        let rb = res.as_ref().map(|r| kb.addr(r.base, r.offset as i64 * 4));
+        let wb = kb.addr(b, 0);
+        let patch =
+            kb.b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, (g.ow * k * 4) as u32, 6));
+        let (lo, hi) = (kb.lo, kb.hi);
+        kb.for_range(lo, hi, 1, |kb, r| {
+            let n = kb.b.ins().udiv_imm_u(r, g.oh as i64);
+            let oh = kb.b.ins().urem_imm_u(r, g.oh as i64);
+            let x_n = kb.offset(xb, n, xs[0]);
+            let table = row_table(kb, g, Rows::Strided, (x_n, xs[2]), oh);
+            let patch_ptr = kb.b.ins().stack_addr(types::I64, patch, 0);
+            let params = kb.ic(params as i64);
+            kb.call_c(effc_kernels::im2col_row as *const () as usize, &[table, patch_ptr, params]);
+            let at = |kb: &mut Kb, base: Value| {
+                let p = kb.offset(base, n, os[0]);
+                kb.offset(p, oh, os[2])
+            };
+            let o_row = at(kb, ob);
+            let res_row = rb.map(|rb| at(kb, rb));
+            let ptrs = super::gemm::Ptrs { a: patch_ptr, b: wb, out: o_row, c: None, res: res_row };
+            let rows = kb.ic(g.ow as i64);
+            super::gemm::call_micro(kb, gemm, &ptrs, rows);
+        });
+    })?;
+    Ok(true)
 }
 
 /// Depthwise conv of channels-last `x` into `out`, weights [C, 1, kh, kw].
@@ -455,9 +541,9 @@ pub(super) fn dw_micro(
     Some(DwMicro { func, params: l.const_struct(params) })
 }
 
-#[allow(clippy::too_many_arguments)]
 /// One output row through the micro-kernel: the JIT resolves which input rows the kernel
 /// rows see (null for vertical padding) into a table on the stack, then calls once.
+#[allow(clippy::too_many_arguments)]
 fn dw_micro_row(
     kb: &mut Kb,
     g: Geom,
@@ -468,6 +554,16 @@ fn dw_micro_row(
     sums: Option<Value>,
     oh: Value,
 ) {
+    let table = row_table(kb, g, rows, (x_n, row_stride), oh);
+    let null = kb.ic(0);
+    let sums = sums.unwrap_or(null);
+    let params = kb.ic(m.params as i64);
+    kb.call_c(m.func, &[table, o_row, sums, params]);
+}
+
+/// A stack table of the `kh` input rows output row `oh` reads (null for rows in the
+/// vertical padding), in the form the row micro-kernels take.
+fn row_table(kb: &mut Kb, g: Geom, rows: Rows, (x_n, row_stride): (Value, i64), oh: Value) -> Value {
     let slot = kb.b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, (g.kh * 8) as u32, 3));
     let ih0 = kb.b.ins().imul_imm_s(oh, g.sh as i64);
     let ih0 = kb.b.ins().iadd_imm_s(ih0, -(g.ph as i64));
@@ -486,10 +582,7 @@ fn dw_micro_row(
         let ptr = kb.b.ins().select(inside, ptr, null);
         kb.b.ins().stack_store(types::I64, ptr, slot, (i * 8) as i32);
     }
-    let table = kb.b.ins().stack_addr(types::I64, slot, 0);
-    let sums = sums.unwrap_or(null);
-    let params = kb.ic(m.params as i64);
-    kb.call_c(m.func, &[table, o_row, sums, params]);
+    kb.b.ins().stack_addr(types::I64, slot, 0)
 }
 
 /// Depthwise conv and pools: per output pixel, vectors of channels.

@@ -290,7 +290,7 @@ pub(super) fn micro(l: &mut Lowering, mm: &MatMul) -> Option<Micro> {
 }
 
 /// Calls the micro-kernel on `rows` (a value) rows at the tile pointers `p`.
-fn call_micro(kb: &mut Kb, m: Micro, p: &Ptrs, rows: Value) {
+pub(super) fn call_micro(kb: &mut Kb, m: Micro, p: &Ptrs, rows: Value) {
     let res = match p.res {
         Some(r) => r,
         None => kb.ic(0),

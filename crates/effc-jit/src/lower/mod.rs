@@ -336,8 +336,13 @@ impl<'g> Lowering<'g> {
     }
 
     pub fn const_f32(&mut self, data: &[f32]) -> Base {
-        let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_ne_bytes()).collect();
-        self.const_bytes(&bytes)
+        let mut buf = AlignedBuf::zeroed(std::mem::size_of_val(data));
+        for (dst, v) in buf.as_mut_slice().chunks_exact_mut(4).zip(data) {
+            dst.copy_from_slice(&v.to_ne_bytes());
+        }
+        let addr = buf.as_ptr() as usize;
+        self.consts.push(buf);
+        Base::Const(addr)
     }
 
     /// A constant tensor as a row-major buffer of its own dtype.

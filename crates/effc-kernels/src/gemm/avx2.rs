@@ -20,6 +20,9 @@ struct Ptrs {
 
 /// See [`super::GemmFn`] for the contract.
 ///
+/// Column panels run outermost, so one K × 16 panel of B stays in L1/L2 while every row
+/// tile of the call passes over it.
+///
 /// # Safety
 /// The pointers satisfy [`super::GemmFn`]'s contract and the CPU supports AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
@@ -34,22 +37,16 @@ pub unsafe extern "C" fn gemm(
     // SAFETY: the caller passes a valid params pointer.
     let p = unsafe { &*params };
     let x = Ptrs { a, b, out, res };
-    let mut r0 = 0;
-    while r0 + MR <= rows {
-        // SAFETY: rows r0..r0+MR are inside the product.
-        unsafe { row_block::<MR>(x, r0, p) };
-        r0 += MR;
+    let mut j0 = 0;
+    // SAFETY (all panels): the columns covered by the masks are < n.
+    while j0 + 2 * LANES <= p.n {
+        unsafe { column_panel::<false>(x, j0, [lanes_below(LANES), lanes_below(LANES)], rows, p) };
+        j0 += 2 * LANES;
     }
-    // SAFETY: the remaining rows r0..rows are inside the product.
-    unsafe {
-        match rows - r0 {
-            0 => {}
-            1 => row_block::<1>(x, r0, p),
-            2 => row_block::<2>(x, r0, p),
-            3 => row_block::<3>(x, r0, p),
-            4 => row_block::<4>(x, r0, p),
-            _ => row_block::<5>(x, r0, p),
-        }
+    let left = p.n - j0;
+    if left > 0 {
+        let masks = [lanes_below(left), lanes_below(left.saturating_sub(LANES))];
+        unsafe { column_panel::<true>(x, j0, masks, rows, p) };
     }
 }
 
@@ -60,23 +57,28 @@ fn lanes_below(n: usize) -> __m256i {
     _mm256_cmpgt_epi32(_mm256_set1_epi32(n.min(LANES) as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 }
 
-/// All columns of rows `r0..r0+M`.
+/// Every row of the 16 columns from `j0` on (only the lanes in `masks` when `MASKED`).
 ///
 /// # Safety
-/// Rows `r0..r0+M` are inside the product; AVX2 and FMA are available.
+/// Every column the masks (or, unmasked, all 16) select is `< n`; AVX2 and FMA are available.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn row_block<const M: usize>(x: Ptrs, r0: usize, p: &GemmParams) {
-    let mut j0 = 0;
-    // SAFETY (all tiles): the columns covered by the masks are < n.
-    while j0 + 2 * LANES <= p.n {
-        unsafe { tile::<M, false>(x, r0, j0, [lanes_below(LANES), lanes_below(LANES)], p) };
-        j0 += 2 * LANES;
+unsafe fn column_panel<const MASKED: bool>(x: Ptrs, j0: usize, masks: [__m256i; 2], rows: usize, p: &GemmParams) {
+    let mut r0 = 0;
+    // SAFETY (all tiles): rows r0..r0+M are < rows.
+    while r0 + MR <= rows {
+        unsafe { tile::<MR, MASKED>(x, r0, j0, masks, p) };
+        r0 += MR;
     }
-    let left = p.n - j0;
-    if left > 0 {
-        let masks = [lanes_below(left), lanes_below(left.saturating_sub(LANES))];
-        unsafe { tile::<M, true>(x, r0, j0, masks, p) };
+    unsafe {
+        match rows - r0 {
+            0 => {}
+            1 => tile::<1, MASKED>(x, r0, j0, masks, p),
+            2 => tile::<2, MASKED>(x, r0, j0, masks, p),
+            3 => tile::<3, MASKED>(x, r0, j0, masks, p),
+            4 => tile::<4, MASKED>(x, r0, j0, masks, p),
+            _ => tile::<5, MASKED>(x, r0, j0, masks, p),
+        }
     }
 }
 

@@ -21,6 +21,9 @@ struct Ptrs {
 
 /// See [`super::GemmFn`] for the contract.
 ///
+/// Column panels run outermost, so one K × 32 panel of B stays in L1/L2 while every row
+/// tile of the call passes over it.
+///
 /// # Safety
 /// The pointers satisfy [`super::GemmFn`]'s contract and the CPU supports AVX-512F.
 #[target_feature(enable = "avx512f")]
@@ -35,28 +38,17 @@ pub unsafe extern "C" fn gemm(
     // SAFETY: the caller passes a valid params pointer.
     let p = unsafe { &*params };
     let x = Ptrs { a, b, out, res };
-    let mut r0 = 0;
-    while r0 + MR <= rows {
-        // SAFETY: rows r0..r0+MR are inside the product.
-        unsafe { row_block::<MR>(x, r0, p) };
-        r0 += MR;
+    let mut j0 = 0;
+    // SAFETY (all panels): the columns covered by the masks are < n.
+    while j0 + 2 * LANES <= p.n {
+        unsafe { column_panel::<2>(x, j0, [FULL, FULL], rows, p) };
+        j0 += 2 * LANES;
     }
-    // SAFETY: the remaining rows r0..rows are inside the product.
-    unsafe {
-        match rows - r0 {
-            0 => {}
-            1 => row_block::<1>(x, r0, p),
-            2 => row_block::<2>(x, r0, p),
-            3 => row_block::<3>(x, r0, p),
-            4 => row_block::<4>(x, r0, p),
-            5 => row_block::<5>(x, r0, p),
-            6 => row_block::<6>(x, r0, p),
-            7 => row_block::<7>(x, r0, p),
-            8 => row_block::<8>(x, r0, p),
-            9 => row_block::<9>(x, r0, p),
-            10 => row_block::<10>(x, r0, p),
-            _ => row_block::<11>(x, r0, p),
-        }
+    let left = p.n - j0;
+    if left > LANES {
+        unsafe { column_panel::<2>(x, j0, [FULL, tail_mask(left - LANES)], rows, p) };
+    } else if left > 0 {
+        unsafe { column_panel::<1>(x, j0, [tail_mask(left)], rows, p) };
     }
 }
 
@@ -65,24 +57,34 @@ fn tail_mask(n: usize) -> __mmask16 {
     ((1u32 << n) - 1) as __mmask16
 }
 
-/// All columns of rows `r0..r0+M`.
+/// Every row of the columns that `masks` select from `j0` on.
 ///
 /// # Safety
-/// Rows `r0..r0+M` are inside the product; AVX-512F is available.
+/// Every lane set in `masks[v]` is a column `j0 + 16·v + lane < n`; AVX-512F is available.
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn row_block<const M: usize>(x: Ptrs, r0: usize, p: &GemmParams) {
-    let mut j0 = 0;
-    // SAFETY (all tiles): columns j0.. covered by the masks are < n.
-    while j0 + 2 * LANES <= p.n {
-        unsafe { tile::<M, 2>(x, r0, j0, [FULL, FULL], p) };
-        j0 += 2 * LANES;
+unsafe fn column_panel<const V: usize>(x: Ptrs, j0: usize, masks: [__mmask16; V], rows: usize, p: &GemmParams) {
+    let mut r0 = 0;
+    // SAFETY (all tiles): rows r0..r0+M are < rows.
+    while r0 + MR <= rows {
+        unsafe { tile::<MR, V>(x, r0, j0, masks, p) };
+        r0 += MR;
     }
-    let left = p.n - j0;
-    if left > LANES {
-        unsafe { tile::<M, 2>(x, r0, j0, [FULL, tail_mask(left - LANES)], p) };
-    } else if left > 0 {
-        unsafe { tile::<M, 1>(x, r0, j0, [tail_mask(left)], p) };
+    unsafe {
+        match rows - r0 {
+            0 => {}
+            1 => tile::<1, V>(x, r0, j0, masks, p),
+            2 => tile::<2, V>(x, r0, j0, masks, p),
+            3 => tile::<3, V>(x, r0, j0, masks, p),
+            4 => tile::<4, V>(x, r0, j0, masks, p),
+            5 => tile::<5, V>(x, r0, j0, masks, p),
+            6 => tile::<6, V>(x, r0, j0, masks, p),
+            7 => tile::<7, V>(x, r0, j0, masks, p),
+            8 => tile::<8, V>(x, r0, j0, masks, p),
+            9 => tile::<9, V>(x, r0, j0, masks, p),
+            10 => tile::<10, V>(x, r0, j0, masks, p),
+            _ => tile::<11, V>(x, r0, j0, masks, p),
+        }
     }
 }
 

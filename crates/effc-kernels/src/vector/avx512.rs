@@ -24,9 +24,23 @@ pub fn activate(x: __m512, act: &Activation) -> __m512 {
             let g = clamp01(_mm512_fmadd_ps(x, _mm512_set1_ps(1.0 / 6.0), _mm512_set1_ps(0.5)));
             _mm512_mul_ps(x, g)
         }
-        ActKind::Sigmoid => _mm512_div_ps(one, _mm512_add_ps(one, exp(_mm512_sub_ps(zero, x)))),
-        ActKind::Swish => _mm512_div_ps(x, _mm512_add_ps(one, exp(_mm512_sub_ps(zero, x)))),
+        ActKind::Sigmoid => reciprocal(_mm512_add_ps(one, exp(_mm512_sub_ps(zero, x)))),
+        ActKind::Swish => _mm512_mul_ps(x, reciprocal(_mm512_add_ps(one, exp(_mm512_sub_ps(zero, x))))),
     }
+}
+
+/// 1/d for d ≥ 1 (the sigmoid's denominator): a 14-bit estimate refined by one Newton
+/// step to about 2^-28 relative error, cheaper than a division. Very large d (up to
+/// f32::MAX) gives a tiny or zero result, never NaN; d = ∞ gives 0.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn reciprocal(d: __m512) -> __m512 {
+    let r = _mm512_rcp14_ps(d);
+    // r·(2 − d·r); where r is 0 (d huge or ∞) the correction term is 0·(2 − NaN or 0).
+    let e = _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0));
+    let refined = _mm512_mul_ps(r, e);
+    let zero_r = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(r, _mm512_setzero_ps());
+    _mm512_mask_mov_ps(refined, zero_r, r)
 }
 
 /// e^x: n = round(x·log2 e), g = x − n·ln 2 (Cody–Waite, two parts), a degree-7 Taylor

@@ -1,0 +1,68 @@
+"""Turns bench/run.sh's JSON lines into docs/BENCHMARKS.md."""
+import json
+import platform
+import subprocess
+import sys
+
+
+def cpu_model():
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def main():
+    rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+    out = sys.argv[2]
+    rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    ort_version = next((r["ort"]["version"] for r in rows), "?")
+    cores = sum(1 for l in open("/proc/cpuinfo") if l.startswith("processor"))
+    peak = rows[0]["effc"]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `bench/run.sh`; every number in a row comes from the same run of the script,",
+        "measured one runtime right after the other on the same seeded input. Latencies are",
+        "medians in ms (batch 1, fp32). Ratios below 1 mean effc is faster.",
+        "",
+        f"- Machine: {cpu_model()}, {cores} cores; single-core FMA peak measured by `effc bench`:",
+        f"  {peak['peak_gflops']:.0f} GFLOP/s ({peak['peak_isa']}).",
+        f"- effc {rev} (kernels: {peak['kernels']}), {rustc}; tract-onnx 0.23.9 (single-threaded);",
+        f"  onnxruntime {ort_version} (CPU execution provider, intra-op threads as listed, all",
+        "  graph optimisations).",
+        "",
+        "| model | threads | effc ms | onnxruntime ms | tract ms | effc / onnxruntime | effc / tract | effc GFLOP/s | % of peak |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        e, o, t = r["effc"], r["ort"], r["effc"].get("tract")
+        tract_ms = f"{t['median_ms']:.2f}" if t else "—"
+        vs_tract = f"{e['median_ms'] / t['median_ms']:.3f}" if t else "—"
+        lines.append(
+            f"| {r['model']} | {r['threads']} | {e['median_ms']:.2f} | {o['median_ms']:.2f} | {tract_ms} | "
+            f"{e['median_ms'] / o['median_ms']:.3f} | {vs_tract} | {e['gflops']:.1f} | {e['percent_of_peak']:.1f} |"
+        )
+    lines += ["", "## Startup and memory", "", "| model | effc compile (file → ready) ms | effc peak RSS MB | onnxruntime session ms |", "|---|---|---|---|"]
+    seen = set()
+    for r in rows:
+        if r["model"] in seen or r["threads"] != 1:
+            continue
+        seen.add(r["model"])
+        lines.append(f"| {r['model']} | {r['effc']['compile_ms']:.1f} | {r.get('rss_mb', float('nan')):.1f} | {r['ort']['load_ms']:.1f} |")
+    lines += [
+        "",
+        "effc's compile time is the median of several compilations in one process; its peak RSS",
+        "is the process's high-water mark (VmHWM) after compiling and running the model alone,",
+        "without tract loaded.",
+        "",
+        "Models: `tv_b0_*` are the shared torchvision EfficientNet-B0 exports (224×224);",
+        "`lite0` (relu6, no squeeze-excite, 224×224) and `b4` (380×380) are written by",
+        "`examples/write_efficientnet.rs` with seeded weights.",
+    ]
+    open(out, "w").write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

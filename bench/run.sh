@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Side-by-side latency of effc, tract and onnxruntime; writes docs/BENCHMARKS.md.
+# Installs onnxruntime from PyPI into bench/.venv on first use. RUNS (default 50) timed
+# runs per measurement after WARMUP (default 10).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs="${RUNS:-50}"
+warmup="${WARMUP:-10}"
+venv=bench/.venv
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet "onnxruntime==1.32.0" numpy
+fi
+cargo build --release --quiet -p effc-cli
+cargo build --release --quiet --example write_efficientnet
+effc=target/release/effc
+out=bench/out
+mkdir -p "$out"
+target/release/examples/write_efficientnet lite0 "$out/lite0.onnx" >/dev/null
+target/release/examples/write_efficientnet b4 "$out/b4.onnx" >/dev/null
+models=(../shared/models/tv_b0_legacy.onnx ../shared/models/tv_b0_bn.onnx ../shared/models/tv_b0_dynamo.onnx
+    "$out/lite0.onnx" "$out/b4.onnx")
+results="$out/results.jsonl"
+: >"$results"
+for model in "${models[@]}"; do
+    name=$(basename "$model" .onnx)
+    # Peak RSS of effc alone (no tract in the process).
+    rss=$("$effc" bench "$model" --runs 5 --warmup 1 --json | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["peak_rss_mb"])')
+    for threads in 1 2; do
+        vs=()
+        [ "$threads" = 1 ] && vs=(--vs tract)
+        effc_json=$("$effc" bench "$model" --threads "$threads" --runs "$runs" --warmup "$warmup" --json "${vs[@]}")
+        ort_json=$("$venv/bin/python" bench/ort_bench.py "$model" "$threads" "$runs" "$warmup")
+        printf '{"model": "%s", "threads": %s, "rss_mb": %s, "effc": %s, "ort": %s}\n' \
+            "$name" "$threads" "$rss" "$(echo "$effc_json" | tr -d '\n')" "$ort_json" >>"$results"
+        echo "$name, $threads thread(s): effc $(echo "$effc_json" | grep -m1 median_ms) | ort $ort_json" >&2
+    done
+done
+"$venv/bin/python" bench/report.py "$results" docs/BENCHMARKS.md
+cat docs/BENCHMARKS.md
