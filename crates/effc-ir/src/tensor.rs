@@ -167,6 +167,15 @@ impl Tensor {
     }
 
     /// Elements converted to f32 (weights stored as f64 or f16-converted data).
+    /// The elements as f32: borrowed when stored as f32 (weights, without a copy),
+    /// converted otherwise.
+    pub fn f32_data(&self) -> std::borrow::Cow<'_, [f32]> {
+        match &self.data {
+            TensorData::F32(v) => std::borrow::Cow::Borrowed(v),
+            _ => std::borrow::Cow::Owned(self.to_f32_vec()),
+        }
+    }
+
     pub fn to_f32_vec(&self) -> Vec<f32> {
         match &self.data {
             TensorData::F32(v) => v.to_vec(),

@@ -42,9 +42,21 @@ impl OnnxModel {
 /// that buffer instead of being copied.
 pub fn load_model(path: impl AsRef<Path>) -> Result<OnnxModel> {
     let path = path.as_ref();
-    let buf = std::fs::read(path).map_err(|source| Error::new(ErrorKind::Io { path: path.to_path_buf(), source }))?;
+    let io = |source| Error::new(ErrorKind::Io { path: path.to_path_buf(), source });
+    let file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    // Large files are mapped rather than copied: decoding slices tensors out of the
+    // mapping, and import copies them out before the model (and the mapping) is dropped.
+    let bytes = if len >= 1 << 20 {
+        // SAFETY: a read-only private mapping; as for external data, a concurrent
+        // truncation of the file by another process is outside what effc defends against.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        Bytes::from_owner(map)
+    } else {
+        Bytes::from(std::fs::read(path).map_err(io)?)
+    };
     let dir = path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p });
-    decode(Bytes::from(buf), dir.map(Path::to_path_buf))
+    decode(bytes, dir.map(Path::to_path_buf))
         .map(|mut m| {
             m.path = Some(path.to_path_buf());
             m

@@ -110,7 +110,7 @@ pub(super) fn conv(l: &mut Lowering, id: NodeId, c: &Conv) -> Result<()> {
     let (x4, out4) = (as_4d(&x), as_4d(&l.output(id, 0)));
     let g = geom(&x4, &out4, &c.kernel, &c.strides, &c.dilations, &c.pads_begin);
     let epi = Epilogue { residual: l.input_opt(id, 3)?.map(|r| as_4d(&r)), act: c.act, row_sums: None };
-    let w = wt.to_f32_vec();
+    let w = wt.f32_data();
     let groups = c.group;
     let (icg, ocg) = (g.c / groups, g.m / groups);
     let w_at = |oc: usize, ic: usize, kh: usize, kw: usize| w[((oc * icg + ic) * g.kh + kh) * g.kw + kw];
@@ -285,7 +285,7 @@ pub(super) fn depthwise(
 
 /// Depthwise weights packed as [kh][kw][C] (a vector of channels is one load), and bias.
 pub(super) fn depthwise_window(l: &mut Lowering, g: Geom, w: &effc_ir::Tensor, bias: &[f32]) -> Window {
-    let wv = w.to_f32_vec();
+    let wv = w.f32_data();
     let packed: Vec<f32> = (0..g.kh)
         .flat_map(|kh| (0..g.kw).flat_map(move |kw| (0..g.c).map(move |ch| (kh, kw, ch))))
         .map(|(kh, kw, ch)| wv[(ch * g.kh + kh) * g.kw + kw])

@@ -238,6 +238,8 @@ pub(super) struct Micro {
     isa: Isa,
     func: usize,
     params: usize,
+    /// The parameters themselves, for per-column-block variants.
+    value: GemmParams,
 }
 
 /// The micro-kernel's epilogue activation for `u`, if it has one.
@@ -286,17 +288,34 @@ pub(super) fn micro(l: &mut Lowering, mm: &MatMul) -> Option<Micro> {
         bias,
         act: micro_activation(mm.act)?,
     };
-    Some(Micro { isa, func, params: l.const_struct(params) })
+    Some(Micro { isa, func, params: l.const_struct(params), value: params })
 }
 
 /// Calls the micro-kernel on `rows` (a value) rows at the tile pointers `p`.
 pub(super) fn call_micro(kb: &mut Kb, m: Micro, p: &Ptrs, rows: Value) {
+    let params = kb.ic(m.params as i64);
+    call_micro_with(kb, m, p, rows, params);
+}
+
+/// [`call_micro`] with a run-time parameters pointer (one of several column blocks).
+fn call_micro_with(kb: &mut Kb, m: Micro, p: &Ptrs, rows: Value, params: Value) {
     let res = match p.res {
         Some(r) => r,
         None => kb.ic(0),
     };
-    let params = kb.ic(m.params as i64);
     kb.call_c(m.func, &[p.a, p.b, p.out, res, rows, params]);
+}
+
+/// Work items a product should have so two threads can share it evenly.
+const MIN_ITEMS: usize = 4;
+
+/// Columns per block when row blocks alone give too few work items: a multiple of the
+/// widest kernel panel (32), or all of `n`.
+fn columns_per_item(n: usize, row_items: usize) -> usize {
+    if row_items >= MIN_ITEMS {
+        return n;
+    }
+    n.div_ceil(MIN_ITEMS.div_ceil(row_items)).next_multiple_of(32).min(n)
 }
 
 /// Rows per work item of a micro-kernel product: a multiple of the kernel's tile rows,
@@ -398,7 +417,19 @@ fn emit_micro(l: &mut Lowering, mm: &MatMul, m: Micro) -> Result<()> {
     let per = rows_per_item(mm.m, m.isa.gemm_rows());
     let blocks = mm.m.div_ceil(per);
     let total = mm.m;
-    l.kernel(batch * blocks, |kb| {
+    // Small products (the head, the classifier) are also split by columns, each column
+    // block with its own parameters (width and bias offset), picked through a table.
+    let cols = columns_per_item(mm.n, batch * blocks);
+    let col_blocks = mm.n.div_ceil(cols);
+    let table: Vec<usize> = (0..col_blocks)
+        .map(|cb| {
+            let j0 = cb * cols;
+            let bias = if m.value.bias.is_null() { m.value.bias } else { m.value.bias.wrapping_add(j0) };
+            l.const_struct(GemmParams { n: cols.min(mm.n - j0), bias, ..m.value })
+        })
+        .collect();
+    let table = l.const_bytes(&table.iter().flat_map(|a| a.to_ne_bytes()).collect::<Vec<u8>>());
+    l.kernel(batch * blocks * col_blocks, |kb| {
         let base = Ptrs {
             a: addr(kb, &mm.a),
             b: addr(kb, &mm.b),
@@ -407,8 +438,17 @@ fn emit_micro(l: &mut Lowering, mm: &MatMul, m: Micro) -> Result<()> {
             res: mm.residual.as_ref().map(|r| addr(kb, r)),
         };
         let (lo, hi) = (kb.lo, kb.hi);
+        let table = kb.addr(table, 0);
         kb.for_range(lo, hi, 1, |kb, r| {
-            let (blk, p) = batch_entry(kb, mm, &base, r, blocks);
+            let cb = kb.b.ins().urem_imm_u(r, col_blocks as i64);
+            let r = kb.b.ins().udiv_imm_u(r, col_blocks as i64);
+            let params = kb.offset(table, cb, 8);
+            let params = kb.load_const(types::I64, params, 0);
+            let j0 = kb.b.ins().imul_imm_s(cb, cols as i64);
+            let (blk, mut p) = batch_entry(kb, mm, &base, r, blocks);
+            p.b = kb.offset(p.b, j0, 4);
+            p.out = kb.offset(p.out, j0, 4);
+            p.res = p.res.map(|res| kb.offset(res, j0, 4));
             let row = kb.b.ins().imul_imm_s(blk, per as i64);
             // The last block may be short: rows = min(per, m - row).
             let left = kb.ic(total as i64);
@@ -422,7 +462,7 @@ fn emit_micro(l: &mut Lowering, mm: &MatMul, m: Micro) -> Result<()> {
                 c: None,
                 res: p.res.map(|res| kb.offset(res, row, mm.residual.unwrap().rs as i64 * 4)),
             };
-            call_micro(kb, m, &at_row, rows);
+            call_micro_with(kb, m, &at_row, rows, params);
         });
     })
 }
@@ -458,7 +498,7 @@ pub(super) fn gemm(l: &mut Lowering, id: NodeId, g: &Gemm) -> Result<()> {
     let a_mat = if g.trans_a { mat_of(&a, 1, 0) } else { mat_of(&a, 0, 1) };
     let b_mat = match l.const_tensor(id, 1) {
         Some(t) => {
-            let w = t.to_f32_vec();
+            let w = t.f32_data();
             let cols = t.shape()[1];
             if g.trans_b { pack(l, k, n, |r, c| w[c * cols + r]) } else { pack(l, k, n, |r, c| w[r * cols + c]) }
         }
@@ -517,7 +557,7 @@ pub(super) fn matmul(l: &mut Lowering, id: NodeId) -> Result<()> {
     let bb_const = l.const_tensor(id, 1).filter(|t| t.shape().len() == 2);
     let b_mat = match bb_const {
         Some(t) => {
-            let w = t.to_f32_vec();
+            let w = t.f32_data();
             pack(l, k, n, |r, c| w[r * n + c])
         }
         None => mat_of(&b.broadcast_to(&[batch_dims, &[k, n]].concat()), batch_dims.len(), batch_dims.len() + 1),

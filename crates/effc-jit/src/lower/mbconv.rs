@@ -80,7 +80,7 @@ pub(super) fn se_scratch_bytes(se: &SqueezeExcite, shape: &[usize]) -> Vec<usize
 /// Packs a dense layer's weights [out, in] transposed, as [in][out] (GEMM's B).
 fn packed_t(l: &mut Lowering, d: &Dense) -> Base {
     let (o, i) = (d.outputs(), d.inputs());
-    let w = d.w.to_f32_vec();
+    let w = d.w.f32_data();
     let t: Vec<f32> = (0..i).flat_map(|c| (0..o).map(move |r| (c, r))).map(|(c, r)| w[r * i + c]).collect();
     l.const_f32(&t)
 }
@@ -290,10 +290,10 @@ fn dot(kb: &mut Kb, a: Value, b: Value, len: usize) -> Value {
 /// Constant buffers of an SE block: (w1, b1, w2, b2) with w as [out][in].
 fn se_weights(l: &mut Lowering, se: &SqueezeExcite) -> (Base, Base, Base, Base) {
     (
-        l.const_f32(&se.reduce.w.to_f32_vec()),
-        l.const_f32(&se.reduce.b.to_f32_vec()),
-        l.const_f32(&se.expand.w.to_f32_vec()),
-        l.const_f32(&se.expand.b.to_f32_vec()),
+        l.const_f32(&se.reduce.w.f32_data()),
+        l.const_f32(&se.reduce.b.f32_data()),
+        l.const_f32(&se.expand.w.f32_data()),
+        l.const_f32(&se.expand.b.f32_data()),
     )
 }
 
@@ -331,13 +331,13 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
         Some(e) => {
             let (h, w, cin) = (x.dims[2], x.dims[3], x.dims[1]);
             let we = packed_t(l, e);
-            let bias = l.const_f32(&e.b.to_f32_vec());
+            let bias = l.const_f32(&e.b.f32_data());
             let dst = scratch(l, 0);
             let b_mat = Mat { base: we, offset: 0, rs: c_exp as isize, cs: 1 };
             pointwise(l, x.base, n * h * w, cin, b_mat, bias, dst, c_exp, vec![], None, e.act)?;
-            depthwise(l, &dense_buf(dst, &[n, c_exp, h, w]), &d, &b.dw, &b.dw_w, &b.dw_b.to_f32_vec(), epi)?
+            depthwise(l, &dense_buf(dst, &[n, c_exp, h, w]), &d, &b.dw, &b.dw_w, &b.dw_b.f32_data(), epi)?
         }
-        None => depthwise(l, &x, &d, &b.dw, &b.dw_w, &b.dw_b.to_f32_vec(), epi)?,
+        None => depthwise(l, &x, &d, &b.dw, &b.dw_w, &b.dw_b.f32_data(), epi)?,
     }
     // 3. SE gate folded into per-sample projection weights.
     let wp = packed_t(l, &b.project);
@@ -356,7 +356,7 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
         None => (Mat { base: wp, offset: 0, rs: cout as isize, cs: 1 }, 0),
     };
     // 4. Project (+ residual).
-    let bias = l.const_f32(&b.project.b.to_f32_vec());
+    let bias = l.const_f32(&b.project.b.f32_data());
     let px = (oh * ow) as isize;
     let batch = vec![[n as isize, px * c_exp as isize, batch_b, px * cout as isize, 0]];
     l.role = "project";
@@ -379,9 +379,9 @@ fn stream_expand_depthwise(
     let (oh, ow, c_exp) = (d.dims[2], d.dims[3], d.dims[1]);
     let expanded = dense_buf(Base::Arena(0), &[n, c_exp, h, w]);
     let g = geom(&expanded, d, &b.dw.kernel, &b.dw.strides, &b.dw.dilations, &b.dw.pads_begin);
-    let op = depthwise_window(l, g, &b.dw_w, &b.dw_b.to_f32_vec());
+    let op = depthwise_window(l, g, &b.dw_w, &b.dw_b.f32_data());
     let we = packed_t(l, e);
-    let be = l.const_f32(&e.b.to_f32_vec());
+    let be = l.const_f32(&e.b.f32_data());
     let span = window_span(b);
     let row_bytes = (w * c_exp * 4) as i64;
     let (chunks, per) = row_chunks(oh, span);
