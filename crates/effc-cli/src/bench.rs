@@ -142,7 +142,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         }
         by_op.sort_by(|a, b| b.1.total_cmp(&a.1));
         println!("{} per run: {:.2} ms in {} ops", args.model.display(), total / args.runs as f64, by_op.len());
-        for (name, t) in by_op.iter().take(25) {
+        for (name, t) in &by_op {
             println!("{:>8.3} ms {:>5.1}%  {name}", t / args.runs as f64, 100.0 * t / total);
         }
         return Ok(());

@@ -157,7 +157,7 @@ proptest! {
 }
 
 /// The interior (columns whose taps are all inside the row) is exactly the set of columns
-/// for which every tap's input column exists.
+/// for which every tap's input column exists, and `taps` is exactly the taps inside.
 #[test]
 fn interior_is_the_columns_with_every_tap_inside() {
     for w in 1..20 {
@@ -184,6 +184,15 @@ fn interior_is_the_columns_with_every_tap_inside() {
                         };
                         let (lo, hi) = p.interior();
                         for ox in 0..ow {
+                            let (j_lo, j_hi) = p.taps(ox);
+                            for j in 0..kw {
+                                let inside = p.column(ox, j).is_some();
+                                assert_eq!(
+                                    inside,
+                                    (j_lo..j_hi).contains(&j),
+                                    "taps: w {w} kw {kw} sw {sw} dw {dw} pw {pw} ox {ox} j {j}"
+                                );
+                            }
                             let all_inside = (0..kw).all(|j| p.column(ox, j).is_some());
                             assert_eq!(
                                 all_inside,

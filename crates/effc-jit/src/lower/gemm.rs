@@ -318,10 +318,15 @@ fn columns_per_item(n: usize, row_items: usize) -> usize {
     n.div_ceil(MIN_ITEMS.div_ceil(row_items)).next_multiple_of(32).min(n)
 }
 
-/// Rows per work item of a micro-kernel product: a multiple of the kernel's tile rows,
-/// small enough to give a few items to share between threads.
+/// Rows per work item of a micro-kernel product: all of them up to 8 register tiles,
+/// else an even split into multiples of the tile height. Each item reads all of B once,
+/// so items are never made small to create parallelism (column blocks do that).
 fn rows_per_item(m: usize, tile_rows: usize) -> usize {
-    m.div_ceil(4).next_multiple_of(tile_rows).clamp(tile_rows, 8 * tile_rows).min(m)
+    let most = 8 * tile_rows;
+    if m <= most {
+        return m.max(1);
+    }
+    m.div_ceil(m.div_ceil(most)).next_multiple_of(tile_rows)
 }
 
 /// Emits all `mm.m` rows of one (unbatched) product inline, at run-time base pointers;

@@ -334,10 +334,15 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
             let bias = l.const_f32(&e.b.f32_data());
             let dst = scratch(l, 0);
             let b_mat = Mat { base: we, offset: 0, rs: c_exp as isize, cs: 1 };
+            l.role = "expand";
             pointwise(l, x.base, n * h * w, cin, b_mat, bias, dst, c_exp, vec![], None, e.act)?;
+            l.role = "depthwise";
             depthwise(l, &dense_buf(dst, &[n, c_exp, h, w]), &d, &b.dw, &b.dw_w, &b.dw_b.f32_data(), epi)?
         }
-        None => depthwise(l, &x, &d, &b.dw, &b.dw_w, &b.dw_b.f32_data(), epi)?,
+        None => {
+            l.role = "depthwise";
+            depthwise(l, &x, &d, &b.dw, &b.dw_w, &b.dw_b.f32_data(), epi)?
+        }
     }
     // 3. SE gate folded into per-sample projection weights.
     let wp = packed_t(l, &b.project);

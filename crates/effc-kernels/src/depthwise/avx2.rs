@@ -40,18 +40,22 @@ pub unsafe extern "C" fn dw_row(rows: *const *const f32, out: *mut f32, sums: *m
                     }
                     ox += PX;
                 } else {
+                    // Border (or a lone interior) pixel: only the taps inside the row.
+                    let (j_lo, j_hi) = p.taps(ox);
+                    // One accumulator per kernel row: independent FMA chains.
                     let mut acc = bias;
                     for (i, &row) in rows.iter().enumerate() {
                         if row.is_null() {
                             continue;
                         }
-                        for j in 0..p.kw {
-                            if let Some(iw) = p.column(ox, j) {
-                                let x = _mm256_maskload_ps(row.add(iw * p.c + c0), mask);
-                                let w = _mm256_maskload_ps(p.weights.add((i * p.kw + j) * p.c + c0), mask);
-                                acc = _mm256_fmadd_ps(x, w, acc);
-                            }
+                        let mut row_acc = _mm256_setzero_ps();
+                        for j in j_lo..j_hi {
+                            let iw = ox * p.sw + j * p.dw - p.pw;
+                            let x = _mm256_maskload_ps(row.add(iw * p.c + c0), mask);
+                            let w = _mm256_maskload_ps(p.weights.add((i * p.kw + j) * p.c + c0), mask);
+                            row_acc = _mm256_fmadd_ps(x, w, row_acc);
                         }
+                        acc = _mm256_add_ps(acc, row_acc);
                     }
                     let y = activate(acc, &p.act);
                     _mm256_maskstore_ps(out.add(ox * p.c + c0), mask, y);

@@ -1,5 +1,7 @@
-//! The AVX-512F variant: 16 channels per vector, masked channel tails, four output
-//! pixels per weight load in the interior.
+//! The AVX-512F variant: 16 channels per vector, masked channel tails. Interior pixels go
+//! eight (then four) at a time, sharing each weight load; border pixels split their taps
+//! over one accumulator per kernel row. Either way enough independent FMA chains are in flight to hide
+//! the FMA latency, which a single k×k chain per pixel would expose.
 
 use std::arch::x86_64::*;
 
@@ -7,8 +9,6 @@ use super::DwParams;
 use crate::vector::avx512::activate;
 
 const LANES: usize = 16;
-/// Output pixels computed together in the interior.
-const PX: usize = 4;
 
 /// See [`super::DwFn`] for the contract.
 ///
@@ -25,37 +25,31 @@ pub unsafe extern "C" fn dw_row(rows: *const *const f32, out: *mut f32, sums: *m
         let left = p.c - c0;
         let mask: __mmask16 = if left >= LANES { 0xffff } else { ((1u32 << left) - 1) as __mmask16 };
         // SAFETY (whole block): every access below is at channel c0 + lane with the lane
-        // in `mask`, so ch < c; pixels are < w (input, checked or interior) and < ow.
+        // in `mask`, so ch < c; pixels are < w (input: taps checked or interior) and < ow.
         unsafe {
             let bias = _mm512_maskz_loadu_ps(mask, p.bias.add(c0));
             let mut sum = _mm512_setzero_ps();
+            let mut store = |ox: usize, acc: __m512| {
+                let y = activate(acc, &p.act);
+                _mm512_mask_storeu_ps(out.add(ox * p.c + c0), mask, y);
+                sum = _mm512_add_ps(sum, y);
+            };
             let mut ox = 0;
             while ox < p.ow {
-                if ox >= lo && ox + PX <= hi {
-                    let acc = interior(rows, p, ox, c0, mask, bias);
+                if ox >= lo && ox + 8 <= hi {
+                    let acc = interior::<8>(rows, p, ox, c0, mask, bias);
                     for (q, &a) in acc.iter().enumerate() {
-                        let y = activate(a, &p.act);
-                        _mm512_mask_storeu_ps(out.add((ox + q) * p.c + c0), mask, y);
-                        sum = _mm512_add_ps(sum, y);
+                        store(ox + q, a);
                     }
-                    ox += PX;
+                    ox += 8;
+                } else if ox >= lo && ox + 4 <= hi {
+                    let acc = interior::<4>(rows, p, ox, c0, mask, bias);
+                    for (q, &a) in acc.iter().enumerate() {
+                        store(ox + q, a);
+                    }
+                    ox += 4;
                 } else {
-                    let mut acc = bias;
-                    for (i, &row) in rows.iter().enumerate() {
-                        if row.is_null() {
-                            continue;
-                        }
-                        for j in 0..p.kw {
-                            if let Some(iw) = p.column(ox, j) {
-                                let x = _mm512_maskz_loadu_ps(mask, row.add(iw * p.c + c0));
-                                let w = _mm512_maskz_loadu_ps(mask, p.weights.add((i * p.kw + j) * p.c + c0));
-                                acc = _mm512_fmadd_ps(x, w, acc);
-                            }
-                        }
-                    }
-                    let y = activate(acc, &p.act);
-                    _mm512_mask_storeu_ps(out.add(ox * p.c + c0), mask, y);
-                    sum = _mm512_add_ps(sum, y);
+                    store(ox, border(rows, p, ox, c0, mask, bias));
                     ox += 1;
                 }
             }
@@ -68,22 +62,51 @@ pub unsafe extern "C" fn dw_row(rows: *const *const f32, out: *mut f32, sums: *m
     }
 }
 
-/// Sums of PX interior output pixels from `ox` on, channels `c0 + mask`.
+/// One pixel's sum over the taps inside the row: each kernel row accumulates into its own
+/// register from zero, so the rows' FMA chains are independent.
 ///
 /// # Safety
-/// `ox..ox+PX` lies in `p.interior()`, so every tap's column is inside the row; the row
+/// As in [`dw_row`]; `ox < ow`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn border(rows: &[*const f32], p: &DwParams, ox: usize, c0: usize, mask: __mmask16, bias: __m512) -> __m512 {
+    let (j_lo, j_hi) = p.taps(ox);
+    let mut acc = bias;
+    for (i, &row) in rows.iter().enumerate() {
+        if row.is_null() {
+            continue;
+        }
+        let mut row_acc = _mm512_setzero_ps();
+        for j in j_lo..j_hi {
+            let iw = ox * p.sw + j * p.dw - p.pw;
+            // SAFETY: j is a tap inside the row, so iw < w; channels as in `dw_row`.
+            unsafe {
+                let x = _mm512_maskz_loadu_ps(mask, row.add(iw * p.c + c0));
+                let w = _mm512_maskz_loadu_ps(mask, p.weights.add((i * p.kw + j) * p.c + c0));
+                row_acc = _mm512_fmadd_ps(x, w, row_acc);
+            }
+        }
+        acc = _mm512_add_ps(acc, row_acc);
+    }
+    acc
+}
+
+/// Sums of P interior output pixels from `ox` on, channels `c0 + mask`.
+///
+/// # Safety
+/// `ox..ox+P` lies in `p.interior()`, so every tap's column is inside the row; the row
 /// pointers and channels are as in [`dw_row`].
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn interior(
+unsafe fn interior<const P: usize>(
     rows: &[*const f32],
     p: &DwParams,
     ox: usize,
     c0: usize,
     mask: __mmask16,
     bias: __m512,
-) -> [__m512; PX] {
-    let mut acc = [bias; PX];
+) -> [__m512; P] {
+    let mut acc = [bias; P];
     let base = ox * p.sw - p.pw;
     for (i, &row) in rows.iter().enumerate() {
         if row.is_null() {

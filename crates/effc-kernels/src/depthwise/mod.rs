@@ -54,6 +54,16 @@ impl DwParams {
         (lo, hi.max(lo))
     }
 
+    /// The taps `j_lo..j_hi` of output column `ox` whose input column is inside the row.
+    pub fn taps(&self, ox: usize) -> (usize, usize) {
+        let start = ox * self.sw;
+        // iw = start + j·dw − pw ≥ 0  ⇔  j ≥ ⌈(pw − start) / dw⌉.
+        let lo = self.pw.saturating_sub(start).div_ceil(self.dw).min(self.kw);
+        // iw < w  ⇔  j·dw < w + pw − start.
+        let hi = (self.w + self.pw).saturating_sub(start).div_ceil(self.dw).min(self.kw);
+        (lo, hi.max(lo))
+    }
+
     /// Input column of tap `j` for output column `ox`, if inside the row.
     pub fn column(&self, ox: usize, j: usize) -> Option<usize> {
         (ox * self.sw + j * self.dw).checked_sub(self.pw).filter(|&iw| iw < self.w)

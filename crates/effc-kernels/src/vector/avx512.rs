@@ -30,15 +30,14 @@ pub fn activate(x: __m512, act: &Activation) -> __m512 {
 }
 
 /// 1/d for d ≥ 1 (the sigmoid's denominator): a 14-bit estimate refined by one Newton
-/// step to about 2^-28 relative error, cheaper than a division. Very large d (up to
-/// f32::MAX) gives a tiny or zero result, never NaN; d = ∞ gives 0.
+/// step to about 2^-28 relative error, cheaper than a division.
 #[target_feature(enable = "avx512f")]
 #[inline]
 fn reciprocal(d: __m512) -> __m512 {
     let r = _mm512_rcp14_ps(d);
-    // r·(2 − d·r); where r is 0 (d huge or ∞) the correction term is 0·(2 − NaN or 0).
-    let e = _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0));
-    let refined = _mm512_mul_ps(r, e);
+    // r·(2 − d·r); where d is ∞, r is 0 and the step would give 0·(2 − ∞·0) = NaN: keep 0
+    // (so the sigmoid of −∞ is 0 and the swish of −∞ is −∞·0 = NaN, as x·sigmoid(x)).
+    let refined = _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0)));
     let zero_r = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(r, _mm512_setzero_ps());
     _mm512_mask_mov_ps(refined, zero_r, r)
 }
