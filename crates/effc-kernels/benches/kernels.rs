@@ -36,7 +36,9 @@ fn gemm(c: &mut Criterion) {
             let f = isa.gemm().unwrap();
             group.bench_function(isa.name(), |bench| {
                 // SAFETY: the buffers have exactly the sizes the params describe.
-                bench.iter(|| unsafe { f(a.as_ptr(), b.as_ptr(), out.as_mut_ptr(), std::ptr::null(), rows, &p) })
+                bench.iter(|| unsafe {
+                    f(a.as_ptr(), b.as_ptr(), out.as_mut_ptr(), std::ptr::null(), rows, &p, std::ptr::null())
+                })
             });
         }
         group.finish();

@@ -19,6 +19,7 @@ struct Case {
     pad: [usize; 3],
     bias: bool,
     residual: bool,
+    scaled: bool,
     act: Activation,
     seed: u64,
 }
@@ -55,14 +56,17 @@ fn run(isa: Isa, c: &Case) -> (Vec<f32>, Vec<f32>) {
     let b = values(span(c.k, c.n, p_base.ldb), c.seed + 1);
     let bias = values(c.n, c.seed + 2);
     let res = values(span(c.rows, c.n, p_base.ldr), c.seed + 3);
+    let kscale = values(c.k, c.seed + 4);
     let sentinel = 1234.5f32;
     let (ga, gb, gbias, gres) = (Guarded::new(&a), Guarded::new(&b), Guarded::new(&bias), Guarded::new(&res));
+    let gscale = Guarded::new(&kscale);
+    let scale_ptr = if c.scaled { gscale.ptr() } else { std::ptr::null() };
     let mut gout = Guarded::new(&vec![sentinel; span(c.rows, c.n, p_base.ldo)]);
     let p = GemmParams { bias: if c.bias { gbias.ptr() } else { std::ptr::null() }, ..p_base };
     let res_ptr = if c.residual { gres.ptr() } else { std::ptr::null() };
     let gemm = isa.gemm().expect("supported");
     // SAFETY: every buffer spans exactly what the params say; the ISA is supported.
-    unsafe { gemm(ga.ptr(), gb.ptr(), gout.mut_ptr(), res_ptr, c.rows, &p) };
+    unsafe { gemm(ga.ptr(), gb.ptr(), gout.mut_ptr(), res_ptr, c.rows, &p, scale_ptr) };
     let out = gout.to_vec();
     // Padding columns are never written.
     for r in 0..c.rows {
@@ -74,7 +78,15 @@ fn run(isa: Isa, c: &Case) -> (Vec<f32>, Vec<f32>) {
     }
     let mut padded = vec![0.0; c.rows * p.ldo];
     padded[..out.len()].copy_from_slice(&out);
-    let expect = reference(&a, &b, c.residual.then_some(&res[..]), c.rows, &p, c.bias.then_some(&bias[..]));
+    let expect = reference(
+        &a,
+        &b,
+        c.residual.then_some(&res[..]),
+        c.rows,
+        &p,
+        c.bias.then_some(&bias[..]),
+        c.scaled.then_some(&kscale[..]),
+    );
     (padded, expect)
 }
 
@@ -119,16 +131,18 @@ fn case() -> impl Strategy<Value = Case> {
         [0usize..3, 0usize..3, 0usize..3],
         any::<bool>(),
         any::<bool>(),
+        any::<bool>(),
         activation(),
         any::<u64>(),
     )
-        .prop_map(|(rows, n, k, pad, bias, residual, act, seed)| Case {
+        .prop_map(|(rows, n, k, pad, bias, residual, scaled, act, seed)| Case {
             rows,
             n,
             k,
             pad,
             bias,
             residual,
+            scaled,
             act,
             seed,
         })
@@ -178,7 +192,17 @@ fn activations_over_a_sweep() {
             let one = [1.0f32];
             let mut out = vec![0.0f32; xs.len()];
             // SAFETY: a is xs.len() × 1, b is 1 × 1, out is xs.len() × 1.
-            unsafe { isa.gemm().unwrap()(xs.as_ptr(), one.as_ptr(), out.as_mut_ptr(), std::ptr::null(), xs.len(), &p) };
+            unsafe {
+                isa.gemm().unwrap()(
+                    xs.as_ptr(),
+                    one.as_ptr(),
+                    out.as_mut_ptr(),
+                    std::ptr::null(),
+                    xs.len(),
+                    &p,
+                    std::ptr::null(),
+                )
+            };
             for (&x, &y) in xs.iter().zip(&out) {
                 let want = act.apply(x);
                 // exp-based ones relative to the value; piecewise-linear ones may differ by

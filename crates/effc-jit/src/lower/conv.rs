@@ -155,6 +155,7 @@ pub(super) fn conv(l: &mut Lowering, id: NodeId, c: &Conv) -> Result<()> {
                 cs: r.strides[1],
             }),
             act: epi.act,
+            k_scale: None,
         };
         if epi.residual.as_ref().is_some_and(|r| r.strides != out4.strides) {
             return Err(Error::unsupported("a residual stored in another layout than the conv output"));
@@ -231,6 +232,7 @@ fn im2col_conv(
         batch: vec![],
         residual: epi.residual.as_ref().map(|r| row(r.base)),
         act: epi.act,
+        k_scale: None,
     };
     let Some(gemm) = super::gemm::micro(l, &mm) else { return Ok(false) };
     let params =
@@ -260,7 +262,7 @@ fn im2col_conv(
             };
             let o_row = at(kb, ob);
             let res_row = rb.map(|rb| at(kb, rb));
-            let ptrs = super::gemm::Ptrs { a: patch_ptr, b: wb, out: o_row, c: None, res: res_row };
+            let ptrs = super::gemm::Ptrs { a: patch_ptr, b: wb, out: o_row, c: None, res: res_row, ks: None };
             let rows = kb.ic(g.ow as i64);
             super::gemm::call_micro(kb, gemm, &ptrs, rows);
         });

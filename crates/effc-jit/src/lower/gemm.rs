@@ -42,6 +42,9 @@ pub(super) struct MatMul {
     pub residual: Option<Mat>,
     /// Activation applied last, in registers.
     pub act: Option<Unary>,
+    /// Per-K scale of B's rows (a squeeze-excite gate) and its stride per batch entry, in
+    /// f32s. Micro-kernel path only, with at most one batch dim.
+    pub k_scale: Option<(Base, isize)>,
 }
 
 #[derive(Clone, Copy)]
@@ -61,6 +64,8 @@ pub(super) struct Ptrs {
     pub out: Value,
     pub c: Option<Value>,
     pub res: Option<Value>,
+    /// Per-K scale (see [`MatMul::k_scale`]).
+    pub ks: Option<Value>,
 }
 
 fn addr(kb: &mut Kb, m: &Mat) -> Value {
@@ -163,6 +168,7 @@ fn at(kb: &mut Kb, mm: &MatMul, base: &Ptrs, row: Value, col: Option<Value>, col
             let r = mm.residual.unwrap();
             shift(kb, rp, r.rs, r.cs)
         }),
+        ks: None,
     }
 }
 
@@ -268,7 +274,7 @@ pub(super) fn micro(l: &mut Lowering, mm: &MatMul) -> Option<Micro> {
     let isa = l.micro?;
     let func = isa.gemm()? as usize;
     let unit_columns = mm.a.cs == 1 && mm.b.cs == 1 && mm.out.cs == 1 && mm.residual.is_none_or(|r| r.cs == 1);
-    if !unit_columns || mm.alpha != 1.0 {
+    if !unit_columns || mm.alpha != 1.0 || (mm.k_scale.is_some() && mm.batch.len() > 1) {
         return None;
     }
     let bias = match &mm.c {
@@ -299,11 +305,9 @@ pub(super) fn call_micro(kb: &mut Kb, m: Micro, p: &Ptrs, rows: Value) {
 
 /// [`call_micro`] with a run-time parameters pointer (one of several column blocks).
 fn call_micro_with(kb: &mut Kb, m: Micro, p: &Ptrs, rows: Value, params: Value) {
-    let res = match p.res {
-        Some(r) => r,
-        None => kb.ic(0),
-    };
-    kb.call_c(m.func, &[p.a, p.b, p.out, res, rows, params]);
+    let null = kb.ic(0);
+    let (res, ks) = (p.res.unwrap_or(null), p.ks.unwrap_or(null));
+    kb.call_c(m.func, &[p.a, p.b, p.out, res, rows, params, ks]);
 }
 
 /// Work items a product should have so two threads can share it evenly.
@@ -362,6 +366,9 @@ pub(super) fn emit(l: &mut Lowering, mm: &MatMul) -> Result<()> {
     if let Some(m) = micro(l, mm) {
         return emit_micro(l, mm, m);
     }
+    if mm.k_scale.is_some() {
+        return Err(Error::other("a per-K scaled product needs the micro-kernels"));
+    }
     let vector = vector_ok(mm);
     let mr = if vector { MR.min(mm.m) } else { 1 };
     let batch: usize = mm.batch.iter().map(|b| b[0] as usize).product();
@@ -382,6 +389,7 @@ pub(super) fn emit(l: &mut Lowering, mm: &MatMul) -> Result<()> {
                 out: addr(kb, &mm.out),
                 c: mm.c.as_ref().map(|c| addr(kb, c)),
                 res: mm.residual.as_ref().map(|r| addr(kb, r)),
+                ks: None,
             };
             let (lo, hi) = (kb.lo, kb.hi);
             kb.for_range(lo, hi, 1, |kb, r| {
@@ -412,6 +420,7 @@ fn batch_entry(kb: &mut Kb, mm: &MatMul, base: &Ptrs, r: Value, blocks: usize) -
         p.out = kb.offset(p.out, coord, dim[3] as i64 * 4);
         p.c = p.c.map(|c| kb.offset(c, coord, dim[4] as i64 * 4));
         p.res = p.res.map(|r| kb.offset(r, coord, dim[3] as i64 * 4));
+        p.ks = p.ks.map(|k| kb.offset(k, coord, mm.k_scale.map_or(0, |(_, s)| s) as i64 * 4));
     }
     (blk, p)
 }
@@ -441,6 +450,7 @@ fn emit_micro(l: &mut Lowering, mm: &MatMul, m: Micro) -> Result<()> {
             out: addr(kb, &mm.out),
             c: None,
             res: mm.residual.as_ref().map(|r| addr(kb, r)),
+            ks: mm.k_scale.map(|(base, _)| kb.addr(base, 0)),
         };
         let (lo, hi) = (kb.lo, kb.hi);
         let table = kb.addr(table, 0);
@@ -466,6 +476,7 @@ fn emit_micro(l: &mut Lowering, mm: &MatMul, m: Micro) -> Result<()> {
                 out: kb.offset(p.out, row, mm.out.rs as i64 * 4),
                 c: None,
                 res: p.res.map(|res| kb.offset(res, row, mm.residual.unwrap().rs as i64 * 4)),
+                ks: p.ks,
             };
             call_micro_with(kb, m, &at_row, rows, params);
         });
@@ -533,6 +544,7 @@ pub(super) fn gemm(l: &mut Lowering, id: NodeId, g: &Gemm) -> Result<()> {
         batch: vec![],
         residual: None,
         act: None,
+        k_scale: None,
     };
     emit(l, &mm)
 }
@@ -588,6 +600,7 @@ pub(super) fn matmul(l: &mut Lowering, id: NodeId) -> Result<()> {
         batch,
         residual: None,
         act: None,
+        k_scale: None,
     };
     emit(l, &mm)
 }

@@ -51,7 +51,7 @@ fn window_span(b: &MbConv) -> usize {
 
 /// Scratch buffers (bytes) an MBConv block needs: expansion ring buffers, depthwise
 /// output, SE row sums, pooled vector, hidden vector, gate, scaled projection weights.
-pub(super) fn scratch_bytes(b: &MbConv, x_shape: &[usize], out_shape: &[usize]) -> Vec<usize> {
+pub(super) fn scratch_bytes(b: &MbConv, x_shape: &[usize], out_shape: &[usize], micro: bool) -> Vec<usize> {
     let (n, h, w) = (x_shape[0], x_shape[2], x_shape[3]);
     let (oh, ow) = (out_shape[2], out_shape[3]);
     let c_exp = b.dw_w.shape()[0];
@@ -66,7 +66,9 @@ pub(super) fn scratch_bytes(b: &MbConv, x_shape: &[usize], out_shape: &[usize]) 
     let mut v = vec![f(expanded), f(n * oh * ow * c_exp)];
     if let Some(se) = &b.se {
         v.extend([f(n * oh * c_exp), f(n * c_exp), f(n * se.reduce.outputs()), f(n * c_exp)]);
-        v.push(f(n * c_exp * b.project.outputs()));
+        if !gate_in_gemm(micro, b) {
+            v.push(f(n * c_exp * b.project.outputs()));
+        }
     }
     v
 }
@@ -88,7 +90,6 @@ fn packed_t(l: &mut Lowering, d: &Dense) -> Base {
 /// `rows` × `n_out` GEMM of a dense channels-last activation with packed weights.
 #[allow(clippy::too_many_arguments)]
 fn pointwise(
-    l: &mut Lowering,
     a: Base,
     rows: usize,
     k: usize,
@@ -99,8 +100,8 @@ fn pointwise(
     batch: Vec<[isize; 5]>,
     residual: Option<Base>,
     act: Option<effc_ir::op::Unary>,
-) -> Result<()> {
-    let mm = MatMul {
+) -> MatMul {
+    MatMul {
         m: rows,
         n: n_out,
         k,
@@ -113,8 +114,14 @@ fn pointwise(
         batch,
         residual: residual.map(|r| Mat { base: r, offset: 0, rs: n_out as isize, cs: 1 }),
         act,
-    };
-    super::gemm::emit(l, &mm)
+        k_scale: None,
+    }
+}
+
+/// Whether the SE gate scales the projection's weight rows inside the GEMM micro-kernel
+/// (as they are loaded), rather than in a per-sample copy of the weights.
+fn gate_in_gemm(micro: bool, b: &MbConv) -> bool {
+    micro && super::gemm::micro_activation(b.project.act).is_some()
 }
 
 fn dense_buf(base: Base, dims: &[usize]) -> Buf {
@@ -335,7 +342,8 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
             let dst = scratch(l, 0);
             let b_mat = Mat { base: we, offset: 0, rs: c_exp as isize, cs: 1 };
             l.role = "expand";
-            pointwise(l, x.base, n * h * w, cin, b_mat, bias, dst, c_exp, vec![], None, e.act)?;
+            let mm = pointwise(x.base, n * h * w, cin, b_mat, bias, dst, c_exp, vec![], None, e.act);
+            super::gemm::emit(l, &mm)?;
             l.role = "depthwise";
             depthwise(l, &dense_buf(dst, &[n, c_exp, h, w]), &d, &b.dw, &b.dw_w, &b.dw_b.f32_data(), epi)?
         }
@@ -344,29 +352,34 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
             depthwise(l, &x, &d, &b.dw, &b.dw_w, &b.dw_b.f32_data(), epi)?
         }
     }
-    // 3. SE gate folded into per-sample projection weights.
+    // 3–4. The SE gate, then project (+ residual).
     let wp = packed_t(l, &b.project);
-    let (b_mat, batch_b) = match &b.se {
-        Some(se) => {
-            let scaled = scratch(l, 6);
-            let k = GateKernel {
-                row_sums: Some((scratch(l, 2), oh, 1.0 / (oh * ow) as f64)),
-                scale_weights: Some((wp, scaled, cout)),
-                ..GateKernel::new(l, se, c_exp, [scratch(l, 3), scratch(l, 4), scratch(l, 5)])
-            };
-            l.role = "se-gate";
-            gate_kernel(l, n, k)?;
-            (Mat { base: scaled, offset: 0, rs: cout as isize, cs: 1 }, (c_exp * cout) as isize)
-        }
-        None => (Mat { base: wp, offset: 0, rs: cout as isize, cs: 1 }, 0),
-    };
-    // 4. Project (+ residual).
     let bias = l.const_f32(&b.project.b.f32_data());
     let px = (oh * ow) as isize;
-    let batch = vec![[n as isize, px * c_exp as isize, batch_b, px * cout as isize, 0]];
-    l.role = "project";
+    let batch = vec![[n as isize, px * c_exp as isize, 0, px * cout as isize, 0]];
     let residual = b.residual.then_some(x.base);
-    pointwise(l, d.base, oh * ow, c_exp, b_mat, bias, out.base, cout, batch, residual, b.project.act)
+    let b_mat = Mat { base: wp, offset: 0, rs: cout as isize, cs: 1 };
+    let mut mm = pointwise(d.base, oh * ow, c_exp, b_mat, bias, out.base, cout, batch, residual, b.project.act);
+    if let Some(se) = &b.se {
+        let mut k = GateKernel {
+            row_sums: Some((scratch(l, 2), oh, 1.0 / (oh * ow) as f64)),
+            ..GateKernel::new(l, se, c_exp, [scratch(l, 3), scratch(l, 4), scratch(l, 5)])
+        };
+        if gate_in_gemm(l.micro.is_some(), b) {
+            // The micro-kernel scales row c of the weights by gate[c] as it loads it.
+            mm.k_scale = Some((scratch(l, 5), c_exp as isize));
+        } else {
+            // W'[n][c][o] = W[c][o] · gate[n][c], per sample.
+            let scaled = scratch(l, 6);
+            k.scale_weights = Some((wp, scaled, cout));
+            mm.b = Mat { base: scaled, offset: 0, rs: cout as isize, cs: 1 };
+            mm.batch[0][2] = (c_exp * cout) as isize;
+        }
+        l.role = "se-gate";
+        gate_kernel(l, n, k)?;
+    }
+    l.role = "project";
+    super::gemm::emit(l, &mm)
 }
 
 /// Expansion rows are produced just ahead of the depthwise window into per-chunk rings.
@@ -406,6 +419,7 @@ fn stream_expand_depthwise(
         batch: vec![],
         residual: None,
         act: e.act,
+        k_scale: None,
     };
     let micro = super::gemm::micro(l, &row_mm);
     let dw_micro = super::conv::dw_micro(l, g, op, &epi, (xs, os));
@@ -450,7 +464,7 @@ fn stream_expand_depthwise(
                     let a = kb.offset(x_n, row, (w * cin * 4) as i64);
                     let slot = kb.b.ins().urem_imm_u(row, span as i64);
                     let out = kb.offset(ring, slot, row_bytes);
-                    let ptrs = Ptrs { a, b: wexp, out, c: Some(bexp), res: None };
+                    let ptrs = Ptrs { a, b: wexp, out, c: Some(bexp), res: None, ks: None };
                     emit_rows(kb, &row_mm, &ptrs, micro);
                 });
                 let after = kb.b.ins().smax(cur, end);

@@ -75,7 +75,7 @@ fn runtime_dtype_ok(d: DType) -> bool {
 }
 
 /// Bytes of scratch memory a node needs while it runs.
-fn scratch_needs(g: &Graph, id: NodeId) -> Vec<usize> {
+fn scratch_needs(g: &Graph, id: NodeId, micro: bool) -> Vec<usize> {
     let node = g.node(id);
     let f32s = |n: usize| n * 4;
     match &node.op {
@@ -86,7 +86,7 @@ fn scratch_needs(g: &Graph, id: NodeId) -> Vec<usize> {
         }
         Op::MbConv(b) => {
             let (Some(x), out) = (g.input(id, 0), &node.outputs[0]) else { return vec![] };
-            mbconv::scratch_bytes(b, &g.value(x).shape, &out.shape)
+            mbconv::scratch_bytes(b, &g.value(x).shape, &out.shape, micro)
         }
         Op::SqueezeExcite(se) => mbconv::se_scratch_bytes(se, &node.outputs[0].shape),
         Op::Reshape { .. } => {
@@ -109,6 +109,7 @@ impl<'g> Lowering<'g> {
         let position: HashMap<NodeId, usize> = runtime.iter().enumerate().map(|(i, &id)| (id, i)).collect();
         let end = runtime.len();
         // Lifetimes of every run-time value and scratch buffer.
+        let micro = opts.kernels.resolve()?.is_some();
         let mut lifetimes = Vec::new();
         let mut values = Vec::new();
         let mut scratch_index = Vec::new();
@@ -139,7 +140,7 @@ impl<'g> Lowering<'g> {
                     })?;
                 lifetimes.push(Lifetime { bytes, first, last });
             }
-            for bytes in scratch_needs(g, id) {
+            for bytes in scratch_needs(g, id, micro) {
                 lifetimes.push(Lifetime { bytes, first: p, last: p });
                 scratch_index.push((id, lifetimes.len() - 1));
             }

@@ -16,6 +16,8 @@ struct Ptrs {
     b: *const f32,
     out: *mut f32,
     res: *const f32,
+    /// Per-K scale of B's rows, or null.
+    kscale: *const f32,
 }
 
 /// See [`super::GemmFn`] for the contract.
@@ -33,10 +35,11 @@ pub unsafe extern "C" fn gemm(
     res: *const f32,
     rows: usize,
     params: *const GemmParams,
+    kscale: *const f32,
 ) {
     // SAFETY: the caller passes a valid params pointer.
     let p = unsafe { &*params };
-    let x = Ptrs { a, b, out, res };
+    let x = Ptrs { a, b, out, res, kscale };
     let mut j0 = 0;
     // SAFETY (all panels): the columns covered by the masks are < n.
     while j0 + 2 * LANES <= p.n {
@@ -100,7 +103,12 @@ unsafe fn tile<const M: usize, const MASKED: bool>(x: Ptrs, r0: usize, j0: usize
     let b0 = x.b.wrapping_add(j0);
     for k in 0..p.k {
         let brow = b0.wrapping_add(k * p.ldb);
-        let bv = [load(brow, 0), load(brow.wrapping_add(LANES), 1)];
+        let mut bv = [load(brow, 0), load(brow.wrapping_add(LANES), 1)];
+        if !x.kscale.is_null() {
+            // SAFETY: k < K values of the scale (a branch LLVM hoists out of the loop).
+            let s = _mm256_set1_ps(unsafe { *x.kscale.wrapping_add(k) });
+            bv = [_mm256_mul_ps(bv[0], s), _mm256_mul_ps(bv[1], s)];
+        }
         for (r, acc_r) in acc.iter_mut().enumerate() {
             // SAFETY: row r0 + r < rows, k < K.
             let av = _mm256_set1_ps(unsafe { *a0.wrapping_add(r * p.lda + k) });

@@ -17,6 +17,8 @@ struct Ptrs {
     b: *const f32,
     out: *mut f32,
     res: *const f32,
+    /// Per-K scale of B's rows, or null.
+    kscale: *const f32,
 }
 
 /// See [`super::GemmFn`] for the contract.
@@ -34,10 +36,11 @@ pub unsafe extern "C" fn gemm(
     res: *const f32,
     rows: usize,
     params: *const GemmParams,
+    kscale: *const f32,
 ) {
     // SAFETY: the caller passes a valid params pointer.
     let p = unsafe { &*params };
-    let x = Ptrs { a, b, out, res };
+    let x = Ptrs { a, b, out, res, kscale };
     let mut j0 = 0;
     // SAFETY (all panels): the columns covered by the masks are < n.
     while j0 + 2 * LANES <= p.n {
@@ -88,14 +91,20 @@ unsafe fn column_panel<const V: usize>(x: Ptrs, j0: usize, masks: [__mmask16; V]
     }
 }
 
-/// An M × (V·16) tile at (r0, j0); lanes outside `masks` are neither read nor written.
+/// The K loop of a tile: M × V accumulators; with `SCALED`, B's row k is multiplied by
+/// `kscale[k]` as it is loaded.
 ///
 /// # Safety
-/// Rows `r0..r0+M` are inside the product and every lane set in `masks[v]` is a column
-/// `j0 + 16·v + lane < n`; AVX-512F is available.
+/// As for [`tile`]; with `SCALED`, `x.kscale` holds K values.
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn tile<const M: usize, const V: usize>(x: Ptrs, r0: usize, j0: usize, masks: [__mmask16; V], p: &GemmParams) {
+unsafe fn accumulate<const M: usize, const V: usize, const SCALED: bool>(
+    x: Ptrs,
+    r0: usize,
+    j0: usize,
+    masks: [__mmask16; V],
+    p: &GemmParams,
+) -> [[__m512; V]; M] {
     let mut acc = [[_mm512_setzero_ps(); V]; M];
     let a0 = x.a.wrapping_add(r0 * p.lda);
     let b0 = x.b.wrapping_add(j0);
@@ -106,6 +115,13 @@ unsafe fn tile<const M: usize, const V: usize>(x: Ptrs, r0: usize, j0: usize, ma
             // SAFETY: masked lanes are columns < n of row k of B.
             bv[v] = unsafe { _mm512_maskz_loadu_ps(masks[v], brow.wrapping_add(LANES * v)) };
         }
+        if SCALED {
+            // SAFETY: k < K values of the scale.
+            let s = _mm512_set1_ps(unsafe { *x.kscale.wrapping_add(k) });
+            for b in bv.iter_mut() {
+                *b = _mm512_mul_ps(*b, s);
+            }
+        }
         for (r, acc_r) in acc.iter_mut().enumerate() {
             // SAFETY: row r0 + r < rows, k < K.
             let av = _mm512_set1_ps(unsafe { *a0.wrapping_add(r * p.lda + k) });
@@ -114,6 +130,24 @@ unsafe fn tile<const M: usize, const V: usize>(x: Ptrs, r0: usize, j0: usize, ma
             }
         }
     }
+    acc
+}
+
+/// An M × (V·16) tile at (r0, j0); lanes outside `masks` are neither read nor written.
+///
+/// # Safety
+/// Rows `r0..r0+M` are inside the product and every lane set in `masks[v]` is a column
+/// `j0 + 16·v + lane < n`; AVX-512F is available.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn tile<const M: usize, const V: usize>(x: Ptrs, r0: usize, j0: usize, masks: [__mmask16; V], p: &GemmParams) {
+    let acc = if x.kscale.is_null() {
+        // SAFETY: as for this function.
+        unsafe { accumulate::<M, V, false>(x, r0, j0, masks, p) }
+    } else {
+        // SAFETY: as for this function; kscale holds K values.
+        unsafe { accumulate::<M, V, true>(x, r0, j0, masks, p) }
+    };
     let mut bias = [_mm512_setzero_ps(); V];
     if !p.bias.is_null() {
         for v in 0..V {

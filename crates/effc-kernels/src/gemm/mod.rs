@@ -1,7 +1,9 @@
 //! Matrix products with a fused epilogue: the 1×1 convolutions, the stem (as im2col rows)
 //! and the classifier head.
 //!
-//! `out[r][j] = act(Σ_k a[r][k] · b[k][j] + bias[j] + res[r][j])` for `r < rows`, `j < n`.
+//! `out[r][j] = act(Σ_k a[r][k] · (b[k][j] · s[k]) + bias[j] + res[r][j])` for `r < rows`,
+//! `j < n`, where `s` is an optional per-K scale (a squeeze-excite gate folded into the
+//! projection: scaling B's rows as they are loaded costs one multiply per B vector).
 //! Each variant keeps an MR × (2 vectors) tile of `out` in registers over the whole K loop,
 //! broadcasting one element of A per row and loading one row of B per step, then applies
 //! the epilogue to the registers and stores once. Column tails are masked.
@@ -37,7 +39,7 @@ unsafe impl Send for GemmParams {}
 // SAFETY: as above, read-only.
 unsafe impl Sync for GemmParams {}
 
-/// `gemm(a, b, out, res, rows, params)`.
+/// `gemm(a, b, out, res, rows, params, kscale)`.
 ///
 /// # Safety
 /// With `p = *params` (a valid `GemmParams`):
@@ -46,6 +48,7 @@ unsafe impl Sync for GemmParams {}
 /// - `out` is writable at `out[r·p.ldo + j]`, and `res` (unless null) readable at
 ///   `res[r·p.ldr + j]`, for `r < rows`, `j < p.n`;
 /// - `p.bias` is null or readable at `bias[j]`, `j < p.n`;
+/// - `kscale` is null or readable at `kscale[k]`, `k < p.k`;
 /// - `out` may alias `res` exactly (same element for the same (r, j)), nothing else;
 /// - the variant's instruction set is supported by the CPU (see [`crate::Isa::gemm`]).
 ///
@@ -57,6 +60,7 @@ pub type GemmFn = unsafe extern "C" fn(
     res: *const f32,
     rows: usize,
     params: *const GemmParams,
+    kscale: *const f32,
 );
 
 /// A plain triple loop in f64, the oracle the kernels are tested against.
@@ -67,13 +71,15 @@ pub fn reference(
     rows: usize,
     p: &GemmParams,
     bias: Option<&[f32]>,
+    kscale: Option<&[f32]>,
 ) -> Vec<f32> {
     let mut out = vec![0.0; rows * p.ldo];
     for r in 0..rows {
         for j in 0..p.n {
             let mut acc = 0.0f64;
             for k in 0..p.k {
-                acc += a[r * p.lda + k] as f64 * b[k * p.ldb + j] as f64;
+                let bk = b[k * p.ldb + j] * kscale.map_or(1.0, |s| s[k]);
+                acc += a[r * p.lda + k] as f64 * bk as f64;
             }
             let mut v = acc as f32;
             if let Some(bias) = bias {

@@ -19,6 +19,7 @@ pub unsafe extern "C" fn gemm(
     res: *const f32,
     rows: usize,
     params: *const GemmParams,
+    kscale: *const f32,
 ) {
     // SAFETY: the caller passes a valid params pointer.
     let p = unsafe { &*params };
@@ -29,7 +30,7 @@ pub unsafe extern "C" fn gemm(
         while j0 < p.n {
             let nr = NR.min(p.n - j0);
             // SAFETY: the tile covers rows r0..r0+mr < rows and columns j0..j0+nr ≤ n.
-            unsafe { tile(a, b, out, res, p, (r0, mr), (j0, nr)) };
+            unsafe { tile([a, b, kscale], out, res, p, (r0, mr), (j0, nr)) };
             j0 += NR;
         }
         r0 += MR;
@@ -41,8 +42,7 @@ pub unsafe extern "C" fn gemm(
 /// # Safety
 /// `r0 + mr ≤ rows` and `j0 + nr ≤ n` of a call satisfying [`super::GemmFn`]'s contract.
 unsafe fn tile(
-    a: *const f32,
-    b: *const f32,
+    [a, b, kscale]: [*const f32; 3],
     out: *mut f32,
     res: *const f32,
     p: &GemmParams,
@@ -55,6 +55,13 @@ unsafe fn tile(
         for (j, bj) in brow.iter_mut().enumerate().take(nr) {
             // SAFETY: k < K and j0 + j < n.
             *bj = unsafe { *b.add(k * p.ldb + j0 + j) };
+        }
+        if !kscale.is_null() {
+            // SAFETY: k < K values of the scale.
+            let s = unsafe { *kscale.add(k) };
+            for bj in brow.iter_mut().take(nr) {
+                *bj *= s;
+            }
         }
         for (r, acc_r) in acc.iter_mut().enumerate().take(mr) {
             // SAFETY: r0 + r < rows and k < K.
