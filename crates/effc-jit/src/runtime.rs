@@ -303,7 +303,14 @@ impl CompiledModel {
                 totals[k] += t.elapsed().as_secs_f64() * 1e3;
             }
         }
-        Ok(self.kernel_names.iter().cloned().zip(totals).collect())
+        // The work items of each kernel, which bound how many threads it can use.
+        Ok(self
+            .kernel_names
+            .iter()
+            .zip(&self.steps)
+            .zip(totals)
+            .map(|((name, s), t)| (format!("{name} ({} items)", s.extent), t))
+            .collect())
     }
 
     /// Runs the model on tensors and returns new output tensors.

@@ -311,7 +311,7 @@ fn call_micro_with(kb: &mut Kb, m: Micro, p: &Ptrs, rows: Value, params: Value) 
 }
 
 /// Work items a product should have so two threads can share it evenly.
-const MIN_ITEMS: usize = 4;
+const MIN_ITEMS: usize = 8;
 
 /// Columns per block when row blocks alone give too few work items: a multiple of the
 /// widest kernel panel (32), or all of `n`.
