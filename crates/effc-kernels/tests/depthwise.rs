@@ -12,6 +12,8 @@ use proptest::prelude::*;
 #[derive(Clone, Debug)]
 struct Case {
     c: usize,
+    /// Extra pixel stride beyond `c` (a channel range of a wider tensor).
+    ld_pad: usize,
     w: usize,
     kh: usize,
     kw: usize,
@@ -42,20 +44,24 @@ fn values(len: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-/// Runs `isa` on `c`: (output, sums, reference output).
+/// Runs `isa` on `c`: (output as dense [ow][c], sums, reference output).
 fn run(isa: Isa, c: &Case) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let row_data: Vec<Vec<f32>> = (0..c.kh).map(|i| values(c.w * c.c, c.seed + i as u64)).collect();
-    let weights = values(c.kh * c.kw * c.c, c.seed + 100);
+    let ld = c.c + c.ld_pad;
+    // Every buffer ends right after its last element used: (n − 1)·ld + c.
+    let span = |n: usize| (n - 1) * ld + c.c;
+    let row_data: Vec<Vec<f32>> = (0..c.kh).map(|i| values(span(c.w), c.seed + i as u64)).collect();
+    let weights = values(span(c.kh * c.kw), c.seed + 100);
     let bias = values(c.c, c.seed + 101);
     let start_sums = values(c.c, c.seed + 102);
     let rows: Vec<Option<Guarded>> =
         row_data.iter().zip(&c.present).map(|(r, &on)| on.then(|| Guarded::new(r))).collect();
     let (gw, gb) = (Guarded::new(&weights), Guarded::new(&bias));
     let ow = c.ow();
-    let mut out = Guarded::new(&vec![0.0; ow * c.c]);
+    let mut out = Guarded::new(&vec![0.0; span(ow)]);
     let mut sums = Guarded::new(&start_sums);
     let p = DwParams {
         c: c.c,
+        ld,
         w: c.w,
         ow,
         kh: c.kh,
@@ -73,7 +79,9 @@ fn run(isa: Isa, c: &Case) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     unsafe { isa.depthwise().expect("supported")(ptrs.as_ptr(), out.mut_ptr(), sums_ptr, &p) };
     let refs: Vec<Option<&[f32]>> = row_data.iter().zip(&c.present).map(|(r, &on)| on.then_some(&r[..])).collect();
     let want = reference(&refs, &p, &weights, &bias);
-    (out.to_vec(), sums.to_vec(), want)
+    let strided = out.to_vec();
+    let dense = (0..ow).flat_map(|ox| strided[ox * ld..][..c.c].to_vec()).collect();
+    (dense, sums.to_vec(), want)
 }
 
 fn close(got: f32, want: f32, taps: usize) -> bool {
@@ -100,13 +108,14 @@ fn case() -> impl Strategy<Value = Case> {
         0usize..3,
         any::<bool>(),
         activation(),
-        any::<u64>(),
+        (any::<u64>(), 0usize..5),
     )
-        .prop_flat_map(|(c, w, kh, kw, sw, dw, pw, sums, act, seed)| {
+        .prop_flat_map(|(c, w, kh, kw, sw, dw, pw, sums, act, (seed, ld_pad))| {
             // Keep the output at least one pixel wide.
             let w = w.max((kw - 1) * dw + 1);
             proptest::collection::vec(any::<bool>(), kh).prop_map(move |present| Case {
                 c,
+                ld_pad,
                 w,
                 kh,
                 kw,
@@ -171,6 +180,7 @@ fn interior_is_the_columns_with_every_tap_inside() {
                         let ow = (w + 2 * pw - (kw - 1) * dw - 1) / sw + 1;
                         let p = DwParams {
                             c: 1,
+                            ld: 1,
                             w,
                             ow,
                             kh: 1,
@@ -227,6 +237,7 @@ fn im2col_gathers_exactly_the_taps_inside() {
         let patch = patch.to_vec();
         let dwp = DwParams {
             c,
+            ld: c,
             w,
             ow,
             kh,

@@ -510,6 +510,7 @@ pub(super) struct WindowPtrs {
 pub(super) struct DwMicro {
     func: usize,
     params: usize,
+    value: effc_kernels::DwParams,
 }
 
 /// The depthwise micro-kernel for a window, when one applies: a depthwise op on dense
@@ -529,6 +530,7 @@ pub(super) fn dw_micro(
     }
     let params = effc_kernels::DwParams {
         c: g.c,
+        ld: g.c,
         w: g.w,
         ow: g.ow,
         kh: g.kh,
@@ -540,7 +542,81 @@ pub(super) fn dw_micro(
         bias: bias as *const f32,
         act: super::gemm::micro_activation(epi.act)?,
     };
-    Some(DwMicro { func, params: l.const_struct(params) })
+    Some(DwMicro { func, params: l.const_struct(params), value: params })
+}
+
+/// Output rows below which a depthwise conv is also split by channels, so two threads
+/// get even shares of small feature maps (7×7, 14×14).
+const DW_MIN_ITEMS: usize = 16;
+
+/// Channel parts of a depthwise conv with few output rows: (parts, channels per part, a
+/// table of each part's parameters), or `None` when rows alone give enough work items.
+fn channel_split(l: &mut Lowering, g: Geom, m: &DwMicro) -> Option<(usize, usize, Base)> {
+    let rows = g.n * g.oh;
+    if rows >= DW_MIN_ITEMS {
+        return None;
+    }
+    let parts = DW_MIN_ITEMS.div_ceil(rows).min(g.c / 64);
+    if parts < 2 {
+        return None;
+    }
+    let width = g.c.div_ceil(parts).next_multiple_of(16);
+    let parts = g.c.div_ceil(width);
+    let table: Vec<usize> = (0..parts)
+        .map(|i| {
+            let c0 = i * width;
+            let v = m.value;
+            l.const_struct(effc_kernels::DwParams {
+                c: width.min(g.c - c0),
+                weights: v.weights.wrapping_add(c0),
+                bias: v.bias.wrapping_add(c0),
+                ..v
+            })
+        })
+        .collect();
+    let bytes: Vec<u8> = table.iter().flat_map(|a| a.to_ne_bytes()).collect();
+    Some((parts, width, l.const_bytes(&bytes)))
+}
+
+/// A depthwise conv whose work items are (output row, channel part), each one call.
+fn window_split(
+    l: &mut Lowering,
+    (x, out): (&Buf, &Buf),
+    g: Geom,
+    epi: &Epilogue,
+    (xs, os): ([i64; 4], [i64; 4]),
+    (m, (parts, width, table)): (DwMicro, (usize, usize, Base)),
+) -> Result<()> {
+    let (x, out, sums) = (x.clone(), out.clone(), epi.row_sums);
+    l.kernel(g.n * g.oh * parts, move |kb| {
+        let xb = kb.addr(x.base, x.offset as i64 * 4);
+        let ob = kb.addr(out.base, out.offset as i64 * 4);
+        let sums = sums.map(|b| kb.addr(b, 0));
+        let table = kb.addr(table, 0);
+        let (lo, hi) = (kb.lo, kb.hi);
+        kb.for_range(lo, hi, 1, |kb, r| {
+            let part = kb.b.ins().urem_imm_u(r, parts as i64);
+            let row = kb.b.ins().udiv_imm_u(r, parts as i64);
+            let n = kb.b.ins().udiv_imm_u(row, g.oh as i64);
+            let oh = kb.b.ins().urem_imm_u(row, g.oh as i64);
+            let c0 = kb.b.ins().imul_imm_s(part, (width * 4) as i64);
+            let x_n = kb.offset(xb, n, xs[0]);
+            let x_n = kb.b.ins().iadd(x_n, c0);
+            let o_row = kb.offset(ob, n, os[0]);
+            let o_row = kb.offset(o_row, oh, os[2]);
+            let o_row = kb.b.ins().iadd(o_row, c0);
+            let sums_row = sums.map(|s| {
+                let p = kb.offset(s, row, (g.c * 4) as i64);
+                kb.b.ins().iadd(p, c0)
+            });
+            let params = kb.offset(table, part, 8);
+            let params = kb.load_const(types::I64, params, 0);
+            let rows = row_table(kb, g, Rows::Strided, (x_n, xs[2]), oh);
+            let null = kb.ic(0);
+            let sums_row = sums_row.unwrap_or(null);
+            kb.call_c(m.func, &[rows, o_row, sums_row, params]);
+        });
+    })
 }
 
 /// One output row through the micro-kernel: the JIT resolves which input rows the kernel
@@ -591,6 +667,11 @@ fn row_table(kb: &mut Kb, g: Geom, rows: Rows, (x_n, row_stride): (Value, i64), 
 fn window(l: &mut Lowering, x: &Buf, out: &Buf, g: Geom, op: Window, epi: Epilogue) -> Result<()> {
     let (xs, os) = (byte_strides(x), byte_strides(out));
     let micro = dw_micro(l, g, op, &epi, (xs, os));
+    if let Some(m) = micro
+        && let Some(split) = channel_split(l, g, &m)
+    {
+        return window_split(l, (x, out), g, &epi, (xs, os), (m, split));
+    }
     let (x, out) = (x.clone(), out.clone());
     l.kernel(g.n * g.oh, move |kb| {
         let xb = kb.addr(x.base, x.offset as i64 * 4);

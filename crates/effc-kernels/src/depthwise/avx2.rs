@@ -35,7 +35,7 @@ pub unsafe extern "C" fn dw_row(rows: *const *const f32, out: *mut f32, sums: *m
                     let acc = interior(rows, p, ox, c0, mask, bias);
                     for (q, &a) in acc.iter().enumerate() {
                         let y = activate(a, &p.act);
-                        _mm256_maskstore_ps(out.add((ox + q) * p.c + c0), mask, y);
+                        _mm256_maskstore_ps(out.add((ox + q) * p.ld + c0), mask, y);
                         sum = _mm256_add_ps(sum, y);
                     }
                     ox += PX;
@@ -51,14 +51,14 @@ pub unsafe extern "C" fn dw_row(rows: *const *const f32, out: *mut f32, sums: *m
                         let mut row_acc = _mm256_setzero_ps();
                         for j in j_lo..j_hi {
                             let iw = ox * p.sw + j * p.dw - p.pw;
-                            let x = _mm256_maskload_ps(row.add(iw * p.c + c0), mask);
-                            let w = _mm256_maskload_ps(p.weights.add((i * p.kw + j) * p.c + c0), mask);
+                            let x = _mm256_maskload_ps(row.add(iw * p.ld + c0), mask);
+                            let w = _mm256_maskload_ps(p.weights.add((i * p.kw + j) * p.ld + c0), mask);
                             row_acc = _mm256_fmadd_ps(x, w, row_acc);
                         }
                         acc = _mm256_add_ps(acc, row_acc);
                     }
                     let y = activate(acc, &p.act);
-                    _mm256_maskstore_ps(out.add(ox * p.c + c0), mask, y);
+                    _mm256_maskstore_ps(out.add(ox * p.ld + c0), mask, y);
                     sum = _mm256_add_ps(sum, y);
                     ox += 1;
                 }
@@ -95,10 +95,10 @@ unsafe fn interior(
         for j in 0..p.kw {
             // SAFETY: see the function's contract.
             unsafe {
-                let w = _mm256_maskload_ps(p.weights.add((i * p.kw + j) * p.c + c0), mask);
-                let px = row.add((base + j * p.dw) * p.c + c0);
+                let w = _mm256_maskload_ps(p.weights.add((i * p.kw + j) * p.ld + c0), mask);
+                let px = row.add((base + j * p.dw) * p.ld + c0);
                 for (q, a) in acc.iter_mut().enumerate() {
-                    let x = _mm256_maskload_ps(px.add(q * p.sw * p.c), mask);
+                    let x = _mm256_maskload_ps(px.add(q * p.sw * p.ld), mask);
                     *a = _mm256_fmadd_ps(x, w, *a);
                 }
             }

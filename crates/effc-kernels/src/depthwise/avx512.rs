@@ -31,7 +31,7 @@ pub unsafe extern "C" fn dw_row(rows: *const *const f32, out: *mut f32, sums: *m
             let mut sum = _mm512_setzero_ps();
             let mut store = |ox: usize, acc: __m512| {
                 let y = activate(acc, &p.act);
-                _mm512_mask_storeu_ps(out.add(ox * p.c + c0), mask, y);
+                _mm512_mask_storeu_ps(out.add(ox * p.ld + c0), mask, y);
                 sum = _mm512_add_ps(sum, y);
             };
             let mut ox = 0;
@@ -81,8 +81,8 @@ unsafe fn border(rows: &[*const f32], p: &DwParams, ox: usize, c0: usize, mask: 
             let iw = ox * p.sw + j * p.dw - p.pw;
             // SAFETY: j is a tap inside the row, so iw < w; channels as in `dw_row`.
             unsafe {
-                let x = _mm512_maskz_loadu_ps(mask, row.add(iw * p.c + c0));
-                let w = _mm512_maskz_loadu_ps(mask, p.weights.add((i * p.kw + j) * p.c + c0));
+                let x = _mm512_maskz_loadu_ps(mask, row.add(iw * p.ld + c0));
+                let w = _mm512_maskz_loadu_ps(mask, p.weights.add((i * p.kw + j) * p.ld + c0));
                 row_acc = _mm512_fmadd_ps(x, w, row_acc);
             }
         }
@@ -115,10 +115,10 @@ unsafe fn interior<const P: usize>(
         for j in 0..p.kw {
             // SAFETY: see the function's contract.
             unsafe {
-                let w = _mm512_maskz_loadu_ps(mask, p.weights.add((i * p.kw + j) * p.c + c0));
-                let px = row.add((base + j * p.dw) * p.c + c0);
+                let w = _mm512_maskz_loadu_ps(mask, p.weights.add((i * p.kw + j) * p.ld + c0));
+                let px = row.add((base + j * p.dw) * p.ld + c0);
                 for (q, a) in acc.iter_mut().enumerate() {
-                    let x = _mm512_maskz_loadu_ps(mask, px.add(q * p.sw * p.c));
+                    let x = _mm512_maskz_loadu_ps(mask, px.add(q * p.sw * p.ld));
                     *a = _mm512_fmadd_ps(x, w, *a);
                 }
             }

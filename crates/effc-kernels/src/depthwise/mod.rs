@@ -20,8 +20,12 @@ pub mod portable;
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct DwParams {
-    /// Channels; also the pixel stride of input and output rows.
+    /// Channels computed.
     pub c: usize,
+    /// Pixel stride (in f32s) of the input rows, the output row and the weight taps,
+    /// at least `c`: a call can compute a channel range of a wider tensor (threads split
+    /// small feature maps by channels).
+    pub ld: usize,
     /// Input row width in pixels.
     pub w: usize,
     /// Output row width in pixels.
@@ -74,17 +78,17 @@ impl DwParams {
 ///
 /// # Safety
 /// With `p = *params` (valid):
-/// - `rows` points at `p.kh` pointers; each is null or readable at `[iw·c + ch]` for
+/// - `rows` points at `p.kh` pointers; each is null or readable at `[iw·ld + ch]` for
 ///   `iw < p.w`, `ch < p.c`;
-/// - `out` is writable at `[ox·c + ch]` for `ox < p.ow`, `ch < p.c`, and does not overlap
+/// - `out` is writable at `[ox·ld + ch]` for `ox < p.ow`, `ch < p.c`, and does not overlap
 ///   the input rows;
 /// - `sums` is null or readable and writable at `[ch]`, `ch < p.c`;
-/// - `p.weights` holds `kh·kw·c` values and `p.bias` `c` values;
+/// - `p.weights` is readable at `[(i·kw + j)·ld + ch]` and `p.bias` at `[ch]`;
 /// - the variant's instruction set is supported by the CPU.
 pub type DwFn = unsafe extern "C" fn(rows: *const *const f32, out: *mut f32, sums: *mut f32, params: *const DwParams);
 
 /// The definition in f64 accumulation, the oracle the variants are tested against.
-/// `rows[i]` is `None` for a kernel row outside the input.
+/// `rows[i]` is `None` for a kernel row outside the input. The result is dense, `[ow][c]`.
 pub fn reference(rows: &[Option<&[f32]>], p: &DwParams, weights: &[f32], bias: &[f32]) -> Vec<f32> {
     let mut out = vec![0.0; p.ow * p.c];
     for ox in 0..p.ow {
@@ -94,7 +98,7 @@ pub fn reference(rows: &[Option<&[f32]>], p: &DwParams, weights: &[f32], bias: &
                 let Some(row) = row else { continue };
                 for j in 0..p.kw {
                     if let Some(iw) = p.column(ox, j) {
-                        acc += row[iw * p.c + ch] as f64 * weights[(i * p.kw + j) * p.c + ch] as f64;
+                        acc += row[iw * p.ld + ch] as f64 * weights[(i * p.kw + j) * p.ld + ch] as f64;
                     }
                 }
             }

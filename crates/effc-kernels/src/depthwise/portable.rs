@@ -29,8 +29,8 @@ pub unsafe extern "C" fn dw_row(rows: *const *const f32, out: *mut f32, sums: *m
                     // the row; the tap's weights are inside kh·kw·c.
                     let (x, w) = unsafe {
                         (
-                            std::slice::from_raw_parts(row.add(iw * p.c + c0), n),
-                            std::slice::from_raw_parts(p.weights.add((i * p.kw + j) * p.c + c0), n),
+                            std::slice::from_raw_parts(row.add(iw * p.ld + c0), n),
+                            std::slice::from_raw_parts(p.weights.add((i * p.kw + j) * p.ld + c0), n),
                         )
                     };
                     for ((a, &x), &w) in acc.iter_mut().zip(x).zip(w) {
@@ -42,7 +42,7 @@ pub unsafe extern "C" fn dw_row(rows: *const *const f32, out: *mut f32, sums: *m
                 let y = p.act.apply(a);
                 // SAFETY: ox < ow and c0 + k < c: inside the output row and the sums.
                 unsafe {
-                    *out.add(ox * p.c + c0 + k) = y;
+                    *out.add(ox * p.ld + c0 + k) = y;
                     if !sums.is_null() {
                         *sums.add(c0 + k) += y;
                     }
