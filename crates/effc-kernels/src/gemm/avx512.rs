@@ -68,13 +68,18 @@ fn tail_mask(n: usize) -> __mmask16 {
 #[inline]
 unsafe fn column_panel<const V: usize>(x: Ptrs, j0: usize, masks: [__mmask16; V], rows: usize, p: &GemmParams) {
     let mut r0 = 0;
-    // SAFETY (all tiles): rows r0..r0+M are < rows.
-    while r0 + MR <= rows {
+    // SAFETY (all tiles): rows r0..r0+M are < rows. A remainder of 13 or 14 rows is one
+    // taller tile (28 accumulators still fit the 32 registers), not 12 + a 1- or 2-row
+    // tile that would reload the whole B panel for one or two rows.
+    while rows - r0 >= MR + 3 {
         unsafe { tile::<MR, V>(x, r0, j0, masks, p) };
         r0 += MR;
     }
     unsafe {
         match rows - r0 {
+            14 => tile::<14, V>(x, r0, j0, masks, p),
+            13 => tile::<13, V>(x, r0, j0, masks, p),
+            12 => tile::<12, V>(x, r0, j0, masks, p),
             0 => {}
             1 => tile::<1, V>(x, r0, j0, masks, p),
             2 => tile::<2, V>(x, r0, j0, masks, p),
