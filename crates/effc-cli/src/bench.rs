@@ -77,7 +77,8 @@ struct Report {
     percent_of_peak: f64,
     /// Median of a few compilations, file → ready to run.
     compile_ms: f64,
-    /// The process's peak resident memory (VmHWM) at the end, in MB (Linux only).
+    /// The process's peak resident memory (VmHWM) after compiling and running effc, before
+    /// tract is loaded, in MB (Linux only).
     #[serde(skip_serializing_if = "Option::is_none")]
     peak_rss_mb: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -152,6 +153,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         session.run(&inputs)?;
         Ok(())
     })?;
+    // Before tract or the extra compilations below can raise it.
+    let rss = peak_rss_mb();
     let tract = match &args.vs {
         Some(_) => {
             let shapes: Vec<Vec<usize>> = model.inputs().iter().map(|i| i.shape.clone()).collect();
@@ -184,7 +187,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         peak_gflops: peak,
         percent_of_peak: 100.0 * gflops / (peak * args.threads as f64),
         compile_ms: median_compile_ms(&args.model, &opts, c.summary.compile_ms)?,
-        peak_rss_mb: peak_rss_mb(),
+        peak_rss_mb: rss,
         ratio: tract.map(|t| effc_stats.median_ms / t.median_ms),
         tract,
     };
