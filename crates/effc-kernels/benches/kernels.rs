@@ -45,5 +45,51 @@ fn gemm(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, gemm);
+criterion_group!(benches, gemm, depthwise);
 criterion_main!(benches);
+
+/// (name, channels, input width, kernel, stride): depthwise rows of B0.
+const DW_SHAPES: [(&str, usize, usize, usize, usize); 3] = [
+    ("b0.block2 56x56 k3", 144, 56, 3, 1),
+    ("b0.block4 28x28 k5", 240, 28, 5, 1),
+    ("b0.block13 7x7 k5", 1152, 7, 5, 1),
+];
+
+fn depthwise(c: &mut Criterion) {
+    for (name, ch, w, k, s) in DW_SHAPES {
+        let pad = k / 2;
+        let ow = (w + 2 * pad - k) / s + 1;
+        let mut group = c.benchmark_group(format!("depthwise/{name}"));
+        group.throughput(Throughput::Elements((2 * ow * ch * k * k) as u64));
+        let rows: Vec<Vec<f32>> = (0..k).map(|i| vec![0.01 * i as f32; w * ch]).collect();
+        let ptrs: Vec<*const f32> = rows.iter().map(|r| r.as_ptr()).collect();
+        let weights = vec![0.1f32; k * k * ch];
+        let bias = vec![0.0f32; ch];
+        let mut out = vec![0.0f32; ow * ch];
+        let mut sums = vec![0.0f32; ch];
+        for act in [Activation::IDENTITY, Activation::new(ActKind::Swish)] {
+            let p = effc_kernels::DwParams {
+                c: ch,
+                ld: ch,
+                w,
+                ow,
+                kh: k,
+                kw: k,
+                sw: s,
+                dw: 1,
+                pw: pad,
+                weights: weights.as_ptr(),
+                bias: bias.as_ptr(),
+                act,
+            };
+            for isa in Isa::ALL.into_iter().filter(|i| i.is_supported()) {
+                let f = isa.depthwise().unwrap();
+                group.bench_function(format!("{}/{:?}", isa.name(), act.kind), |bench| {
+                    // SAFETY: k rows of w·ch values, an output row of ow·ch, ch sums.
+                    bench.iter(|| unsafe { f(ptrs.as_ptr(), out.as_mut_ptr(), sums.as_mut_ptr(), &p) })
+                });
+            }
+        }
+        group.finish();
+    }
+}
