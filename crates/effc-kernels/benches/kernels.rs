@@ -55,17 +55,26 @@ const DW_SHAPES: [(&str, usize, usize, usize, usize); 3] = [
     ("b0.block13 7x7 k5", 1152, 7, 5, 1),
 ];
 
+/// The first 64-byte aligned element of `v` (which has 16 spare elements at the end).
+fn aligned(v: &[f32]) -> *const f32 {
+    let skip = v.as_ptr().align_offset(64);
+    v[skip..].as_ptr()
+}
+
 fn depthwise(c: &mut Criterion) {
     for (name, ch, w, k, s) in DW_SHAPES {
         let pad = k / 2;
         let ow = (w + 2 * pad - k) / s + 1;
         let mut group = c.benchmark_group(format!("depthwise/{name}"));
         group.throughput(Throughput::Elements((2 * ow * ch * k * k) as u64));
-        let rows: Vec<Vec<f32>> = (0..k).map(|i| vec![0.01 * i as f32; w * ch]).collect();
-        let ptrs: Vec<*const f32> = rows.iter().map(|r| r.as_ptr()).collect();
+        // Rows 64-byte aligned, as in a compiled model's arena.
+        let rows: Vec<Vec<f32>> = (0..k).map(|i| vec![0.01 * i as f32; w * ch + 16]).collect();
+        let ptrs: Vec<*const f32> = rows.iter().map(|r| aligned(r)).collect();
         let weights = vec![0.1f32; k * k * ch];
         let bias = vec![0.0f32; ch];
-        let mut out = vec![0.0f32; ow * ch];
+        let mut out = vec![0.0f32; ow * ch + 16];
+        let skip = out.as_ptr().align_offset(64);
+        let out_ptr = out[skip..].as_mut_ptr();
         let mut sums = vec![0.0f32; ch];
         for act in [Activation::IDENTITY, Activation::new(ActKind::Swish)] {
             let p = effc_kernels::DwParams {
@@ -86,7 +95,7 @@ fn depthwise(c: &mut Criterion) {
                 let f = isa.depthwise().unwrap();
                 group.bench_function(format!("{}/{:?}", isa.name(), act.kind), |bench| {
                     // SAFETY: k rows of w·ch values, an output row of ow·ch, ch sums.
-                    bench.iter(|| unsafe { f(ptrs.as_ptr(), out.as_mut_ptr(), sums.as_mut_ptr(), &p) })
+                    bench.iter(|| unsafe { f(ptrs.as_ptr(), out_ptr, sums.as_mut_ptr(), &p) })
                 });
             }
         }

@@ -1,7 +1,7 @@
 //! The AVX-512F variant: 16 channels per vector, masked channel tails. Interior pixels go
-//! eight (then four) at a time, sharing each weight load; border pixels split their taps
-//! over one accumulator per kernel row. Either way enough independent FMA chains are in flight to hide
-//! the FMA latency, which a single k×k chain per pixel would expose.
+//! eight (then four) at a time, sharing each weight load; border pixels compute four
+//! channel vectors at once. Either way several independent FMA chains are in flight to
+//! hide the FMA latency, which a single k×k chain per pixel would expose.
 
 use std::arch::x86_64::*;
 
@@ -11,6 +11,10 @@ use crate::vector::avx512::activate;
 const LANES: usize = 16;
 
 /// See [`super::DwFn`] for the contract.
+///
+/// Channels go in groups of up to four vectors (64 channels): interior pixels one vector
+/// at a time (their pixels give independent chains), border pixels all four vectors at
+/// once, so the per-tap bounds arithmetic is shared and four chains are in flight.
 ///
 /// # Safety
 /// The pointers satisfy [`super::DwFn`]'s contract and the CPU supports AVX-512F.
@@ -22,71 +26,96 @@ pub unsafe extern "C" fn dw_row(rows: *const *const f32, out: *mut f32, sums: *m
     let (lo, hi) = p.interior();
     let mut c0 = 0;
     while c0 < p.c {
-        let left = p.c - c0;
-        let mask: __mmask16 = if left >= LANES { 0xffff } else { ((1u32 << left) - 1) as __mmask16 };
-        // SAFETY (whole block): every access below is at channel c0 + lane with the lane
-        // in `mask`, so ch < c; pixels are < w (input: taps checked or interior) and < ow.
+        let masks: [__mmask16; GROUP] = std::array::from_fn(|v| {
+            let left = p.c.saturating_sub(c0 + v * LANES);
+            if left >= LANES { 0xffff } else { ((1u32 << left) - 1) as __mmask16 }
+        });
+        let vectors = (p.c - c0).div_ceil(LANES).min(GROUP);
+        // SAFETY (whole block): every access is at channel c0 + 16·v + lane with the
+        // lane in `masks[v]`, so ch < c; pixels are < w (taps checked or interior) and < ow.
         unsafe {
-            let bias = _mm512_maskz_loadu_ps(mask, p.bias.add(c0));
-            let mut sum = _mm512_setzero_ps();
-            let mut store = |ox: usize, acc: __m512| {
+            let bias: [__m512; GROUP] =
+                std::array::from_fn(|v| _mm512_maskz_loadu_ps(masks[v], p.bias.wrapping_add(c0 + v * LANES)));
+            let mut sum = [_mm512_setzero_ps(); GROUP];
+            let mut store = |px: usize, v: usize, acc: __m512| {
                 let y = activate(acc, &p.act);
-                _mm512_mask_storeu_ps(out.add(ox * p.ld + c0), mask, y);
-                sum = _mm512_add_ps(sum, y);
+                _mm512_mask_storeu_ps(out.add(px * p.ld + c0 + v * LANES), masks[v], y);
+                sum[v] = _mm512_add_ps(sum[v], y);
             };
             let mut ox = 0;
             while ox < p.ow {
                 if ox >= lo && ox + 8 <= hi {
-                    let acc = interior::<8>(rows, p, ox, c0, mask, bias);
-                    for (q, &a) in acc.iter().enumerate() {
-                        store(ox + q, a);
+                    for v in 0..vectors {
+                        let acc = interior::<8>(rows, p, ox, c0 + v * LANES, masks[v], bias[v]);
+                        for (q, &a) in acc.iter().enumerate() {
+                            store(ox + q, v, a);
+                        }
                     }
                     ox += 8;
                 } else if ox >= lo && ox + 4 <= hi {
-                    let acc = interior::<4>(rows, p, ox, c0, mask, bias);
-                    for (q, &a) in acc.iter().enumerate() {
-                        store(ox + q, a);
+                    for v in 0..vectors {
+                        let acc = interior::<4>(rows, p, ox, c0 + v * LANES, masks[v], bias[v]);
+                        for (q, &a) in acc.iter().enumerate() {
+                            store(ox + q, v, a);
+                        }
                     }
                     ox += 4;
                 } else {
-                    store(ox, border(rows, p, ox, c0, mask, bias));
+                    let acc = border(rows, p, ox, c0, masks, bias);
+                    for (v, &a) in acc.iter().enumerate().take(vectors) {
+                        store(ox, v, a);
+                    }
                     ox += 1;
                 }
             }
             if !sums.is_null() {
-                let s = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, sums.add(c0)), sum);
-                _mm512_mask_storeu_ps(sums.add(c0), mask, s);
+                for (v, &s) in sum.iter().enumerate().take(vectors) {
+                    let at = sums.add(c0 + v * LANES);
+                    _mm512_mask_storeu_ps(at, masks[v], _mm512_add_ps(_mm512_maskz_loadu_ps(masks[v], at), s));
+                }
             }
         }
-        c0 += LANES;
+        c0 += GROUP * LANES;
     }
 }
 
-/// One pixel's sum over the taps inside the row: each kernel row accumulates into its own
-/// register from zero, so the rows' FMA chains are independent.
+/// Channel vectors a border pixel computes together.
+const GROUP: usize = 4;
+
+/// One pixel's sums over the taps inside the row for GROUP channel vectors from `c0`
+/// (lanes outside `masks` are zero and untouched in memory).
 ///
 /// # Safety
 /// As in [`dw_row`]; `ox < ow`.
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn border(rows: &[*const f32], p: &DwParams, ox: usize, c0: usize, mask: __mmask16, bias: __m512) -> __m512 {
+unsafe fn border(
+    rows: &[*const f32],
+    p: &DwParams,
+    ox: usize,
+    c0: usize,
+    masks: [__mmask16; GROUP],
+    bias: [__m512; GROUP],
+) -> [__m512; GROUP] {
     let (j_lo, j_hi) = p.taps(ox);
     let mut acc = bias;
     for (i, &row) in rows.iter().enumerate() {
         if row.is_null() {
             continue;
         }
-        let mut row_acc = _mm512_setzero_ps();
         for j in j_lo..j_hi {
             let iw = ox * p.sw + j * p.dw - p.pw;
-            // SAFETY: j is a tap inside the row, so iw < w; channels as in `dw_row`.
-            unsafe {
-                let x = _mm512_maskz_loadu_ps(mask, row.add(iw * p.ld + c0));
-                let w = _mm512_maskz_loadu_ps(mask, p.weights.add((i * p.kw + j) * p.ld + c0));
-                row_acc = _mm512_fmadd_ps(x, w, row_acc);
+            let x = row.wrapping_add(iw * p.ld + c0);
+            let w = p.weights.wrapping_add((i * p.kw + j) * p.ld + c0);
+            for (v, a) in acc.iter_mut().enumerate() {
+                // SAFETY: j is a tap inside the row, so iw < w; channels are in `masks[v]`.
+                unsafe {
+                    let xv = _mm512_maskz_loadu_ps(masks[v], x.wrapping_add(v * LANES));
+                    let wv = _mm512_maskz_loadu_ps(masks[v], w.wrapping_add(v * LANES));
+                    *a = _mm512_fmadd_ps(xv, wv, *a);
+                }
             }
         }
-        acc = _mm512_add_ps(acc, row_acc);
     }
     acc
 }
