@@ -66,7 +66,7 @@ pub(super) fn scratch_bytes(b: &MbConv, x_shape: &[usize], out_shape: &[usize], 
     let mut v = vec![f(expanded), f(n * oh * ow * c_exp)];
     if let Some(se) = &b.se {
         v.extend([f(n * oh * c_exp), f(n * c_exp), f(n * se.reduce.outputs()), f(n * c_exp)]);
-        if !gate_in_gemm(micro, b) {
+        if !gate_in_gemm(micro, b, out_shape) {
             v.push(f(n * c_exp * b.project.outputs()));
         }
     }
@@ -119,9 +119,47 @@ fn pointwise(
 }
 
 /// Whether the SE gate scales the projection's weight rows inside the GEMM micro-kernel
-/// (as they are loaded), rather than in a per-sample copy of the weights.
-fn gate_in_gemm(micro: bool, b: &MbConv) -> bool {
-    micro && super::gemm::micro_activation(b.project.act).is_some()
+/// (as they are loaded), rather than in a per-sample copy of the weights. In-kernel
+/// scaling costs two multiplies per K step of every 12-row tile, the copy C_exp × C_out
+/// multiplies once: the copy wins unless the feature map has fewer rows than one tile.
+fn gate_in_gemm(micro: bool, b: &MbConv, out_shape: &[usize]) -> bool {
+    micro && super::gemm::micro_activation(b.project.act).is_some() && out_shape[2] * out_shape[3] < 12
+}
+
+/// W'[s][c][o] = W[c][o] · gate[s][c] for every sample, split over blocks of rows c so
+/// threads share it.
+fn scale_weights(l: &mut Lowering, n: usize, (c, co): (usize, usize), w: Base, gate: Base, out: Base) -> Result<()> {
+    const ROWS: usize = 32;
+    let blocks = c.div_ceil(ROWS);
+    l.kernel(n * blocks, move |kb| {
+        let (w, gate, out) = (kb.addr(w, 0), kb.addr(gate, 0), kb.addr(out, 0));
+        let (lo, hi) = (kb.lo, kb.hi);
+        kb.for_range(lo, hi, 1, |kb, item| {
+            let s = kb.b.ins().udiv_imm_u(item, blocks as i64);
+            let blk = kb.b.ins().urem_imm_u(item, blocks as i64);
+            let first = kb.b.ins().imul_imm_s(blk, ROWS as i64);
+            let last = kb.b.ins().iadd_imm_s(first, ROWS as i64);
+            let end = kb.ic(c as i64);
+            let last = kb.b.ins().smin(last, end);
+            let gate_s = kb.offset(gate, s, (c * 4) as i64);
+            let out_s = kb.offset(out, s, (c * co * 4) as i64);
+            kb.for_range(first, last, 1, |kb, ch| {
+                let gp = kb.offset(gate_s, ch, 4);
+                let g = kb.load(types::F32, gp, 0);
+                let gv = kb.b.ins().splat(types::F32X4, g);
+                let src = kb.offset(w, ch, (co * 4) as i64);
+                let dst = kb.offset(out_s, ch, (co * 4) as i64);
+                for_lanes(kb, co, |kb, off, ty| {
+                    let sp = kb.b.ins().iadd(src, off);
+                    let v = kb.load_const(ty, sp, 0);
+                    let f = if ty.is_vector() { gv } else { g };
+                    let v = kb.b.ins().fmul(v, f);
+                    let dp = kb.b.ins().iadd(dst, off);
+                    kb.store(v, dp, 0);
+                });
+            });
+        });
+    })
 }
 
 fn dense_buf(base: Base, dims: &[usize]) -> Buf {
@@ -365,18 +403,24 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
             row_sums: Some((scratch(l, 2), oh, 1.0 / (oh * ow) as f64)),
             ..GateKernel::new(l, se, c_exp, [scratch(l, 3), scratch(l, 4), scratch(l, 5)])
         };
-        if gate_in_gemm(l.micro.is_some(), b) {
+        let in_gemm = gate_in_gemm(l.micro.is_some(), b, &out.dims);
+        if in_gemm {
             // The micro-kernel scales row c of the weights by gate[c] as it loads it.
             mm.k_scale = Some((scratch(l, 5), c_exp as isize));
-        } else {
-            // W'[n][c][o] = W[c][o] · gate[n][c], per sample.
-            let scaled = scratch(l, 6);
-            k.scale_weights = Some((wp, scaled, cout));
-            mm.b = Mat { base: scaled, offset: 0, rs: cout as isize, cs: 1 };
+        } else if l.micro.is_none() {
+            // Pure JIT: W' = W · gate per sample, inside the (serial) gate kernel.
+            k.scale_weights = Some((wp, scratch(l, 6), cout));
+        }
+        if !in_gemm {
+            mm.b = Mat { base: scratch(l, 6), offset: 0, rs: cout as isize, cs: 1 };
             mm.batch[0][2] = (c_exp * cout) as isize;
         }
         l.role = "se-gate";
         gate_kernel(l, n, k)?;
+        if !in_gemm && l.micro.is_some() {
+            l.role = "se-scale";
+            scale_weights(l, n, (c_exp, cout), wp, scratch(l, 5), scratch(l, 6))?;
+        }
     }
     l.role = "project";
     super::gemm::emit(l, &mm)
