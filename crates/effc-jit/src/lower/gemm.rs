@@ -319,7 +319,11 @@ fn columns_per_item(n: usize, row_items: usize) -> usize {
     if row_items >= MIN_ITEMS {
         return n;
     }
-    n.div_ceil(MIN_ITEMS.div_ceil(row_items)).next_multiple_of(32).min(n)
+    // Whole 32-column panels per block, rounded down so blocks come out at least as
+    // many as wanted (an even count more often than rounding up would give).
+    let panels = n.div_ceil(32);
+    let per_block = (panels / MIN_ITEMS.div_ceil(row_items)).max(1);
+    (per_block * 32).min(n)
 }
 
 /// Rows per work item of a micro-kernel product: all of them up to 8 register tiles,
