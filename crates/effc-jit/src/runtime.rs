@@ -112,7 +112,7 @@ pub struct CompiledModel {
     clif: Option<Vec<(String, String)>>,
     guards: Vec<crate::lower::Guard>,
     // Field order matters: the weights and code outlive nothing that uses them.
-    _consts: Vec<AlignedBuf>,
+    _consts: crate::aligned::ConstPool,
     _code: Code,
 }
 

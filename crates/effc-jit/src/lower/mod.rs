@@ -14,7 +14,7 @@ use cranelift_module::FuncId;
 use effc_ir::op::Op;
 use effc_ir::{DType, Error, Graph, NodeId, Result, Tensor, TensorData, ValueRef};
 
-use crate::aligned::AlignedBuf;
+use crate::aligned::ConstPool;
 use crate::emit::{Base, Kb};
 use crate::layout::{Buf, activation_strides, row_major};
 use crate::module::Jit;
@@ -44,7 +44,7 @@ pub(crate) struct Lowered {
     pub guards: Vec<Guard>,
     pub jit: Jit,
     pub steps: Vec<PendingStep>,
-    pub consts: Vec<AlignedBuf>,
+    pub consts: ConstPool,
     pub arena_bytes: usize,
     pub const_bytes: usize,
     /// Activation traffic the schedule avoids beyond what the graph shows (streamed
@@ -55,7 +55,7 @@ pub(crate) struct Lowered {
 pub(crate) struct Lowering<'g> {
     pub g: &'g Graph,
     pub jit: Jit,
-    consts: Vec<AlignedBuf>,
+    consts: ConstPool,
     const_bufs: HashMap<ValueRef, Buf>,
     bufs: HashMap<ValueRef, Buf>,
     /// Arena offsets of the scratch buffers of each node.
@@ -200,7 +200,7 @@ impl<'g> Lowering<'g> {
         let mut l = Lowering {
             g,
             jit,
-            consts: Vec::new(),
+            consts: ConstPool::default(),
             const_bufs: HashMap::new(),
             bufs,
             scratch,
@@ -230,7 +230,7 @@ impl<'g> Lowering<'g> {
             let dst = Buf::new(Base::Io(n_in + k), src.dtype, src.dims.clone(), row_major(&src.dims));
             l.copy(&dst, &src)?;
         }
-        let const_bytes = l.consts.iter().map(AlignedBuf::len).sum();
+        let const_bytes = l.consts.bytes();
         Ok(Lowered {
             guards,
             jit: l.jit,
@@ -317,33 +317,28 @@ impl<'g> Lowering<'g> {
 
     /// Stores `bytes` as immutable model data and returns its address.
     pub fn const_bytes(&mut self, bytes: &[u8]) -> Base {
-        let buf = AlignedBuf::from_bytes(bytes);
-        let addr = buf.as_ptr() as usize;
-        self.consts.push(buf);
-        Base::Const(addr)
+        let buf = self.consts.alloc(bytes.len());
+        buf.copy_from_slice(bytes);
+        Base::Const(buf.as_ptr() as usize)
     }
 
     /// Stores a plain-data struct (kernel parameters) as immutable model data; returns its
     /// address, which stays fixed for the model's lifetime.
     pub fn const_struct<T: Copy>(&mut self, value: T) -> usize {
         const { assert!(std::mem::align_of::<T>() <= crate::aligned::ALIGN) };
-        let mut buf = AlignedBuf::zeroed(std::mem::size_of::<T>());
-        // SAFETY: the buffer has T's size and at least T's alignment; writing (not reading)
-        // the value leaves no uninitialised byte to be read as u8 (the buffer is zeroed).
+        let buf = self.consts.alloc(std::mem::size_of::<T>());
+        // SAFETY: the pool hands out 64-byte aligned, zeroed bytes of T's size; writing
+        // (not reading) the value leaves no uninitialised byte to be read as u8.
         unsafe { std::ptr::write(buf.as_mut_ptr() as *mut T, value) };
-        let addr = buf.as_ptr() as usize;
-        self.consts.push(buf);
-        addr
+        buf.as_ptr() as usize
     }
 
     pub fn const_f32(&mut self, data: &[f32]) -> Base {
-        let mut buf = AlignedBuf::zeroed(std::mem::size_of_val(data));
-        for (dst, v) in buf.as_mut_slice().chunks_exact_mut(4).zip(data) {
+        let buf = self.consts.alloc(std::mem::size_of_val(data));
+        for (dst, v) in buf.chunks_exact_mut(4).zip(data) {
             dst.copy_from_slice(&v.to_ne_bytes());
         }
-        let addr = buf.as_ptr() as usize;
-        self.consts.push(buf);
-        Base::Const(addr)
+        Base::Const(buf.as_ptr() as usize)
     }
 
     /// A constant tensor as a row-major buffer of its own dtype.
