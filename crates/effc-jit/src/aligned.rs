@@ -111,8 +111,9 @@ impl Drop for AlignedBuf {
     }
 }
 
-/// A model's immutable data (packed weights, kernel parameters), bump-allocated in 4 MiB
-/// chunks so it lands in a few huge-page mappings rather than hundreds of small blocks.
+/// A model's immutable data (packed weights, kernel parameters), bump-allocated in chunks
+/// that double from 64 KiB up to 4 MiB: a small model stays small, and a large one lands in
+/// a few huge-page mappings rather than hundreds of small blocks.
 #[derive(Default)]
 pub struct ConstPool {
     buffers: Vec<AlignedBuf>,
@@ -124,6 +125,7 @@ pub struct ConstPool {
 
 impl ConstPool {
     const CHUNK: usize = 4 << 20;
+    const FIRST_CHUNK: usize = 64 << 10;
 
     /// `len` zeroed bytes, 64-byte aligned, at an address fixed for the pool's lifetime.
     pub fn alloc(&mut self, len: usize) -> &mut [u8] {
@@ -133,12 +135,12 @@ impl ConstPool {
             self.buffers.push(AlignedBuf::zeroed(len));
             return self.buffers.last_mut().expect("just pushed").as_mut_slice();
         }
+        let fits = |chunk: usize, used: usize| used.next_multiple_of(ALIGN) + len <= self.buffers[chunk].len;
         let (chunk, start) = match self.current {
-            Some((chunk, used)) if used.next_multiple_of(ALIGN) + len <= Self::CHUNK => {
-                (chunk, used.next_multiple_of(ALIGN))
-            }
+            Some((chunk, used)) if fits(chunk, used) => (chunk, used.next_multiple_of(ALIGN)),
             _ => {
-                self.buffers.push(AlignedBuf::zeroed(Self::CHUNK));
+                let size = self.bytes.next_power_of_two().clamp(Self::FIRST_CHUNK, Self::CHUNK).max(len);
+                self.buffers.push(AlignedBuf::zeroed(size));
                 (self.buffers.len() - 1, 0)
             }
         };
