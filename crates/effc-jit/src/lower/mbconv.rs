@@ -361,7 +361,9 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
     // 1–2. Expand (streamed) and depthwise (+ SE pool).
     let d = dense_buf(scratch(l, 1), &[n, c_exp, oh, ow]);
     let row_sums = b.se.as_ref().map(|_| scratch(l, 2));
-    if let Some(rs) = row_sums {
+    // The depthwise micro-kernel writes each row's sums; the JIT path adds into them.
+    let kernel_writes_sums = l.micro.is_some() && super::gemm::micro_activation(b.dw.act).is_some();
+    if let Some(rs) = row_sums.filter(|_| !kernel_writes_sums) {
         let sums = Buf::new(rs, DType::F32, vec![n * oh, c_exp], row_major(&[n * oh, c_exp]));
         l.role = "se-pool-clear";
         l.fill(&sums, 0.0)?;

@@ -64,8 +64,7 @@ pub unsafe extern "C" fn dw_row(rows: *const *const f32, out: *mut f32, sums: *m
                 }
             }
             if !sums.is_null() {
-                let s = _mm256_add_ps(_mm256_maskload_ps(sums.add(c0), mask), sum);
-                _mm256_maskstore_ps(sums.add(c0), mask, s);
+                _mm256_maskstore_ps(sums.add(c0), mask, sum);
             }
         }
         c0 += LANES;

@@ -70,8 +70,7 @@ pub unsafe extern "C" fn dw_row(rows: *const *const f32, out: *mut f32, sums: *m
             }
             if !sums.is_null() {
                 for (v, &s) in sum.iter().enumerate().take(vectors) {
-                    let at = sums.add(c0 + v * LANES);
-                    _mm512_mask_storeu_ps(at, masks[v], _mm512_add_ps(_mm512_maskz_loadu_ps(masks[v], at), s));
+                    _mm512_mask_storeu_ps(sums.add(c0 + v * LANES), masks[v], s);
                 }
             }
         }

@@ -4,7 +4,8 @@
 //! `out[ox][c] = act(bias[c] + Σ_{i,j} rows[i][iw][c] · w[i][j][c])` with
 //! `iw = ox·sw − pw + j·dw`, over kernel rows whose input row exists (`rows[i]` non-null:
 //! the caller resolves vertical padding, strides and ring buffers) and columns
-//! `0 ≤ iw < w`. With `sums`, `sums[c] += Σ_ox out[ox][c]`. Vectors run across channels;
+//! `0 ≤ iw < w`. With `sums`, `sums[c] = Σ_ox out[ox][c]` (the row's part of the SE pool; written, not
+//! accumulated, so the buffer needs no clearing). Vectors run across channels;
 //! the interior columns, whose taps are all inside the row, take a branch-free path that
 //! shares each weight load between four output pixels.
 
@@ -82,7 +83,7 @@ impl DwParams {
 ///   `iw < p.w`, `ch < p.c`;
 /// - `out` is writable at `[ox·ld + ch]` for `ox < p.ow`, `ch < p.c`, and does not overlap
 ///   the input rows;
-/// - `sums` is null or readable and writable at `[ch]`, `ch < p.c`;
+/// - `sums` is null or writable at `[ch]`, `ch < p.c`;
 /// - `p.weights` is readable at `[(i·kw + j)·ld + ch]` and `p.bias` at `[ch]`;
 /// - the variant's instruction set is supported by the CPU.
 pub type DwFn = unsafe extern "C" fn(rows: *const *const f32, out: *mut f32, sums: *mut f32, params: *const DwParams);

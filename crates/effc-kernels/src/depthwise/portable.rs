@@ -15,6 +15,10 @@ pub unsafe extern "C" fn dw_row(rows: *const *const f32, out: *mut f32, sums: *m
     let rows = unsafe { std::slice::from_raw_parts(rows, p.kh) };
     for c0 in (0..p.c).step_by(BLOCK) {
         let n = BLOCK.min(p.c - c0);
+        if !sums.is_null() {
+            // SAFETY: c0 + n ≤ c values of the sums.
+            unsafe { std::ptr::write_bytes(sums.add(c0), 0, n) };
+        }
         for ox in 0..p.ow {
             let mut acc = [0.0f32; BLOCK];
             // SAFETY: bias holds c values; c0 + n ≤ c.
