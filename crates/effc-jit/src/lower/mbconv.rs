@@ -20,7 +20,7 @@ use effc_ir::{DType, Error, NodeId, Result};
 use super::Lowering;
 use super::conv::{Epilogue, Rows, Window, WindowPtrs, depthwise, depthwise_window, geom, window_row};
 use super::elementwise::emit_unary;
-use super::gemm::{Mat, MatMul, Ptrs, emit_rows};
+use super::gemm::{Mat, MatMul, Micro, Ptrs, call_micro, emit_rows, micro};
 use crate::emit::{Base, Kb};
 use crate::layout::{Buf, activation_strides, row_major};
 use crate::strided::Nest;
@@ -197,6 +197,9 @@ struct GateKernel {
     act2: Option<effc_ir::op::Unary>,
     /// (packed projection [C][C_out], per-sample output [N][C][C_out], C_out).
     scale_weights: Option<(Base, Base, usize)>,
+    /// The two FC layers as 1-row GEMM micro-kernel calls (weights packed [in][out], the
+    /// activations in the epilogue), with those packed weights; `None` on the JIT path.
+    micro: Option<([Micro; 2], [Base; 2])>,
 }
 
 impl GateKernel {
@@ -218,8 +221,41 @@ impl GateKernel {
             act1: se.reduce.act,
             act2: se.expand.act,
             scale_weights: None,
+            micro: fc_micro(l, se, c),
         }
     }
+}
+
+/// The SE block's FC layers as GEMM micro-kernel calls, if the kernels and activations
+/// allow: a matrix-vector product vectorised over outputs, rather than one horizontal dot
+/// product per output.
+fn fc_micro(l: &mut Lowering, se: &SqueezeExcite, c: usize) -> Option<([Micro; 2], [Base; 2])> {
+    l.micro?;
+    let mut layer = |d: &Dense, k: usize, n: usize| {
+        let w = packed_t(l, d);
+        let bias = l.const_f32(&d.b.f32_data());
+        let row = |base: Base, len: usize| Mat { base, offset: 0, rs: len as isize, cs: 1 };
+        let mm = MatMul {
+            m: 1,
+            n,
+            k,
+            a: row(Base::Arena(0), k),
+            b: row(w, n),
+            out: row(Base::Arena(0), n),
+            c: Some(Mat { base: bias, offset: 0, rs: 0, cs: 1 }),
+            alpha: 1.0,
+            beta: 1.0,
+            batch: vec![],
+            residual: None,
+            act: d.act,
+            k_scale: None,
+        };
+        Some((micro(l, &mm)?, w))
+    };
+    let sq = se.reduce.outputs();
+    let (m1, w1) = layer(&se.reduce, c, sq)?;
+    let (m2, w2) = layer(&se.expand, sq, c)?;
+    Some(([m1, m2], [w1, w2]))
 }
 
 fn gate_kernel(l: &mut Lowering, n: usize, k: GateKernel) -> Result<()> {
@@ -231,6 +267,7 @@ fn gate_kernel(l: &mut Lowering, n: usize, k: GateKernel) -> Result<()> {
         let (w1, b1, w2, b2) = (addr(kb, k.w1), addr(kb, k.b1), addr(kb, k.w2), addr(kb, k.b2));
         let sums = k.row_sums.map(|(b, rows, inv)| (addr(kb, b), rows, inv));
         let scale = k.scale_weights.map(|(w, out, co)| (addr(kb, w), addr(kb, out), co));
+        let fc = k.micro.map(|(m, [w1, w2])| (m, [addr(kb, w1), addr(kb, w2)]));
         kb.for_range(lo, hi, 1, |kb, s| {
             let pooled_n = kb.offset(pooled, s, (c * 4) as i64);
             if let Some((sums, rows, inv)) = sums {
@@ -250,9 +287,20 @@ fn gate_kernel(l: &mut Lowering, n: usize, k: GateKernel) -> Result<()> {
             }
             // FC1: hidden = act1(W1 · pooled + b1); FC2: gate = act2(W2 · hidden + b2).
             let hidden_n = kb.offset(hidden, s, (k.sq * 4) as i64);
-            fully_connected(kb, (w1, b1), pooled_n, c, hidden_n, k.sq, k.act1);
             let gate_n = kb.offset(gate, s, (c * 4) as i64);
-            fully_connected(kb, (w2, b2), hidden_n, k.sq, gate_n, c, k.act2);
+            match fc {
+                Some(([m1, m2], [pw1, pw2])) => {
+                    let one = kb.ic(1);
+                    let p1 = Ptrs { a: pooled_n, b: pw1, out: hidden_n, c: None, res: None, ks: None };
+                    call_micro(kb, m1, &p1, one);
+                    let p2 = Ptrs { a: hidden_n, b: pw2, out: gate_n, c: None, res: None, ks: None };
+                    call_micro(kb, m2, &p2, one);
+                }
+                None => {
+                    fully_connected(kb, (w1, b1), pooled_n, c, hidden_n, k.sq, k.act1);
+                    fully_connected(kb, (w2, b2), hidden_n, k.sq, gate_n, c, k.act2);
+                }
+            }
             // W'[s][c][o] = W[c][o] · gate[c].
             if let Some((w, out, co)) = scale {
                 let out_n = kb.offset(out, s, (c * co * 4) as i64);
