@@ -174,6 +174,8 @@ fn emit_clif_dumps_every_kernel() {
         "-o",
         clif.to_str().unwrap(),
         "--json",
+        "--kernels",
+        "jit",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -181,7 +183,20 @@ fn emit_clif_dumps_every_kernel() {
     let text = std::fs::read_to_string(&clif).unwrap();
     assert_eq!(text.matches("; kernel ").count(), kernels);
     assert_eq!(text.matches("function u0:").count(), kernels);
+    // The pure-JIT path does its own arithmetic, in vectors; it calls nothing.
     assert!(text.contains(" = fma ") && text.contains("load.f32x4"), "kernels use vector loads and FMAs");
+    assert!(!text.contains("call_indirect"));
+    // By default the matrix products and depthwise rows call micro-kernels.
+    let o2 = effc(&[
+        "compile",
+        shared("tv_b0_legacy.onnx").to_str().unwrap(),
+        "--emit",
+        "clif",
+        "-o",
+        clif.to_str().unwrap(),
+    ]);
+    assert!(o2.status.success(), "{}", stderr(&o2));
+    assert!(std::fs::read_to_string(&clif).unwrap().contains("call_indirect"), "micro-kernel calls");
     // Block 1's expanded tensor (96×112×112 f32 = 4.8 MB) is streamed through ring
     // buffers, so the whole arena is smaller than it.
     let arena = v["arena_bytes"].as_u64().unwrap();
