@@ -32,9 +32,15 @@ fn compile_and_drop_two_hundred_models_keeps_rss_flat() {
         once(&bytes);
     }
     let before = rss_kib();
-    for _ in 0..200 {
+    // The resident set jitters by a few MB as 2 MiB (huge-page) mappings of weights and
+    // arenas come and go; a leak raises its floor. So the floor over the last 100
+    // compilations is what must stay within 10 % of the start.
+    let mut floor = usize::MAX;
+    for i in 0..200 {
         once(&bytes);
+        if i >= 100 {
+            floor = floor.min(rss_kib());
+        }
     }
-    let after = rss_kib();
-    assert!((after as f64) < before as f64 * 1.10, "RSS grew from {before} kB to {after} kB");
+    assert!((floor as f64) < before as f64 * 1.10, "RSS floor grew from {before} kB to {floor} kB");
 }

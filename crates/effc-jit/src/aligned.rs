@@ -1,15 +1,19 @@
 //! 64-byte aligned, zero-initialised byte buffers for arenas and packed weights, and the
 //! pool that packs a model's constants into a few large ones.
 //!
-//! Buffers of 2 MiB and more are mapped directly, 2 MiB-aligned, and advised as huge-page
-//! candidates: a model's weights then cost a few dozen page faults to pack instead of
+//! Buffers of 64 KiB and more are mapped directly (so they return to the system when
+//! dropped); from 2 MiB on, 2 MiB-aligned and advised as huge-page candidates: a model's weights then cost a few dozen page faults to pack instead of
 //! thousands, and a few TLB entries to stream through at run time.
 
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 
 pub const ALIGN: usize = 64;
 
-/// Size from which a buffer is mapped with huge pages in mind.
+/// Size from which a buffer is its own mapping, so dropping it returns the memory to the
+/// system at once (no heap fragmentation across compile/drop cycles).
+const MAPPED: usize = 64 << 10;
+
+/// Size from which a mapping is 2 MiB-aligned and advised for huge pages.
 const HUGE: usize = 2 << 20;
 
 pub struct AlignedBuf {
@@ -29,7 +33,7 @@ impl AlignedBuf {
         if len == 0 {
             return AlignedBuf { ptr: std::ptr::null_mut(), len: 0, map: None };
         }
-        if len >= HUGE
+        if len >= MAPPED
             && let Some(b) = Self::mapped(len)
         {
             return b;
@@ -43,11 +47,12 @@ impl AlignedBuf {
         AlignedBuf { ptr, len, map: None }
     }
 
-    /// An anonymous mapping (zeroed by the kernel), 2 MiB-aligned inside, advised for
-    /// huge pages before anything touches it. `None` if the system refuses.
+    /// An anonymous mapping (zeroed by the kernel); from 2 MiB on, 2 MiB-aligned inside
+    /// and advised for huge pages before anything touches it. `None` if the system refuses.
     #[cfg(target_os = "linux")]
     fn mapped(len: usize) -> Option<Self> {
-        let map_len = len.checked_add(HUGE)?;
+        let huge = len >= HUGE;
+        let map_len = if huge { len.checked_add(HUGE)? } else { len };
         // SAFETY: a fresh private anonymous mapping; the result is checked.
         let base = unsafe {
             libc::mmap(
@@ -63,6 +68,10 @@ impl AlignedBuf {
             return None;
         }
         let base = base as *mut u8;
+        if !huge {
+            // Page-aligned, so 64-byte aligned.
+            return Some(AlignedBuf { ptr: base, len, map: Some((base, map_len)) });
+        }
         let ptr = base.wrapping_add(base.align_offset(HUGE));
         // SAFETY: `ptr..ptr+len` lies inside the mapping (at most HUGE bytes are skipped).
         // The advice is only a hint; failure leaves ordinary pages.
