@@ -143,23 +143,26 @@ fn scale_weights(l: &mut Lowering, n: usize, (c, co): (usize, usize), w: Base, g
             let last = kb.b.ins().smin(last, end);
             let gate_s = kb.offset(gate, s, (c * 4) as i64);
             let out_s = kb.offset(out, s, (c * co * 4) as i64);
-            kb.for_range(first, last, 1, |kb, ch| {
-                let gp = kb.offset(gate_s, ch, 4);
-                let g = kb.load(types::F32, gp, 0);
-                let gv = kb.b.ins().splat(types::F32X4, g);
-                let src = kb.offset(w, ch, (co * 4) as i64);
-                let dst = kb.offset(out_s, ch, (co * 4) as i64);
-                for_lanes(kb, co, |kb, off, ty| {
-                    let sp = kb.b.ins().iadd(src, off);
-                    let v = kb.load_const(ty, sp, 0);
-                    let f = if ty.is_vector() { gv } else { g };
-                    let v = kb.b.ins().fmul(v, f);
-                    let dp = kb.b.ins().iadd(dst, off);
-                    kb.store(v, dp, 0);
-                });
-            });
+            kb.for_range(first, last, 1, |kb, ch| scale_row(kb, ch, co, gate_s, (w, out_s)));
         });
     })
+}
+
+/// Row `ch` of the scaled weights: `out[ch][0..co] = w[ch][0..co] · gate[ch]`.
+fn scale_row(kb: &mut Kb, ch: Value, co: usize, gate: Value, (w, out): (Value, Value)) {
+    let gp = kb.offset(gate, ch, 4);
+    let g = kb.load(types::F32, gp, 0);
+    let gv = kb.b.ins().splat(types::F32X4, g);
+    let src = kb.offset(w, ch, (co * 4) as i64);
+    let dst = kb.offset(out, ch, (co * 4) as i64);
+    for_lanes(kb, co, |kb, off, ty| {
+        let sp = kb.b.ins().iadd(src, off);
+        let v = kb.load_const(ty, sp, 0);
+        let f = if ty.is_vector() { gv } else { g };
+        let v = kb.b.ins().fmul(v, f);
+        let dp = kb.b.ins().iadd(dst, off);
+        kb.store(v, dp, 0);
+    });
 }
 
 fn dense_buf(base: Base, dims: &[usize]) -> Buf {
@@ -304,21 +307,7 @@ fn gate_kernel(l: &mut Lowering, n: usize, k: GateKernel) -> Result<()> {
             // W'[s][c][o] = W[c][o] · gate[c].
             if let Some((w, out, co)) = scale {
                 let out_n = kb.offset(out, s, (c * co * 4) as i64);
-                kb.for_n(c, |kb, ch| {
-                    let gp = kb.offset(gate_n, ch, 4);
-                    let g = kb.load(types::F32, gp, 0);
-                    let gv = kb.b.ins().splat(types::F32X4, g);
-                    let src = kb.offset(w, ch, (co * 4) as i64);
-                    let dst = kb.offset(out_n, ch, (co * 4) as i64);
-                    for_lanes(kb, co, |kb, off, ty| {
-                        let sp = kb.b.ins().iadd(src, off);
-                        let v = kb.load_const(ty, sp, 0);
-                        let f = if ty.is_vector() { gv } else { g };
-                        let v = kb.b.ins().fmul(v, f);
-                        let dp = kb.b.ins().iadd(dst, off);
-                        kb.store(v, dp, 0);
-                    });
-                });
+                kb.for_n(c, |kb, ch| scale_row(kb, ch, co, gate_n, (w, out_n)));
             }
         });
     })
