@@ -37,10 +37,8 @@ pub struct BenchArgs {
     /// Shape for an input with symbolic dims, e.g. `input=1x3x224x224`.
     #[arg(long = "input-shape", value_name = "NAME=DIMS")]
     pub input_shapes: Vec<String>,
-    /// Code for matrix products: auto (the best micro-kernels for this CPU), avx512, avx2,
-    /// portable, or jit (Cranelift code only).
-    #[arg(long, default_value = "auto")]
-    pub kernels: effc::Kernels,
+    #[command(flatten)]
+    pub codegen: crate::compile::CodegenArgs,
 }
 
 /// Latency statistics in milliseconds.
@@ -124,8 +122,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let opts = effc::Options {
         input_shapes: parse_input_shapes(&args.input_shapes)?,
         fuse: !args.no_fuse,
-        kernels: args.kernels,
-        ..Default::default()
+        ..args.codegen.options()
     };
     let c = effc::compile_file(&args.model, &opts)?;
     let model = c.model()?;
@@ -172,7 +169,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let peak_isa = effc_kernels::Isa::detect();
     let peak = effc_kernels::peak_gflops(peak_isa).unwrap_or(f64::NAN);
     let gflops = flops / (effc_stats.median_ms * 1e6);
-    let kernels = match args.kernels.resolve()? {
+    let kernels = match args.codegen.kernels.resolve()? {
         Some(isa) => isa.name().to_string(),
         None => "jit".to_string(),
     };

@@ -33,16 +33,8 @@ pub struct CheckArgs {
     /// first one beyond tolerance.
     #[arg(long)]
     pub layers: bool,
-    /// Refuse models whose arena plus weights exceed SIZE (e.g. 512M, 2G).
-    #[arg(long, value_name = "SIZE", value_parser = crate::compile::parse_size, default_value = "4G")]
-    pub max_memory: usize,
-    /// Checked mode: canaries around every buffer, verified after every kernel.
-    #[arg(long)]
-    pub checked: bool,
-    /// Code for matrix products: auto (the best micro-kernels for this CPU), avx512, avx2,
-    /// portable, or jit (Cranelift code only).
-    #[arg(long, default_value = "auto")]
-    pub kernels: effc::Kernels,
+    #[command(flatten)]
+    pub codegen: crate::compile::CodegenArgs,
 }
 
 #[derive(Serialize)]
@@ -68,10 +60,7 @@ pub fn run(args: &CheckArgs) -> Result<()> {
     let opts = effc::Options {
         input_shapes: parse_input_shapes(&args.input_shapes)?,
         expose_layers: args.layers,
-        checked: args.checked,
-        kernels: args.kernels,
-        max_memory: Some(args.max_memory),
-        ..Default::default()
+        ..args.codegen.options()
     };
     let c = effc::compile_file(&args.model, &opts)?;
     let model = c.model()?;

@@ -29,8 +29,23 @@ pub struct CompileArgs {
     /// Turn fusion passes off.
     #[arg(long)]
     pub no_fuse: bool,
+    #[command(flatten)]
+    pub codegen: crate::compile::CodegenArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Emit {
+    /// The optimised graph for Graphviz.
+    Dot,
+    /// The Cranelift IR of every kernel.
+    Clif,
+}
+
+/// How to generate code, shared by every command that compiles a model.
+#[derive(Args)]
+pub struct CodegenArgs {
     /// Refuse models whose arena plus weights exceed SIZE (e.g. 512M, 2G).
-    #[arg(long, value_name = "SIZE", value_parser = crate::compile::parse_size, default_value = "4G")]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "4G")]
     pub max_memory: usize,
     /// Checked mode: canaries around every buffer, verified after every kernel.
     #[arg(long)]
@@ -41,12 +56,16 @@ pub struct CompileArgs {
     pub kernels: effc::Kernels,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-pub enum Emit {
-    /// The optimised graph for Graphviz.
-    Dot,
-    /// The Cranelift IR of every kernel.
-    Clif,
+impl CodegenArgs {
+    /// Default options with these settings.
+    pub fn options(&self) -> effc::Options {
+        effc::Options {
+            checked: self.checked,
+            kernels: self.kernels,
+            max_memory: Some(self.max_memory),
+            ..Default::default()
+        }
+    }
 }
 
 /// Parses a byte size: a number with an optional K, M or G suffix (powers of 1024).
@@ -99,10 +118,7 @@ pub fn run(args: &CompileArgs) -> Result<()> {
         input_shapes: parse_input_shapes(&args.input_shapes)?,
         fuse: !args.no_fuse,
         keep_clif: args.emit.iter().any(|e| matches!(e, Emit::Clif)),
-        checked: args.checked,
-        kernels: args.kernels,
-        max_memory: Some(args.max_memory),
-        ..Default::default()
+        ..args.codegen.options()
     };
     let c = effc::compile_file(&args.model, &opts)?;
     for emit in &args.emit {

@@ -166,7 +166,6 @@ impl Tensor {
         }
     }
 
-    /// Elements converted to f32 (weights stored as f64 or f16-converted data).
     /// The elements as f32: borrowed when stored as f32 (weights, without a copy),
     /// converted otherwise.
     pub fn f32_data(&self) -> std::borrow::Cow<'_, [f32]> {
@@ -176,6 +175,7 @@ impl Tensor {
         }
     }
 
+    /// Elements converted to f32 (weights stored as f64 or f16-converted data).
     pub fn to_f32_vec(&self) -> Vec<f32> {
         match &self.data {
             TensorData::F32(v) => v.to_vec(),

@@ -156,6 +156,20 @@ impl<'a> Kb<'a> {
         }
     }
 
+    /// Visits `len` consecutive f32s as vectors of 4 and then a scalar tail, calling
+    /// `f(kb, byte_offset, type)` for each.
+    pub fn for_lanes(&mut self, len: usize, mut f: impl FnMut(&mut Self, Value, Type)) {
+        let nv = len / 4;
+        self.for_n(nv, |kb, i| {
+            let off = kb.b.ins().imul_imm_s(i, 16);
+            f(kb, off, types::F32X4)
+        });
+        for j in nv * 4..len {
+            let off = self.ic(j as i64 * 4);
+            f(self, off, types::F32);
+        }
+    }
+
     /// Runs `body` only when `cond` (an i8 truth value) is non-zero.
     pub fn if_then(&mut self, cond: Value, body: impl FnOnce(&mut Self)) {
         let then = self.b.create_block();

@@ -2,22 +2,16 @@
 //! few input channels (the stem: 3) runs as one GEMM call per row instead of per-tap
 //! vector code over 3 channels.
 
-/// The geometry of one convolution's rows (channels-last, dense pixels).
+use crate::RowWindow;
+
+/// One convolution's rows: channels-last input with dense pixels.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct Im2colParams {
     /// Input channels (the pixel stride of input rows).
     pub c: usize,
-    /// Input row width in pixels.
-    pub w: usize,
-    /// Output row width in pixels: the patch has `ow` rows.
-    pub ow: usize,
-    pub kh: usize,
-    pub kw: usize,
-    /// Horizontal stride, dilation and leading padding.
-    pub sw: usize,
-    pub dw: usize,
-    pub pw: usize,
+    /// The window; the patch has `win.ow` rows.
+    pub win: RowWindow,
 }
 
 /// `im2col_row(rows, patch, params)`: `patch[ox][(i·kw + j)·c + ch] = rows[i][iw·c + ch]`
@@ -29,15 +23,14 @@ pub struct Im2colParams {
 pub unsafe extern "C" fn im2col_row(rows: *const *const f32, patch: *mut f32, params: *const Im2colParams) {
     // SAFETY: the caller passes valid params, `kh` row pointers and the patch.
     let p = unsafe { &*params };
-    let rows = unsafe { std::slice::from_raw_parts(rows, p.kh) };
-    let k = p.kh * p.kw * p.c;
-    let patch = unsafe { std::slice::from_raw_parts_mut(patch, p.ow * k) };
+    let rows = unsafe { std::slice::from_raw_parts(rows, p.win.kh) };
+    let k = p.win.kh * p.win.kw * p.c;
+    let patch = unsafe { std::slice::from_raw_parts_mut(patch, p.win.ow * k) };
     for (ox, dst) in patch.chunks_exact_mut(k).enumerate() {
         for (i, &row) in rows.iter().enumerate() {
-            for j in 0..p.kw {
-                let tap = &mut dst[(i * p.kw + j) * p.c..][..p.c];
-                let iw = (ox * p.sw + j * p.dw).checked_sub(p.pw).filter(|&iw| iw < p.w);
-                match iw {
+            for j in 0..p.win.kw {
+                let tap = &mut dst[(i * p.win.kw + j) * p.c..][..p.c];
+                match p.win.column(ox, j) {
                     // SAFETY: iw < w, so the pixel's c channels are inside the row.
                     Some(iw) if !row.is_null() => {
                         copy(tap, unsafe { std::slice::from_raw_parts(row.add(iw * p.c), p.c) })

@@ -16,12 +16,14 @@ pub mod gemm;
 pub mod im2col;
 mod peak;
 mod vector;
+mod window;
 
 pub use act::{ActKind, Activation};
 pub use depthwise::{DwFn, DwParams};
 pub use gemm::{GemmFn, GemmParams};
 pub use im2col::{Im2colParams, im2col_row};
 pub use peak::peak_gflops;
+pub use window::RowWindow;
 
 /// An instruction set the kernels are built for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -5,7 +5,7 @@
 mod guarded;
 
 use effc_kernels::depthwise::{DwParams, reference};
-use effc_kernels::{ActKind, Activation, Isa};
+use effc_kernels::{ActKind, Activation, Isa, RowWindow};
 use guarded::Guarded;
 use proptest::prelude::*;
 
@@ -62,13 +62,7 @@ fn run(isa: Isa, c: &Case) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let p = DwParams {
         c: c.c,
         ld,
-        w: c.w,
-        ow,
-        kh: c.kh,
-        kw: c.kw,
-        sw: c.sw,
-        dw: c.dw,
-        pw: c.pw,
+        win: RowWindow { w: c.w, ow, kh: c.kh, kw: c.kw, sw: c.sw, dw: c.dw, pw: c.pw },
         weights: gw.ptr(),
         bias: gb.ptr(),
         act: c.act,
@@ -178,20 +172,7 @@ fn interior_is_the_columns_with_every_tap_inside() {
                             continue;
                         }
                         let ow = (w + 2 * pw - (kw - 1) * dw - 1) / sw + 1;
-                        let p = DwParams {
-                            c: 1,
-                            ld: 1,
-                            w,
-                            ow,
-                            kh: 1,
-                            kw,
-                            sw,
-                            dw,
-                            pw,
-                            weights: std::ptr::null(),
-                            bias: std::ptr::null(),
-                            act: Activation::IDENTITY,
-                        };
+                        let p = RowWindow { w, ow, kh: 1, kw, sw, dw, pw };
                         let (lo, hi) = p.interior();
                         for ox in 0..ow {
                             let (j_lo, j_hi) = p.taps(ox);
@@ -217,8 +198,7 @@ fn interior_is_the_columns_with_every_tap_inside() {
     }
 }
 
-/// im2col of a row followed by the portable GEMM equals the depthwise reference's
-/// definition of which taps exist (same column rule, zero outside).
+/// im2col of a row copies exactly the taps `RowWindow::column` says exist, zeros elsewhere.
 #[test]
 fn im2col_gathers_exactly_the_taps_inside() {
     use effc_kernels::{Im2colParams, im2col_row};
@@ -231,30 +211,17 @@ fn im2col_gathers_exactly_the_taps_inside() {
         ptrs[kh - 1] = std::ptr::null();
         let k = kh * kw * c;
         let mut patch = Guarded::new(&vec![f32::NAN; ow * k]);
-        let p = Im2colParams { c, w, ow, kh, kw, sw, dw, pw };
+        let win = RowWindow { w, ow, kh, kw, sw, dw, pw };
+        let p = Im2colParams { c, win };
         // SAFETY: kh row pointers of w·c values (or null) and a patch of ow·k values.
         unsafe { im2col_row(ptrs.as_ptr(), patch.mut_ptr(), &p) };
         let patch = patch.to_vec();
-        let dwp = DwParams {
-            c,
-            ld: c,
-            w,
-            ow,
-            kh,
-            kw,
-            sw,
-            dw,
-            pw,
-            weights: std::ptr::null(),
-            bias: std::ptr::null(),
-            act: Activation::IDENTITY,
-        };
         for ox in 0..ow {
             for i in 0..kh {
                 for j in 0..kw {
                     for ch in 0..c {
                         let got = patch[ox * k + (i * kw + j) * c + ch];
-                        let want = match dwp.column(ox, j) {
+                        let want = match win.column(ox, j) {
                             Some(iw) if i < kh - 1 => rows[i][iw * c + ch],
                             _ => 0.0,
                         };

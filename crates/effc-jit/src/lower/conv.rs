@@ -52,6 +52,21 @@ fn spatial2<T: Copy>(v: &[T], one: T) -> (T, T) {
     if v.len() == 2 { (v[0], v[1]) } else { (one, v[0]) }
 }
 
+impl Geom {
+    /// The horizontal window the row micro-kernels take.
+    fn row_window(&self) -> effc_kernels::RowWindow {
+        effc_kernels::RowWindow {
+            w: self.w,
+            ow: self.ow,
+            kh: self.kh,
+            kw: self.kw,
+            sw: self.sw,
+            dw: self.dw,
+            pw: self.pw,
+        }
+    }
+}
+
 pub(super) fn geom(
     x: &Buf,
     out: &Buf,
@@ -235,8 +250,7 @@ fn im2col_conv(
         k_scale: None,
     };
     let Some(gemm) = super::gemm::micro(l, &mm) else { return Ok(false) };
-    let params =
-        effc_kernels::Im2colParams { c: g.c, w: g.w, ow: g.ow, kh: g.kh, kw: g.kw, sw: g.sw, dw: g.dw, pw: g.pw };
+    let params = effc_kernels::Im2colParams { c: g.c, win: g.row_window() };
     let params = l.const_struct(params);
     let (x, out, res) = (x.clone(), out.clone(), epi.residual.clone());
     let b = mm.b.base;
@@ -301,7 +315,8 @@ pub(super) fn depthwise_window(l: &mut Lowering, g: Geom, w: &effc_ir::Tensor, b
 pub(super) struct Epilogue {
     pub residual: Option<Buf>,
     pub act: Option<Unary>,
-    /// [N·OH, C] f32 partial sums, pre-zeroed (depthwise only).
+    /// [N·OH, C] f32 sums of each output row (depthwise only), written by the kernel
+    /// that computes the row.
     pub row_sums: Option<Base>,
 }
 
@@ -531,13 +546,7 @@ pub(super) fn dw_micro(
     let params = effc_kernels::DwParams {
         c: g.c,
         ld: g.c,
-        w: g.w,
-        ow: g.ow,
-        kh: g.kh,
-        kw: g.kw,
-        sw: g.sw,
-        dw: g.dw,
-        pw: g.pw,
+        win: g.row_window(),
         weights: weights as *const f32,
         bias: bias as *const f32,
         act: super::gemm::micro_activation(epi.act)?,
@@ -549,18 +558,13 @@ pub(super) fn dw_micro(
 /// get even shares of small feature maps (7×7, 14×14).
 const DW_MIN_ITEMS: usize = 16;
 
-/// Channel parts of a depthwise conv with few output rows: (parts, channels per part, a
-/// table of each part's parameters), or `None` when rows alone give enough work items.
-fn channel_split(l: &mut Lowering, g: Geom, m: &DwMicro) -> Option<(usize, usize, Base)> {
+/// Channel parts of a depthwise conv: (parts, channels per part, a table of each part's
+/// parameters). One part, unless the feature map has too few output rows to give two
+/// threads even shares.
+fn channel_parts(l: &mut Lowering, g: Geom, m: &DwMicro) -> (usize, usize, Base) {
     let rows = g.n * g.oh;
-    if rows >= DW_MIN_ITEMS {
-        return None;
-    }
-    let parts = DW_MIN_ITEMS.div_ceil(rows).min(g.c / 64);
-    if parts < 2 {
-        return None;
-    }
-    let width = g.c.div_ceil(parts).next_multiple_of(16);
+    let wanted = if rows >= DW_MIN_ITEMS { 1 } else { DW_MIN_ITEMS.div_ceil(rows).min(g.c / 64).max(1) };
+    let width = g.c.div_ceil(wanted).next_multiple_of(16).min(g.c);
     let parts = g.c.div_ceil(width);
     let table: Vec<usize> = (0..parts)
         .map(|i| {
@@ -574,19 +578,20 @@ fn channel_split(l: &mut Lowering, g: Geom, m: &DwMicro) -> Option<(usize, usize
             })
         })
         .collect();
-    let bytes: Vec<u8> = table.iter().flat_map(|a| a.to_ne_bytes()).collect();
-    Some((parts, width, l.const_bytes(&bytes)))
+    (parts, width, l.const_addresses(&table))
 }
 
-/// A depthwise conv whose work items are (output row, channel part), each one call.
-fn window_split(
+/// A depthwise conv through the micro-kernel: work items are (output row, channel part),
+/// each one call.
+fn window_micro(
     l: &mut Lowering,
     (x, out): (&Buf, &Buf),
     g: Geom,
     epi: &Epilogue,
     (xs, os): ([i64; 4], [i64; 4]),
-    (m, (parts, width, table)): (DwMicro, (usize, usize, Base)),
+    m: DwMicro,
 ) -> Result<()> {
+    let (parts, width, table) = channel_parts(l, g, &m);
     let (x, out, sums) = (x.clone(), out.clone(), epi.row_sums);
     l.kernel(g.n * g.oh * parts, move |kb| {
         let xb = kb.addr(x.base, x.offset as i64 * 4);
@@ -611,10 +616,7 @@ fn window_split(
             });
             let params = kb.offset(table, part, 8);
             let params = kb.load_const(types::I64, params, 0);
-            let rows = row_table(kb, g, Rows::Strided, (x_n, xs[2]), oh);
-            let null = kb.ic(0);
-            let sums_row = sums_row.unwrap_or(null);
-            kb.call_c(m.func, &[rows, o_row, sums_row, params]);
+            dw_micro_row(kb, g, (m.func, params), Rows::Strided, (x_n, xs[2]), o_row, sums_row, oh);
         });
     })
 }
@@ -625,7 +627,7 @@ fn window_split(
 fn dw_micro_row(
     kb: &mut Kb,
     g: Geom,
-    m: DwMicro,
+    (func, params): (usize, Value),
     rows: Rows,
     (x_n, row_stride): (Value, i64),
     o_row: Value,
@@ -635,8 +637,7 @@ fn dw_micro_row(
     let table = row_table(kb, g, rows, (x_n, row_stride), oh);
     let null = kb.ic(0);
     let sums = sums.unwrap_or(null);
-    let params = kb.ic(m.params as i64);
-    kb.call_c(m.func, &[table, o_row, sums, params]);
+    kb.call_c(func, &[table, o_row, sums, params]);
 }
 
 /// A stack table of the `kh` input rows output row `oh` reads (null for rows in the
@@ -666,11 +667,8 @@ fn row_table(kb: &mut Kb, g: Geom, rows: Rows, (x_n, row_stride): (Value, i64), 
 /// Depthwise conv and pools: per output pixel, vectors of channels.
 fn window(l: &mut Lowering, x: &Buf, out: &Buf, g: Geom, op: Window, epi: Epilogue) -> Result<()> {
     let (xs, os) = (byte_strides(x), byte_strides(out));
-    let micro = dw_micro(l, g, op, &epi, (xs, os));
-    if let Some(m) = micro
-        && let Some(split) = channel_split(l, g, &m)
-    {
-        return window_split(l, (x, out), g, &epi, (xs, os), (m, split));
+    if let Some(m) = dw_micro(l, g, op, &epi, (xs, os)) {
+        return window_micro(l, (x, out), g, &epi, (xs, os), m);
     }
     let (x, out) = (x.clone(), out.clone());
     l.kernel(g.n * g.oh, move |kb| {
@@ -692,7 +690,7 @@ fn window(l: &mut Lowering, x: &Buf, out: &Buf, g: Geom, op: Window, epi: Epilog
             let o_row = kb.offset(ob, n, os[0]);
             let o_row = kb.offset(o_row, oh, os[2]);
             let p = WindowPtrs { x_n, o_row, residual: rb, sums, w, bias };
-            window_row(kb, g, (op, micro), &epi, (xs, os), Rows::Strided, p, n, oh, r, vec_ok);
+            window_row(kb, g, (op, None), &epi, (xs, os), Rows::Strided, p, n, oh, r, vec_ok);
         });
     })
 }
@@ -715,10 +713,22 @@ pub(super) fn window_row(
     let WindowPtrs { x_n, o_row, residual: rb, sums, w: wb, bias: bb } = p;
     if let Some(m) = micro {
         let sums_row = sums.map(|s| kb.offset(s, r, (g.c * 4) as i64));
-        dw_micro_row(kb, g, m, rows, (x_n, xs[2]), o_row, sums_row, oh);
+        let params = kb.ic(m.params as i64);
+        dw_micro_row(kb, g, (m.func, params), rows, (x_n, xs[2]), o_row, sums_row, oh);
         return;
     }
     let rs1 = epi.residual.as_ref().map_or(0, |r| r.strides[1] as i64 * 4);
+    // This row's SE pool sums start from zero here (the pixels below add into them), so
+    // each row's slot is written by the kernel that computes the row, as the depthwise
+    // micro-kernel does.
+    if let Some(sums) = sums {
+        let row_sums = kb.offset(sums, r, (g.c * 4) as i64);
+        kb.for_lanes(g.c, |kb, off, ty| {
+            let zero = kb.fc(ty, 0.0);
+            let p = kb.b.ins().iadd(row_sums, off);
+            kb.store(zero, p, 0);
+        });
+    }
     kb.for_n(g.ow, |kb, ow| {
         let o_px = kb.offset(o_row, ow, os[3]);
         let r_px = epi.pointer(kb, rb, n, oh, ow);

@@ -446,7 +446,7 @@ fn emit_micro(l: &mut Lowering, mm: &MatMul, m: Micro) -> Result<()> {
             l.const_struct(GemmParams { n: cols.min(mm.n - j0), bias, ..m.value })
         })
         .collect();
-    let table = l.const_bytes(&table.iter().flat_map(|a| a.to_ne_bytes()).collect::<Vec<u8>>());
+    let table = l.const_addresses(&table);
     l.kernel(batch * blocks * col_blocks, |kb| {
         let base = Ptrs {
             a: addr(kb, &mm.a),

@@ -155,7 +155,7 @@ fn scale_row(kb: &mut Kb, ch: Value, co: usize, gate: Value, (w, out): (Value, V
     let gv = kb.b.ins().splat(types::F32X4, g);
     let src = kb.offset(w, ch, (co * 4) as i64);
     let dst = kb.offset(out, ch, (co * 4) as i64);
-    for_lanes(kb, co, |kb, off, ty| {
+    kb.for_lanes(co, |kb, off, ty| {
         let sp = kb.b.ins().iadd(src, off);
         let v = kb.load_const(ty, sp, 0);
         let f = if ty.is_vector() { gv } else { g };
@@ -169,21 +169,8 @@ fn dense_buf(base: Base, dims: &[usize]) -> Buf {
     Buf::new(base, DType::F32, dims.to_vec(), activation_strides(dims))
 }
 
-/// Loads `len` f32s at `p` as vectors of 4 and a scalar tail, calling `f(kb, ptr, ty)`.
-fn for_lanes(kb: &mut Kb, len: usize, mut f: impl FnMut(&mut Kb, Value, cranelift_codegen::ir::Type)) {
-    let nv = len / 4;
-    kb.for_n(nv, |kb, i| {
-        let off = kb.b.ins().imul_imm_s(i, 16);
-        f(kb, off, types::F32X4)
-    });
-    for j in nv * 4..len {
-        let off = kb.ic(j as i64 * 4);
-        f(kb, off, types::F32);
-    }
-}
-
 /// The SE gate of sample `n` (a kernel over samples): pooled (from row sums or already
-/// pooled) → FC1 + act → FC2 + gate → `gate` buffer; optionally W'[n] = W ⊙ gate.
+/// pooled) → FC1 + act → FC2 + gate → `gate` buffer.
 struct GateKernel {
     c: usize,
     sq: usize,
@@ -192,48 +179,45 @@ struct GateKernel {
     pooled: Base,
     hidden: Base,
     gate: Base,
-    w1: Base,
-    b1: Base,
-    w2: Base,
-    b2: Base,
-    act1: Option<effc_ir::op::Unary>,
-    act2: Option<effc_ir::op::Unary>,
-    /// (packed projection [C][C_out], per-sample output [N][C][C_out], C_out).
-    scale_weights: Option<(Base, Base, usize)>,
-    /// The two FC layers as 1-row GEMM micro-kernel calls (weights packed [in][out], the
-    /// activations in the epilogue), with those packed weights; `None` on the JIT path.
-    micro: Option<([Micro; 2], [Base; 2])>,
+    fc: Fc,
+}
+
+/// How the gate's two FC layers run.
+#[derive(Clone, Copy)]
+enum Fc {
+    /// 1-row GEMM micro-kernel calls (a matrix-vector product vectorised over outputs):
+    /// weights packed [in][out], bias and activation in the kernel's epilogue.
+    Micro { layers: [Micro; 2], w: [Base; 2] },
+    /// One JIT dot product per output over weights [out][in].
+    Jit { w: [Base; 2], b: [Base; 2], act: [Option<effc_ir::op::Unary>; 2] },
 }
 
 impl GateKernel {
     /// The gate of `se` over `c` channels with (pooled, hidden, gate) buffers; `pooled`
     /// must be filled by an earlier kernel unless `row_sums` is set.
-    fn new(l: &mut Lowering, se: &SqueezeExcite, c: usize, [pooled, hidden, gate]: [Base; 3]) -> Self {
-        let (w1, b1, w2, b2) = se_weights(l, se);
-        GateKernel {
-            c,
-            sq: se.reduce.outputs(),
-            row_sums: None,
-            pooled,
-            hidden,
-            gate,
-            w1,
-            b1,
-            w2,
-            b2,
-            act1: se.reduce.act,
-            act2: se.expand.act,
-            scale_weights: None,
-            micro: fc_micro(l, se, c),
-        }
+    fn new(l: &mut Lowering, se: &SqueezeExcite, c: usize, [pooled, hidden, gate]: [Base; 3]) -> Result<Self> {
+        let fc = match fc_micro(l, se, c)? {
+            Some(fc) => fc,
+            None => {
+                let mut pack = |t: &effc_ir::Tensor| l.const_f32(&t.f32_data());
+                Fc::Jit {
+                    w: [pack(&se.reduce.w), pack(&se.expand.w)],
+                    b: [pack(&se.reduce.b), pack(&se.expand.b)],
+                    act: [se.reduce.act, se.expand.act],
+                }
+            }
+        };
+        Ok(GateKernel { c, sq: se.reduce.outputs(), row_sums: None, pooled, hidden, gate, fc })
     }
 }
 
-/// The SE block's FC layers as GEMM micro-kernel calls, if the kernels and activations
-/// allow: a matrix-vector product vectorised over outputs, rather than one horizontal dot
-/// product per output.
-fn fc_micro(l: &mut Lowering, se: &SqueezeExcite, c: usize) -> Option<([Micro; 2], [Base; 2])> {
-    l.micro?;
+/// The SE block's FC layers as GEMM micro-kernel calls, when the kernels are on and have
+/// both activations.
+fn fc_micro(l: &mut Lowering, se: &SqueezeExcite, c: usize) -> Result<Option<Fc>> {
+    let has = |d: &Dense| super::gemm::micro_activation(d.act).is_some();
+    if l.micro.is_none() || !has(&se.reduce) || !has(&se.expand) {
+        return Ok(None);
+    }
     let mut layer = |d: &Dense, k: usize, n: usize| {
         let w = packed_t(l, d);
         let bias = l.const_f32(&d.b.f32_data());
@@ -253,12 +237,13 @@ fn fc_micro(l: &mut Lowering, se: &SqueezeExcite, c: usize) -> Option<([Micro; 2
             act: d.act,
             k_scale: None,
         };
-        Some((micro(l, &mm)?, w))
+        let m = micro(l, &mm).ok_or_else(|| Error::other("an SE layer the GEMM micro-kernel refused"))?;
+        Ok::<_, Error>((m, w))
     };
     let sq = se.reduce.outputs();
     let (m1, w1) = layer(&se.reduce, c, sq)?;
     let (m2, w2) = layer(&se.expand, sq, c)?;
-    Some(([m1, m2], [w1, w2]))
+    Ok(Some(Fc::Micro { layers: [m1, m2], w: [w1, w2] }))
 }
 
 fn gate_kernel(l: &mut Lowering, n: usize, k: GateKernel) -> Result<()> {
@@ -267,15 +252,12 @@ fn gate_kernel(l: &mut Lowering, n: usize, k: GateKernel) -> Result<()> {
         let c = k.c;
         let addr = |kb: &mut Kb, b: Base| kb.addr(b, 0);
         let (pooled, hidden, gate) = (addr(kb, k.pooled), addr(kb, k.hidden), addr(kb, k.gate));
-        let (w1, b1, w2, b2) = (addr(kb, k.w1), addr(kb, k.b1), addr(kb, k.w2), addr(kb, k.b2));
         let sums = k.row_sums.map(|(b, rows, inv)| (addr(kb, b), rows, inv));
-        let scale = k.scale_weights.map(|(w, out, co)| (addr(kb, w), addr(kb, out), co));
-        let fc = k.micro.map(|(m, [w1, w2])| (m, [addr(kb, w1), addr(kb, w2)]));
         kb.for_range(lo, hi, 1, |kb, s| {
             let pooled_n = kb.offset(pooled, s, (c * 4) as i64);
             if let Some((sums, rows, inv)) = sums {
                 let sums_n = kb.offset(sums, s, (rows * c * 4) as i64);
-                for_lanes(kb, c, |kb, off, ty| {
+                kb.for_lanes(c, |kb, off, ty| {
                     let p = kb.b.ins().iadd(sums_n, off);
                     let mut acc = kb.fc(ty, 0.0);
                     for r in 0..rows {
@@ -291,23 +273,21 @@ fn gate_kernel(l: &mut Lowering, n: usize, k: GateKernel) -> Result<()> {
             // FC1: hidden = act1(W1 · pooled + b1); FC2: gate = act2(W2 · hidden + b2).
             let hidden_n = kb.offset(hidden, s, (k.sq * 4) as i64);
             let gate_n = kb.offset(gate, s, (c * 4) as i64);
-            match fc {
-                Some(([m1, m2], [pw1, pw2])) => {
+            // Constant addresses are immediates, so computing them here costs nothing.
+            match k.fc {
+                Fc::Micro { layers: [m1, m2], w } => {
                     let one = kb.ic(1);
-                    let p1 = Ptrs { a: pooled_n, b: pw1, out: hidden_n, c: None, res: None, ks: None };
+                    let [w1, w2] = w.map(|b| addr(kb, b));
+                    let p1 = Ptrs { a: pooled_n, b: w1, out: hidden_n, c: None, res: None, ks: None };
                     call_micro(kb, m1, &p1, one);
-                    let p2 = Ptrs { a: hidden_n, b: pw2, out: gate_n, c: None, res: None, ks: None };
+                    let p2 = Ptrs { a: hidden_n, b: w2, out: gate_n, c: None, res: None, ks: None };
                     call_micro(kb, m2, &p2, one);
                 }
-                None => {
-                    fully_connected(kb, (w1, b1), pooled_n, c, hidden_n, k.sq, k.act1);
-                    fully_connected(kb, (w2, b2), hidden_n, k.sq, gate_n, c, k.act2);
+                Fc::Jit { w, b, act } => {
+                    let ([w1, w2], [b1, b2]) = (w.map(|x| addr(kb, x)), b.map(|x| addr(kb, x)));
+                    fully_connected(kb, (w1, b1), pooled_n, c, hidden_n, k.sq, act[0]);
+                    fully_connected(kb, (w2, b2), hidden_n, k.sq, gate_n, c, act[1]);
                 }
-            }
-            // W'[s][c][o] = W[c][o] · gate[c].
-            if let Some((w, out, co)) = scale {
-                let out_n = kb.offset(out, s, (c * co * 4) as i64);
-                kb.for_n(c, |kb, ch| scale_row(kb, ch, co, gate_n, (w, out_n)));
             }
         });
     })
@@ -369,16 +349,6 @@ fn dot(kb: &mut Kb, a: Value, b: Value, len: usize) -> Value {
     acc
 }
 
-/// Constant buffers of an SE block: (w1, b1, w2, b2) with w as [out][in].
-fn se_weights(l: &mut Lowering, se: &SqueezeExcite) -> (Base, Base, Base, Base) {
-    (
-        l.const_f32(&se.reduce.w.f32_data()),
-        l.const_f32(&se.reduce.b.f32_data()),
-        l.const_f32(&se.expand.w.f32_data()),
-        l.const_f32(&se.expand.b.f32_data()),
-    )
-}
-
 fn need_dense(buf: &Buf) -> Result<()> {
     if buf.strides != activation_strides(&buf.dims) || buf.offset != 0 || buf.dtype != DType::F32 {
         return Err(Error::unsupported("an MBConv block on a tensor that is not dense channels-last f32"));
@@ -398,13 +368,6 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
     // 1–2. Expand (streamed) and depthwise (+ SE pool).
     let d = dense_buf(scratch(l, 1), &[n, c_exp, oh, ow]);
     let row_sums = b.se.as_ref().map(|_| scratch(l, 2));
-    // The depthwise micro-kernel writes each row's sums; the JIT path adds into them.
-    let kernel_writes_sums = l.micro.is_some() && super::gemm::micro_activation(b.dw.act).is_some();
-    if let Some(rs) = row_sums.filter(|_| !kernel_writes_sums) {
-        let sums = Buf::new(rs, DType::F32, vec![n * oh, c_exp], row_major(&[n * oh, c_exp]));
-        l.role = "se-pool-clear";
-        l.fill(&sums, 0.0)?;
-    }
     let epi = Epilogue { residual: None, act: b.dw.act, row_sums };
     l.role = "expand+depthwise";
     match &b.expand {
@@ -438,27 +401,21 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
     let b_mat = Mat { base: wp, offset: 0, rs: cout as isize, cs: 1 };
     let mut mm = pointwise(d.base, oh * ow, c_exp, b_mat, bias, out.base, cout, batch, residual, b.project.act);
     if let Some(se) = &b.se {
-        let mut k = GateKernel {
+        let k = GateKernel {
             row_sums: Some((scratch(l, 2), oh, 1.0 / (oh * ow) as f64)),
-            ..GateKernel::new(l, se, c_exp, [scratch(l, 3), scratch(l, 4), scratch(l, 5)])
+            ..GateKernel::new(l, se, c_exp, [scratch(l, 3), scratch(l, 4), scratch(l, 5)])?
         };
-        let in_gemm = gate_in_gemm(l.micro.is_some(), b, &out.dims);
-        if in_gemm {
-            // The micro-kernel scales row c of the weights by gate[c] as it loads it.
-            mm.k_scale = Some((scratch(l, 5), c_exp as isize));
-        } else if l.micro.is_none() {
-            // Pure JIT: W' = W · gate per sample, inside the (serial) gate kernel.
-            k.scale_weights = Some((wp, scratch(l, 6), cout));
-        }
-        if !in_gemm {
-            mm.b = Mat { base: scratch(l, 6), offset: 0, rs: cout as isize, cs: 1 };
-            mm.batch[0][2] = (c_exp * cout) as isize;
-        }
         l.role = "se-gate";
         gate_kernel(l, n, k)?;
-        if !in_gemm && l.micro.is_some() {
+        if gate_in_gemm(l.micro.is_some(), b, &out.dims) {
+            // The micro-kernel scales row c of the weights by gate[c] as it loads it.
+            mm.k_scale = Some((scratch(l, 5), c_exp as isize));
+        } else {
+            // W'[n][c][o] = W[c][o] · gate[n][c], per sample.
             l.role = "se-scale";
             scale_weights(l, n, (c_exp, cout), wp, scratch(l, 5), scratch(l, 6))?;
+            mm.b = Mat { base: scratch(l, 6), offset: 0, rs: cout as isize, cs: 1 };
+            mm.batch[0][2] = (c_exp * cout) as isize;
         }
     }
     l.role = "project";
@@ -573,7 +530,7 @@ pub(super) fn squeeze_excite(l: &mut Lowering, id: NodeId, se: &SqueezeExcite) -
     let pooled = Buf::new(Base::Arena(l.scratch(id, 0)), DType::F32, vec![n, c, 1, 1], row_major(&[n, c, 1, 1]));
     super::reduce::mean_hw(l, &pooled, &x)?;
     let gate = Base::Arena(l.scratch(id, 2));
-    let k = GateKernel::new(l, se, c, [pooled.base, Base::Arena(l.scratch(id, 1)), gate]);
+    let k = GateKernel::new(l, se, c, [pooled.base, Base::Arena(l.scratch(id, 1)), gate])?;
     gate_kernel(l, n, k)?;
     let g = Buf::new(gate, DType::F32, vec![n, c, 1, 1], row_major(&[n, c, 1, 1])).broadcast_to(&x.dims);
     l.nest(&Nest::over(&out, &[&x, &g]), &|kb, _, ins, _| kb.b.ins().fmul(ins[0], ins[1]))

@@ -109,7 +109,9 @@ impl<'g> Lowering<'g> {
         let position: HashMap<NodeId, usize> = runtime.iter().enumerate().map(|(i, &id)| (id, i)).collect();
         let end = runtime.len();
         // Lifetimes of every run-time value and scratch buffer.
-        let micro = opts.kernels.resolve()?.is_some();
+        let micro = opts.kernels.resolve()?;
+        // Refuse a buffer larger than the memory cap (or 2^48 bytes) before planning.
+        let cap = opts.max_memory.unwrap_or(1 << 48).min(1 << 48);
         let mut lifetimes = Vec::new();
         let mut values = Vec::new();
         let mut scratch_index = Vec::new();
@@ -127,8 +129,6 @@ impl<'g> Lowering<'g> {
                 // Inputs are copied in before the first kernel runs.
                 let first = if matches!(node.op, Op::Input { .. }) { 0 } else { p };
                 values.push((v, lifetimes.len()));
-                // Refuse a buffer larger than the memory cap (or 2^48 bytes) before planning.
-                let cap = opts.max_memory.unwrap_or(1 << 48).min(1 << 48);
                 let bytes =
                     info.numel().checked_mul(info.dtype.size_bytes()).filter(|&b| b <= cap).ok_or_else(|| {
                         Error::limit(format!(
@@ -140,7 +140,7 @@ impl<'g> Lowering<'g> {
                     })?;
                 lifetimes.push(Lifetime { bytes, first, last });
             }
-            for bytes in scratch_needs(g, id, micro) {
+            for bytes in scratch_needs(g, id, micro.is_some()) {
                 lifetimes.push(Lifetime { bytes, first: p, last: p });
                 scratch_index.push((id, lifetimes.len() - 1));
             }
@@ -208,7 +208,7 @@ impl<'g> Lowering<'g> {
             current: String::new(),
             role: "",
             traffic_saved: 0,
-            micro: opts.kernels.resolve()?,
+            micro,
         };
         for (i, &id) in g.inputs.iter().enumerate() {
             let info = &g.node(id).outputs[0];
@@ -331,6 +331,13 @@ impl<'g> Lowering<'g> {
         // (not reading) the value leaves no uninitialised byte to be read as u8.
         unsafe { std::ptr::write(buf.as_mut_ptr() as *mut T, value) };
         buf.as_ptr() as usize
+    }
+
+    /// Stores a table of addresses (e.g. of per-part kernel parameters) that kernels
+    /// index at run time.
+    pub fn const_addresses(&mut self, addrs: &[usize]) -> Base {
+        let bytes: Vec<u8> = addrs.iter().flat_map(|a| a.to_ne_bytes()).collect();
+        self.const_bytes(&bytes)
     }
 
     pub fn const_f32(&mut self, data: &[f32]) -> Base {

@@ -18,8 +18,8 @@ const PX: usize = 4;
 pub unsafe extern "C" fn dw_row(rows: *const *const f32, out: *mut f32, sums: *mut f32, params: *const DwParams) {
     // SAFETY: the caller passes valid params and `kh` row pointers.
     let p = unsafe { &*params };
-    let rows = unsafe { std::slice::from_raw_parts(rows, p.kh) };
-    let (lo, hi) = p.interior();
+    let rows = unsafe { std::slice::from_raw_parts(rows, p.win.kh) };
+    let (lo, hi) = p.win.interior();
     let mut c0 = 0;
     while c0 < p.c {
         let left = (p.c - c0).min(LANES) as i32;
@@ -30,7 +30,7 @@ pub unsafe extern "C" fn dw_row(rows: *const *const f32, out: *mut f32, sums: *m
             let bias = _mm256_maskload_ps(p.bias.add(c0), mask);
             let mut sum = _mm256_setzero_ps();
             let mut ox = 0;
-            while ox < p.ow {
+            while ox < p.win.ow {
                 if ox >= lo && ox + PX <= hi {
                     let acc = interior(rows, p, ox, c0, mask, bias);
                     for (q, &a) in acc.iter().enumerate() {
@@ -41,7 +41,7 @@ pub unsafe extern "C" fn dw_row(rows: *const *const f32, out: *mut f32, sums: *m
                     ox += PX;
                 } else {
                     // Border (or a lone interior) pixel: only the taps inside the row.
-                    let (j_lo, j_hi) = p.taps(ox);
+                    let (j_lo, j_hi) = p.win.taps(ox);
                     // One accumulator per kernel row: independent FMA chains.
                     let mut acc = bias;
                     for (i, &row) in rows.iter().enumerate() {
@@ -50,9 +50,9 @@ pub unsafe extern "C" fn dw_row(rows: *const *const f32, out: *mut f32, sums: *m
                         }
                         let mut row_acc = _mm256_setzero_ps();
                         for j in j_lo..j_hi {
-                            let iw = ox * p.sw + j * p.dw - p.pw;
+                            let iw = ox * p.win.sw + j * p.win.dw - p.win.pw;
                             let x = _mm256_maskload_ps(row.add(iw * p.ld + c0), mask);
-                            let w = _mm256_maskload_ps(p.weights.add((i * p.kw + j) * p.ld + c0), mask);
+                            let w = _mm256_maskload_ps(p.weights.add((i * p.win.kw + j) * p.ld + c0), mask);
                             row_acc = _mm256_fmadd_ps(x, w, row_acc);
                         }
                         acc = _mm256_add_ps(acc, row_acc);
@@ -74,7 +74,7 @@ pub unsafe extern "C" fn dw_row(rows: *const *const f32, out: *mut f32, sums: *m
 /// Sums of PX interior output pixels from `ox` on, channels `c0 + mask`.
 ///
 /// # Safety
-/// `ox..ox+PX` lies in `p.interior()`; the row pointers and channels are as in [`dw_row`].
+/// `ox..ox+PX` lies in `p.win.interior()`; the row pointers and channels are as in [`dw_row`].
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 unsafe fn interior(
@@ -86,18 +86,18 @@ unsafe fn interior(
     bias: __m256,
 ) -> [__m256; PX] {
     let mut acc = [bias; PX];
-    let base = ox * p.sw - p.pw;
+    let base = ox * p.win.sw - p.win.pw;
     for (i, &row) in rows.iter().enumerate() {
         if row.is_null() {
             continue;
         }
-        for j in 0..p.kw {
+        for j in 0..p.win.kw {
             // SAFETY: see the function's contract.
             unsafe {
-                let w = _mm256_maskload_ps(p.weights.add((i * p.kw + j) * p.ld + c0), mask);
-                let px = row.add((base + j * p.dw) * p.ld + c0);
+                let w = _mm256_maskload_ps(p.weights.add((i * p.win.kw + j) * p.ld + c0), mask);
+                let px = row.add((base + j * p.win.dw) * p.ld + c0);
                 for (q, a) in acc.iter_mut().enumerate() {
-                    let x = _mm256_maskload_ps(px.add(q * p.sw * p.ld), mask);
+                    let x = _mm256_maskload_ps(px.add(q * p.win.sw * p.ld), mask);
                     *a = _mm256_fmadd_ps(x, w, *a);
                 }
             }

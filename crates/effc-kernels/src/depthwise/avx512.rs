@@ -22,8 +22,8 @@ const LANES: usize = 16;
 pub unsafe extern "C" fn dw_row(rows: *const *const f32, out: *mut f32, sums: *mut f32, params: *const DwParams) {
     // SAFETY: the caller passes valid params and `kh` row pointers.
     let p = unsafe { &*params };
-    let rows = unsafe { std::slice::from_raw_parts(rows, p.kh) };
-    let (lo, hi) = p.interior();
+    let rows = unsafe { std::slice::from_raw_parts(rows, p.win.kh) };
+    let (lo, hi) = p.win.interior();
     let mut c0 = 0;
     while c0 < p.c {
         let masks: [__mmask16; GROUP] = std::array::from_fn(|v| {
@@ -43,7 +43,7 @@ pub unsafe extern "C" fn dw_row(rows: *const *const f32, out: *mut f32, sums: *m
                 sum[v] = _mm512_add_ps(sum[v], y);
             };
             let mut ox = 0;
-            while ox < p.ow {
+            while ox < p.win.ow {
                 if ox >= lo && ox + 8 <= hi {
                     for v in 0..vectors {
                         let acc = interior::<8>(rows, p, ox, c0 + v * LANES, masks[v], bias[v]);
@@ -96,16 +96,16 @@ unsafe fn border(
     masks: [__mmask16; GROUP],
     bias: [__m512; GROUP],
 ) -> [__m512; GROUP] {
-    let (j_lo, j_hi) = p.taps(ox);
+    let (j_lo, j_hi) = p.win.taps(ox);
     let mut acc = bias;
     for (i, &row) in rows.iter().enumerate() {
         if row.is_null() {
             continue;
         }
         for j in j_lo..j_hi {
-            let iw = ox * p.sw + j * p.dw - p.pw;
+            let iw = ox * p.win.sw + j * p.win.dw - p.win.pw;
             let x = row.wrapping_add(iw * p.ld + c0);
-            let w = p.weights.wrapping_add((i * p.kw + j) * p.ld + c0);
+            let w = p.weights.wrapping_add((i * p.win.kw + j) * p.ld + c0);
             for (v, a) in acc.iter_mut().enumerate() {
                 // SAFETY: j is a tap inside the row, so iw < w; channels are in `masks[v]`.
                 unsafe {
@@ -122,7 +122,7 @@ unsafe fn border(
 /// Sums of P interior output pixels from `ox` on, channels `c0 + mask`.
 ///
 /// # Safety
-/// `ox..ox+P` lies in `p.interior()`, so every tap's column is inside the row; the row
+/// `ox..ox+P` lies in `p.win.interior()`, so every tap's column is inside the row; the row
 /// pointers and channels are as in [`dw_row`].
 #[target_feature(enable = "avx512f")]
 #[inline]
@@ -135,18 +135,18 @@ unsafe fn interior<const P: usize>(
     bias: __m512,
 ) -> [__m512; P] {
     let mut acc = [bias; P];
-    let base = ox * p.sw - p.pw;
+    let base = ox * p.win.sw - p.win.pw;
     for (i, &row) in rows.iter().enumerate() {
         if row.is_null() {
             continue;
         }
-        for j in 0..p.kw {
+        for j in 0..p.win.kw {
             // SAFETY: see the function's contract.
             unsafe {
-                let w = _mm512_maskz_loadu_ps(mask, p.weights.add((i * p.kw + j) * p.ld + c0));
-                let px = row.add((base + j * p.dw) * p.ld + c0);
+                let w = _mm512_maskz_loadu_ps(mask, p.weights.add((i * p.win.kw + j) * p.ld + c0));
+                let px = row.add((base + j * p.win.dw) * p.ld + c0);
                 for (q, a) in acc.iter_mut().enumerate() {
-                    let x = _mm512_maskz_loadu_ps(mask, px.add(q * p.sw * p.ld));
+                    let x = _mm512_maskz_loadu_ps(mask, px.add(q * p.win.sw * p.ld));
                     *a = _mm512_fmadd_ps(x, w, *a);
                 }
             }

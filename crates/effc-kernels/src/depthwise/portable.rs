@@ -12,14 +12,14 @@ const BLOCK: usize = 64;
 pub unsafe extern "C" fn dw_row(rows: *const *const f32, out: *mut f32, sums: *mut f32, params: *const DwParams) {
     // SAFETY: the caller passes valid params and `kh` row pointers.
     let p = unsafe { &*params };
-    let rows = unsafe { std::slice::from_raw_parts(rows, p.kh) };
+    let rows = unsafe { std::slice::from_raw_parts(rows, p.win.kh) };
     for c0 in (0..p.c).step_by(BLOCK) {
         let n = BLOCK.min(p.c - c0);
         if !sums.is_null() {
             // SAFETY: c0 + n ≤ c values of the sums.
             unsafe { std::ptr::write_bytes(sums.add(c0), 0, n) };
         }
-        for ox in 0..p.ow {
+        for ox in 0..p.win.ow {
             let mut acc = [0.0f32; BLOCK];
             // SAFETY: bias holds c values; c0 + n ≤ c.
             acc[..n].copy_from_slice(unsafe { std::slice::from_raw_parts(p.bias.add(c0), n) });
@@ -27,14 +27,14 @@ pub unsafe extern "C" fn dw_row(rows: *const *const f32, out: *mut f32, sums: *m
                 if row.is_null() {
                     continue;
                 }
-                for j in 0..p.kw {
-                    let Some(iw) = p.column(ox, j) else { continue };
+                for j in 0..p.win.kw {
+                    let Some(iw) = p.win.column(ox, j) else { continue };
                     // SAFETY: iw < w and c0 + n ≤ c, so the pixel's channels are inside
                     // the row; the tap's weights are inside kh·kw·c.
                     let (x, w) = unsafe {
                         (
                             std::slice::from_raw_parts(row.add(iw * p.ld + c0), n),
-                            std::slice::from_raw_parts(p.weights.add((i * p.kw + j) * p.ld + c0), n),
+                            std::slice::from_raw_parts(p.weights.add((i * p.win.kw + j) * p.ld + c0), n),
                         )
                     };
                     for ((a, &x), &w) in acc.iter_mut().zip(x).zip(w) {

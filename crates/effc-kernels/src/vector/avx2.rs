@@ -29,7 +29,8 @@ pub fn activate(x: __m256, act: &Activation) -> __m256 {
     }
 }
 
-/// e^x as in the AVX-512 variant, with 2^n built in the exponent bits; x is clamped to
+/// e^x: n = round(x·log2 e), g = x − n·ln 2 (Cody–Waite), a degree-7 Taylor polynomial
+/// for e^g on |g| ≤ ln2/2, times 2^n built in the exponent bits; x is clamped to
 /// where 2^n stays a normal number (e^-87.3 ≈ 1.2e-38 stands in for anything smaller;
 /// overflow gives ∞).
 #[target_feature(enable = "avx2,fma")]
@@ -42,8 +43,8 @@ pub fn exp(x: __m256) -> __m256 {
         x,
         s(std::f32::consts::LOG2_E),
     ));
-    let g = _mm256_fnmadd_ps(n, s(super::avx512::LN2_HI), x);
-    let g = _mm256_fnmadd_ps(n, s(super::avx512::LN2_LO), g);
+    let g = _mm256_fnmadd_ps(n, s(super::LN2_HI), x);
+    let g = _mm256_fnmadd_ps(n, s(super::LN2_LO), g);
     let mut q = s(1.0 / 5040.0);
     for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
         q = _mm256_fmadd_ps(q, g, s(c));

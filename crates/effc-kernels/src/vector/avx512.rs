@@ -56,8 +56,8 @@ fn sigmoid(x: __m512) -> __m512 {
         xc,
         s(-std::f32::consts::LOG2_E),
     ));
-    let h = _mm512_fmadd_ps(n, s(LN2_HI), xc);
-    let h = _mm512_fmadd_ps(n, s(LN2_LO), h);
+    let h = _mm512_fmadd_ps(n, s(super::LN2_HI), xc);
+    let h = _mm512_fmadd_ps(n, s(super::LN2_LO), h);
     let mut q = s(1.0 / 720.0);
     for c in [-1.0 / 120.0, 1.0 / 24.0, -1.0 / 6.0, 0.5, -1.0, 1.0] {
         q = _mm512_fmadd_ps(q, h, s(c));
@@ -65,7 +65,3 @@ fn sigmoid(x: __m512) -> __m512 {
     let e = _mm512_scalef_ps(q, n);
     reciprocal(_mm512_add_ps(s(1.0), e))
 }
-
-/// ln 2 split so that n·LN2_HI is exact for |n| < 2^9.
-pub const LN2_HI: f32 = 0.693_359_4;
-pub const LN2_LO: f32 = -2.121_944_4e-4;
