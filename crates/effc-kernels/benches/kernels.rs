@@ -49,8 +49,11 @@ criterion_group!(benches, gemm, depthwise);
 criterion_main!(benches);
 
 /// (name, channels, input width, kernel, stride): depthwise rows of B0.
-const DW_SHAPES: [(&str, usize, usize, usize, usize); 3] = [
+const DW_SHAPES: [(&str, usize, usize, usize, usize); 6] = [
+    ("b0.block0 112x112 k3", 32, 112, 3, 1),
+    ("b0.block1 112x112 k3 s2", 96, 112, 3, 2),
     ("b0.block2 56x56 k3", 144, 56, 3, 1),
+    ("b0.block3 56x56 k5 s2", 144, 56, 5, 2),
     ("b0.block4 28x28 k5", 240, 28, 5, 1),
     ("b0.block13 7x7 k5", 1152, 7, 5, 1),
 ];

@@ -46,7 +46,7 @@ pub unsafe extern "C" fn dw_row(rows: *const *const f32, out: *mut f32, sums: *m
             while ox < p.win.ow {
                 if ox >= lo && ox + 8 <= hi {
                     for v in 0..vectors {
-                        let acc = interior::<8>(rows, p, ox, c0 + v * LANES, masks[v], bias[v]);
+                        let acc = interior_8(rows, p, ox, c0 + v * LANES, masks[v], bias[v]);
                         for (q, &a) in acc.iter().enumerate() {
                             store(ox + q, v, a);
                         }
@@ -112,6 +112,88 @@ unsafe fn border(
                     let xv = _mm512_maskz_loadu_ps(masks[v], x.wrapping_add(v * LANES));
                     let wv = _mm512_maskz_loadu_ps(masks[v], w.wrapping_add(v * LANES));
                     *a = _mm512_fmadd_ps(xv, wv, *a);
+                }
+            }
+        }
+    }
+    acc
+}
+
+/// Eight interior pixels: B0's windows (3×3 and 5×5, stride 1 or 2, no dilation) take
+/// [`sliding`], anything else the general [`interior`].
+///
+/// # Safety
+/// As in [`interior`].
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn interior_8(
+    rows: &[*const f32],
+    p: &DwParams,
+    ox: usize,
+    c0: usize,
+    mask: __mmask16,
+    bias: __m512,
+) -> [__m512; 8] {
+    // SAFETY: the same contract, passed on.
+    unsafe {
+        match (p.win.kw, p.win.sw, p.win.dw) {
+            (3, 1, 1) => sliding::<8, 3, 1>(rows, p, ox, c0, mask, bias),
+            (5, 1, 1) => sliding::<8, 5, 1>(rows, p, ox, c0, mask, bias),
+            // With stride 2, eight pixels at once unroll past what LLVM keeps in registers.
+            (3, 2, 1) => halves(
+                sliding::<4, 3, 2>(rows, p, ox, c0, mask, bias),
+                sliding::<4, 3, 2>(rows, p, ox + 4, c0, mask, bias),
+            ),
+            (5, 2, 1) => halves(
+                sliding::<4, 5, 2>(rows, p, ox, c0, mask, bias),
+                sliding::<4, 5, 2>(rows, p, ox + 4, c0, mask, bias),
+            ),
+            _ => interior::<8>(rows, p, ox, c0, mask, bias),
+        }
+    }
+}
+
+fn halves(a: [__m512; 4], b: [__m512; 4]) -> [__m512; 8] {
+    std::array::from_fn(|q| if q < 4 { a[q] } else { b[q - 4] })
+}
+
+/// As [`interior`] for a window known at compile time (KW taps, stride SW, no dilation):
+/// each input pixel of the span is loaded once per kernel row and feeds every tap that
+/// reads it, with the row's KW weight vectors held in registers. That is (P−1)·SW + KW
+/// loads per kernel row instead of P·KW, which matters because the rows of wide layers
+/// live in L2, not L1.
+///
+/// # Safety
+/// As in [`interior`], with `p.win.kw == KW`, `p.win.sw == SW` and `p.win.dw == 1`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn sliding<const P: usize, const KW: usize, const SW: usize>(
+    rows: &[*const f32],
+    p: &DwParams,
+    ox: usize,
+    c0: usize,
+    mask: __mmask16,
+    bias: __m512,
+) -> [__m512; P] {
+    let mut acc = [bias; P];
+    let base = ox * SW - p.win.pw;
+    for (i, &row) in rows.iter().enumerate() {
+        if row.is_null() {
+            continue;
+        }
+        // SAFETY: see the function's contract; input column base + t for t < (P−1)·SW + KW
+        // is the tap (t − j) / SW of pixel ox + q, inside the row as ox..ox+P is interior.
+        unsafe {
+            let w: [__m512; KW] =
+                std::array::from_fn(|j| _mm512_maskz_loadu_ps(mask, p.weights.add((i * KW + j) * p.ld + c0)));
+            let px = row.add(base * p.ld + c0);
+            for t in 0..(P - 1) * SW + KW {
+                let x = _mm512_maskz_loadu_ps(mask, px.add(t * p.ld));
+                for (j, &wj) in w.iter().enumerate() {
+                    if t >= j && (t - j) % SW == 0 && (t - j) / SW < P {
+                        let q = (t - j) / SW;
+                        acc[q] = _mm512_fmadd_ps(x, wj, acc[q]);
+                    }
                 }
             }
         }

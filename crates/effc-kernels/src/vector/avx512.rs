@@ -25,43 +25,59 @@ pub fn activate(x: __m512, act: &Activation) -> __m512 {
             _mm512_mul_ps(x, g)
         }
         ActKind::Sigmoid => sigmoid(x),
-        ActKind::Swish => _mm512_mul_ps(x, sigmoid(x)),
+        ActKind::Swish => swish(x),
     }
 }
 
-/// 1/d for d ≥ 1 (the sigmoid's denominator): a 14-bit estimate refined by one Newton
-/// step to about 2^-28 relative error, cheaper than a division.
+/// The logistic function of `x` already clamped to [`LOGISTIC_MIN`], [`LOGISTIC_MAX`]:
+/// 1 / (1 + e^−x). e^−x is 2^n·e^−h with n = round(−x·log2 e) and h = x + n·ln 2
+/// (Cody–Waite, two parts), e^−h a degree-5 minimax polynomial on |h| ≤ ln2/2 (1.9e-7
+/// relative in f32), scaled by 2^n with `vscalefps`. The clamp keeps 1 + e^−x finite, so
+/// the reciprocal (a 14-bit estimate and one Newton step, about 2^-28 relative) needs no
+/// special case: below the clamp the result is e^-87 ≈ 1.6e-38 instead of a smaller one.
+/// 16 vector operations, where a division alone would cost more.
 #[target_feature(enable = "avx512f")]
 #[inline]
-fn reciprocal(d: __m512) -> __m512 {
-    let r = _mm512_rcp14_ps(d);
-    // r·(2 − d·r); where d is ∞, r is 0 and the step would give 0·(2 − ∞·0) = NaN: keep 0
-    // (so the sigmoid of −∞ is 0 and the swish of −∞ is −∞·0 = NaN, as x·sigmoid(x)).
-    let refined = _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0)));
-    let zero_r = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(r, _mm512_setzero_ps());
-    _mm512_mask_mov_ps(refined, zero_r, r)
-}
-
-/// 1 / (1 + e^−x). e^−x is 2^n·e^g with n = round(−x·log2 e) and g = −x − n·ln 2
-/// (Cody–Waite, two parts); the code keeps h = −g = x + n·ln 2 to save negating x, and
-/// evaluates e^g = e^−h with a degree-6 Taylor polynomial in h (alternating signs;
-/// truncation ≤ 1.2e-7 relative on |h| ≤ ln2/2), scaled by 2^n with `vscalefps`.
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn sigmoid(x: __m512) -> __m512 {
+fn logistic_clamped(xc: __m512) -> __m512 {
     let s = _mm512_set1_ps;
-    // Outside this range e^−x is ∞ or 0 in f32; clamping keeps h small for huge |x|.
-    let xc = _mm512_min_ps(s(104.0), _mm512_max_ps(s(-89.0), x));
     let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(
         xc,
         s(-std::f32::consts::LOG2_E),
     ));
     let h = _mm512_fmadd_ps(n, s(super::LN2_HI), xc);
     let h = _mm512_fmadd_ps(n, s(super::LN2_LO), h);
-    let mut q = s(1.0 / 720.0);
-    for c in [-1.0 / 120.0, 1.0 / 24.0, -1.0 / 6.0, 0.5, -1.0, 1.0] {
+    let [c0, c1, c2, c3, c4, c5] = super::EXP_NEG_MINIMAX5;
+    let mut q = s(c5);
+    for c in [c4, c3, c2, c1, c0] {
         q = _mm512_fmadd_ps(q, h, s(c));
     }
-    let e = _mm512_scalef_ps(q, n);
-    reciprocal(_mm512_add_ps(s(1.0), e))
+    let d = _mm512_add_ps(s(1.0), _mm512_scalef_ps(q, n));
+    let r = _mm512_rcp14_ps(d);
+    _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, s(2.0)))
+}
+
+/// `x` raised to [`LOGISTIC_MIN`] (NaN stays NaN: `max` returns its second operand for
+/// NaN), where 1/(1 + e^−x) is still a normal number.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn logistic_floor(x: __m512) -> __m512 {
+    _mm512_max_ps(_mm512_set1_ps(super::LOGISTIC_MIN), x)
+}
+
+/// 1 / (1 + e^−x); above [`LOGISTIC_MAX`] e^−x is 0 in f32, and the clamp keeps the
+/// reduction's h small for huge x.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn sigmoid(x: __m512) -> __m512 {
+    logistic_clamped(_mm512_min_ps(_mm512_set1_ps(super::LOGISTIC_MAX), logistic_floor(x)))
+}
+
+/// x / (1 + e^−x), with x raised to [`LOGISTIC_MIN`] in the product too: the two agree
+/// wherever x is above it, and below it the product is under 1.4e-36 in magnitude, as the
+/// true value (also at x = −∞, the limit, where the formula would give −∞·0 = NaN).
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn swish(x: __m512) -> __m512 {
+    let xf = logistic_floor(x);
+    _mm512_mul_ps(xf, logistic_clamped(_mm512_min_ps(_mm512_set1_ps(super::LOGISTIC_MAX), xf)))
 }
