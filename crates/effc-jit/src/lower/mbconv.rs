@@ -66,7 +66,7 @@ pub(super) fn scratch_bytes(b: &MbConv, x_shape: &[usize], out_shape: &[usize], 
     let mut v = vec![f(expanded), f(n * oh * ow * c_exp)];
     if let Some(se) = &b.se {
         v.extend([f(n * oh * c_exp), f(n * c_exp), f(n * se.reduce.outputs()), f(n * c_exp)]);
-        if !gate_in_gemm(micro, b, out_shape) {
+        if gate_scales(micro, b, out_shape) == GateScales::Weights {
             v.push(f(n * c_exp * b.project.outputs()));
         }
     }
@@ -118,12 +118,62 @@ fn pointwise(
     }
 }
 
-/// Whether the SE gate scales the projection's weight rows inside the GEMM micro-kernel
-/// (as they are loaded), rather than in a per-sample copy of the weights. In-kernel
-/// scaling costs two multiplies per K step of every 12-row tile, the copy C_exp × C_out
-/// multiplies once: the copy wins unless the feature map has fewer rows than one tile.
-fn gate_in_gemm(micro: bool, b: &MbConv, out_shape: &[usize]) -> bool {
-    micro && super::gemm::micro_activation(b.project.act).is_some() && out_shape[2] * out_shape[3] < 12
+/// Where the SE gate is applied before the projection, whose input is the depthwise
+/// output A [pixels × C_exp] and whose weights W are [C_exp × C_out].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum GateScales {
+    /// Row c of W, inside the GEMM micro-kernel as it is loaded: two multiplies per K
+    /// step of every 12-row tile, which only pays on maps smaller than one tile.
+    InGemm,
+    /// Column c of A, in place: pixels × C_exp multiplies.
+    Activations,
+    /// A per-sample copy W' of the weights: C_exp × C_out multiplies and a copy.
+    Weights,
+}
+
+/// The cheapest place for the gate: in the GEMM for maps under one tile, else whichever
+/// of A and W is smaller (A for B0's 7×7 maps, W' for the larger ones).
+fn gate_scales(micro: bool, b: &MbConv, out_shape: &[usize]) -> GateScales {
+    let pixels = out_shape[2] * out_shape[3];
+    if micro && super::gemm::micro_activation(b.project.act).is_some() && pixels < 12 {
+        GateScales::InGemm
+    } else if pixels <= out_shape[1] {
+        GateScales::Activations
+    } else {
+        GateScales::Weights
+    }
+}
+
+/// A[s][p][c] *= gate[s][c] in place, for `n` samples of `pixels` × `c`, split over
+/// blocks of pixels so threads share it.
+fn scale_activations(l: &mut Lowering, n: usize, (pixels, c): (usize, usize), a: Base, gate: Base) -> Result<()> {
+    const PIXELS: usize = 8;
+    let blocks = pixels.div_ceil(PIXELS);
+    l.kernel(n * blocks, move |kb| {
+        let (a, gate) = (kb.addr(a, 0), kb.addr(gate, 0));
+        let (lo, hi) = (kb.lo, kb.hi);
+        kb.for_range(lo, hi, 1, |kb, item| {
+            let s = kb.b.ins().udiv_imm_u(item, blocks as i64);
+            let blk = kb.b.ins().urem_imm_u(item, blocks as i64);
+            let first = kb.b.ins().imul_imm_s(blk, PIXELS as i64);
+            let last = kb.b.ins().iadd_imm_s(first, PIXELS as i64);
+            let end = kb.ic(pixels as i64);
+            let last = kb.b.ins().smin(last, end);
+            let gate_s = kb.offset(gate, s, (c * 4) as i64);
+            let a_s = kb.offset(a, s, (pixels * c * 4) as i64);
+            kb.for_range(first, last, 1, |kb, px| {
+                let row = kb.offset(a_s, px, (c * 4) as i64);
+                kb.for_lanes(c, |kb, off, ty| {
+                    let gp = kb.b.ins().iadd(gate_s, off);
+                    let g = kb.load(ty, gp, 0);
+                    let ap = kb.b.ins().iadd(row, off);
+                    let v = kb.load(ty, ap, 0);
+                    let v = kb.b.ins().fmul(v, g);
+                    kb.store(v, ap, 0);
+                });
+            });
+        });
+    })
 }
 
 /// W'[s][c][o] = W[c][o] · gate[s][c] for every sample, split over blocks of rows c so
@@ -407,15 +457,20 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
         };
         l.role = "se-gate";
         gate_kernel(l, n, k)?;
-        if gate_in_gemm(l.micro.is_some(), b, &out.dims) {
+        match gate_scales(l.micro.is_some(), b, &out.dims) {
             // The micro-kernel scales row c of the weights by gate[c] as it loads it.
-            mm.k_scale = Some((scratch(l, 5), c_exp as isize));
-        } else {
-            // W'[n][c][o] = W[c][o] · gate[n][c], per sample.
-            l.role = "se-scale";
-            scale_weights(l, n, (c_exp, cout), wp, scratch(l, 5), scratch(l, 6))?;
-            mm.b = Mat { base: scratch(l, 6), offset: 0, rs: cout as isize, cs: 1 };
-            mm.batch[0][2] = (c_exp * cout) as isize;
+            GateScales::InGemm => mm.k_scale = Some((scratch(l, 5), c_exp as isize)),
+            GateScales::Activations => {
+                l.role = "se-scale";
+                scale_activations(l, n, (oh * ow, c_exp), d.base, scratch(l, 5))?;
+            }
+            GateScales::Weights => {
+                // W'[n][c][o] = W[c][o] · gate[n][c], per sample.
+                l.role = "se-scale";
+                scale_weights(l, n, (c_exp, cout), wp, scratch(l, 5), scratch(l, 6))?;
+                mm.b = Mat { base: scratch(l, 6), offset: 0, rs: cout as isize, cs: 1 };
+                mm.batch[0][2] = (c_exp * cout) as isize;
+            }
         }
     }
     l.role = "project";
