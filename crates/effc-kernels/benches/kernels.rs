@@ -27,6 +27,7 @@ fn gemm(c: &mut Criterion) {
             n,
             lda: k,
             ldb: n,
+            panel_stride: effc_kernels::gemm::PANEL,
             ldo: n,
             ldr: n,
             bias: bias.as_ptr(),

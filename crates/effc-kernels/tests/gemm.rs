@@ -17,6 +17,8 @@ struct Case {
     n: usize,
     k: usize,
     pad: [usize; 3],
+    /// B panel-major ([n/32][k][32], as packed weights) instead of row-major.
+    panels: bool,
     bias: bool,
     residual: bool,
     scaled: bool,
@@ -42,18 +44,21 @@ fn span(rows: usize, cols: usize, ld: usize) -> usize {
 /// Runs `isa`'s kernel on `c`; returns the output matrix (padding columns included).
 fn run(isa: Isa, c: &Case) -> (Vec<f32>, Vec<f32>) {
     let [pa, pb, po] = c.pad;
+    // Panel-major: rows of a panel `32 + pb` apart, panels one row further apart than K rows.
+    let (ldb, panel_stride) = if c.panels { (32 + pb, (c.k + 1) * (32 + pb)) } else { (c.n + pb, 32) };
     let p_base = GemmParams {
         k: c.k,
         n: c.n,
         lda: c.k + pa,
-        ldb: c.n + pb,
+        ldb,
+        panel_stride,
         ldo: c.n + po,
         ldr: c.n + po,
         bias: std::ptr::null(),
         act: c.act,
     };
     let a = values(span(c.rows, c.k, p_base.lda), c.seed);
-    let b = values(span(c.k, c.n, p_base.ldb), c.seed + 1);
+    let b = values((c.k - 1) * p_base.ldb + p_base.b_col(c.n - 1) + 1, c.seed + 1);
     let bias = values(c.n, c.seed + 2);
     let res = values(span(c.rows, c.n, p_base.ldr), c.seed + 3);
     let kscale = values(c.k, c.seed + 4);
@@ -132,14 +137,16 @@ fn case() -> impl Strategy<Value = Case> {
         any::<bool>(),
         any::<bool>(),
         any::<bool>(),
+        any::<bool>(),
         activation(),
         any::<u64>(),
     )
-        .prop_map(|(rows, n, k, pad, bias, residual, scaled, act, seed)| Case {
+        .prop_map(|(rows, n, k, pad, panels, bias, residual, scaled, act, seed)| Case {
             rows,
             n,
             k,
             pad,
+            panels,
             bias,
             residual,
             scaled,
@@ -188,7 +195,17 @@ fn activations_over_a_sweep() {
     ];
     for isa in Isa::ALL.into_iter().filter(|i| i.is_supported()) {
         for act in kinds {
-            let p = GemmParams { k: 1, n: 1, lda: 1, ldb: 1, ldo: 1, ldr: 1, bias: std::ptr::null(), act };
+            let p = GemmParams {
+                k: 1,
+                n: 1,
+                lda: 1,
+                ldb: 1,
+                panel_stride: 32,
+                ldo: 1,
+                ldr: 1,
+                bias: std::ptr::null(),
+                act,
+            };
             let one = [1.0f32];
             let mut out = vec![0.0f32; xs.len()];
             // SAFETY: a is xs.len() × 1, b is 1 × 1, out is xs.len() × 1.
@@ -233,5 +250,36 @@ fn detection_picks_a_supported_variant() {
     assert!(isa.gemm().is_some());
     if std::arch::is_x86_feature_detected!("avx512f") {
         assert_eq!(isa, Isa::Avx512);
+    }
+}
+
+/// `pack_panels` lays B out as [n/32][k][32] with a zero-padded last panel, and every
+/// variant computes the same product from it as from the row-major B.
+#[test]
+fn packed_panels_give_the_row_major_product() {
+    use effc_kernels::gemm::pack_panels;
+    let (rows, k, n) = (13, 37, 70);
+    let packed = pack_panels(k, n, |kk, j| (kk * 1000 + j) as f32);
+    assert_eq!(packed.len(), 3 * k * 32);
+    assert_eq!(packed[32 + 5], 1005.0, "panel 0, row 1, column 5");
+    assert_eq!(packed[2 * k * 32 + 3 * 32 + 4], 3068.0, "panel 2, row 3, column 68");
+    assert_eq!(packed[2 * k * 32 + 3 * 32 + 6], 0.0, "column 70 is padding");
+    let a = values(rows * k, 1);
+    let b = values(k * n, 2);
+    let b_panels = pack_panels(k, n, |kk, j| b[kk * n + j]);
+    let act = Activation::new(ActKind::Swish);
+    let row_major = GemmParams { k, n, lda: k, ldb: n, panel_stride: 32, ldo: n, ldr: n, bias: std::ptr::null(), act };
+    let panels = GemmParams { ldb: 32, panel_stride: 32 * k, ..row_major };
+    let want = reference(&a, &b, None, rows, &row_major, None, None);
+    for isa in Isa::ALL.into_iter().filter(|i| i.is_supported()) {
+        let mut out = vec![0.0f32; rows * n];
+        let (ga, gb) = (Guarded::new(&a), Guarded::new(&b_panels));
+        // SAFETY: a is rows × k, B is the packed panels the params describe, out rows × n.
+        unsafe {
+            isa.gemm().unwrap()(ga.ptr(), gb.ptr(), out.as_mut_ptr(), std::ptr::null(), rows, &panels, std::ptr::null())
+        };
+        for (i, (&g, &w)) in out.iter().zip(&want).enumerate() {
+            assert!(close(g, w, (k as f32).sqrt() + 2.0), "{isa:?} element {i}: {g} vs {w}");
+        }
     }
 }

@@ -148,16 +148,13 @@ pub(super) fn conv(l: &mut Lowering, id: NodeId, c: &Conv) -> Result<()> {
         && out4.strides[0] == (g.h * g.w * g.m) as isize
     {
         // [N·H·W, C] × [C, M] + bias.
-        let packed: Vec<f32> =
-            (0..g.c).flat_map(|ic| (0..g.m).map(move |oc| (ic, oc))).map(|(ic, oc)| w_at(oc, ic, 0, 0)).collect();
-        let b_base = l.const_f32(&packed);
         let bias_base = l.const_f32(&bias);
-        let mm = MatMul {
+        let mut mm = MatMul {
             m: g.n * g.h * g.w,
             n: g.m,
             k: g.c,
             a: Mat { base: x4.base, offset: x4.offset, rs: g.c as isize, cs: 1 },
-            b: Mat { base: b_base, offset: 0, rs: g.m as isize, cs: 1 },
+            b: super::gemm::UNSET_B,
             out: Mat { base: out4.base, offset: out4.offset, rs: g.m as isize, cs: 1 },
             c: Some(Mat { base: bias_base, offset: 0, rs: 0, cs: 1 }),
             alpha: 1.0,
@@ -171,10 +168,12 @@ pub(super) fn conv(l: &mut Lowering, id: NodeId, c: &Conv) -> Result<()> {
             }),
             act: epi.act,
             k_scale: None,
+            b_panels: None,
         };
         if epi.residual.as_ref().is_some_and(|r| r.strides != out4.strides) {
             return Err(Error::unsupported("a residual stored in another layout than the conv output"));
         }
+        super::gemm::set_const_b(l, &mut mm, |ic, oc| w_at(oc, ic, 0, 0));
         return super::gemm::emit(l, &mm);
     }
     if groups == g.c && groups == g.m && dense_rows {
@@ -248,6 +247,7 @@ fn im2col_conv(
         residual: epi.residual.as_ref().map(|r| row(r.base)),
         act: epi.act,
         k_scale: None,
+        b_panels: None,
     };
     let Some(gemm) = super::gemm::micro(l, &mm) else { return Ok(false) };
     let params = effc_kernels::Im2colParams { c: g.c, win: g.row_window() };

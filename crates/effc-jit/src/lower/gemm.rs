@@ -10,6 +10,7 @@ use cranelift_codegen::ir::{InstBuilder, Value, types};
 use cranelift_frontend::Variable;
 use effc_ir::op::{Gemm, Unary};
 use effc_ir::{DType, Error, NodeId, Result};
+use effc_kernels::gemm::PANEL;
 use effc_kernels::{ActKind, Activation, GemmParams, Isa};
 
 use super::Lowering;
@@ -45,6 +46,9 @@ pub(super) struct MatMul {
     /// Per-K scale of B's rows (a squeeze-excite gate) and its stride per batch entry, in
     /// f32s. Micro-kernel path only, with at most one batch dim.
     pub k_scale: Option<(Base, isize)>,
+    /// B is panel-major ([n/32][k][32], `b.rs` = 32) with this many f32s between panels.
+    /// Micro-kernel path only: see [`set_const_b`].
+    pub b_panels: Option<usize>,
 }
 
 #[derive(Clone, Copy)]
@@ -271,6 +275,12 @@ fn ld(stride: isize) -> Option<usize> {
 /// Whether (and how) the micro-kernel computes `mm`: unit column strides, alpha = 1, a
 /// per-column constant bias (or none) with beta = 1, and an activation it knows.
 pub(super) fn micro(l: &mut Lowering, mm: &MatMul) -> Option<Micro> {
+    let (isa, func, params) = micro_params(l, mm)?;
+    Some(Micro { isa, func, params: l.const_struct(params), value: params })
+}
+
+/// What [`micro`] decides, without storing the parameters.
+fn micro_params(l: &Lowering, mm: &MatMul) -> Option<(Isa, usize, GemmParams)> {
     let isa = l.micro?;
     let func = isa.gemm()? as usize;
     let unit_columns = mm.a.cs == 1 && mm.b.cs == 1 && mm.out.cs == 1 && mm.residual.is_none_or(|r| r.cs == 1);
@@ -289,12 +299,13 @@ pub(super) fn micro(l: &mut Lowering, mm: &MatMul) -> Option<Micro> {
         n: mm.n,
         lda: ld(mm.a.rs)?,
         ldb: ld(mm.b.rs)?,
+        panel_stride: mm.b_panels.unwrap_or(PANEL),
         ldo: ld(mm.out.rs)?,
         ldr: mm.residual.map_or(Some(0), |r| ld(r.rs))?,
         bias,
         act: micro_activation(mm.act)?,
     };
-    Some(Micro { isa, func, params: l.const_struct(params), value: params })
+    Some((isa, func, params))
 }
 
 /// Calls the micro-kernel on `rows` (a value) rows at the tile pointers `p`.
@@ -370,8 +381,8 @@ pub(super) fn emit(l: &mut Lowering, mm: &MatMul) -> Result<()> {
     if let Some(m) = micro(l, mm) {
         return emit_micro(l, mm, m);
     }
-    if mm.k_scale.is_some() {
-        return Err(Error::other("a per-K scaled product needs the micro-kernels"));
+    if mm.k_scale.is_some() || mm.b_panels.is_some() {
+        return Err(Error::other("a per-K scaled or panel-major product needs the micro-kernels"));
     }
     let vector = vector_ok(mm);
     let mr = if vector { MR.min(mm.m) } else { 1 };
@@ -465,7 +476,9 @@ fn emit_micro(l: &mut Lowering, mm: &MatMul, m: Micro) -> Result<()> {
             let params = kb.load_const(types::I64, params, 0);
             let j0 = kb.b.ins().imul_imm_s(cb, cols as i64);
             let (blk, mut p) = batch_entry(kb, mm, &base, r, blocks);
-            p.b = kb.offset(p.b, j0, 4);
+            // Blocks are whole 32-column panels (or the only block): B's column j0 is
+            // panel j0 / 32.
+            p.b = kb.offset(p.b, cb, m.value.b_col(cols) as i64 * 4);
             p.out = kb.offset(p.out, j0, 4);
             p.res = p.res.map(|res| kb.offset(res, j0, 4));
             let row = kb.b.ins().imul_imm_s(blk, per as i64);
@@ -487,15 +500,29 @@ fn emit_micro(l: &mut Lowering, mm: &MatMul, m: Micro) -> Result<()> {
     })
 }
 
-/// Packs a constant matrix (given by element accessor) as row-major [rows][cols].
-fn pack(l: &mut Lowering, rows: usize, cols: usize, get: impl Fn(usize, usize) -> f32) -> Mat {
-    let mut v = Vec::with_capacity(rows * cols);
-    for r in 0..rows {
-        for c in 0..cols {
+/// `mm.b` before [`set_const_b`] stores the constant weights.
+pub(super) const UNSET_B: Mat = Mat { base: Base::Const(0), offset: 0, rs: 0, cs: 1 };
+
+/// Stores the constant B of `mm` (`get(k, j)`, K × N) and points `mm.b` at it:
+/// panel-major when the micro-kernel will compute `mm`, since each 32-column panel is then
+/// one contiguous run that hardware prefetchers stream from memory (rows of a row-major B
+/// lie a page or more apart, where they stop); row-major for the JIT's loops otherwise.
+pub(super) fn set_const_b(l: &mut Lowering, mm: &mut MatMul, get: impl Fn(usize, usize) -> f32) {
+    let (k, n) = (mm.k, mm.n);
+    mm.b = Mat { base: Base::Const(0), offset: 0, rs: PANEL as isize, cs: 1 };
+    mm.b_panels = Some(k * PANEL);
+    if micro_params(l, mm).is_some() {
+        mm.b.base = l.const_f32(&effc_kernels::gemm::pack_panels(k, n, get));
+        return;
+    }
+    let mut v = Vec::with_capacity(k * n);
+    for r in 0..k {
+        for c in 0..n {
             v.push(get(r, c));
         }
     }
-    Mat { base: l.const_f32(&v), offset: 0, rs: cols as isize, cs: 1 }
+    mm.b = Mat { base: l.const_f32(&v), offset: 0, rs: n as isize, cs: 1 };
+    mm.b_panels = None;
 }
 
 fn mat_of(b: &Buf, r: usize, c: usize) -> Mat {
@@ -516,12 +543,9 @@ pub(super) fn gemm(l: &mut Lowering, id: NodeId, g: &Gemm) -> Result<()> {
     let (m, n) = (out.dims[0], out.dims[1]);
     let k = if g.trans_a { a.dims[0] } else { a.dims[1] };
     let a_mat = if g.trans_a { mat_of(&a, 1, 0) } else { mat_of(&a, 0, 1) };
-    let b_mat = match l.const_tensor(id, 1) {
-        Some(t) => {
-            let w = t.f32_data();
-            let cols = t.shape()[1];
-            if g.trans_b { pack(l, k, n, |r, c| w[c * cols + r]) } else { pack(l, k, n, |r, c| w[r * cols + c]) }
-        }
+    let b_const = l.const_tensor(id, 1);
+    let b_mat = match b_const {
+        Some(_) => UNSET_B,
         None => {
             let b = l.input(id, 1)?;
             need_f32(&b)?;
@@ -535,7 +559,7 @@ pub(super) fn gemm(l: &mut Lowering, id: NodeId, g: &Gemm) -> Result<()> {
         }
         _ => None,
     };
-    let mm = MatMul {
+    let mut mm = MatMul {
         m,
         n,
         k,
@@ -549,7 +573,17 @@ pub(super) fn gemm(l: &mut Lowering, id: NodeId, g: &Gemm) -> Result<()> {
         residual: None,
         act: None,
         k_scale: None,
+        b_panels: None,
     };
+    if let Some(t) = b_const {
+        let w = t.f32_data();
+        let cols = t.shape()[1];
+        if g.trans_b {
+            set_const_b(l, &mut mm, |r, c| w[c * cols + r]);
+        } else {
+            set_const_b(l, &mut mm, |r, c| w[r * cols + c]);
+        }
+    }
     emit(l, &mm)
 }
 
@@ -577,10 +611,7 @@ pub(super) fn matmul(l: &mut Lowering, id: NodeId) -> Result<()> {
     let ab = a.broadcast_to(&[batch_dims, &[m, k]].concat());
     let bb_const = l.const_tensor(id, 1).filter(|t| t.shape().len() == 2);
     let b_mat = match bb_const {
-        Some(t) => {
-            let w = t.f32_data();
-            pack(l, k, n, |r, c| w[r * n + c])
-        }
+        Some(_) => UNSET_B,
         None => mat_of(&b.broadcast_to(&[batch_dims, &[k, n]].concat()), batch_dims.len(), batch_dims.len() + 1),
     };
     let bb = b.broadcast_to(&[batch_dims, &[k, n]].concat());
@@ -591,7 +622,7 @@ pub(super) fn matmul(l: &mut Lowering, id: NodeId) -> Result<()> {
             [batch_dims[d] as isize, ab.strides[d], b_stride, out.strides[d], 0]
         })
         .collect();
-    let mm = MatMul {
+    let mut mm = MatMul {
         m,
         n,
         k,
@@ -605,6 +636,11 @@ pub(super) fn matmul(l: &mut Lowering, id: NodeId) -> Result<()> {
         residual: None,
         act: None,
         k_scale: None,
+        b_panels: None,
     };
+    if let Some(t) = bb_const {
+        let w = t.f32_data();
+        set_const_b(l, &mut mm, |r, c| w[r * n + c]);
+    }
     emit(l, &mm)
 }

@@ -20,7 +20,9 @@ use effc_ir::{DType, Error, NodeId, Result};
 use super::Lowering;
 use super::conv::{Epilogue, Rows, Window, WindowPtrs, depthwise, depthwise_window, geom, window_row};
 use super::elementwise::emit_unary;
-use super::gemm::{Mat, MatMul, Micro, Ptrs, call_micro, emit_rows, micro};
+use effc_kernels::gemm::PANEL;
+
+use super::gemm::{Mat, MatMul, Micro, Ptrs, UNSET_B, call_micro, emit_rows, micro, set_const_b};
 use crate::emit::{Base, Kb};
 use crate::layout::{Buf, activation_strides, row_major};
 use crate::strided::Nest;
@@ -67,7 +69,9 @@ pub(super) fn scratch_bytes(b: &MbConv, x_shape: &[usize], out_shape: &[usize], 
     if let Some(se) = &b.se {
         v.extend([f(n * oh * c_exp), f(n * c_exp), f(n * se.reduce.outputs()), f(n * c_exp)]);
         if gate_scales(micro, b, out_shape) == GateScales::Weights {
-            v.push(f(n * c_exp * b.project.outputs()));
+            // W' in W's layout: panel-major (padded to whole panels) with the micro-kernels.
+            let cols = if micro { b.project.outputs().next_multiple_of(PANEL) } else { b.project.outputs() };
+            v.push(f(n * c_exp * cols));
         }
     }
     v
@@ -79,21 +83,21 @@ pub(super) fn se_scratch_bytes(se: &SqueezeExcite, shape: &[usize]) -> Vec<usize
     vec![n * shape[1] * 4, n * se.reduce.outputs() * 4, n * shape[1] * 4]
 }
 
-/// Packs a dense layer's weights [out, in] transposed, as [in][out] (GEMM's B).
-fn packed_t(l: &mut Lowering, d: &Dense) -> Base {
-    let (o, i) = (d.outputs(), d.inputs());
+/// Stores a dense layer's weights [out, in] as the B ([in] × [out]) of `mm`.
+fn set_dense_b(l: &mut Lowering, mm: &mut MatMul, d: &Dense) {
+    let i = d.inputs();
     let w = d.w.f32_data();
-    let t: Vec<f32> = (0..i).flat_map(|c| (0..o).map(move |r| (c, r))).map(|(c, r)| w[r * i + c]).collect();
-    l.const_f32(&t)
+    set_const_b(l, mm, |c, r| w[r * i + c]);
 }
 
-/// `rows` × `n_out` GEMM of a dense channels-last activation with packed weights.
+/// `rows` × `n_out` GEMM of a dense channels-last activation with the weights of `d`.
 #[allow(clippy::too_many_arguments)]
 fn pointwise(
+    l: &mut Lowering,
     a: Base,
     rows: usize,
     k: usize,
-    b: Mat,
+    d: &Dense,
     bias: Base,
     out: Base,
     n_out: usize,
@@ -101,12 +105,12 @@ fn pointwise(
     residual: Option<Base>,
     act: Option<effc_ir::op::Unary>,
 ) -> MatMul {
-    MatMul {
+    let mut mm = MatMul {
         m: rows,
         n: n_out,
         k,
         a: Mat { base: a, offset: 0, rs: k as isize, cs: 1 },
-        b,
+        b: UNSET_B,
         out: Mat { base: out, offset: 0, rs: n_out as isize, cs: 1 },
         c: Some(Mat { base: bias, offset: 0, rs: 0, cs: 1 }),
         alpha: 1.0,
@@ -115,7 +119,10 @@ fn pointwise(
         residual: residual.map(|r| Mat { base: r, offset: 0, rs: n_out as isize, cs: 1 }),
         act,
         k_scale: None,
-    }
+        b_panels: None,
+    };
+    set_dense_b(l, &mut mm, d);
+    mm
 }
 
 /// Where the SE gate is applied before the projection, whose input is the depthwise
@@ -176,11 +183,22 @@ fn scale_activations(l: &mut Lowering, n: usize, (pixels, c): (usize, usize), a:
     })
 }
 
-/// W'[s][c][o] = W[c][o] · gate[s][c] for every sample, split over blocks of rows c so
-/// threads share it.
-fn scale_weights(l: &mut Lowering, n: usize, (c, co): (usize, usize), w: Base, gate: Base, out: Base) -> Result<()> {
+/// The projection weights as rows that each scale by one gate value: (rows, width).
+/// Row-major B is [C_exp][C_out]; panel-major B is [panels][C_exp][32], row r of which
+/// belongs to channel r mod C_exp.
+fn weight_rows(mm: &MatMul) -> (usize, usize) {
+    match mm.b_panels {
+        Some(_) => (mm.n.div_ceil(PANEL) * mm.k, PANEL),
+        None => (mm.k, mm.n),
+    }
+}
+
+/// W'[s][r][·] = W[r][·] · gate[s][r mod C], per sample, for W as `(rows, width)` (see
+/// [`weight_rows`]) and C = `c` gate values; split over blocks of rows so threads share it.
+fn scale_weights(l: &mut Lowering, n: usize, c: usize, (rows, width): (usize, usize), bases: [Base; 3]) -> Result<()> {
     const ROWS: usize = 32;
-    let blocks = c.div_ceil(ROWS);
+    let blocks = rows.div_ceil(ROWS);
+    let [w, gate, out] = bases;
     l.kernel(n * blocks, move |kb| {
         let (w, gate, out) = (kb.addr(w, 0), kb.addr(gate, 0), kb.addr(out, 0));
         let (lo, hi) = (kb.lo, kb.hi);
@@ -189,30 +207,28 @@ fn scale_weights(l: &mut Lowering, n: usize, (c, co): (usize, usize), w: Base, g
             let blk = kb.b.ins().urem_imm_u(item, blocks as i64);
             let first = kb.b.ins().imul_imm_s(blk, ROWS as i64);
             let last = kb.b.ins().iadd_imm_s(first, ROWS as i64);
-            let end = kb.ic(c as i64);
+            let end = kb.ic(rows as i64);
             let last = kb.b.ins().smin(last, end);
             let gate_s = kb.offset(gate, s, (c * 4) as i64);
-            let out_s = kb.offset(out, s, (c * co * 4) as i64);
-            kb.for_range(first, last, 1, |kb, ch| scale_row(kb, ch, co, gate_s, (w, out_s)));
+            let out_s = kb.offset(out, s, (rows * width * 4) as i64);
+            kb.for_range(first, last, 1, |kb, r| {
+                let ch = kb.b.ins().urem_imm_u(r, c as i64);
+                let gp = kb.offset(gate_s, ch, 4);
+                let g = kb.load(types::F32, gp, 0);
+                let gv = kb.b.ins().splat(types::F32X4, g);
+                let src = kb.offset(w, r, (width * 4) as i64);
+                let dst = kb.offset(out_s, r, (width * 4) as i64);
+                kb.for_lanes(width, |kb, off, ty| {
+                    let sp = kb.b.ins().iadd(src, off);
+                    let v = kb.load_const(ty, sp, 0);
+                    let f = if ty.is_vector() { gv } else { g };
+                    let v = kb.b.ins().fmul(v, f);
+                    let dp = kb.b.ins().iadd(dst, off);
+                    kb.store(v, dp, 0);
+                });
+            });
         });
     })
-}
-
-/// Row `ch` of the scaled weights: `out[ch][0..co] = w[ch][0..co] · gate[ch]`.
-fn scale_row(kb: &mut Kb, ch: Value, co: usize, gate: Value, (w, out): (Value, Value)) {
-    let gp = kb.offset(gate, ch, 4);
-    let g = kb.load(types::F32, gp, 0);
-    let gv = kb.b.ins().splat(types::F32X4, g);
-    let src = kb.offset(w, ch, (co * 4) as i64);
-    let dst = kb.offset(out, ch, (co * 4) as i64);
-    kb.for_lanes(co, |kb, off, ty| {
-        let sp = kb.b.ins().iadd(src, off);
-        let v = kb.load_const(ty, sp, 0);
-        let f = if ty.is_vector() { gv } else { g };
-        let v = kb.b.ins().fmul(v, f);
-        let dp = kb.b.ins().iadd(dst, off);
-        kb.store(v, dp, 0);
-    });
 }
 
 fn dense_buf(base: Base, dims: &[usize]) -> Buf {
@@ -269,15 +285,14 @@ fn fc_micro(l: &mut Lowering, se: &SqueezeExcite, c: usize) -> Result<Option<Fc>
         return Ok(None);
     }
     let mut layer = |d: &Dense, k: usize, n: usize| {
-        let w = packed_t(l, d);
         let bias = l.const_f32(&d.b.f32_data());
         let row = |base: Base, len: usize| Mat { base, offset: 0, rs: len as isize, cs: 1 };
-        let mm = MatMul {
+        let mut mm = MatMul {
             m: 1,
             n,
             k,
             a: row(Base::Arena(0), k),
-            b: row(w, n),
+            b: UNSET_B,
             out: row(Base::Arena(0), n),
             c: Some(Mat { base: bias, offset: 0, rs: 0, cs: 1 }),
             alpha: 1.0,
@@ -286,9 +301,11 @@ fn fc_micro(l: &mut Lowering, se: &SqueezeExcite, c: usize) -> Result<Option<Fc>
             residual: None,
             act: d.act,
             k_scale: None,
+            b_panels: None,
         };
+        set_dense_b(l, &mut mm, d);
         let m = micro(l, &mm).ok_or_else(|| Error::other("an SE layer the GEMM micro-kernel refused"))?;
-        Ok::<_, Error>((m, w))
+        Ok::<_, Error>((m, mm.b.base))
     };
     let sq = se.reduce.outputs();
     let (m1, w1) = layer(&se.reduce, c, sq)?;
@@ -427,12 +444,10 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
         }
         Some(e) => {
             let (h, w, cin) = (x.dims[2], x.dims[3], x.dims[1]);
-            let we = packed_t(l, e);
             let bias = l.const_f32(&e.b.f32_data());
             let dst = scratch(l, 0);
-            let b_mat = Mat { base: we, offset: 0, rs: c_exp as isize, cs: 1 };
             l.role = "expand";
-            let mm = pointwise(x.base, n * h * w, cin, b_mat, bias, dst, c_exp, vec![], None, e.act);
+            let mm = pointwise(l, x.base, n * h * w, cin, e, bias, dst, c_exp, vec![], None, e.act);
             super::gemm::emit(l, &mm)?;
             l.role = "depthwise";
             depthwise(l, &dense_buf(dst, &[n, c_exp, h, w]), &d, &b.dw, &b.dw_w, &b.dw_b.f32_data(), epi)?
@@ -443,13 +458,11 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
         }
     }
     // 3–4. The SE gate, then project (+ residual).
-    let wp = packed_t(l, &b.project);
     let bias = l.const_f32(&b.project.b.f32_data());
     let px = (oh * ow) as isize;
     let batch = vec![[n as isize, px * c_exp as isize, 0, px * cout as isize, 0]];
     let residual = b.residual.then_some(x.base);
-    let b_mat = Mat { base: wp, offset: 0, rs: cout as isize, cs: 1 };
-    let mut mm = pointwise(d.base, oh * ow, c_exp, b_mat, bias, out.base, cout, batch, residual, b.project.act);
+    let mut mm = pointwise(l, d.base, oh * ow, c_exp, &b.project, bias, out.base, cout, batch, residual, b.project.act);
     if let Some(se) = &b.se {
         let k = GateKernel {
             row_sums: Some((scratch(l, 2), oh, 1.0 / (oh * ow) as f64)),
@@ -465,11 +478,12 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
                 scale_activations(l, n, (oh * ow, c_exp), d.base, scratch(l, 5))?;
             }
             GateScales::Weights => {
-                // W'[n][c][o] = W[c][o] · gate[n][c], per sample.
+                // W'[n][c][o] = W[c][o] · gate[n][c], per sample, in W's layout.
                 l.role = "se-scale";
-                scale_weights(l, n, (c_exp, cout), wp, scratch(l, 5), scratch(l, 6))?;
-                mm.b = Mat { base: scratch(l, 6), offset: 0, rs: cout as isize, cs: 1 };
-                mm.batch[0][2] = (c_exp * cout) as isize;
+                let rows = weight_rows(&mm);
+                scale_weights(l, n, c_exp, rows, [mm.b.base, scratch(l, 5), scratch(l, 6)])?;
+                mm.b.base = scratch(l, 6);
+                mm.batch[0][2] = (rows.0 * rows.1) as isize;
             }
         }
     }
@@ -493,7 +507,6 @@ fn stream_expand_depthwise(
     let expanded = dense_buf(Base::Arena(0), &[n, c_exp, h, w]);
     let g = geom(&expanded, d, &b.dw.kernel, &b.dw.strides, &b.dw.dilations, &b.dw.pads_begin);
     let op = depthwise_window(l, g, &b.dw_w, &b.dw_b.f32_data());
-    let we = packed_t(l, e);
     let be = l.const_f32(&e.b.f32_data());
     let span = window_span(b);
     let row_bytes = (w * c_exp * 4) as i64;
@@ -501,12 +514,12 @@ fn stream_expand_depthwise(
     let xs = [0, 4, 0, (c_exp * 4) as i64];
     let os = [(oh * ow * c_exp * 4) as i64, 4, (ow * c_exp * 4) as i64, (c_exp * 4) as i64];
     // One expanded row: [W × C_in] × [C_in × C_exp] + bias, activation.
-    let row_mm = MatMul {
+    let mut row_mm = MatMul {
         m: w,
         n: c_exp,
         k: cin,
         a: Mat { base: x.base, offset: 0, rs: cin as isize, cs: 1 },
-        b: Mat { base: we, offset: 0, rs: c_exp as isize, cs: 1 },
+        b: UNSET_B,
         out: Mat { base: rings, offset: 0, rs: c_exp as isize, cs: 1 },
         c: Some(Mat { base: be, offset: 0, rs: 0, cs: 1 }),
         alpha: 1.0,
@@ -515,7 +528,10 @@ fn stream_expand_depthwise(
         residual: None,
         act: e.act,
         k_scale: None,
+        b_panels: None,
     };
+    set_dense_b(l, &mut row_mm, e);
+    let we = row_mm.b.base;
     let micro = super::gemm::micro(l, &row_mm);
     let dw_micro = super::conv::dw_micro(l, g, op, &epi, (xs, os));
     let (x_base, d_base) = (x.base, d.base);

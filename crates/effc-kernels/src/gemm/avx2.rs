@@ -100,7 +100,7 @@ unsafe fn tile<const M: usize, const MASKED: bool>(x: Ptrs, r0: usize, j0: usize
     };
     let mut acc = [[_mm256_setzero_ps(); 2]; M];
     let a0 = x.a.wrapping_add(r0 * p.lda);
-    let b0 = x.b.wrapping_add(j0);
+    let b0 = x.b.wrapping_add(p.b_col(j0));
     for k in 0..p.k {
         let brow = b0.wrapping_add(k * p.ldb);
         let mut bv = [load(brow, 0), load(brow.wrapping_add(LANES), 1)];

@@ -112,7 +112,7 @@ unsafe fn accumulate<const M: usize, const V: usize, const SCALED: bool>(
 ) -> [[__m512; V]; M] {
     let mut acc = [[_mm512_setzero_ps(); V]; M];
     let a0 = x.a.wrapping_add(r0 * p.lda);
-    let b0 = x.b.wrapping_add(j0);
+    let b0 = x.b.wrapping_add(p.b_col(j0));
     for k in 0..p.k {
         let brow = b0.wrapping_add(k * p.ldb);
         let mut bv = [_mm512_setzero_ps(); V];

@@ -16,6 +16,10 @@ pub mod avx2;
 pub mod avx512;
 pub mod portable;
 
+/// Columns per panel of a panel-major B: the AVX-512 tile's width. The narrower variants'
+/// 16-column tiles start at multiples of 16, so none straddles a panel.
+pub const PANEL: usize = 32;
+
 /// What does not change between calls of one product: sizes, strides (in f32s), bias and
 /// activation. The compiled model owns it; the machine code passes its address.
 #[repr(C)]
@@ -24,13 +28,40 @@ pub struct GemmParams {
     pub k: usize,
     pub n: usize,
     pub lda: usize,
+    /// Stride of B's rows (within a panel).
     pub ldb: usize,
+    /// Stride of B's 32-column panels: [`PANEL`] for a row-major B, or (for weights packed
+    /// panel-major, [n/32][k][32]) at least K·ldb, so that each panel is one contiguous run
+    /// that hardware prefetchers stream, instead of K rows a page apart.
+    pub panel_stride: usize,
     pub ldo: usize,
     /// Row stride of the residual (ignored when no residual is passed).
     pub ldr: usize,
     /// `n` per-column values added to every row, or null.
     pub bias: *const f32,
     pub act: Activation,
+}
+
+impl GemmParams {
+    /// Where column `j` of B's row 0 is: `(j / 32)·panel_stride + j % 32`.
+    #[inline]
+    pub fn b_col(&self, j: usize) -> usize {
+        (j / PANEL) * self.panel_stride + j % PANEL
+    }
+}
+
+/// Packs `b(k, j)` for `k < k_len`, `j < n` panel-major: [n/32][k_len][32], the last
+/// panel zero-padded. Use with `ldb = 32` and `panel_stride = 32·k_len`.
+pub fn pack_panels(k_len: usize, n: usize, b: impl Fn(usize, usize) -> f32) -> Vec<f32> {
+    let mut out = vec![0.0; n.div_ceil(PANEL) * k_len * PANEL];
+    for (p, panel) in out.chunks_exact_mut(k_len * PANEL).enumerate() {
+        for (k, row) in panel.chunks_exact_mut(PANEL).enumerate() {
+            for (jj, v) in row.iter_mut().enumerate().take(n.saturating_sub(p * PANEL)) {
+                *v = b(k, p * PANEL + jj);
+            }
+        }
+    }
+    out
 }
 
 // SAFETY: the bias pointer refers to immutable weights owned by the same compiled model as
@@ -44,7 +75,7 @@ unsafe impl Sync for GemmParams {}
 /// # Safety
 /// With `p = *params` (a valid `GemmParams`):
 /// - `a` is readable at `a[r·p.lda + k]` for `r < rows`, `k < p.k`;
-/// - `b` is readable at `b[k·p.ldb + j]` for `k < p.k`, `j < p.n`;
+/// - `b` is readable at `b[k·p.ldb + p.b_col(j)]` for `k < p.k`, `j < p.n`;
 /// - `out` is writable at `out[r·p.ldo + j]`, and `res` (unless null) readable at
 ///   `res[r·p.ldr + j]`, for `r < rows`, `j < p.n`;
 /// - `p.bias` is null or readable at `bias[j]`, `j < p.n`;
@@ -78,7 +109,7 @@ pub fn reference(
         for j in 0..p.n {
             let mut acc = 0.0f64;
             for k in 0..p.k {
-                let bk = b[k * p.ldb + j] * kscale.map_or(1.0, |s| s[k]);
+                let bk = b[k * p.ldb + p.b_col(j)] * kscale.map_or(1.0, |s| s[k]);
                 acc += a[r * p.lda + k] as f64 * bk as f64;
             }
             let mut v = acc as f32;

@@ -51,10 +51,12 @@ unsafe fn tile(
 ) {
     let mut acc = [[0.0f32; NR]; MR];
     let mut brow = [0.0f32; NR];
+    // The tile's columns are contiguous: j0 is a multiple of NR, which divides a panel.
+    let b0 = p.b_col(j0);
     for k in 0..p.k {
         for (j, bj) in brow.iter_mut().enumerate().take(nr) {
             // SAFETY: k < K and j0 + j < n.
-            *bj = unsafe { *b.add(k * p.ldb + j0 + j) };
+            *bj = unsafe { *b.add(k * p.ldb + b0 + j) };
         }
         if !kscale.is_null() {
             // SAFETY: k < K values of the scale.
