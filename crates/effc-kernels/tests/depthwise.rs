@@ -239,7 +239,10 @@ fn interior_is_the_columns_with_every_tap_inside() {
 #[test]
 fn im2col_gathers_exactly_the_taps_inside() {
     use effc_kernels::{Im2colParams, im2col_row};
-    for (c, w, kh, kw, sw, dw, pw) in [(3, 9, 3, 3, 2, 1, 1), (2, 7, 2, 5, 1, 2, 3), (1, 4, 1, 1, 1, 1, 0)] {
+    // The stem's geometry, a run length with no fixed-size copy (4 × 3), dilation (no
+    // runs), and a 1×1 window.
+    let cases = [(3, 224, 3, 3, 2, 1, 1), (4, 12, 3, 3, 1, 1, 1), (2, 7, 2, 5, 1, 2, 3), (1, 4, 1, 1, 1, 1, 0)];
+    for (c, w, kh, kw, sw, dw, pw) in cases {
         let ow = (w + 2 * pw - (kw - 1) * dw - 1) / sw + 1;
         let rows: Vec<Vec<f32>> = (0..kh).map(|i| values(w * c, i as u64)).collect();
         let guarded: Vec<Guarded> = rows.iter().map(|r| Guarded::new(r)).collect();
