@@ -160,12 +160,13 @@ proptest! {
 }
 
 /// B0's windows (3×3 and 5×5, stride 1 and 2), which the AVX-512 variant runs through
-/// code specialised per window, on rows wide enough for several eight-pixel interior
-/// groups, with a channel tail, a pixel stride wider than the channels and a missing row.
+/// code specialised per window, eight pixels at a time: on rows wide enough for several
+/// interior groups and on rows narrower than one group (B0's 7×7 and 14×14 maps), with a
+/// channel tail, a pixel stride wider than the channels and a missing row.
 #[test]
 fn specialised_windows_match_the_reference() {
     for (kw, sw) in [(3, 1), (3, 2), (5, 1), (5, 2)] {
-        for (c, ld_pad, w) in [(16, 0, 56), (37, 3, 61), (96, 0, 112)] {
+        for (c, ld_pad, w) in [(16, 0, 56), (37, 3, 61), (96, 0, 112), (40, 0, 7), (24, 1, 14)] {
             let mut present = vec![true; kw];
             present[0] = w % 2 == 0;
             let case = Case {

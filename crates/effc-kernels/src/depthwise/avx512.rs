@@ -43,10 +43,27 @@ pub unsafe extern "C" fn dw_row(rows: *const *const f32, out: *mut f32, sums: *m
                 sum[v] = _mm512_add_ps(sum[v], y);
             };
             let mut ox = 0;
+            while ox < p.win.ow && specialised(p) {
+                // Eight pixels at a time, border groups included: their taps outside the
+                // row read as zeros, and pixels past the row's end are not stored.
+                let interior = ox >= lo && ox + 8 <= hi;
+                for v in 0..vectors {
+                    let (c, m, b) = (c0 + v * LANES, masks[v], bias[v]);
+                    let acc = if interior {
+                        window_8::<false>(rows, p, ox, c, m, b)
+                    } else {
+                        window_8::<true>(rows, p, ox, c, m, b)
+                    };
+                    for (q, &a) in acc.iter().enumerate().take(p.win.ow - ox) {
+                        store(ox + q, v, a);
+                    }
+                }
+                ox += 8;
+            }
             while ox < p.win.ow {
                 if ox >= lo && ox + 8 <= hi {
                     for v in 0..vectors {
-                        let acc = interior_8(rows, p, ox, c0 + v * LANES, masks[v], bias[v]);
+                        let acc = interior::<8>(rows, p, ox, c0 + v * LANES, masks[v], bias[v]);
                         for (q, &a) in acc.iter().enumerate() {
                             store(ox + q, v, a);
                         }
@@ -119,14 +136,20 @@ unsafe fn border(
     acc
 }
 
-/// Eight interior pixels: B0's windows (3×3 and 5×5, stride 1 or 2, no dilation) take
-/// [`sliding`], anything else the general [`interior`].
+/// Whether the window is one of B0's (3×3 or 5×5, stride 1 or 2, no dilation), which
+/// [`window_8`] runs with code specialised per window.
+fn specialised(p: &DwParams) -> bool {
+    matches!((p.win.kw, p.win.sw, p.win.dw), (3 | 5, 1 | 2, 1))
+}
+
+/// Eight pixels from `ox` through [`sliding`] for a [`specialised`] window; CHECKED when
+/// some tap may fall outside the row.
 ///
 /// # Safety
-/// As in [`interior`].
+/// As in [`sliding`].
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn interior_8(
+unsafe fn window_8<const CHECKED: bool>(
     rows: &[*const f32],
     p: &DwParams,
     ox: usize,
@@ -136,19 +159,18 @@ unsafe fn interior_8(
 ) -> [__m512; 8] {
     // SAFETY: the same contract, passed on.
     unsafe {
-        match (p.win.kw, p.win.sw, p.win.dw) {
-            (3, 1, 1) => sliding::<8, 3, 1>(rows, p, ox, c0, mask, bias),
-            (5, 1, 1) => sliding::<8, 5, 1>(rows, p, ox, c0, mask, bias),
+        match (p.win.kw, p.win.sw) {
+            (3, 1) => sliding::<8, 3, 1, CHECKED>(rows, p, ox, c0, mask, bias),
+            (5, 1) => sliding::<8, 5, 1, CHECKED>(rows, p, ox, c0, mask, bias),
             // With stride 2, eight pixels at once unroll past what LLVM keeps in registers.
-            (3, 2, 1) => halves(
-                sliding::<4, 3, 2>(rows, p, ox, c0, mask, bias),
-                sliding::<4, 3, 2>(rows, p, ox + 4, c0, mask, bias),
+            (3, 2) => halves(
+                sliding::<4, 3, 2, CHECKED>(rows, p, ox, c0, mask, bias),
+                sliding::<4, 3, 2, CHECKED>(rows, p, ox + 4, c0, mask, bias),
             ),
-            (5, 2, 1) => halves(
-                sliding::<4, 5, 2>(rows, p, ox, c0, mask, bias),
-                sliding::<4, 5, 2>(rows, p, ox + 4, c0, mask, bias),
+            _ => halves(
+                sliding::<4, 5, 2, CHECKED>(rows, p, ox, c0, mask, bias),
+                sliding::<4, 5, 2, CHECKED>(rows, p, ox + 4, c0, mask, bias),
             ),
-            _ => interior::<8>(rows, p, ox, c0, mask, bias),
         }
     }
 }
@@ -157,17 +179,20 @@ fn halves(a: [__m512; 4], b: [__m512; 4]) -> [__m512; 8] {
     std::array::from_fn(|q| if q < 4 { a[q] } else { b[q - 4] })
 }
 
-/// As [`interior`] for a window known at compile time (KW taps, stride SW, no dilation):
-/// each input pixel of the span is loaded once per kernel row and feeds every tap that
-/// reads it, with the row's KW weight vectors held in registers. That is (P−1)·SW + KW
-/// loads per kernel row instead of P·KW, which matters because the rows of wide layers
-/// live in L2, not L1.
+/// P pixels from `ox` for a window known at compile time (KW taps, stride SW, no
+/// dilation): each input pixel of the span is loaded once per kernel row and feeds every
+/// tap that reads it, with the row's KW weight vectors held in registers. That is
+/// (P−1)·SW + KW loads per kernel row instead of P·KW, which matters because the rows of
+/// wide layers live in L2, not L1. With CHECKED, columns outside the row read as zeros
+/// (so border pixels, and pixels past the row's end, whose results the caller drops, take
+/// the same path); without, `ox..ox+P` must be interior.
 ///
 /// # Safety
-/// As in [`interior`], with `p.win.kw == KW`, `p.win.sw == SW` and `p.win.dw == 1`.
+/// As in [`interior`] (unless CHECKED, which needs only `ox·SW` to fit an isize), with
+/// `p.win.kw == KW`, `p.win.sw == SW` and `p.win.dw == 1`.
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn sliding<const P: usize, const KW: usize, const SW: usize>(
+unsafe fn sliding<const P: usize, const KW: usize, const SW: usize, const CHECKED: bool>(
     rows: &[*const f32],
     p: &DwParams,
     ox: usize,
@@ -176,19 +201,25 @@ unsafe fn sliding<const P: usize, const KW: usize, const SW: usize>(
     bias: __m512,
 ) -> [__m512; P] {
     let mut acc = [bias; P];
-    let base = ox * SW - p.win.pw;
+    let base = (ox * SW) as isize - p.win.pw as isize;
     for (i, &row) in rows.iter().enumerate() {
         if row.is_null() {
             continue;
         }
         // SAFETY: see the function's contract; input column base + t for t < (P−1)·SW + KW
-        // is the tap (t − j) / SW of pixel ox + q, inside the row as ox..ox+P is interior.
+        // is the tap (t − j) / SW of pixel ox + q: inside the row when ox..ox+P is
+        // interior, and loaded only if inside it when CHECKED.
         unsafe {
             let w: [__m512; KW] =
                 std::array::from_fn(|j| _mm512_maskz_loadu_ps(mask, p.weights.add((i * KW + j) * p.ld + c0)));
-            let px = row.add(base * p.ld + c0);
+            let px = row.wrapping_offset(base * p.ld as isize).wrapping_add(c0);
             for t in 0..(P - 1) * SW + KW {
-                let x = _mm512_maskz_loadu_ps(mask, px.add(t * p.ld));
+                let col = base + t as isize;
+                let x = if CHECKED && !(0..p.win.w as isize).contains(&col) {
+                    _mm512_setzero_ps()
+                } else {
+                    _mm512_maskz_loadu_ps(mask, px.wrapping_add(t * p.ld))
+                };
                 for (j, &wj) in w.iter().enumerate() {
                     if t >= j && (t - j) % SW == 0 && (t - j) / SW < P {
                         let q = (t - j) / SW;
