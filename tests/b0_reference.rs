@@ -125,3 +125,30 @@ fn compiled_model_is_send_and_sync() {
     assert_send_sync::<effc::CompiledModel>();
     assert_send_sync::<effc::Compilation>();
 }
+
+/// Compiling without keeping the graph (as the CLI does: each weight is dropped once its
+/// packed copy exists) gives the same model: bit-identical outputs to a compilation that
+/// keeps the graph, within tolerance of onnxruntime's, and an empty graph.
+#[test]
+fn compiling_without_the_graph_gives_the_same_model() {
+    let models = shared_models();
+    let x = npy(&models.join("inputs/cat_1x3x224x224.npy"));
+    let x = x.as_slice().unwrap();
+    for name in ["tv_b0_legacy", "tv_b0_bn", "tv_b0_dynamo"] {
+        let path = models.join(format!("{name}.onnx"));
+        let run = |keep_graph: bool| {
+            let c = effc::compile_file(&path, &effc::Options { keep_graph, ..Default::default() }).unwrap();
+            let mut out = vec![0f32; 1000];
+            c.model().unwrap().run_into(&[effc::TensorRef::F32(x)], &mut [effc::TensorMut::F32(&mut out)]).unwrap();
+            (out, c.graph.node_ids().count(), c.summary.params)
+        };
+        let (kept, kept_nodes, kept_params) = run(true);
+        let (lean, lean_nodes, lean_params) = run(false);
+        assert_eq!(lean, kept, "{name}: outputs differ");
+        assert!(kept_nodes > 0 && lean_nodes == 0, "{name}: {kept_nodes} nodes kept, {lean_nodes} without the graph");
+        assert_eq!(lean_params, kept_params, "{name}: the summary still counts the parameters");
+        let ort = npy(&models.join(format!("ref/{name}.cat.ort.npy")));
+        let vs_ort = Comparison::new(&lean, ort.as_slice().unwrap());
+        assert!(vs_ort.passes(TOLERANCE), "{name} without the graph vs onnxruntime: {vs_ort:?}");
+    }
+}

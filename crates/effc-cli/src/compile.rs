@@ -57,12 +57,14 @@ pub struct CodegenArgs {
 }
 
 impl CodegenArgs {
-    /// Default options with these settings.
+    /// Default options with these settings. The commands need the compiled model, not
+    /// the graph: code generation may consume it, holding one copy of the weights.
     pub fn options(&self) -> effc::Options {
         effc::Options {
             checked: self.checked,
             kernels: self.kernels,
             max_memory: Some(self.max_memory),
+            keep_graph: false,
             ..Default::default()
         }
     }
@@ -118,6 +120,7 @@ pub fn run(args: &CompileArgs) -> Result<()> {
         input_shapes: parse_input_shapes(&args.input_shapes)?,
         fuse: !args.no_fuse,
         keep_clif: args.emit.iter().any(|e| matches!(e, Emit::Clif)),
+        keep_graph: args.emit.iter().any(|e| matches!(e, Emit::Dot)),
         ..args.codegen.options()
     };
     let c = effc::compile_file(&args.model, &opts)?;

@@ -27,7 +27,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     effc_onnx::writer::save(&efficientnet(&family, 1.into(), 224, 1000, 2026), &path)?;
     println!("1. wrote a torchvision-style EfficientNet-B0 (seeded weights) to {} in {:.0} ms", path.display(), ms(t));
 
-    let c = effc::compile_file(&path, &effc::Options::default())?;
+    let c = effc::compile_file(&path, &effc::Options { keep_graph: false, ..Default::default() })?;
     let s = &c.summary;
     let model = c.model()?;
     println!("2. compiled in {:.1} ms through the ONNX frontend, passes and Cranelift", s.compile_ms);

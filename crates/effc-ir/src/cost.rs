@@ -1,4 +1,6 @@
 //! Work and size accounting: multiply-accumulates per op class and parameter counts.
+//! Arithmetic saturates: these are estimates, computed for hostile graphs too (before
+//! code generation refuses their sizes), where exact products can overflow u64.
 
 use crate::Graph;
 use crate::op::Op;
@@ -18,8 +20,18 @@ pub struct Macs {
 
 impl Macs {
     pub fn total(&self) -> u64 {
-        self.conv1x1 + self.depthwise + self.conv_other + self.gemm
+        sum([self.conv1x1, self.depthwise, self.conv_other, self.gemm])
     }
+}
+
+/// Saturating product.
+fn prod(values: impl IntoIterator<Item = usize>) -> u64 {
+    values.into_iter().fold(1u64, |acc, v| acc.saturating_mul(v as u64))
+}
+
+/// Saturating sum.
+fn sum(values: impl IntoIterator<Item = u64>) -> u64 {
+    values.into_iter().fold(0u64, u64::saturating_add)
 }
 
 /// Counts the multiply-accumulates of every Conv, Gemm and MatMul in `g`.
@@ -32,49 +44,48 @@ pub fn macs(g: &Graph) -> Macs {
             Op::Conv(c) => {
                 let Some(w) = g.input(id, 1) else { continue };
                 let w = &g.value(w).shape;
-                let per_output: u64 = w[1..].iter().map(|&d| d as u64).product();
-                let n = out.numel() as u64 * per_output;
-                let c_in = w[1] * c.group;
-                if c.group == 1 && c.kernel.iter().all(|&k| k == 1) {
-                    m.conv1x1 += n;
+                let n = prod(w[1..].iter().copied().chain([out.numel()]));
+                let c_in = w[1].saturating_mul(c.group);
+                let class = if c.group == 1 && c.kernel.iter().all(|&k| k == 1) {
+                    &mut m.conv1x1
                 } else if c.group > 1 && c.group == c_in {
-                    m.depthwise += n;
+                    &mut m.depthwise
                 } else {
-                    m.conv_other += n;
-                }
+                    &mut m.conv_other
+                };
+                *class = class.saturating_add(n);
             }
             Op::Gemm(gm) => {
                 let Some(a) = g.input(id, 0) else { continue };
                 let a = &g.value(a).shape;
                 let k = if gm.trans_a { a[0] } else { a[1] };
-                m.gemm += out.numel() as u64 * k as u64;
+                m.gemm = m.gemm.saturating_add(prod([out.numel(), k]));
             }
             Op::MbConv(b) => {
                 let Some(x) = g.input(id, 0) else { continue };
                 let xs = &g.value(x).shape;
-                let pixels_in = (xs[0] * xs[2] * xs[3]) as u64;
-                let pixels_out = (out.shape[0] * out.shape[2] * out.shape[3]) as u64;
-                let c_exp = b.dw_w.shape()[0] as u64;
+                let pixels_in = [xs[0], xs[2], xs[3]];
+                let pixels_out = [out.shape[0], out.shape[2], out.shape[3]];
+                let c_exp = b.dw_w.shape()[0];
+                let mut one_by_one = Vec::new();
                 if let Some(e) = &b.expand {
-                    m.conv1x1 += pixels_in * (e.inputs() * e.outputs()) as u64;
+                    one_by_one.push(prod(pixels_in.into_iter().chain([e.inputs(), e.outputs()])));
                 }
-                m.depthwise += pixels_out * c_exp * b.dw.kernel.iter().product::<usize>() as u64;
+                let taps = b.dw.kernel.iter().copied();
+                m.depthwise = m.depthwise.saturating_add(prod(pixels_out.into_iter().chain([c_exp]).chain(taps)));
                 if let Some(se) = &b.se {
-                    let fc =
-                        (se.reduce.inputs() * se.reduce.outputs() + se.expand.inputs() * se.expand.outputs()) as u64;
-                    m.conv1x1 += xs[0] as u64 * fc;
+                    one_by_one.push(prod([xs[0], se_macs(se) as usize]));
                 }
-                m.conv1x1 += pixels_out * (b.project.inputs() * b.project.outputs()) as u64;
+                one_by_one.push(prod(pixels_out.into_iter().chain([b.project.inputs(), b.project.outputs()])));
+                m.conv1x1 = sum(one_by_one.into_iter().chain([m.conv1x1]));
             }
             Op::SqueezeExcite(se) => {
-                let n = out.shape[0] as u64;
-                m.conv1x1 +=
-                    n * (se.reduce.inputs() * se.reduce.outputs() + se.expand.inputs() * se.expand.outputs()) as u64;
+                m.conv1x1 = m.conv1x1.saturating_add(prod([out.shape[0], se_macs(se) as usize]));
             }
             Op::MatMul => {
                 let Some(a) = g.input(id, 0) else { continue };
                 let k = *g.value(a).shape.last().unwrap_or(&0);
-                m.gemm += out.numel() as u64 * k as u64;
+                m.gemm = m.gemm.saturating_add(prod([out.numel(), k]));
             }
             _ => {}
         }
@@ -82,24 +93,28 @@ pub fn macs(g: &Graph) -> Macs {
     m
 }
 
+/// Multiply-accumulates of one sample through a squeeze-excite block's two FC layers.
+fn se_macs(se: &crate::op::SqueezeExcite) -> u64 {
+    sum([prod([se.reduce.inputs(), se.reduce.outputs()]), prod([se.expand.inputs(), se.expand.outputs()])])
+}
+
 /// Number of float constant elements the graph holds: the model's learned parameters.
 /// Integer constants (shapes, axes) are not parameters.
 pub fn params(g: &Graph) -> u64 {
-    g.node_ids()
-        .map(|id| match &g.node(id).op {
-            Op::Const(t) if t.dtype().is_float() => t.numel() as u64,
-            Op::SqueezeExcite(se) => dense_params(&se.reduce) + dense_params(&se.expand),
-            Op::MbConv(b) => {
-                b.expand.as_ref().map_or(0, dense_params)
-                    + (b.dw_w.numel() + b.dw_b.numel()) as u64
-                    + b.se.as_ref().map_or(0, |se| dense_params(&se.reduce) + dense_params(&se.expand))
-                    + dense_params(&b.project)
-            }
-            _ => 0,
-        })
-        .sum()
+    sum(g.node_ids().map(|id| match &g.node(id).op {
+        Op::Const(t) if t.dtype().is_float() => t.numel() as u64,
+        Op::SqueezeExcite(se) => dense_params(&se.reduce) + dense_params(&se.expand),
+        Op::MbConv(b) => {
+            b.expand.as_ref().map_or(0, dense_params)
+                + (b.dw_w.numel() + b.dw_b.numel()) as u64
+                + b.se.as_ref().map_or(0, |se| dense_params(&se.reduce) + dense_params(&se.expand))
+                + dense_params(&b.project)
+        }
+        _ => 0,
+    }))
 }
 
+/// A constant's elements exist in memory, so their counts add up without overflow.
 fn dense_params(d: &crate::op::Dense) -> u64 {
     (d.w.numel() + d.b.numel()) as u64
 }
@@ -112,35 +127,36 @@ fn dense_params(d: &crate::op::Dense) -> u64 {
 pub fn activation_traffic(g: &Graph) -> u64 {
     let bytes = |v: crate::ValueRef| {
         let i = g.value(v);
-        (i.numel() * i.dtype.size_bytes()) as u64
+        prod([i.numel(), i.dtype.size_bytes()])
     };
-    let mut total = 0u64;
+    let mut parts = Vec::new();
     for id in g.node_ids() {
         let node = g.node(id);
         match &node.op {
             Op::Const(_) => continue,
             // Copied in from the caller's buffer.
-            Op::Input { .. } => total += 2 * bytes(crate::ValueRef::new(id, 0)),
+            Op::Input { .. } => parts.push(bytes(crate::ValueRef::new(id, 0)).saturating_mul(2)),
             _ => {}
         }
         for v in g.inputs(id).into_iter().flatten() {
             if g.const_value(v).is_none() {
-                total += bytes(v);
+                parts.push(bytes(v));
             }
         }
-        total += (0..node.outputs.len()).map(|p| bytes(crate::ValueRef::new(id, p))).sum::<u64>();
+        parts.extend((0..node.outputs.len()).map(|p| bytes(crate::ValueRef::new(id, p))));
         if let Op::MbConv(b) = &node.op
             && let Some(x) = g.input(id, 0)
         {
             let xs = &g.value(x).shape;
             let out = &node.outputs[0].shape;
-            let c_exp = b.dw_w.shape()[0] as u64;
+            let c_exp = b.dw_w.shape()[0];
             if b.expand.is_some() {
-                total += 2 * 4 * (xs[0] * xs[2] * xs[3]) as u64 * c_exp;
+                parts.push(prod([2, 4, xs[0], xs[2], xs[3], c_exp]));
             }
-            total += 2 * 4 * (out[0] * out[2] * out[3]) as u64 * c_exp;
+            parts.push(prod([2, 4, out[0], out[2], out[3], c_exp]));
         }
     }
     // Outputs are copied out to the caller.
-    total + g.outputs.iter().map(|(_, v)| 2 * bytes(*v)).sum::<u64>()
+    parts.extend(g.outputs.iter().map(|(_, v)| bytes(*v).saturating_mul(2)));
+    sum(parts)
 }

@@ -139,6 +139,15 @@ impl Tensor {
         }
     }
 
+    /// The f32 elements for writing in place, when no other tensor shares them (a pass
+    /// rewriting weights then needs no second copy).
+    pub fn f32_mut(&mut self) -> Option<&mut [f32]> {
+        match &mut self.data {
+            TensorData::F32(v) => std::sync::Arc::get_mut(v),
+            _ => None,
+        }
+    }
+
     /// Elements as i64, for integer and bool tensors (shape arithmetic, axes, pads).
     pub fn to_i64_vec(&self) -> Result<Vec<i64>> {
         Ok(match &self.data {

@@ -119,15 +119,38 @@ pub struct CompiledModel {
 impl CompiledModel {
     /// Lowers `graph` (shapes static, passes done) to machine code.
     pub fn compile(graph: &Graph, opts: &JitOptions) -> Result<Self> {
+        let io = Self::io(graph);
         let jit = Jit::new(opts.keep_clif)?;
-        let lowered = Lowering::run(graph, jit, opts)?;
-        let mut jit = lowered.jit;
-        let ids: Vec<_> = lowered.steps.iter().map(|s| s.func).collect();
-        let fns = jit.finish(&ids)?;
+        Self::finish(Lowering::run(graph, jit, opts)?, io)
+    }
+
+    /// Like [`compile`](Self::compile), consuming the graph: each weight is dropped as
+    /// soon as the last kernel that needs it has packed its own copy, so compiling holds
+    /// about one copy of the weights at a time instead of two.
+    pub fn compile_owned(graph: Graph, opts: &JitOptions) -> Result<Self> {
+        let io = Self::io(&graph);
+        let jit = Jit::new(opts.keep_clif)?;
+        Self::finish(Lowering::run_releasing(graph, jit, opts)?, io)
+    }
+
+    /// The graph's inputs and outputs.
+    fn io(graph: &Graph) -> (Vec<IoInfo>, Vec<IoInfo>) {
         let info = |name: &str, v: effc_ir::ValueRef| {
             let i = graph.value(v);
             IoInfo { name: name.to_string(), dtype: i.dtype, shape: i.shape.clone() }
         };
+        let inputs = graph
+            .inputs
+            .iter()
+            .map(|&id| info(&graph.node(id).outputs[0].name, effc_ir::ValueRef::new(id, 0)))
+            .collect();
+        (inputs, graph.outputs.iter().map(|(n, v)| info(n, *v)).collect())
+    }
+
+    fn finish(lowered: crate::lower::Lowered, (inputs, outputs): (Vec<IoInfo>, Vec<IoInfo>)) -> Result<Self> {
+        let mut jit = lowered.jit;
+        let ids: Vec<_> = lowered.steps.iter().map(|s| s.func).collect();
+        let fns = jit.finish(&ids)?;
         Ok(CompiledModel {
             steps: fns
                 .iter()
@@ -135,12 +158,8 @@ impl CompiledModel {
                 .map(|(&kernel, s)| Step { kernel, extent: s.extent as u64 })
                 .collect(),
             kernel_names: lowered.steps.iter().map(|s| s.name.clone()).collect(),
-            inputs: graph
-                .inputs
-                .iter()
-                .map(|&id| info(&graph.node(id).outputs[0].name, effc_ir::ValueRef::new(id, 0)))
-                .collect(),
-            outputs: graph.outputs.iter().map(|(n, v)| info(n, *v)).collect(),
+            inputs,
+            outputs,
             arena_bytes: lowered.arena_bytes,
             const_bytes: lowered.const_bytes,
             traffic_saved: lowered.traffic_saved,

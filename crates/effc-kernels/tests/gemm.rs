@@ -259,14 +259,16 @@ fn detection_picks_a_supported_variant() {
 fn packed_panels_give_the_row_major_product() {
     use effc_kernels::gemm::pack_panels;
     let (rows, k, n) = (13, 37, 70);
-    let packed = pack_panels(k, n, |kk, j| (kk * 1000 + j) as f32);
+    let mut packed = vec![f32::NAN; 3 * k * 32];
+    pack_panels(&mut packed, k, n, |kk, j| (kk * 1000 + j) as f32);
     assert_eq!(packed.len(), 3 * k * 32);
     assert_eq!(packed[32 + 5], 1005.0, "panel 0, row 1, column 5");
     assert_eq!(packed[2 * k * 32 + 3 * 32 + 4], 3068.0, "panel 2, row 3, column 68");
     assert_eq!(packed[2 * k * 32 + 3 * 32 + 6], 0.0, "column 70 is padding");
     let a = values(rows * k, 1);
     let b = values(k * n, 2);
-    let b_panels = pack_panels(k, n, |kk, j| b[kk * n + j]);
+    let mut b_panels = vec![0.0; 3 * k * 32];
+    pack_panels(&mut b_panels, k, n, |kk, j| b[kk * n + j]);
     let act = Activation::new(ActKind::Swish);
     let row_major = GemmParams { k, n, lda: k, ldb: n, panel_stride: 32, ldo: n, ldr: n, bias: std::ptr::null(), act };
     let panels = GemmParams { ldb: 32, panel_stride: 32 * k, ..row_major };

@@ -16,11 +16,14 @@ fn ext_err(msg: String) -> Error {
 pub(crate) struct ExternalData {
     dir: Option<PathBuf>,
     files: RefCell<HashMap<PathBuf, Arc<Mmap>>>,
+    /// The model's own bytes are a read-only file mapping (large files), so `raw_data`
+    /// pages can be given back once copied (see [`crate::pages`]).
+    pub(crate) model_mapped: bool,
 }
 
 impl ExternalData {
     pub(crate) fn new(dir: Option<PathBuf>) -> Self {
-        ExternalData { dir, files: RefCell::new(HashMap::new()) }
+        ExternalData { dir, files: RefCell::new(HashMap::new()), model_mapped: false }
     }
 
     /// Resolves `location` inside the model folder, refusing anything that could leave it.
@@ -82,6 +85,11 @@ impl ExternalData {
         let end = offset.checked_add(length).filter(|&e| e <= size).ok_or_else(|| {
             ext_err(format!("offset {offset} + length {length} is past the end of '{location}' ({size} bytes)"))
         })?;
-        f(&mmap[offset as usize..end as usize])
+        let bytes = &mmap[offset as usize..end as usize];
+        let out = f(bytes);
+        // SAFETY: `bytes` lies in `mmap`, a read-only private file mapping that this
+        // struct keeps mapped.
+        unsafe { crate::pages::release(bytes) };
+        out
     }
 }

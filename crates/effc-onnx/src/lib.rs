@@ -5,6 +5,7 @@ mod external;
 pub mod family;
 pub mod import;
 mod load;
+mod pages;
 mod tensor_proto;
 pub mod writer;
 

@@ -47,7 +47,8 @@ pub fn load_model(path: impl AsRef<Path>) -> Result<OnnxModel> {
     let len = file.metadata().map_err(io)?.len();
     // Large files are mapped rather than copied: decoding slices tensors out of the
     // mapping, and import copies them out before the model (and the mapping) is dropped.
-    let bytes = if len >= 1 << 20 {
+    let mapped = len >= 1 << 20;
+    let bytes = if mapped {
         // SAFETY: a read-only private mapping; as for external data, a concurrent
         // truncation of the file by another process is outside what effc defends against.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
@@ -59,6 +60,7 @@ pub fn load_model(path: impl AsRef<Path>) -> Result<OnnxModel> {
     decode(bytes, dir.map(Path::to_path_buf))
         .map(|mut m| {
             m.path = Some(path.to_path_buf());
+            m.external.model_mapped = mapped;
             m
         })
         .map_err(|e| e.in_file(path))

@@ -142,7 +142,13 @@ fn convert_inner(t: &TensorProto, ext: &ExternalData) -> Result<Tensor> {
     let data = if t.data_location == DataLocation::External as i32 {
         external_data(t, ext, dt)?
     } else if !t.raw_data.is_empty() {
-        from_le_bytes(dt, &t.raw_data)?
+        let data = from_le_bytes(dt, &t.raw_data)?;
+        if ext.model_mapped {
+            // SAFETY: with `model_mapped`, raw_data borrows from the model's read-only
+            // private file mapping, which the decoded model keeps mapped.
+            unsafe { crate::pages::release(&t.raw_data) };
+        }
+        data
     } else {
         from_typed_fields(dt, t)?
     };

@@ -87,14 +87,13 @@ impl Source {
 }
 
 impl Summary {
-    pub(crate) fn new<const N: usize>(
+    /// What the optimised graph shows; [`add_code`](Self::add_code) adds what code
+    /// generation made of it.
+    pub(crate) fn new(
         model: Source,
         graph: &Graph,
-        compiled: Option<&effc_jit::CompiledModel>,
         ops_imported: BTreeMap<String, usize>,
         passes: &[effc_opt::PassReport],
-        stages: [(&str, f64); N],
-        compile_ms: f64,
     ) -> Result<Self> {
         let tensor = |name: &str, v: effc_ir::ValueRef| {
             let info = graph.value(v);
@@ -122,14 +121,32 @@ impl Summary {
                 conv_other: m.conv_other,
                 gemm: m.gemm,
             },
-            arena_bytes: compiled.map_or(0, |c| c.arena_bytes()),
-            weight_bytes: compiled.map_or(0, |c| c.const_bytes()),
-            kernels: compiled.map_or(0, |c| c.kernel_count()),
-            activation_bytes_moved: cost::activation_traffic(graph) - compiled.map_or(0, |c| c.traffic_saved()),
-            backend: if compiled.is_some() { BACKEND.into() } else { "not compiled".into() },
+            arena_bytes: 0,
+            weight_bytes: 0,
+            kernels: 0,
+            activation_bytes_moved: cost::activation_traffic(graph),
+            backend: "not compiled".into(),
             passes: passes.iter().map(|p| PassSummary { name: p.name.to_string(), changes: p.changes }).collect(),
-            stages_ms: stages.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-            compile_ms,
+            stages_ms: BTreeMap::new(),
+            compile_ms: 0.0,
         })
+    }
+
+    /// The compiled model's figures (if any) and the compile times.
+    pub(crate) fn add_code<const N: usize>(
+        &mut self,
+        compiled: Option<&effc_jit::CompiledModel>,
+        stages: [(&str, f64); N],
+        compile_ms: f64,
+    ) {
+        if let Some(c) = compiled {
+            self.arena_bytes = c.arena_bytes();
+            self.weight_bytes = c.const_bytes();
+            self.kernels = c.kernel_count();
+            self.activation_bytes_moved = self.activation_bytes_moved.saturating_sub(c.traffic_saved());
+            self.backend = BACKEND.into();
+        }
+        self.stages_ms = stages.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        self.compile_ms = compile_ms;
     }
 }

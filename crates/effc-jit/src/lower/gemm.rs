@@ -512,16 +512,16 @@ pub(super) fn set_const_b(l: &mut Lowering, mm: &mut MatMul, get: impl Fn(usize,
     mm.b = Mat { base: Base::Const(0), offset: 0, rs: PANEL as isize, cs: 1 };
     mm.b_panels = Some(k * PANEL);
     if micro_params(l, mm).is_some() {
-        mm.b.base = l.const_f32(&effc_kernels::gemm::pack_panels(k, n, get));
+        let len = n.div_ceil(PANEL) * k * PANEL;
+        mm.b.base = l.const_f32_with(len, |out| effc_kernels::gemm::pack_panels(out, k, n, get));
         return;
     }
-    let mut v = Vec::with_capacity(k * n);
-    for r in 0..k {
-        for c in 0..n {
-            v.push(get(r, c));
+    let base = l.const_f32_with(k * n, |out| {
+        for (i, v) in out.iter_mut().enumerate() {
+            *v = get(i / n, i % n);
         }
-    }
-    mm.b = Mat { base: l.const_f32(&v), offset: 0, rs: n as isize, cs: 1 };
+    });
+    mm.b = Mat { base, offset: 0, rs: n as isize, cs: 1 };
     mm.b_panels = None;
 }
 

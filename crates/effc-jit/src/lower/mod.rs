@@ -70,6 +70,69 @@ pub(crate) struct Lowering<'g> {
     pub micro: Option<effc_kernels::Isa>,
 }
 
+/// A [`Lowering`] between nodes, without its graph borrow, so that an owned graph can give
+/// up the weights of the nodes lowered so far (see [`Lowering::run_releasing`]).
+struct Detached {
+    jit: Jit,
+    consts: ConstPool,
+    const_bufs: HashMap<ValueRef, Buf>,
+    bufs: HashMap<ValueRef, Buf>,
+    scratch: HashMap<NodeId, Vec<usize>>,
+    steps: Vec<PendingStep>,
+    traffic_saved: u64,
+    micro: Option<effc_kernels::Isa>,
+}
+
+impl Detached {
+    fn attach(self, g: &Graph) -> Lowering<'_> {
+        let Detached { jit, consts, const_bufs, bufs, scratch, steps, traffic_saved, micro } = self;
+        Lowering {
+            g,
+            jit,
+            consts,
+            const_bufs,
+            bufs,
+            scratch,
+            steps,
+            current: String::new(),
+            role: "",
+            traffic_saved,
+            micro,
+        }
+    }
+}
+
+/// Constant nodes and how many run-time nodes still read each (over all its input ports).
+fn const_readers(g: &Graph, runtime: &[NodeId]) -> HashMap<NodeId, usize> {
+    let mut readers = HashMap::new();
+    for &id in runtime {
+        for v in g.inputs(id).into_iter().flatten() {
+            if matches!(g.node(v.node).op, Op::Const(_)) {
+                *readers.entry(v.node).or_insert(0) += 1;
+            }
+        }
+    }
+    readers
+}
+
+/// Drops the weights that node `id`, just lowered, was the last to need: those inside its
+/// op (a fused block's) and constants no later node reads (graph outputs excepted, which
+/// the output copies read at the end). Their nodes keep their outputs' shapes but no
+/// longer hold data: a later read would fail as "has no buffer", never see other values.
+fn release_weights(g: &mut Graph, id: NodeId, readers: &mut HashMap<NodeId, usize>) {
+    if matches!(g.node(id).op, Op::MbConv(_) | Op::SqueezeExcite(_)) {
+        g.node_mut(id).op = Op::MatMul;
+    }
+    for v in g.inputs(id).into_iter().flatten() {
+        let Some(left) = readers.get_mut(&v.node) else { continue };
+        *left -= 1;
+        let is_output = g.outputs.iter().any(|(_, o)| o.node == v.node);
+        if *left == 0 && !is_output {
+            g.node_mut(v.node).op = Op::MatMul;
+        }
+    }
+}
+
 fn runtime_dtype_ok(d: DType) -> bool {
     matches!(d, DType::F32 | DType::F64 | DType::I64 | DType::I32)
 }
@@ -103,7 +166,20 @@ fn scratch_needs(g: &Graph, id: NodeId, micro: bool) -> Vec<usize> {
 }
 
 impl<'g> Lowering<'g> {
-    pub fn run(g: &'g Graph, jit: Jit, opts: &crate::JitOptions) -> Result<Lowered> {
+    /// Lowers `g`, which stays as it is.
+    pub fn run(g: &Graph, jit: Jit, opts: &crate::JitOptions) -> Result<Lowered> {
+        Self::run_owned(g.clone(), jit, opts, false)
+    }
+
+    /// Lowers `g`, dropping each weight once the last node that needs it is lowered, so
+    /// that the graph's copy and the packed copy of the weights hardly coexist: peak
+    /// memory holds about one copy instead of two.
+    pub fn run_releasing(g: Graph, jit: Jit, opts: &crate::JitOptions) -> Result<Lowered> {
+        Self::run_owned(g, jit, opts, true)
+    }
+
+    fn run_owned(mut graph: Graph, jit: Jit, opts: &crate::JitOptions, release: bool) -> Result<Lowered> {
+        let g = &graph;
         let order = g.topo_order()?;
         let runtime: Vec<NodeId> = order.into_iter().filter(|&id| !matches!(g.node(id).op, Op::Const(_))).collect();
         let position: HashMap<NodeId, usize> = runtime.iter().enumerate().map(|(i, &id)| (id, i)).collect();
@@ -217,12 +293,20 @@ impl<'g> Lowering<'g> {
             let dst = l.bufs[&ValueRef::new(id, 0)].clone();
             l.copy(&dst, &src)?;
         }
+        let mut readers = const_readers(g, &runtime);
+        let mut detached = l.detach();
         for &id in &runtime {
-            let node = g.node(id);
+            let mut l = detached.attach(&graph);
+            let node = graph.node(id);
             l.current = node.name.clone();
-            l.role = "";
             l.lower(id).map_err(|e| e.at_node(&node.name, node.op.name()))?;
+            detached = l.detach();
+            if release {
+                release_weights(&mut graph, id, &mut readers);
+            }
         }
+        let g = &graph;
+        let mut l = detached.attach(g);
         let n_in = g.inputs.len();
         for (k, (name, v)) in g.outputs.iter().enumerate() {
             l.current = format!("output_{name}");
@@ -240,6 +324,11 @@ impl<'g> Lowering<'g> {
             const_bytes,
             traffic_saved: l.traffic_saved,
         })
+    }
+
+    fn detach(self) -> Detached {
+        let Lowering { jit, consts, const_bufs, bufs, scratch, steps, traffic_saved, micro, .. } = self;
+        Detached { jit, consts, const_bufs, bufs, scratch, steps, traffic_saved, micro }
     }
 
     fn lower(&mut self, id: NodeId) -> Result<()> {
@@ -338,6 +427,18 @@ impl<'g> Lowering<'g> {
     pub fn const_addresses(&mut self, addrs: &[usize]) -> Base {
         let bytes: Vec<u8> = addrs.iter().flat_map(|a| a.to_ne_bytes()).collect();
         self.const_bytes(&bytes)
+    }
+
+    /// `len` f32s of model data written in place by `fill`, so that large weights are
+    /// packed straight into the pool rather than through a temporary copy.
+    pub fn const_f32_with(&mut self, len: usize, fill: impl FnOnce(&mut [f32])) -> Base {
+        let buf = self.consts.alloc(len * 4);
+        // SAFETY: every bit pattern is a valid f32; the pool hands out 64-byte aligned
+        // memory, so the whole buffer is the middle part.
+        let (head, floats, tail) = unsafe { buf.align_to_mut::<f32>() };
+        debug_assert!(head.is_empty() && tail.is_empty());
+        fill(floats);
+        Base::Const(floats.as_ptr() as usize)
     }
 
     pub fn const_f32(&mut self, data: &[f32]) -> Base {

@@ -50,18 +50,19 @@ impl GemmParams {
     }
 }
 
-/// Packs `b(k, j)` for `k < k_len`, `j < n` panel-major: [n/32][k_len][32], the last
-/// panel zero-padded. Use with `ldb = 32` and `panel_stride = 32·k_len`.
-pub fn pack_panels(k_len: usize, n: usize, b: impl Fn(usize, usize) -> f32) -> Vec<f32> {
-    let mut out = vec![0.0; n.div_ceil(PANEL) * k_len * PANEL];
+/// Packs `b(k, j)` for `k < k_len`, `j < n` panel-major into `out`: [n/32][k_len][32],
+/// the last panel zero-padded (`out` holds n/32 (rounded up) · k_len · 32 values). Use
+/// with `ldb = 32` and `panel_stride = 32·k_len`.
+pub fn pack_panels(out: &mut [f32], k_len: usize, n: usize, b: impl Fn(usize, usize) -> f32) {
+    assert_eq!(out.len(), n.div_ceil(PANEL) * k_len * PANEL, "panel-major size");
     for (p, panel) in out.chunks_exact_mut(k_len * PANEL).enumerate() {
         for (k, row) in panel.chunks_exact_mut(PANEL).enumerate() {
-            for (jj, v) in row.iter_mut().enumerate().take(n.saturating_sub(p * PANEL)) {
-                *v = b(k, p * PANEL + jj);
+            for (jj, v) in row.iter_mut().enumerate() {
+                let j = p * PANEL + jj;
+                *v = if j < n { b(k, j) } else { 0.0 };
             }
         }
     }
-    out
 }
 
 // SAFETY: the bias pointer refers to immutable weights owned by the same compiled model as

@@ -1,7 +1,7 @@
 use effc_ir::op::Op;
 use effc_ir::{Graph, Result, Tensor, ValueRef};
 
-use super::util::{nodes_in_order, single_use};
+use super::util::{nodes_in_order, remove_if_unused_const, single_use};
 use crate::Pass;
 
 /// Folds an inference BatchNormalization into the Conv before it, depthwise convs
@@ -44,14 +44,32 @@ impl Pass for FoldBatchNorm {
                 None => vec![0.0; m],
             };
             let scale: Vec<f32> = (0..m).map(|i| gamma[i] / (var[i] + epsilon).sqrt()).collect();
-            let wv = w.to_f32_vec();
-            let new_w: Vec<f32> = wv.iter().enumerate().map(|(i, &x)| x * scale[i / per_out]).collect();
             let new_b: Vec<f32> = (0..m).map(|i| (bias[i] - mean[i]) * scale[i] + beta[i]).collect();
             let name = g.node(conv).name.clone();
-            let w_new = g.add_const(format!("{name}::w_bn"), Tensor::from_f32(w.shape().to_vec(), new_w)?);
+            let w_old = g.input(conv, 1).expect("checked above");
+            drop(w);
+            // Scale the weights in place when this conv alone holds them (no second copy
+            // of the model's weights while the pass runs), else into a new constant.
+            let in_place = single_use(g, w_old)
+                && match &mut g.node_mut(w_old.node).op {
+                    Op::Const(t) => t.f32_mut().map(|v| scale_rows(v, &scale, per_out)).is_some(),
+                    _ => false,
+                };
+            if !in_place {
+                let mut t = g.const_value(w_old).expect("checked above").clone();
+                let mut new_w = t.to_f32_vec();
+                scale_rows(&mut new_w, &scale, per_out);
+                t = Tensor::from_f32(t.shape().to_vec(), new_w)?;
+                let w_new = g.add_const(format!("{name}::w_bn"), t);
+                g.set_input(conv, 1, Some(w_new));
+                remove_if_unused_const(g, w_old);
+            }
             let b_new = g.add_const(format!("{name}::b_bn"), Tensor::from_f32(vec![m], new_b)?);
-            g.set_input(conv, 1, Some(w_new));
+            let b_old = g.input(conv, 2);
             g.set_input(conv, 2, Some(b_new));
+            if let Some(b_old) = b_old {
+                remove_if_unused_const(g, b_old);
+            }
             // The conv now produces what the BN produced, under the BN's name.
             let bn_out = ValueRef::new(bn, 0);
             g.value_mut(conv_out).name = g.value(bn_out).name.clone();
@@ -60,5 +78,12 @@ impl Pass for FoldBatchNorm {
             changes += 1;
         }
         Ok(changes)
+    }
+}
+
+/// Multiplies each output channel's `per_out` weights by its scale.
+fn scale_rows(w: &mut [f32], scale: &[f32], per_out: usize) {
+    for (row, &s) in w.chunks_exact_mut(per_out).zip(scale) {
+        row.iter_mut().for_each(|x| *x *= s);
     }
 }

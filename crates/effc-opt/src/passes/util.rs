@@ -1,5 +1,6 @@
 //! Small graph queries shared by the passes.
 
+use effc_ir::op::Op;
 use effc_ir::{Graph, NodeId, ValueRef};
 
 /// `v` feeds exactly one node input and is not a model output, so its producer may be
@@ -9,6 +10,14 @@ pub fn single_use(g: &Graph, v: ValueRef) -> bool {
 }
 
 /// Node ids in dependency order (passes match producers before consumers).
+/// Removes the constant behind `v` once nothing reads it, so that a pass replacing weights
+/// does not keep the old ones alive until dead-code removal (both copies at once).
+pub fn remove_if_unused_const(g: &mut Graph, v: ValueRef) {
+    if g.contains(v.node) && matches!(g.node(v.node).op, Op::Const(_)) && g.users(v).is_empty() && !g.is_output(v) {
+        g.remove_node(v.node);
+    }
+}
+
 pub fn nodes_in_order(g: &Graph) -> Vec<NodeId> {
     g.topo_order().unwrap_or_else(|_| g.node_ids().collect())
 }
