@@ -44,8 +44,8 @@ pub struct Options {
     /// Keep the optimised graph, weights included, in [`Compilation::graph`] (default).
     /// Without it, code generation consumes the graph and drops each weight once its
     /// packed copy exists, so compiling peaks at about one copy of the weights instead of
-    /// two (B0: ~40 MB instead of ~63 MB), and `Compilation::graph` is left empty. The CLI
-    /// compiles this way when it does not print the graph.
+    /// two (B0: ~43 MB instead of ~63 MB for a whole process), and `Compilation::graph` is
+    /// left empty. The CLI compiles this way when it does not print the graph.
     pub keep_graph: bool,
 }
 

@@ -121,16 +121,23 @@ fn const_readers(g: &Graph, runtime: &[NodeId]) -> HashMap<NodeId, usize> {
 /// longer hold data: a later read would fail as "has no buffer", never see other values.
 fn release_weights(g: &mut Graph, id: NodeId, readers: &mut HashMap<NodeId, usize>) {
     if matches!(g.node(id).op, Op::MbConv(_) | Op::SqueezeExcite(_)) {
-        g.node_mut(id).op = Op::MatMul;
+        g.node_mut(id).op = released();
     }
     for v in g.inputs(id).into_iter().flatten() {
         let Some(left) = readers.get_mut(&v.node) else { continue };
         *left -= 1;
         let is_output = g.outputs.iter().any(|(_, o)| o.node == v.node);
         if *left == 0 && !is_output {
-            g.node_mut(v.node).op = Op::MatMul;
+            g.node_mut(v.node).op = released();
         }
     }
+}
+
+/// The op a node whose weights were dropped is left with: any op without data will do,
+/// since the graph is dropped when lowering ends and a lowered node is not visited again
+/// (and a released constant is no longer a constant to a later reader).
+fn released() -> Op {
+    Op::MatMul
 }
 
 fn runtime_dtype_ok(d: DType) -> bool {
