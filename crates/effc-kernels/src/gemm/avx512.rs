@@ -109,8 +109,9 @@ unsafe fn accumulate<const M: usize, const V: usize, const SCALED: bool>(
     j0: usize,
     masks: [__mmask16; V],
     p: &GemmParams,
+    init: [__m512; V],
 ) -> [[__m512; V]; M] {
-    let mut acc = [[_mm512_setzero_ps(); V]; M];
+    let mut acc = [init; M];
     let a0 = x.a.wrapping_add(r0 * p.lda);
     let b0 = x.b.wrapping_add(p.b_col(j0));
     for k in 0..p.k {
@@ -146,13 +147,8 @@ unsafe fn accumulate<const M: usize, const V: usize, const SCALED: bool>(
 #[target_feature(enable = "avx512f")]
 #[inline]
 unsafe fn tile<const M: usize, const V: usize>(x: Ptrs, r0: usize, j0: usize, masks: [__mmask16; V], p: &GemmParams) {
-    let acc = if x.kscale.is_null() {
-        // SAFETY: as for this function.
-        unsafe { accumulate::<M, V, false>(x, r0, j0, masks, p) }
-    } else {
-        // SAFETY: as for this function; kscale holds K values.
-        unsafe { accumulate::<M, V, true>(x, r0, j0, masks, p) }
-    };
+    // The accumulators start at the bias: one add fewer per output vector in the epilogue,
+    // which dominates small-K products.
     let mut bias = [_mm512_setzero_ps(); V];
     if !p.bias.is_null() {
         for v in 0..V {
@@ -160,10 +156,17 @@ unsafe fn tile<const M: usize, const V: usize>(x: Ptrs, r0: usize, j0: usize, ma
             bias[v] = unsafe { _mm512_maskz_loadu_ps(masks[v], p.bias.wrapping_add(j0 + LANES * v)) };
         }
     }
+    let acc = if x.kscale.is_null() {
+        // SAFETY: as for this function.
+        unsafe { accumulate::<M, V, false>(x, r0, j0, masks, p, bias) }
+    } else {
+        // SAFETY: as for this function; kscale holds K values.
+        unsafe { accumulate::<M, V, true>(x, r0, j0, masks, p, bias) }
+    };
     for (r, acc_r) in acc.iter().enumerate() {
         for v in 0..V {
             let col = j0 + LANES * v;
-            let mut y = _mm512_add_ps(acc_r[v], bias[v]);
+            let mut y = acc_r[v];
             if !x.res.is_null() {
                 // SAFETY: (r0 + r, masked columns) is inside the residual.
                 let rv = unsafe { _mm512_maskz_loadu_ps(masks[v], x.res.wrapping_add((r0 + r) * p.ldr + col)) };
