@@ -156,6 +156,19 @@ impl<'a> Kb<'a> {
         }
     }
 
+    /// Work item `item` of a kernel over `outer` × `blocks` items, where each of the
+    /// `outer` entries (samples) has `total` positions in blocks of `per`: returns the
+    /// entry and the block's `first..last` positions (the last block may be short).
+    pub fn block_of(&mut self, item: Value, blocks: usize, per: usize, total: usize) -> (Value, Value, Value) {
+        let outer = self.b.ins().udiv_imm_u(item, blocks as i64);
+        let blk = self.b.ins().urem_imm_u(item, blocks as i64);
+        let first = self.b.ins().imul_imm_s(blk, per as i64);
+        let last = self.b.ins().iadd_imm_s(first, per as i64);
+        let end = self.ic(total as i64);
+        let last = self.b.ins().smin(last, end);
+        (outer, first, last)
+    }
+
     /// Visits `len` consecutive f32s as vectors of 4 and then a scalar tail, calling
     /// `f(kb, byte_offset, type)` for each.
     pub fn for_lanes(&mut self, len: usize, mut f: impl FnMut(&mut Self, Value, Type)) {

@@ -168,7 +168,7 @@ pub(super) fn conv(l: &mut Lowering, id: NodeId, c: &Conv) -> Result<()> {
             }),
             act: epi.act,
             k_scale: None,
-            b_panels: None,
+            b_panels: false,
         };
         if epi.residual.as_ref().is_some_and(|r| r.strides != out4.strides) {
             return Err(Error::unsupported("a residual stored in another layout than the conv output"));
@@ -247,7 +247,7 @@ fn im2col_conv(
         residual: epi.residual.as_ref().map(|r| row(r.base)),
         act: epi.act,
         k_scale: None,
-        b_panels: None,
+        b_panels: false,
     };
     let Some(gemm) = super::gemm::micro(l, &mm) else { return Ok(false) };
     let params = effc_kernels::Im2colParams { c: g.c, win: g.row_window() };

@@ -46,9 +46,9 @@ pub(super) struct MatMul {
     /// Per-K scale of B's rows (a squeeze-excite gate) and its stride per batch entry, in
     /// f32s. Micro-kernel path only, with at most one batch dim.
     pub k_scale: Option<(Base, isize)>,
-    /// B is panel-major ([n/32][k][32], `b.rs` = 32) with this many f32s between panels.
-    /// Micro-kernel path only: see [`set_const_b`].
-    pub b_panels: Option<usize>,
+    /// B is panel-major ([n/32][k][32], `b.rs` = 32, panels 32·k apart). Micro-kernel
+    /// path only: see [`set_const_b`].
+    pub b_panels: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -299,7 +299,7 @@ fn micro_params(l: &Lowering, mm: &MatMul) -> Option<(Isa, usize, GemmParams)> {
         n: mm.n,
         lda: ld(mm.a.rs)?,
         ldb: ld(mm.b.rs)?,
-        panel_stride: mm.b_panels.unwrap_or(PANEL),
+        panel_stride: if mm.b_panels { mm.k * PANEL } else { PANEL },
         ldo: ld(mm.out.rs)?,
         ldr: mm.residual.map_or(Some(0), |r| ld(r.rs))?,
         bias,
@@ -383,7 +383,7 @@ pub(super) fn emit(l: &mut Lowering, mm: &MatMul) -> Result<()> {
     if let Some(m) = micro(l, mm) {
         return emit_micro(l, mm, m);
     }
-    if mm.k_scale.is_some() || mm.b_panels.is_some() {
+    if mm.k_scale.is_some() || mm.b_panels {
         return Err(Error::other("a per-K scaled or panel-major product needs the micro-kernels"));
     }
     let vector = vector_ok(mm);
@@ -512,7 +512,7 @@ pub(super) const UNSET_B: Mat = Mat { base: Base::Const(0), offset: 0, rs: 0, cs
 pub(super) fn set_const_b(l: &mut Lowering, mm: &mut MatMul, get: impl Fn(usize, usize) -> f32) {
     let (k, n) = (mm.k, mm.n);
     mm.b = Mat { base: Base::Const(0), offset: 0, rs: PANEL as isize, cs: 1 };
-    mm.b_panels = Some(k * PANEL);
+    mm.b_panels = true;
     if micro_params(l, mm).is_some() {
         let len = n.div_ceil(PANEL) * k * PANEL;
         mm.b.base = l.const_f32_with(len, |out| effc_kernels::gemm::pack_panels(out, k, n, get));
@@ -524,7 +524,7 @@ pub(super) fn set_const_b(l: &mut Lowering, mm: &mut MatMul, get: impl Fn(usize,
         }
     });
     mm.b = Mat { base, offset: 0, rs: n as isize, cs: 1 };
-    mm.b_panels = None;
+    mm.b_panels = false;
 }
 
 fn mat_of(b: &Buf, r: usize, c: usize) -> Mat {
@@ -575,7 +575,7 @@ pub(super) fn gemm(l: &mut Lowering, id: NodeId, g: &Gemm) -> Result<()> {
         residual: None,
         act: None,
         k_scale: None,
-        b_panels: None,
+        b_panels: false,
     };
     if let Some(t) = b_const {
         let w = t.f32_data();
@@ -638,7 +638,7 @@ pub(super) fn matmul(l: &mut Lowering, id: NodeId) -> Result<()> {
         residual: None,
         act: None,
         k_scale: None,
-        b_panels: None,
+        b_panels: false,
     };
     if let Some(t) = bb_const {
         let w = t.f32_data();

@@ -90,36 +90,27 @@ fn set_dense_b(l: &mut Lowering, mm: &mut MatMul, d: &Dense) {
     set_const_b(l, mm, |c, r| w[r * i + c]);
 }
 
-/// `rows` × `n_out` GEMM of a dense channels-last activation with the weights of `d`.
-#[allow(clippy::too_many_arguments)]
-fn pointwise(
-    l: &mut Lowering,
-    a: Base,
-    rows: usize,
-    k: usize,
-    d: &Dense,
-    bias: Base,
-    out: Base,
-    n_out: usize,
-    batch: Vec<[isize; 5]>,
-    residual: Option<Base>,
-    act: Option<effc_ir::op::Unary>,
-) -> MatMul {
+/// Dense layer `d` applied to `rows` channels-last pixels at `a`, into `out`: a GEMM with
+/// its weights and bias stored, its activation in the epilogue and an optional residual
+/// (same layout as `out`) added before it.
+fn dense_gemm(l: &mut Lowering, d: &Dense, (a, rows): (Base, usize), out: Base, residual: Option<Base>) -> MatMul {
+    let (k, n) = (d.inputs(), d.outputs());
+    let bias = l.const_f32(&d.b.f32_data());
     let mut mm = MatMul {
         m: rows,
-        n: n_out,
+        n,
         k,
         a: Mat { base: a, offset: 0, rs: k as isize, cs: 1 },
         b: UNSET_B,
-        out: Mat { base: out, offset: 0, rs: n_out as isize, cs: 1 },
+        out: Mat { base: out, offset: 0, rs: n as isize, cs: 1 },
         c: Some(Mat { base: bias, offset: 0, rs: 0, cs: 1 }),
         alpha: 1.0,
         beta: 1.0,
-        batch,
-        residual: residual.map(|r| Mat { base: r, offset: 0, rs: n_out as isize, cs: 1 }),
-        act,
+        batch: vec![],
+        residual: residual.map(|r| Mat { base: r, offset: 0, rs: n as isize, cs: 1 }),
+        act: d.act,
         k_scale: None,
-        b_panels: None,
+        b_panels: false,
     };
     set_dense_b(l, &mut mm, d);
     mm
@@ -160,12 +151,7 @@ fn scale_activations(l: &mut Lowering, n: usize, (pixels, c): (usize, usize), a:
         let (a, gate) = (kb.addr(a, 0), kb.addr(gate, 0));
         let (lo, hi) = (kb.lo, kb.hi);
         kb.for_range(lo, hi, 1, |kb, item| {
-            let s = kb.b.ins().udiv_imm_u(item, blocks as i64);
-            let blk = kb.b.ins().urem_imm_u(item, blocks as i64);
-            let first = kb.b.ins().imul_imm_s(blk, PIXELS as i64);
-            let last = kb.b.ins().iadd_imm_s(first, PIXELS as i64);
-            let end = kb.ic(pixels as i64);
-            let last = kb.b.ins().smin(last, end);
+            let (s, first, last) = kb.block_of(item, blocks, PIXELS, pixels);
             let gate_s = kb.offset(gate, s, (c * 4) as i64);
             let a_s = kb.offset(a, s, (pixels * c * 4) as i64);
             kb.for_range(first, last, 1, |kb, px| {
@@ -187,10 +173,7 @@ fn scale_activations(l: &mut Lowering, n: usize, (pixels, c): (usize, usize), a:
 /// Row-major B is [C_exp][C_out]; panel-major B is [panels][C_exp][32], row r of which
 /// belongs to channel r mod C_exp.
 fn weight_rows(mm: &MatMul) -> (usize, usize) {
-    match mm.b_panels {
-        Some(_) => (mm.n.div_ceil(PANEL) * mm.k, PANEL),
-        None => (mm.k, mm.n),
-    }
+    if mm.b_panels { (mm.n.div_ceil(PANEL) * mm.k, PANEL) } else { (mm.k, mm.n) }
 }
 
 /// W'[s][r][·] = W[r][·] · gate[s][r mod C], per sample, for W as `(rows, width)` (see
@@ -203,12 +186,7 @@ fn scale_weights(l: &mut Lowering, n: usize, c: usize, (rows, width): (usize, us
         let (w, gate, out) = (kb.addr(w, 0), kb.addr(gate, 0), kb.addr(out, 0));
         let (lo, hi) = (kb.lo, kb.hi);
         kb.for_range(lo, hi, 1, |kb, item| {
-            let s = kb.b.ins().udiv_imm_u(item, blocks as i64);
-            let blk = kb.b.ins().urem_imm_u(item, blocks as i64);
-            let first = kb.b.ins().imul_imm_s(blk, ROWS as i64);
-            let last = kb.b.ins().iadd_imm_s(first, ROWS as i64);
-            let end = kb.ic(rows as i64);
-            let last = kb.b.ins().smin(last, end);
+            let (s, first, last) = kb.block_of(item, blocks, ROWS, rows);
             let gate_s = kb.offset(gate, s, (c * 4) as i64);
             let out_s = kb.offset(out, s, (rows * width * 4) as i64);
             kb.for_range(first, last, 1, |kb, r| {
@@ -262,7 +240,7 @@ impl GateKernel {
     /// The gate of `se` over `c` channels with (pooled, hidden, gate) buffers; `pooled`
     /// must be filled by an earlier kernel unless `row_sums` is set.
     fn new(l: &mut Lowering, se: &SqueezeExcite, c: usize, [pooled, hidden, gate]: [Base; 3]) -> Result<Self> {
-        let fc = match fc_micro(l, se, c)? {
+        let fc = match fc_micro(l, se)? {
             Some(fc) => fc,
             None => {
                 let mut pack = |t: &effc_ir::Tensor| l.const_f32(&t.f32_data());
@@ -279,37 +257,19 @@ impl GateKernel {
 
 /// The SE block's FC layers as GEMM micro-kernel calls, when the kernels are on and have
 /// both activations.
-fn fc_micro(l: &mut Lowering, se: &SqueezeExcite, c: usize) -> Result<Option<Fc>> {
+fn fc_micro(l: &mut Lowering, se: &SqueezeExcite) -> Result<Option<Fc>> {
     let has = |d: &Dense| super::gemm::micro_activation(d.act).is_some();
     if l.micro.is_none() || !has(&se.reduce) || !has(&se.expand) {
         return Ok(None);
     }
-    let mut layer = |d: &Dense, k: usize, n: usize| {
-        let bias = l.const_f32(&d.b.f32_data());
-        let row = |base: Base, len: usize| Mat { base, offset: 0, rs: len as isize, cs: 1 };
-        let mut mm = MatMul {
-            m: 1,
-            n,
-            k,
-            a: row(Base::Arena(0), k),
-            b: UNSET_B,
-            out: row(Base::Arena(0), n),
-            c: Some(Mat { base: bias, offset: 0, rs: 0, cs: 1 }),
-            alpha: 1.0,
-            beta: 1.0,
-            batch: vec![],
-            residual: None,
-            act: d.act,
-            k_scale: None,
-            b_panels: None,
-        };
-        set_dense_b(l, &mut mm, d);
+    // One row each; the pointers are passed at run time.
+    let mut layer = |d: &Dense| {
+        let mm = dense_gemm(l, d, (Base::Arena(0), 1), Base::Arena(0), None);
         let m = micro(l, &mm).ok_or_else(|| Error::other("an SE layer the GEMM micro-kernel refused"))?;
         Ok::<_, Error>((m, mm.b.base))
     };
-    let sq = se.reduce.outputs();
-    let (m1, w1) = layer(&se.reduce, c, sq)?;
-    let (m2, w2) = layer(&se.expand, sq, c)?;
+    let (m1, w1) = layer(&se.reduce)?;
+    let (m2, w2) = layer(&se.expand)?;
     Ok(Some(Fc::Micro { layers: [m1, m2], w: [w1, w2] }))
 }
 
@@ -443,11 +403,10 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
             stream_expand_depthwise(l, &x, &d, b, e, epi, scratch(l, 0))?
         }
         Some(e) => {
-            let (h, w, cin) = (x.dims[2], x.dims[3], x.dims[1]);
-            let bias = l.const_f32(&e.b.f32_data());
+            let (h, w) = (x.dims[2], x.dims[3]);
             let dst = scratch(l, 0);
             l.role = "expand";
-            let mm = pointwise(l, x.base, n * h * w, cin, e, bias, dst, c_exp, vec![], None, e.act);
+            let mm = dense_gemm(l, e, (x.base, n * h * w), dst, None);
             super::gemm::emit(l, &mm)?;
             l.role = "depthwise";
             depthwise(l, &dense_buf(dst, &[n, c_exp, h, w]), &d, &b.dw, &b.dw_w, &b.dw_b.f32_data(), epi)?
@@ -458,11 +417,9 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
         }
     }
     // 3–4. The SE gate, then project (+ residual).
-    let bias = l.const_f32(&b.project.b.f32_data());
     let px = (oh * ow) as isize;
-    let batch = vec![[n as isize, px * c_exp as isize, 0, px * cout as isize, 0]];
-    let residual = b.residual.then_some(x.base);
-    let mut mm = pointwise(l, d.base, oh * ow, c_exp, &b.project, bias, out.base, cout, batch, residual, b.project.act);
+    let mut mm = dense_gemm(l, &b.project, (d.base, oh * ow), out.base, b.residual.then_some(x.base));
+    mm.batch = vec![[n as isize, px * c_exp as isize, 0, px * cout as isize, 0]];
     if let Some(se) = &b.se {
         let k = GateKernel {
             row_sums: Some((scratch(l, 2), oh, 1.0 / (oh * ow) as f64)),
@@ -507,31 +464,14 @@ fn stream_expand_depthwise(
     let expanded = dense_buf(Base::Arena(0), &[n, c_exp, h, w]);
     let g = geom(&expanded, d, &b.dw.kernel, &b.dw.strides, &b.dw.dilations, &b.dw.pads_begin);
     let op = depthwise_window(l, g, &b.dw_w, &b.dw_b.f32_data());
-    let be = l.const_f32(&e.b.f32_data());
     let span = window_span(b);
     let row_bytes = (w * c_exp * 4) as i64;
     let (chunks, per) = row_chunks(oh, span);
     let xs = [0, 4, 0, (c_exp * 4) as i64];
     let os = [(oh * ow * c_exp * 4) as i64, 4, (ow * c_exp * 4) as i64, (c_exp * 4) as i64];
     // One expanded row: [W × C_in] × [C_in × C_exp] + bias, activation.
-    let mut row_mm = MatMul {
-        m: w,
-        n: c_exp,
-        k: cin,
-        a: Mat { base: x.base, offset: 0, rs: cin as isize, cs: 1 },
-        b: UNSET_B,
-        out: Mat { base: rings, offset: 0, rs: c_exp as isize, cs: 1 },
-        c: Some(Mat { base: be, offset: 0, rs: 0, cs: 1 }),
-        alpha: 1.0,
-        beta: 1.0,
-        batch: vec![],
-        residual: None,
-        act: e.act,
-        k_scale: None,
-        b_panels: None,
-    };
-    set_dense_b(l, &mut row_mm, e);
-    let we = row_mm.b.base;
+    let row_mm = dense_gemm(l, e, (x.base, w), rings, None);
+    let (we, be) = (row_mm.b.base, row_mm.c.map(|c| c.base));
     let micro = super::gemm::micro(l, &row_mm);
     let dw_micro = super::conv::dw_micro(l, g, op, &epi, (xs, os));
     let (x_base, d_base) = (x.base, d.base);
@@ -540,7 +480,7 @@ fn stream_expand_depthwise(
         let db = kb.addr(d_base, 0);
         let ring0 = kb.addr(rings, 0);
         let wexp = kb.addr(we, 0);
-        let bexp = kb.addr(be, 0);
+        let bexp = be.map(|b| kb.addr(b, 0));
         let sums = epi.row_sums.map(|s| kb.addr(s, 0));
         let (wdw, bdw) = match op {
             Window::Depthwise { w, bias } => (kb.addr(w, 0), kb.addr(bias, 0)),
@@ -548,12 +488,7 @@ fn stream_expand_depthwise(
         };
         let (lo, hi) = (kb.lo, kb.hi);
         kb.for_range(lo, hi, 1, |kb, idx| {
-            let nn = kb.b.ins().udiv_imm_u(idx, chunks as i64);
-            let ch = kb.b.ins().urem_imm_u(idx, chunks as i64);
-            let oh0 = kb.b.ins().imul_imm_s(ch, per as i64);
-            let oh1 = kb.b.ins().iadd_imm_s(oh0, per as i64);
-            let oh_end = kb.ic(oh as i64);
-            let oh1 = kb.b.ins().smin(oh1, oh_end);
+            let (nn, oh0, oh1) = kb.block_of(idx, chunks, per, oh);
             let ring = kb.offset(ring0, idx, span as i64 * row_bytes);
             let x_n = kb.offset(xb, nn, (h * w * cin * 4) as i64);
             // First input row this chunk needs.
@@ -575,7 +510,7 @@ fn stream_expand_depthwise(
                     let a = kb.offset(x_n, row, (w * cin * 4) as i64);
                     let slot = kb.b.ins().urem_imm_u(row, span as i64);
                     let out = kb.offset(ring, slot, row_bytes);
-                    let ptrs = Ptrs { a, b: wexp, out, c: Some(bexp), res: None, ks: None };
+                    let ptrs = Ptrs { a, b: wexp, out, c: bexp, res: None, ks: None };
                     emit_rows(kb, &row_mm, &ptrs, micro);
                 });
                 let after = kb.b.ins().smax(cur, end);
