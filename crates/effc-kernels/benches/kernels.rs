@@ -7,7 +7,8 @@ use effc_kernels::gemm::GemmParams;
 use effc_kernels::{ActKind, Activation, Isa};
 
 /// (name, rows, k, n): pixels × input channels × output channels.
-const SHAPES: [(&str, usize, usize, usize); 4] = [
+const SHAPES: [(&str, usize, usize, usize); 5] = [
+    ("b0.block1.expand one 112-pixel row", 112, 16, 96),
     ("b0.block2.expand 56x56", 56 * 56, 24, 144),
     ("b0.block4.project 28x28", 28 * 28, 240, 40),
     ("b0.block7.expand 14x14", 14 * 14, 80, 480),

@@ -1,5 +1,5 @@
 //! The AVX-512F variant: a 12 × 32 tile (24 zmm accumulators of the 32), masked column
-//! tails, and the epilogue's exp through `vscalefps`.
+//! tails (an 8-column one in ymm halves), and the epilogue's exp through `vscalefps`.
 
 use std::arch::x86_64::*;
 
@@ -44,14 +44,21 @@ pub unsafe extern "C" fn gemm(
     let mut j0 = 0;
     // SAFETY (all panels): the columns covered by the masks are < n.
     while j0 + 2 * LANES <= p.n {
-        unsafe { column_panel::<2>(x, j0, [FULL, FULL], rows, p) };
+        unsafe { column_panel::<2, false>(x, j0, [FULL, FULL], rows, p) };
         j0 += 2 * LANES;
     }
+    // An 8-column tail (B0's 24- and 40-channel projections) runs on ymm halves: a
+    // 256-bit FMA takes half the issue slots of a masked 512-bit one on cores that split
+    // 512-bit operations (Zen 4), and no more on the others.
     let left = p.n - j0;
-    if left > LANES {
-        unsafe { column_panel::<2>(x, j0, [FULL, tail_mask(left - LANES)], rows, p) };
-    } else if left > 0 {
-        unsafe { column_panel::<1>(x, j0, [tail_mask(left)], rows, p) };
+    unsafe {
+        match left {
+            0 => {}
+            8 => column_panel::<1, true>(x, j0, [FULL], rows, p),
+            24 => column_panel::<2, true>(x, j0, [FULL; 2], rows, p),
+            17.. => column_panel::<2, false>(x, j0, [FULL, tail_mask(left - LANES)], rows, p),
+            _ => column_panel::<1, false>(x, j0, [tail_mask(left)], rows, p),
+        }
     }
 }
 
@@ -60,38 +67,46 @@ fn tail_mask(n: usize) -> __mmask16 {
     ((1u32 << n) - 1) as __mmask16
 }
 
-/// Every row of the columns that `masks` select from `j0` on.
+/// Every row of the columns that `masks` select from `j0` on; with `HALF`, vector V−1 is
+/// exactly 8 columns, computed in ymm (its mask is ignored).
 ///
 /// # Safety
-/// Every lane set in `masks[v]` is a column `j0 + 16·v + lane < n`; AVX-512F is available.
+/// Every lane set in `masks[v]` is a column `j0 + 16·v + lane < n` (with `HALF`, all 8
+/// lanes of vector V−1 are); AVX-512F is available.
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn column_panel<const V: usize>(x: Ptrs, j0: usize, masks: [__mmask16; V], rows: usize, p: &GemmParams) {
+unsafe fn column_panel<const V: usize, const HALF: bool>(
+    x: Ptrs,
+    j0: usize,
+    masks: [__mmask16; V],
+    rows: usize,
+    p: &GemmParams,
+) {
     let mut r0 = 0;
     // SAFETY (all tiles): rows r0..r0+M are < rows. A remainder of 13 or 14 rows is one
     // taller tile (28 accumulators still fit the 32 registers), not 12 + a 1- or 2-row
     // tile that would reload the whole B panel for one or two rows.
     while rows - r0 >= MR + 3 {
-        unsafe { tile::<MR, V>(x, r0, j0, masks, p) };
+        unsafe { tile::<MR, V, HALF>(x, r0, j0, masks, p) };
         r0 += MR;
     }
     unsafe {
         match rows - r0 {
-            14 => tile::<14, V>(x, r0, j0, masks, p),
-            13 => tile::<13, V>(x, r0, j0, masks, p),
-            12 => tile::<12, V>(x, r0, j0, masks, p),
+            14 => tile::<14, V, HALF>(x, r0, j0, masks, p),
+            13 => tile::<13, V, HALF>(x, r0, j0, masks, p),
+            12 => tile::<12, V, HALF>(x, r0, j0, masks, p),
             0 => {}
-            1 => tile::<1, V>(x, r0, j0, masks, p),
-            2 => tile::<2, V>(x, r0, j0, masks, p),
-            3 => tile::<3, V>(x, r0, j0, masks, p),
-            4 => tile::<4, V>(x, r0, j0, masks, p),
-            5 => tile::<5, V>(x, r0, j0, masks, p),
-            6 => tile::<6, V>(x, r0, j0, masks, p),
-            7 => tile::<7, V>(x, r0, j0, masks, p),
-            8 => tile::<8, V>(x, r0, j0, masks, p),
-            9 => tile::<9, V>(x, r0, j0, masks, p),
-            10 => tile::<10, V>(x, r0, j0, masks, p),
-            _ => tile::<11, V>(x, r0, j0, masks, p),
+            1 => tile::<1, V, HALF>(x, r0, j0, masks, p),
+            2 => tile::<2, V, HALF>(x, r0, j0, masks, p),
+            3 => tile::<3, V, HALF>(x, r0, j0, masks, p),
+            4 => tile::<4, V, HALF>(x, r0, j0, masks, p),
+            5 => tile::<5, V, HALF>(x, r0, j0, masks, p),
+            6 => tile::<6, V, HALF>(x, r0, j0, masks, p),
+            7 => tile::<7, V, HALF>(x, r0, j0, masks, p),
+            8 => tile::<8, V, HALF>(x, r0, j0, masks, p),
+            9 => tile::<9, V, HALF>(x, r0, j0, masks, p),
+            10 => tile::<10, V, HALF>(x, r0, j0, masks, p),
+            _ => tile::<11, V, HALF>(x, r0, j0, masks, p),
         }
     }
 }
@@ -103,7 +118,7 @@ unsafe fn column_panel<const V: usize>(x: Ptrs, j0: usize, masks: [__mmask16; V]
 /// As for [`tile`]; with `SCALED`, `x.kscale` holds K values.
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn accumulate<const M: usize, const V: usize, const SCALED: bool>(
+unsafe fn accumulate<const M: usize, const V: usize, const HALF: bool, const SCALED: bool>(
     x: Ptrs,
     r0: usize,
     j0: usize,
@@ -118,8 +133,8 @@ unsafe fn accumulate<const M: usize, const V: usize, const SCALED: bool>(
         let brow = b0.wrapping_add(k * p.ldb);
         let mut bv = [_mm512_setzero_ps(); V];
         for v in 0..V {
-            // SAFETY: masked lanes are columns < n of row k of B.
-            bv[v] = unsafe { _mm512_maskz_loadu_ps(masks[v], brow.wrapping_add(LANES * v)) };
+            // SAFETY: masked lanes (or a half's 8) are columns < n of row k of B.
+            bv[v] = unsafe { load::<HALF>(v + 1 == V, masks[v], brow.wrapping_add(LANES * v)) };
         }
         if SCALED {
             // SAFETY: k < K values of the scale.
@@ -132,7 +147,12 @@ unsafe fn accumulate<const M: usize, const V: usize, const SCALED: bool>(
             // SAFETY: row r0 + r < rows, k < K.
             let av = _mm512_set1_ps(unsafe { *a0.wrapping_add(r * p.lda + k) });
             for v in 0..V {
-                acc_r[v] = _mm512_fmadd_ps(av, bv[v], acc_r[v]);
+                acc_r[v] = if HALF && v + 1 == V {
+                    let lo = |z: __m512| _mm512_castps512_ps256(z);
+                    _mm512_castps256_ps512(_mm256_fmadd_ps(lo(av), lo(bv[v]), lo(acc_r[v])))
+                } else {
+                    _mm512_fmadd_ps(av, bv[v], acc_r[v])
+                };
             }
         }
     }
@@ -146,35 +166,62 @@ unsafe fn accumulate<const M: usize, const V: usize, const SCALED: bool>(
 /// `j0 + 16·v + lane < n`; AVX-512F is available.
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn tile<const M: usize, const V: usize>(x: Ptrs, r0: usize, j0: usize, masks: [__mmask16; V], p: &GemmParams) {
+unsafe fn tile<const M: usize, const V: usize, const HALF: bool>(
+    x: Ptrs,
+    r0: usize,
+    j0: usize,
+    masks: [__mmask16; V],
+    p: &GemmParams,
+) {
     // The accumulators start at the bias: one add fewer per output vector in the epilogue,
     // which dominates small-K products.
     let mut bias = [_mm512_setzero_ps(); V];
     if !p.bias.is_null() {
         for v in 0..V {
-            // SAFETY: masked lanes are columns < n; bias holds n values.
-            bias[v] = unsafe { _mm512_maskz_loadu_ps(masks[v], p.bias.wrapping_add(j0 + LANES * v)) };
+            // SAFETY: masked lanes (or a half's 8) are columns < n; bias holds n values.
+            bias[v] = unsafe { load::<HALF>(v + 1 == V, masks[v], p.bias.wrapping_add(j0 + LANES * v)) };
         }
     }
     let acc = if x.kscale.is_null() {
         // SAFETY: as for this function.
-        unsafe { accumulate::<M, V, false>(x, r0, j0, masks, p, bias) }
+        unsafe { accumulate::<M, V, HALF, false>(x, r0, j0, masks, p, bias) }
     } else {
         // SAFETY: as for this function; kscale holds K values.
-        unsafe { accumulate::<M, V, true>(x, r0, j0, masks, p, bias) }
+        unsafe { accumulate::<M, V, HALF, true>(x, r0, j0, masks, p, bias) }
     };
     for (r, acc_r) in acc.iter().enumerate() {
         for v in 0..V {
             let col = j0 + LANES * v;
             let mut y = acc_r[v];
             if !x.res.is_null() {
-                // SAFETY: (r0 + r, masked columns) is inside the residual.
-                let rv = unsafe { _mm512_maskz_loadu_ps(masks[v], x.res.wrapping_add((r0 + r) * p.ldr + col)) };
+                // SAFETY: (r0 + r, masked columns or a half's 8) is inside the residual.
+                let rv = unsafe { load::<HALF>(v + 1 == V, masks[v], x.res.wrapping_add((r0 + r) * p.ldr + col)) };
                 y = _mm512_add_ps(y, rv);
             }
             y = activate(y, &p.act);
-            // SAFETY: (r0 + r, masked columns) is inside the output.
-            unsafe { _mm512_mask_storeu_ps(x.out.wrapping_add((r0 + r) * p.ldo + col), masks[v], y) };
+            let dst = x.out.wrapping_add((r0 + r) * p.ldo + col);
+            // SAFETY: (r0 + r, masked columns or a half's 8) is inside the output.
+            unsafe {
+                if HALF && v + 1 == V {
+                    _mm256_storeu_ps(dst, _mm512_castps512_ps256(y))
+                } else {
+                    _mm512_mask_storeu_ps(dst, masks[v], y)
+                }
+            }
         }
+    }
+}
+
+/// The masked lanes at `src`, or with `HALF` and `last` its 8 lanes in the low half (the
+/// high half undefined: only ymm operations and stores read it).
+///
+/// # Safety
+/// The selected lanes are readable; AVX-512F is available.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn load<const HALF: bool>(last: bool, mask: __mmask16, src: *const f32) -> __m512 {
+    // SAFETY: as for this function.
+    unsafe {
+        if HALF && last { _mm512_castps256_ps512(_mm256_loadu_ps(src)) } else { _mm512_maskz_loadu_ps(mask, src) }
     }
 }
