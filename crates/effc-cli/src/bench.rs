@@ -31,7 +31,7 @@ pub struct BenchArgs {
     /// Turn fusion passes off.
     #[arg(long)]
     pub no_fuse: bool,
-    /// Print the time spent in each fused op (kernel), slowest first.
+    /// Print the time spent in each fused op (kernel), slowest first, with --threads threads.
     #[arg(long)]
     pub profile: bool,
     /// Shape for an input with symbolic dims, e.g. `input=1x3x224x224`.
@@ -129,7 +129,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let inputs: Vec<effc::Tensor> =
         model.inputs().iter().enumerate().map(|(i, info)| effc::input::seeded_noise(&info.shape, i as u64)).collect();
     if args.profile {
-        let per_kernel = model.profile(&inputs, args.runs.max(1))?;
+        let team = (args.threads > 1).then(|| effc::Team::new(args.threads));
+        let per_kernel = model.profile_with(team.as_ref(), &inputs, args.runs.max(1))?;
         let total: f64 = per_kernel.iter().map(|(_, t)| t).sum();
         let mut by_op: Vec<(String, f64)> = Vec::new();
         for (name, t) in per_kernel {
@@ -139,7 +140,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             }
         }
         by_op.sort_by(|a, b| b.1.total_cmp(&a.1));
-        println!("{} per run: {:.2} ms in {} ops", args.model.display(), total / args.runs as f64, by_op.len());
+        let (runs, ops) = (args.runs as f64, by_op.len());
+        println!("{} per run: {:.2} ms in {ops} ops, {} thread(s)", args.model.display(), total / runs, args.threads);
         for (name, t) in &by_op {
             println!("{:>8.3} ms {:>5.1}%  {name}", t / args.runs as f64, 100.0 * t / total);
         }

@@ -296,6 +296,13 @@ impl CompiledModel {
     /// milliseconds spent in each kernel, in execution order, named after the IR node it
     /// came from.
     pub fn profile(&self, inputs: &[Tensor], runs: usize) -> Result<Vec<(String, f64)>> {
+        self.profile_with(None, inputs, runs)
+    }
+
+    /// Like [`profile`](Self::profile), splitting each kernel across `team` as
+    /// [`run_with`](Self::run_with) does, so the times show what limits that many threads
+    /// (serial kernels, too few work items).
+    pub fn profile_with(&self, team: Option<&Team>, inputs: &[Tensor], runs: usize) -> Result<Vec<(String, f64)>> {
         let mut totals = vec![0f64; self.steps.len()];
         // A first run checks the inputs and fills the arena pool.
         self.run(inputs)?;
@@ -318,7 +325,12 @@ impl CompiledModel {
                 let t = std::time::Instant::now();
                 // SAFETY: as in run_into_with; `run` above validated the inputs' dtypes and
                 // shapes, and the output buffers are sized from the model's outputs.
-                unsafe { (s.kernel)(arena.as_mut_ptr(), io.as_ptr(), 0, s.extent) };
+                unsafe {
+                    match team {
+                        Some(t) => t.run_step(s.kernel, s.extent, arena.as_mut_ptr(), io.as_ptr()),
+                        None => (s.kernel)(arena.as_mut_ptr(), io.as_ptr(), 0, s.extent),
+                    }
+                }
                 totals[k] += t.elapsed().as_secs_f64() * 1e3;
             }
         }
