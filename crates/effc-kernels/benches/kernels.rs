@@ -89,12 +89,13 @@ fn depthwise(c: &mut Criterion) {
                 weights: weights.as_ptr(),
                 bias: bias.as_ptr(),
                 act,
+                prefetch_bytes: 0,
             };
             for isa in Isa::ALL.into_iter().filter(|i| i.is_supported()) {
                 let f = isa.depthwise().unwrap();
                 group.bench_function(format!("{}/{:?}", isa.name(), act.kind), |bench| {
                     // SAFETY: k rows of w·ch values, an output row of ow·ch, ch sums.
-                    bench.iter(|| unsafe { f(ptrs.as_ptr(), out_ptr, sums.as_mut_ptr(), &p) })
+                    bench.iter(|| unsafe { f(ptrs.as_ptr(), out_ptr, sums.as_mut_ptr(), &p, std::ptr::null()) })
                 });
             }
         }

@@ -15,6 +15,7 @@ pub mod depthwise;
 pub mod gemm;
 pub mod im2col;
 mod peak;
+pub mod prefetch;
 mod vector;
 mod window;
 

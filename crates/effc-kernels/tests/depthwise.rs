@@ -66,11 +66,15 @@ fn run(isa: Isa, c: &Case) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         weights: gw.ptr(),
         bias: gb.ptr(),
         act: c.act,
+        prefetch_bytes: c.c * 8,
     };
     let ptrs: Vec<*const f32> = rows.iter().map(|r| r.as_ref().map_or(std::ptr::null(), |g| g.ptr())).collect();
     let sums_ptr = if c.sums { sums.mut_ptr() } else { std::ptr::null_mut() };
     // SAFETY: the buffers have the sizes the params describe; the ISA is supported.
-    unsafe { isa.depthwise().expect("supported")(ptrs.as_ptr(), out.mut_ptr(), sums_ptr, &p) };
+    // The prefetched range is any memory (here the weights): prefetches never fault, and
+    // nothing is read from it.
+    let pf = gw.ptr() as *const u8;
+    unsafe { isa.depthwise().expect("supported")(ptrs.as_ptr(), out.mut_ptr(), sums_ptr, &p, pf) };
     let refs: Vec<Option<&[f32]>> = row_data.iter().zip(&c.present).map(|(r, &on)| on.then_some(&r[..])).collect();
     let want = reference(&refs, &p, &weights, &bias);
     let strided = out.to_vec();

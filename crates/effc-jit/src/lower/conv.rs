@@ -124,7 +124,7 @@ pub(super) fn conv(l: &mut Lowering, id: NodeId, c: &Conv) -> Result<()> {
     };
     let (x4, out4) = (as_4d(&x), as_4d(&l.output(id, 0)));
     let g = geom(&x4, &out4, &c.kernel, &c.strides, &c.dilations, &c.pads_begin);
-    let epi = Epilogue { residual: l.input_opt(id, 3)?.map(|r| as_4d(&r)), act: c.act, row_sums: None };
+    let epi = Epilogue { residual: l.input_opt(id, 3)?.map(|r| as_4d(&r)), act: c.act, ..Epilogue::default() };
     let w = wt.f32_data();
     let groups = c.group;
     let (icg, ocg) = (g.c / groups, g.m / groups);
@@ -318,6 +318,30 @@ pub(super) struct Epilogue {
     /// [N·OH, C] f32 sums of each output row (depthwise only), written by the kernel
     /// that computes the row.
     pub row_sums: Option<Base>,
+    /// Weights the next kernels read, requested into L2 a share per work item (depthwise
+    /// micro-kernel rows only): the squeeze-excite gate's FC layers, which otherwise wait
+    /// on memory in a serial kernel.
+    pub prefetch: Option<Prefetch>,
+}
+
+/// A constant region (address, bytes) to prefetch; see [`Epilogue::prefetch`].
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Prefetch {
+    pub addr: usize,
+    pub bytes: usize,
+}
+
+impl Prefetch {
+    /// Bytes of each of `items` equal shares, in whole cache lines.
+    fn share(&self, items: usize) -> usize {
+        self.bytes.div_ceil(items.max(1)).next_multiple_of(64)
+    }
+
+    /// The start of share `item` of `share` bytes.
+    fn start(&self, kb: &mut Kb, item: Value, share: usize) -> Value {
+        let off = kb.b.ins().imul_imm_s(item, share as i64);
+        kb.b.ins().iadd_imm_s(off, self.addr as i64)
+    }
 }
 
 impl Epilogue {
@@ -526,6 +550,8 @@ pub(super) struct DwMicro {
     func: usize,
     params: usize,
     value: effc_kernels::DwParams,
+    /// The region each row call prefetches a share of, and the share's bytes.
+    prefetch: Option<(Prefetch, usize)>,
 }
 
 /// The depthwise micro-kernel for a window, when one applies: a depthwise op on dense
@@ -543,6 +569,8 @@ pub(super) fn dw_micro(
     if !dense(xs) || !dense(os) || epi.residual.is_some() {
         return None;
     }
+    // One share per output row; `channel_parts` re-splits when it splits rows further.
+    let prefetch = epi.prefetch.map(|p| (p, p.share(g.n * g.oh)));
     let params = effc_kernels::DwParams {
         c: g.c,
         ld: g.c,
@@ -550,8 +578,9 @@ pub(super) fn dw_micro(
         weights: weights as *const f32,
         bias: bias as *const f32,
         act: super::gemm::micro_activation(epi.act)?,
+        prefetch_bytes: prefetch.map_or(0, |(_, share)| share),
     };
-    Some(DwMicro { func, params: l.const_struct(params), value: params })
+    Some(DwMicro { func, params: l.const_struct(params), value: params, prefetch })
 }
 
 /// Output rows below which a depthwise conv is also split by channels, so two threads
@@ -561,11 +590,13 @@ const DW_MIN_ITEMS: usize = 16;
 /// Channel parts of a depthwise conv: (parts, channels per part, a table of each part's
 /// parameters). One part, unless the feature map has too few output rows to give two
 /// threads even shares.
-fn channel_parts(l: &mut Lowering, g: Geom, m: &DwMicro) -> (usize, usize, Base) {
+fn channel_parts(l: &mut Lowering, g: Geom, m: &mut DwMicro) -> (usize, usize, Base) {
     let rows = g.n * g.oh;
     let wanted = if rows >= DW_MIN_ITEMS { 1 } else { DW_MIN_ITEMS.div_ceil(rows).min(g.c / 64).max(1) };
     let width = g.c.div_ceil(wanted).next_multiple_of(16).min(g.c);
     let parts = g.c.div_ceil(width);
+    m.prefetch = m.prefetch.map(|(p, _)| (p, p.share(rows * parts)));
+    let prefetch_bytes = m.prefetch.map_or(0, |(_, share)| share);
     let table: Vec<usize> = (0..parts)
         .map(|i| {
             let c0 = i * width;
@@ -574,6 +605,7 @@ fn channel_parts(l: &mut Lowering, g: Geom, m: &DwMicro) -> (usize, usize, Base)
                 c: width.min(g.c - c0),
                 weights: v.weights.wrapping_add(c0),
                 bias: v.bias.wrapping_add(c0),
+                prefetch_bytes,
                 ..v
             })
         })
@@ -589,9 +621,9 @@ fn window_micro(
     g: Geom,
     epi: &Epilogue,
     (xs, os): ([i64; 4], [i64; 4]),
-    m: DwMicro,
+    mut m: DwMicro,
 ) -> Result<()> {
-    let (parts, width, table) = channel_parts(l, g, &m);
+    let (parts, width, table) = channel_parts(l, g, &mut m);
     let (x, out, sums) = (x.clone(), out.clone(), epi.row_sums);
     l.kernel(g.n * g.oh * parts, move |kb| {
         let xb = kb.addr(x.base, x.offset as i64 * 4);
@@ -616,7 +648,8 @@ fn window_micro(
             });
             let params = kb.offset(table, part, 8);
             let params = kb.load_const(types::I64, params, 0);
-            dw_micro_row(kb, g, (m.func, params), Rows::Strided, (x_n, xs[2]), o_row, sums_row, oh);
+            let pf = m.prefetch.map(|(p, share)| p.start(kb, r, share));
+            dw_micro_row(kb, g, (m.func, params), Rows::Strided, (x_n, xs[2]), (o_row, sums_row, pf), oh);
         });
     })
 }
@@ -630,14 +663,13 @@ fn dw_micro_row(
     (func, params): (usize, Value),
     rows: Rows,
     (x_n, row_stride): (Value, i64),
-    o_row: Value,
-    sums: Option<Value>,
+    (o_row, sums, prefetch): (Value, Option<Value>, Option<Value>),
     oh: Value,
 ) {
     let table = row_table(kb, g, rows, (x_n, row_stride), oh);
     let null = kb.ic(0);
-    let sums = sums.unwrap_or(null);
-    kb.call_c(func, &[table, o_row, sums, params]);
+    let (sums, prefetch) = (sums.unwrap_or(null), prefetch.unwrap_or(null));
+    kb.call_c(func, &[table, o_row, sums, params, prefetch]);
 }
 
 /// A stack table of the `kh` input rows output row `oh` reads (null for rows in the
@@ -714,7 +746,8 @@ pub(super) fn window_row(
     if let Some(m) = micro {
         let sums_row = sums.map(|s| kb.offset(s, r, (g.c * 4) as i64));
         let params = kb.ic(m.params as i64);
-        dw_micro_row(kb, g, (m.func, params), rows, (x_n, xs[2]), o_row, sums_row, oh);
+        let pf = m.prefetch.map(|(p, share)| p.start(kb, r, share));
+        dw_micro_row(kb, g, (m.func, params), rows, (x_n, xs[2]), (o_row, sums_row, pf), oh);
         return;
     }
     let rs1 = epi.residual.as_ref().map_or(0, |r| r.strides[1] as i64 * 4);

@@ -509,12 +509,17 @@ pub(super) const UNSET_B: Mat = Mat { base: Base::Const(0), offset: 0, rs: 0, cs
 /// panel-major when the micro-kernel will compute `mm`, since each 32-column panel is then
 /// one contiguous run that hardware prefetchers stream from memory (rows of a row-major B
 /// lie a page or more apart, where they stop); row-major for the JIT's loops otherwise.
+/// Values of a K × N matrix packed panel-major (the last panel zero-padded).
+pub(super) fn panel_len(k: usize, n: usize) -> usize {
+    n.div_ceil(PANEL) * k * PANEL
+}
+
 pub(super) fn set_const_b(l: &mut Lowering, mm: &mut MatMul, get: impl Fn(usize, usize) -> f32) {
     let (k, n) = (mm.k, mm.n);
     mm.b = Mat { base: Base::Const(0), offset: 0, rs: PANEL as isize, cs: 1 };
     mm.b_panels = true;
     if micro_params(l, mm).is_some() {
-        let len = n.div_ceil(PANEL) * k * PANEL;
+        let len = panel_len(k, n);
         mm.b.base = l.const_f32_with(len, |out| effc_kernels::gemm::pack_panels(out, k, n, get));
         return;
     }

@@ -18,7 +18,7 @@ use effc_ir::op::{Dense, MbConv, SqueezeExcite};
 use effc_ir::{DType, Error, NodeId, Result};
 
 use super::Lowering;
-use super::conv::{Epilogue, Rows, Window, WindowPtrs, depthwise, depthwise_window, geom, window_row};
+use super::conv::{Epilogue, Prefetch, Rows, Window, WindowPtrs, depthwise, depthwise_window, geom, window_row};
 use super::elementwise::emit_unary;
 use effc_kernels::gemm::PANEL;
 
@@ -253,6 +253,18 @@ impl GateKernel {
         };
         Ok(GateKernel { c, sq: se.reduce.outputs(), row_sums: None, pooled, hidden, gate, fc })
     }
+
+    /// The packed FC weights as one region to prefetch (micro-kernel layers only): they
+    /// were packed one after the other, with their biases, into the constant pool; if a
+    /// pool chunk boundary fell between them, only FC1's.
+    fn weights(&self) -> Option<Prefetch> {
+        let Fc::Micro { w: [Base::Const(w1), Base::Const(w2)], .. } = self.fc else { return None };
+        let bytes = |k: usize, n: usize| super::gemm::panel_len(k, n) * 4;
+        let (b1, b2) = (bytes(self.c, self.sq), bytes(self.sq, self.c));
+        let (lo, hi) = (w1.min(w2), (w1 + b1).max(w2 + b2));
+        let contiguous = hi - lo <= b1 + b2 + (4 << 10);
+        Some(if contiguous { Prefetch { addr: lo, bytes: hi - lo } } else { Prefetch { addr: w1, bytes: b1 } })
+    }
 }
 
 /// The SE block's FC layers as GEMM micro-kernel calls, when the kernels are on and have
@@ -395,7 +407,14 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
     // 1–2. Expand (streamed) and depthwise (+ SE pool).
     let d = dense_buf(scratch(l, 1), &[n, c_exp, oh, ow]);
     let row_sums = b.se.as_ref().map(|_| scratch(l, 2));
-    let epi = Epilogue { residual: None, act: b.dw.act, row_sums };
+    // The SE gate's FC weights are packed first, so that the depthwise kernel can fetch
+    // them into L2 while it computes.
+    let gate = match &b.se {
+        Some(se) => Some(GateKernel::new(l, se, c_exp, [scratch(l, 3), scratch(l, 4), scratch(l, 5)])?),
+        None => None,
+    };
+    let prefetch = gate.as_ref().and_then(GateKernel::weights);
+    let epi = Epilogue { residual: None, act: b.dw.act, row_sums, prefetch };
     l.role = "expand+depthwise";
     match &b.expand {
         Some(e) if streams(b, &x.dims) => {
@@ -420,11 +439,8 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
     let px = (oh * ow) as isize;
     let mut mm = dense_gemm(l, &b.project, (d.base, oh * ow), out.base, b.residual.then_some(x.base));
     mm.batch = vec![[n as isize, px * c_exp as isize, 0, px * cout as isize, 0]];
-    if let Some(se) = &b.se {
-        let k = GateKernel {
-            row_sums: Some((scratch(l, 2), oh, 1.0 / (oh * ow) as f64)),
-            ..GateKernel::new(l, se, c_exp, [scratch(l, 3), scratch(l, 4), scratch(l, 5)])?
-        };
+    if let Some(gate) = gate {
+        let k = GateKernel { row_sums: Some((scratch(l, 2), oh, 1.0 / (oh * ow) as f64)), ..gate };
         l.role = "se-gate";
         gate_kernel(l, n, k)?;
         match gate_scales(l.micro.is_some(), b, &out.dims) {

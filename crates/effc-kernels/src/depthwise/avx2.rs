@@ -4,6 +4,7 @@
 use std::arch::x86_64::*;
 
 use super::DwParams;
+use crate::prefetch::Spread;
 use crate::vector::avx2::activate;
 
 const LANES: usize = 8;
@@ -15,13 +16,21 @@ const PX: usize = 4;
 /// # Safety
 /// The pointers satisfy [`super::DwFn`]'s contract and the CPU supports AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
-pub unsafe extern "C" fn dw_row(rows: *const *const f32, out: *mut f32, sums: *mut f32, params: *const DwParams) {
+pub unsafe extern "C" fn dw_row(
+    rows: *const *const f32,
+    out: *mut f32,
+    sums: *mut f32,
+    params: *const DwParams,
+    prefetch: *const u8,
+) {
     // SAFETY: the caller passes valid params and `kh` row pointers.
     let p = unsafe { &*params };
     let rows = unsafe { std::slice::from_raw_parts(rows, p.win.kh) };
     let (lo, hi) = p.win.interior();
     let mut c0 = 0;
+    let mut pf = Spread::new(prefetch, p.prefetch_bytes, p.c.div_ceil(LANES));
     while c0 < p.c {
+        pf.step();
         let left = (p.c - c0).min(LANES) as i32;
         let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
         // SAFETY (whole block): every access is at channel c0 + lane with the lane in

@@ -6,6 +6,7 @@
 use std::arch::x86_64::*;
 
 use super::DwParams;
+use crate::prefetch::Spread;
 use crate::vector::avx512::activate;
 
 const LANES: usize = 16;
@@ -19,13 +20,21 @@ const LANES: usize = 16;
 /// # Safety
 /// The pointers satisfy [`super::DwFn`]'s contract and the CPU supports AVX-512F.
 #[target_feature(enable = "avx512f")]
-pub unsafe extern "C" fn dw_row(rows: *const *const f32, out: *mut f32, sums: *mut f32, params: *const DwParams) {
+pub unsafe extern "C" fn dw_row(
+    rows: *const *const f32,
+    out: *mut f32,
+    sums: *mut f32,
+    params: *const DwParams,
+    prefetch: *const u8,
+) {
     // SAFETY: the caller passes valid params and `kh` row pointers.
     let p = unsafe { &*params };
     let rows = unsafe { std::slice::from_raw_parts(rows, p.win.kh) };
     let (lo, hi) = p.win.interior();
     let mut c0 = 0;
+    let mut pf = Spread::new(prefetch, p.prefetch_bytes, p.c.div_ceil(GROUP * LANES));
     while c0 < p.c {
+        pf.step();
         let masks: [__mmask16; GROUP] = std::array::from_fn(|v| {
             let left = p.c.saturating_sub(c0 + v * LANES);
             if left >= LANES { 0xffff } else { ((1u32 << left) - 1) as __mmask16 }

@@ -33,6 +33,9 @@ pub struct DwParams {
     /// `c` values.
     pub bias: *const f32,
     pub act: Activation,
+    /// Bytes each call prefetches from its `prefetch` argument (0: none), spread over its
+    /// channel groups; see [`crate::prefetch`].
+    pub prefetch_bytes: usize,
 }
 
 // SAFETY: the pointers refer to immutable weights owned by the same compiled model.
@@ -40,7 +43,7 @@ unsafe impl Send for DwParams {}
 // SAFETY: as above, read-only.
 unsafe impl Sync for DwParams {}
 
-/// `dw_row(rows, out, sums, params)`.
+/// `dw_row(rows, out, sums, params, prefetch)`.
 ///
 /// # Safety
 /// With `p = *params` (valid):
@@ -50,8 +53,15 @@ unsafe impl Sync for DwParams {}
 ///   the input rows;
 /// - `sums` is null or writable at `[ch]`, `ch < p.c`;
 /// - `p.weights` is readable at `[(i·kw + j)·ld + ch]` and `p.bias` at `[ch]`;
+/// - `prefetch` is any address (only prefetched, never read: it cannot fault);
 /// - the variant's instruction set is supported by the CPU.
-pub type DwFn = unsafe extern "C" fn(rows: *const *const f32, out: *mut f32, sums: *mut f32, params: *const DwParams);
+pub type DwFn = unsafe extern "C" fn(
+    rows: *const *const f32,
+    out: *mut f32,
+    sums: *mut f32,
+    params: *const DwParams,
+    prefetch: *const u8,
+);
 
 /// The definition in f64 accumulation, the oracle the variants are tested against.
 /// `rows[i]` is `None` for a kernel row outside the input. The result is dense, `[ow][c]`.

@@ -1,6 +1,7 @@
 //! The portable variant: per block of up to 64 channels and pixel, the taps inside the row.
 
 use super::DwParams;
+use crate::prefetch::Spread;
 
 /// Channels accumulated together (on the stack: no allocation per call).
 const BLOCK: usize = 64;
@@ -9,11 +10,19 @@ const BLOCK: usize = 64;
 ///
 /// # Safety
 /// The pointers satisfy [`super::DwFn`]'s contract.
-pub unsafe extern "C" fn dw_row(rows: *const *const f32, out: *mut f32, sums: *mut f32, params: *const DwParams) {
+pub unsafe extern "C" fn dw_row(
+    rows: *const *const f32,
+    out: *mut f32,
+    sums: *mut f32,
+    params: *const DwParams,
+    prefetch: *const u8,
+) {
     // SAFETY: the caller passes valid params and `kh` row pointers.
     let p = unsafe { &*params };
     let rows = unsafe { std::slice::from_raw_parts(rows, p.win.kh) };
+    let mut pf = Spread::new(prefetch, p.prefetch_bytes, p.c.div_ceil(BLOCK));
     for c0 in (0..p.c).step_by(BLOCK) {
+        pf.step();
         let n = BLOCK.min(p.c - c0);
         if !sums.is_null() {
             // SAFETY: c0 + n ≤ c values of the sums.
