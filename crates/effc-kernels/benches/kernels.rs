@@ -7,7 +7,8 @@ use effc_kernels::gemm::GemmParams;
 use effc_kernels::{ActKind, Activation, Isa};
 
 /// (name, rows, k, n): pixels × input channels × output channels.
-const SHAPES: [(&str, usize, usize, usize); 5] = [
+const SHAPES: [(&str, usize, usize, usize); 6] = [
+    ("b0.block3.project 56x56", 56 * 56, 144, 24),
     ("b0.block1.expand one 112-pixel row", 112, 16, 96),
     ("b0.block2.expand 56x56", 56 * 56, 24, 144),
     ("b0.block4.project 28x28", 28 * 28, 240, 40),
@@ -51,7 +52,10 @@ criterion_group!(benches, gemm, depthwise);
 criterion_main!(benches);
 
 /// (name, channels, input width, kernel, stride): depthwise rows of B0.
-const DW_SHAPES: [(&str, usize, usize, usize, usize); 6] = [
+const DW_SHAPES: [(&str, usize, usize, usize, usize); 9] = [
+    ("b0.block5 28x28 k3 s2", 240, 28, 3, 2),
+    ("b0.block6 14x14 k3", 480, 14, 3, 1),
+    ("b0.block15 7x7 k3", 1152, 7, 3, 1),
     ("b0.block0 112x112 k3", 32, 112, 3, 1),
     ("b0.block1 112x112 k3 s2", 96, 112, 3, 2),
     ("b0.block2 56x56 k3", 144, 56, 3, 1),

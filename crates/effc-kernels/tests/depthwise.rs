@@ -170,7 +170,9 @@ proptest! {
 #[test]
 fn specialised_windows_match_the_reference() {
     for (kw, sw) in [(3, 1), (3, 2), (5, 1), (5, 2)] {
-        for (c, ld_pad, w) in [(16, 0, 56), (37, 3, 61), (96, 0, 112), (40, 0, 7), (24, 1, 14)] {
+        let widths =
+            [(16, 0, 56), (37, 3, 61), (96, 0, 112), (40, 0, 7), (24, 1, 14), (24, 0, 28), (33, 2, 21), (20, 0, 42)];
+        for (c, ld_pad, w) in widths {
             let mut present = vec![true; kw];
             present[0] = w % 2 == 0;
             let case = Case {

@@ -52,6 +52,24 @@ pub unsafe extern "C" fn dw_row(
                 sum[v] = _mm512_add_ps(sum[v], y);
             };
             let mut ox = 0;
+            // Seven-pixel groups for rows of 7 and 14 (B0's last stages), where eight
+            // would compute one or two pixels that are thrown away.
+            let seven = p.win.ow % 8 != 0 && p.win.ow % 7 == 0;
+            while ox < p.win.ow && specialised(p) && seven {
+                let interior = ox >= lo && ox + 7 <= hi;
+                for v in 0..vectors {
+                    let (c, m, b) = (c0 + v * LANES, masks[v], bias[v]);
+                    let acc = if interior {
+                        window_7::<false>(rows, p, ox, c, m, b)
+                    } else {
+                        window_7::<true>(rows, p, ox, c, m, b)
+                    };
+                    for (q, &a) in acc.iter().enumerate() {
+                        store(ox + q, v, a);
+                    }
+                }
+                ox += 7;
+            }
             while ox < p.win.ow && specialised(p) {
                 // Eight pixels at a time, border groups included: their taps outside the
                 // row read as zeros, and pixels past the row's end are not stored.
@@ -184,8 +202,40 @@ unsafe fn window_8<const CHECKED: bool>(
     }
 }
 
-fn halves(a: [__m512; 4], b: [__m512; 4]) -> [__m512; 8] {
-    std::array::from_fn(|q| if q < 4 { a[q] } else { b[q - 4] })
+/// Seven pixels from `ox`, as [`window_8`] does eight (stride 2 as 4 + 3).
+///
+/// # Safety
+/// As in [`sliding`].
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn window_7<const CHECKED: bool>(
+    rows: &[*const f32],
+    p: &DwParams,
+    ox: usize,
+    c0: usize,
+    mask: __mmask16,
+    bias: __m512,
+) -> [__m512; 7] {
+    // SAFETY: the same contract, passed on.
+    unsafe {
+        match (p.win.kw, p.win.sw) {
+            (3, 1) => sliding::<7, 3, 1, CHECKED>(rows, p, ox, c0, mask, bias),
+            (5, 1) => sliding::<7, 5, 1, CHECKED>(rows, p, ox, c0, mask, bias),
+            (3, 2) => halves(
+                sliding::<4, 3, 2, CHECKED>(rows, p, ox, c0, mask, bias),
+                sliding::<3, 3, 2, CHECKED>(rows, p, ox + 4, c0, mask, bias),
+            ),
+            _ => halves(
+                sliding::<4, 5, 2, CHECKED>(rows, p, ox, c0, mask, bias),
+                sliding::<3, 5, 2, CHECKED>(rows, p, ox + 4, c0, mask, bias),
+            ),
+        }
+    }
+}
+
+/// `a` then `b`, as one group of A + B = P pixels.
+fn halves<const A: usize, const B: usize, const P: usize>(a: [__m512; A], b: [__m512; B]) -> [__m512; P] {
+    std::array::from_fn(|q| if q < A { a[q] } else { b[q - A] })
 }
 
 /// P pixels from `ox` for a window known at compile time (KW taps, stride SW, no
