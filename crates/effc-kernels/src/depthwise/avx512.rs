@@ -46,10 +46,17 @@ pub unsafe extern "C" fn dw_row(
             let bias: [__m512; GROUP] =
                 std::array::from_fn(|v| _mm512_maskz_loadu_ps(masks[v], p.bias.wrapping_add(c0 + v * LANES)));
             let mut sum = [_mm512_setzero_ps(); GROUP];
-            let mut store = |px: usize, v: usize, acc: __m512| {
-                let y = activate(acc, &p.act);
-                _mm512_mask_storeu_ps(out.add(px * p.ld + c0 + v * LANES), masks[v], y);
-                sum[v] = _mm512_add_ps(sum[v], y);
+            // Pixels px.. of channel vector v: activated, stored (the first `valid`), and
+            // their sum added to the row's (once per group: `sum[v]` with a run-time v
+            // lives in memory, and adding into it per pixel chained store-to-load latency).
+            let mut store = |px: usize, v: usize, acc: &[__m512], valid: usize| {
+                let mut part = _mm512_setzero_ps();
+                for (q, &a) in acc.iter().enumerate().take(valid) {
+                    let y = activate(a, &p.act);
+                    _mm512_mask_storeu_ps(out.add((px + q) * p.ld + c0 + v * LANES), masks[v], y);
+                    part = _mm512_add_ps(part, y);
+                }
+                sum[v] = _mm512_add_ps(sum[v], part);
             };
             let mut ox = 0;
             // Seven-pixel groups for rows of 7 and 14 (B0's last stages), where eight
@@ -64,9 +71,7 @@ pub unsafe extern "C" fn dw_row(
                     } else {
                         window_7::<true>(rows, p, ox, c, m, b)
                     };
-                    for (q, &a) in acc.iter().enumerate() {
-                        store(ox + q, v, a);
-                    }
+                    store(ox, v, &acc, 7);
                 }
                 ox += 7;
             }
@@ -81,9 +86,7 @@ pub unsafe extern "C" fn dw_row(
                     } else {
                         window_8::<true>(rows, p, ox, c, m, b)
                     };
-                    for (q, &a) in acc.iter().enumerate().take(p.win.ow - ox) {
-                        store(ox + q, v, a);
-                    }
+                    store(ox, v, &acc, p.win.ow - ox);
                 }
                 ox += 8;
             }
@@ -91,23 +94,19 @@ pub unsafe extern "C" fn dw_row(
                 if ox >= lo && ox + 8 <= hi {
                     for v in 0..vectors {
                         let acc = interior::<8>(rows, p, ox, c0 + v * LANES, masks[v], bias[v]);
-                        for (q, &a) in acc.iter().enumerate() {
-                            store(ox + q, v, a);
-                        }
+                        store(ox, v, &acc, 8);
                     }
                     ox += 8;
                 } else if ox >= lo && ox + 4 <= hi {
                     for v in 0..vectors {
                         let acc = interior::<4>(rows, p, ox, c0 + v * LANES, masks[v], bias[v]);
-                        for (q, &a) in acc.iter().enumerate() {
-                            store(ox + q, v, a);
-                        }
+                        store(ox, v, &acc, 4);
                     }
                     ox += 4;
                 } else {
                     let acc = border(rows, p, ox, c0, masks, bias);
-                    for (v, &a) in acc.iter().enumerate().take(vectors) {
-                        store(ox, v, a);
+                    for (v, a) in acc.iter().enumerate().take(vectors) {
+                        store(ox, v, std::slice::from_ref(a), 1);
                     }
                     ox += 1;
                 }
