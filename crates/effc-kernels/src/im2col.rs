@@ -28,21 +28,31 @@ pub unsafe extern "C" fn im2col_row(rows: *const *const f32, patch: *mut f32, pa
     let patch = unsafe { std::slice::from_raw_parts_mut(patch, p.win.ow * k) };
     let (lo, hi) = p.win.interior();
     // Interior pixels without dilation read each kernel row's taps as one run of kw·c
-    // consecutive values.
+    // consecutive values: copied kernel row by kernel row, so each pass streams one input
+    // row, through raw pointers (the stem's runs are 9 values: fixed-size moves, no
+    // per-pixel bounds checks).
     let run = p.win.kw * p.c;
+    if p.win.dw == 1 && lo < hi {
+        let step = p.win.sw * p.c;
+        for (i, &row) in rows.iter().enumerate() {
+            let dst = patch[lo * k + i * run..].as_mut_ptr();
+            if row.is_null() {
+                for ox in lo..hi {
+                    patch[ox * k + i * run..][..run].fill(0.0);
+                }
+                continue;
+            }
+            // SAFETY: an interior pixel's taps are all inside the row (columns
+            // (ox·sw − pw).. + kw are < w), and its patch row holds k ≥ (i + 1)·run values
+            // from i·run; the source row and the patch do not overlap.
+            unsafe {
+                let src = row.add((lo * p.win.sw - p.win.pw) * p.c);
+                copy_runs(src, step, dst, k, run, hi - lo);
+            }
+        }
+    }
     for (ox, dst) in patch.chunks_exact_mut(k).enumerate() {
         if p.win.dw == 1 && (lo..hi).contains(&ox) {
-            let start = (ox * p.win.sw - p.win.pw) * p.c;
-            for (i, &row) in rows.iter().enumerate() {
-                let taps = &mut dst[i * run..][..run];
-                if row.is_null() {
-                    taps.fill(0.0);
-                } else {
-                    // SAFETY: an interior pixel's taps are all inside the row: columns
-                    // start/c .. start/c + kw are < w.
-                    copy(taps, unsafe { std::slice::from_raw_parts(row.add(start), run) });
-                }
-            }
             continue;
         }
         for (i, &row) in rows.iter().enumerate() {
@@ -54,6 +64,35 @@ pub unsafe extern "C" fn im2col_row(rows: *const *const f32, patch: *mut f32, pa
                         copy(tap, unsafe { std::slice::from_raw_parts(row.add(iw * p.c), p.c) })
                     }
                     _ => tap.fill(0.0),
+                }
+            }
+        }
+    }
+}
+
+/// `count` runs of `run` values, the n-th from `src + n·src_step` to `dst + n·dst_step`.
+///
+/// # Safety
+/// Every run is readable at its source and writable at its destination, and they do not
+/// overlap.
+#[inline]
+unsafe fn copy_runs(src: *const f32, src_step: usize, dst: *mut f32, dst_step: usize, run: usize, count: usize) {
+    // SAFETY (all): forwarded from the caller, run by run.
+    unsafe {
+        match run {
+            9 => {
+                for n in 0..count {
+                    std::ptr::copy_nonoverlapping(src.add(n * src_step), dst.add(n * dst_step), 9);
+                }
+            }
+            3 => {
+                for n in 0..count {
+                    std::ptr::copy_nonoverlapping(src.add(n * src_step), dst.add(n * dst_step), 3);
+                }
+            }
+            _ => {
+                for n in 0..count {
+                    std::ptr::copy_nonoverlapping(src.add(n * src_step), dst.add(n * dst_step), run);
                 }
             }
         }
