@@ -16,6 +16,7 @@ pub mod gemm;
 pub mod im2col;
 mod peak;
 pub mod prefetch;
+pub mod scale;
 mod vector;
 mod window;
 
@@ -93,6 +94,21 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => depthwise::avx2::dw_row,
             _ => depthwise::portable::dw_row,
+        })
+    }
+
+    /// The squeeze-excite scaling kernels of this variant (weight rows, activation
+    /// columns), or `None` if the CPU cannot run them.
+    pub fn scale(self) -> Option<(scale::ScaleRowsFn, scale::ScaleColumnsFn)> {
+        if !self.is_supported() {
+            return None;
+        }
+        Some(match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => (scale::rows_avx512, scale::columns_avx512),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => (scale::rows_avx2, scale::columns_avx2),
+            _ => (scale::rows_portable, scale::columns_portable),
         })
     }
 

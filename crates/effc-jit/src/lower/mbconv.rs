@@ -149,6 +149,7 @@ fn gate_scales(micro: bool, b: &MbConv, out_shape: &[usize]) -> GateScales {
 fn scale_activations(l: &mut Lowering, n: usize, (pixels, c): (usize, usize), a: Base, gate: Base) -> Result<()> {
     const PIXELS: usize = 8;
     let blocks = pixels.div_ceil(PIXELS);
+    let kernel = l.micro.and_then(|isa| isa.scale()).map(|(_, columns)| columns as usize);
     l.kernel(n * blocks, move |kb| {
         let (a, gate) = (kb.addr(a, 0), kb.addr(gate, 0));
         let (lo, hi) = (kb.lo, kb.hi);
@@ -156,6 +157,13 @@ fn scale_activations(l: &mut Lowering, n: usize, (pixels, c): (usize, usize), a:
             let (s, first, last) = kb.block_of(item, blocks, PIXELS, pixels);
             let gate_s = kb.offset(gate, s, (c * 4) as i64);
             let a_s = kb.offset(a, s, (pixels * c * 4) as i64);
+            if let Some(f) = kernel {
+                let start = kb.offset(a_s, first, (c * 4) as i64);
+                let count = kb.b.ins().isub(last, first);
+                let c = kb.ic(c as i64);
+                kb.call_c(f, &[start, gate_s, count, c]);
+                return;
+            }
             kb.for_range(first, last, 1, |kb, px| {
                 let row = kb.offset(a_s, px, (c * 4) as i64);
                 kb.for_lanes(c, |kb, off, ty| {
@@ -184,6 +192,7 @@ fn scale_weights(l: &mut Lowering, n: usize, c: usize, (rows, width): (usize, us
     const ROWS: usize = 32;
     let blocks = rows.div_ceil(ROWS);
     let [w, gate, out] = bases;
+    let kernel = l.micro.and_then(|isa| isa.scale()).map(|(rows, _)| rows as usize);
     l.kernel(n * blocks, move |kb| {
         let (w, gate, out) = (kb.addr(w, 0), kb.addr(gate, 0), kb.addr(out, 0));
         let (lo, hi) = (kb.lo, kb.hi);
@@ -191,6 +200,12 @@ fn scale_weights(l: &mut Lowering, n: usize, c: usize, (rows, width): (usize, us
             let (s, first, last) = kb.block_of(item, blocks, ROWS, rows);
             let gate_s = kb.offset(gate, s, (c * 4) as i64);
             let out_s = kb.offset(out, s, (rows * width * 4) as i64);
+            if let Some(f) = kernel {
+                let count = kb.b.ins().isub(last, first);
+                let (width, c) = (kb.ic(width as i64), kb.ic(c as i64));
+                kb.call_c(f, &[w, gate_s, out_s, first, count, width, c]);
+                return;
+            }
             kb.for_range(first, last, 1, |kb, r| {
                 let ch = kb.b.ins().urem_imm_u(r, c as i64);
                 let gp = kb.offset(gate_s, ch, 4);

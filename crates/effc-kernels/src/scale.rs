@@ -1,0 +1,100 @@
+//! The squeeze-excite gate's multiplies: per-channel scales applied to a per-sample copy of
+//! the projection weights or, in place, to the activations. Plain loops the compiler
+//! vectorises for each instruction set; the JIT's own code for them is 128-bit.
+
+/// `scale_rows(src, gate, dst, first, rows, width, c)`: for `r` in `first..first + rows`,
+/// `dst[r·width + j] = src[r·width + j] · gate[r mod c]`, `j < width`.
+///
+/// # Safety
+/// `src` is readable and `dst` writable at those indices (they may not overlap), `gate`
+/// readable at `[0, c)`, `c > 0`; the variant's instruction set is supported.
+pub type ScaleRowsFn = unsafe extern "C" fn(
+    src: *const f32,
+    gate: *const f32,
+    dst: *mut f32,
+    first: usize,
+    rows: usize,
+    width: usize,
+    c: usize,
+);
+
+/// `scale_columns(a, gate, pixels, c)`: `a[p·c + ch] *= gate[ch]` for `p < pixels`,
+/// `ch < c`.
+///
+/// # Safety
+/// `a` is writable at those indices, `gate` readable at `[0, c)`; the variant's instruction
+/// set is supported.
+pub type ScaleColumnsFn = unsafe extern "C" fn(a: *mut f32, gate: *const f32, pixels: usize, c: usize);
+
+#[inline(always)]
+unsafe fn rows_body(
+    src: *const f32,
+    gate: *const f32,
+    dst: *mut f32,
+    first: usize,
+    rows: usize,
+    width: usize,
+    c: usize,
+) {
+    // SAFETY: the contract of ScaleRowsFn.
+    let (src, dst, gate) = unsafe {
+        (
+            std::slice::from_raw_parts(src.add(first * width), rows * width),
+            std::slice::from_raw_parts_mut(dst.add(first * width), rows * width),
+            std::slice::from_raw_parts(gate, c),
+        )
+    };
+    for (r, (s, d)) in src.chunks_exact(width).zip(dst.chunks_exact_mut(width)).enumerate() {
+        let g = gate[(first + r) % c];
+        for (x, y) in s.iter().zip(d.iter_mut()) {
+            *y = x * g;
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn columns_body(a: *mut f32, gate: *const f32, pixels: usize, c: usize) {
+    // SAFETY: the contract of ScaleColumnsFn.
+    let (a, gate) = unsafe { (std::slice::from_raw_parts_mut(a, pixels * c), std::slice::from_raw_parts(gate, c)) };
+    for px in a.chunks_exact_mut(c) {
+        for (x, g) in px.iter_mut().zip(gate) {
+            *x *= g;
+        }
+    }
+}
+
+macro_rules! variant {
+    ($rows:ident, $columns:ident, $doc:literal $(, $feature:literal)?) => {
+        #[doc = $doc]
+        ///
+        /// # Safety
+        /// See [`ScaleRowsFn`].
+        $(#[cfg(target_arch = "x86_64")] #[target_feature(enable = $feature)])?
+        pub unsafe extern "C" fn $rows(
+            src: *const f32,
+            gate: *const f32,
+            dst: *mut f32,
+            first: usize,
+            rows: usize,
+            width: usize,
+            c: usize,
+        ) {
+            // SAFETY: forwarded.
+            unsafe { rows_body(src, gate, dst, first, rows, width, c) }
+        }
+
+        #[doc = $doc]
+        ///
+        /// # Safety
+        /// See [`ScaleColumnsFn`].
+        $(#[cfg(target_arch = "x86_64")] #[target_feature(enable = $feature)])?
+        pub unsafe extern "C" fn $columns(a: *mut f32, gate: *const f32, pixels: usize, c: usize) {
+            // SAFETY: forwarded.
+            unsafe { columns_body(a, gate, pixels, c) }
+        }
+    };
+}
+
+variant!(rows_portable, columns_portable, "Auto-vectorised for the baseline target.");
+variant!(rows_avx512, columns_avx512, "Vectorised with AVX-512F.", "avx512f");
+variant!(rows_avx2, columns_avx2, "Vectorised with AVX2.", "avx2,fma");
