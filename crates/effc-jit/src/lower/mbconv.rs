@@ -145,7 +145,8 @@ fn gate_scales(micro: bool, b: &MbConv, out_shape: &[usize]) -> GateScales {
 }
 
 /// A[s][p][c] *= gate[s][c] in place, for `n` samples of `pixels` × `c`, split over
-/// blocks of pixels so threads share it.
+/// blocks of pixels so threads share it; one `scale` micro-kernel call per block when the
+/// kernels are on (the JIT's loop is 128-bit).
 fn scale_activations(l: &mut Lowering, n: usize, (pixels, c): (usize, usize), a: Base, gate: Base) -> Result<()> {
     const PIXELS: usize = 8;
     let blocks = pixels.div_ceil(PIXELS);
@@ -187,7 +188,8 @@ fn weight_rows(mm: &MatMul) -> (usize, usize) {
 }
 
 /// W'[s][r][·] = W[r][·] · gate[s][r mod C], per sample, for W as `(rows, width)` (see
-/// [`weight_rows`]) and C = `c` gate values; split over blocks of rows so threads share it.
+/// [`weight_rows`]) and C = `c` gate values; split over blocks of rows so threads share it,
+/// one `scale` micro-kernel call per block when the kernels are on.
 fn scale_weights(l: &mut Lowering, n: usize, c: usize, (rows, width): (usize, usize), bases: [Base; 3]) -> Result<()> {
     const ROWS: usize = 32;
     let blocks = rows.div_ceil(ROWS);
