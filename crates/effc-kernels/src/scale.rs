@@ -36,6 +36,9 @@ unsafe fn rows_body(
     width: usize,
     c: usize,
 ) {
+    if rows == 0 || width == 0 || c == 0 {
+        return;
+    }
     // SAFETY: the contract of ScaleRowsFn.
     let (src, dst, gate) = unsafe {
         (
@@ -54,6 +57,9 @@ unsafe fn rows_body(
 
 #[inline(always)]
 unsafe fn columns_body(a: *mut f32, gate: *const f32, pixels: usize, c: usize) {
+    if pixels == 0 || c == 0 {
+        return;
+    }
     // SAFETY: the contract of ScaleColumnsFn.
     let (a, gate) = unsafe { (std::slice::from_raw_parts_mut(a, pixels * c), std::slice::from_raw_parts(gate, c)) };
     for px in a.chunks_exact_mut(c) {

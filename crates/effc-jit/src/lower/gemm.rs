@@ -505,15 +505,15 @@ fn emit_micro(l: &mut Lowering, mm: &MatMul, m: Micro) -> Result<()> {
 /// `mm.b` before [`set_const_b`] stores the constant weights.
 pub(super) const UNSET_B: Mat = Mat { base: Base::Const(0), offset: 0, rs: 0, cs: 1 };
 
-/// Stores the constant B of `mm` (`get(k, j)`, K × N) and points `mm.b` at it:
-/// panel-major when the micro-kernel will compute `mm`, since each 32-column panel is then
-/// one contiguous run that hardware prefetchers stream from memory (rows of a row-major B
-/// lie a page or more apart, where they stop); row-major for the JIT's loops otherwise.
 /// Values of a K × N matrix packed panel-major (the last panel zero-padded).
 pub(super) fn panel_len(k: usize, n: usize) -> usize {
     n.div_ceil(PANEL) * k * PANEL
 }
 
+/// Stores the constant B of `mm` (`get(k, j)`, K × N) and points `mm.b` at it:
+/// panel-major when the micro-kernel will compute `mm`, since each 32-column panel is then
+/// one contiguous run that hardware prefetchers stream from memory (rows of a row-major B
+/// lie a page or more apart, where they stop); row-major for the JIT's loops otherwise.
 pub(super) fn set_const_b(l: &mut Lowering, mm: &mut MatMul, get: impl Fn(usize, usize) -> f32) {
     let (k, n) = (mm.k, mm.n);
     mm.b = Mat { base: Base::Const(0), offset: 0, rs: PANEL as isize, cs: 1 };

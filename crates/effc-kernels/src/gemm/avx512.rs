@@ -212,8 +212,9 @@ unsafe fn tile<const M: usize, const V: usize, const HALF: bool>(
     }
 }
 
-/// The masked lanes at `src`, or with `HALF` and `last` its 8 lanes in the low half (the
-/// high half undefined: only ymm operations and stores read it).
+/// The masked lanes at `src`, or with `HALF` and `last` its 8 lanes in the low half. The
+/// high half is then undefined: the FMAs and the store of such a vector are ymm ones, and
+/// the epilogue's activation may compute on the high half but nothing stores it.
 ///
 /// # Safety
 /// The selected lanes are readable; AVX-512F is available.
