@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Side-by-side latency of effc, tract and onnxruntime; writes docs/BENCHMARKS.md.
 # Installs onnxruntime from PyPI into bench/.venv on first use. RUNS (default 50) timed
-# runs per measurement after WARMUP (default 10); ROUNDS (default 3) measurements of each
+# runs per measurement after WARMUP (default 10); ROUNDS (default 5) measurements of each
 # runtime, alternating effc and onnxruntime, so that a burst of load from another tenant
 # of the machine lands in one round of one runtime, which the median over rounds drops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${RUNS:-50}"
 warmup="${WARMUP:-10}"
-rounds="${ROUNDS:-3}"
+rounds="${ROUNDS:-5}"
 venv=bench/.venv
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
