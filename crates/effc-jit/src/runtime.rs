@@ -99,6 +99,22 @@ struct Step {
     extent: u64,
 }
 
+impl Step {
+    /// Runs the kernel over its whole range, split across `team` if there is one.
+    ///
+    /// # Safety
+    /// `arena` and `io` are what the kernel was compiled for (see `run_into_with`).
+    unsafe fn run(&self, team: Option<&Team>, arena: *mut u8, io: *const *mut u8) {
+        // SAFETY: forwarded; a team only splits `0..extent` into disjoint sub-ranges.
+        unsafe {
+            match team {
+                Some(t) => t.run_step(self.kernel, self.extent, arena, io),
+                None => (self.kernel)(arena, io, 0, self.extent),
+            }
+        }
+    }
+}
+
 /// A model compiled to machine code: compile once, run many times from many threads.
 pub struct CompiledModel {
     steps: Vec<Step>,
@@ -272,12 +288,7 @@ impl CompiledModel {
             // and element count were checked above; constants live in `self._consts` and the
             // code in `self._code`, both alive for `&self`. `0..extent` is the kernel's full
             // parallel range, and a team only splits it into disjoint sub-ranges.
-            unsafe {
-                match team {
-                    Some(t) => t.run_step(s.kernel, s.extent, arena.as_mut_ptr(), io_ptr),
-                    None => (s.kernel)(arena.as_mut_ptr(), io_ptr, 0, s.extent),
-                }
-            }
+            unsafe { s.run(team, arena.as_mut_ptr(), io_ptr) };
             if (cfg!(debug_assertions) || !self.guards.is_empty())
                 && let Some(what) = corrupted_guard(arena.as_mut_slice(), self.arena_bytes, &self.guards)
             {
@@ -325,12 +336,7 @@ impl CompiledModel {
                 let t = std::time::Instant::now();
                 // SAFETY: as in run_into_with; `run` above validated the inputs' dtypes and
                 // shapes, and the output buffers are sized from the model's outputs.
-                unsafe {
-                    match team {
-                        Some(t) => t.run_step(s.kernel, s.extent, arena.as_mut_ptr(), io.as_ptr()),
-                        None => (s.kernel)(arena.as_mut_ptr(), io.as_ptr(), 0, s.extent),
-                    }
-                }
+                unsafe { s.run(team, arena.as_mut_ptr(), io.as_ptr()) };
                 totals[k] += t.elapsed().as_secs_f64() * 1e3;
             }
         }

@@ -59,10 +59,11 @@ pub unsafe extern "C" fn im2col_row(rows: *const *const f32, patch: *mut f32, pa
             for j in 0..p.win.kw {
                 let tap = &mut dst[(i * p.win.kw + j) * p.c..][..p.c];
                 match p.win.column(ox, j) {
-                    // SAFETY: iw < w, so the pixel's c channels are inside the row.
-                    Some(iw) if !row.is_null() => {
-                        copy(tap, unsafe { std::slice::from_raw_parts(row.add(iw * p.c), p.c) })
-                    }
+                    // SAFETY: iw < w, so the pixel's c channels are inside the row, and
+                    // the tap holds c values of the patch.
+                    Some(iw) if !row.is_null() => unsafe {
+                        copy_runs(row.add(iw * p.c), 0, tap.as_mut_ptr(), 0, p.c, 1)
+                    },
                     _ => tap.fill(0.0),
                 }
             }
@@ -71,7 +72,8 @@ pub unsafe extern "C" fn im2col_row(rows: *const *const f32, patch: *mut f32, pa
 }
 
 /// `count` runs of `run` values, the n-th from `src + n·src_step` to `dst + n·dst_step`;
-/// the stem's lengths (9 and 3) as constants, which the compiler turns into a few moves.
+/// the stem's lengths (a kernel row's 9 taps, a pixel's 3 channels) as constants, which
+/// the compiler turns into a few moves where a `memcpy` call would cost more than the data.
 ///
 /// # Safety
 /// Every run is readable at its source and writable at its destination, and they do not
@@ -97,24 +99,4 @@ unsafe fn copy_runs(src: *const f32, src_step: usize, dst: *mut f32, dst_step: u
             }
         }
     }
-}
-
-/// `dst = src` for a few values: a pixel's channels, or a kernel row's taps. The stem's
-/// are 3 and 9 long: fixed-size copies there, since a `memcpy` call per 12 or 36 bytes
-/// would cost more than the data.
-#[inline]
-fn copy(dst: &mut [f32], src: &[f32]) {
-    match dst.len() {
-        9 => fixed::<9>(dst, src),
-        3 => fixed::<3>(dst, src),
-        1 => dst[0] = src[0],
-        _ => dst.copy_from_slice(src),
-    }
-}
-
-#[inline]
-fn fixed<const N: usize>(dst: &mut [f32], src: &[f32]) {
-    let s: &[f32; N] = src.try_into().expect("same length");
-    let d: &mut [f32; N] = dst.try_into().expect("same length");
-    *d = *s;
 }

@@ -67,9 +67,9 @@ pub unsafe extern "C" fn dw_row(
                 for v in 0..vectors {
                     let (c, m, b) = (c0 + v * LANES, masks[v], bias[v]);
                     let acc = if interior {
-                        window_7::<false>(rows, p, ox, c, m, b)
+                        window::<7, 3, false>(rows, p, ox, c, m, b)
                     } else {
-                        window_7::<true>(rows, p, ox, c, m, b)
+                        window::<7, 3, true>(rows, p, ox, c, m, b)
                     };
                     store(ox, v, &acc, 7);
                 }
@@ -82,9 +82,9 @@ pub unsafe extern "C" fn dw_row(
                 for v in 0..vectors {
                     let (c, m, b) = (c0 + v * LANES, masks[v], bias[v]);
                     let acc = if interior {
-                        window_8::<false>(rows, p, ox, c, m, b)
+                        window::<8, 4, false>(rows, p, ox, c, m, b)
                     } else {
-                        window_8::<true>(rows, p, ox, c, m, b)
+                        window::<8, 4, true>(rows, p, ox, c, m, b)
                     };
                     store(ox, v, &acc, p.win.ow - ox);
                 }
@@ -163,70 +163,39 @@ unsafe fn border(
 }
 
 /// Whether the window is one of B0's (3×3 or 5×5, stride 1 or 2, no dilation), which
-/// [`window_8`] runs with code specialised per window.
+/// [`window`] runs with code specialised per window.
 fn specialised(p: &DwParams) -> bool {
     matches!((p.win.kw, p.win.sw, p.win.dw), (3 | 5, 1 | 2, 1))
 }
 
-/// Eight pixels from `ox` through [`sliding`] for a [`specialised`] window; CHECKED when
-/// some tap may fall outside the row.
+/// P pixels from `ox` through [`sliding`] for a [`specialised`] window; CHECKED when
+/// some tap may fall outside the row. With stride 2, eight pixels at once unroll past
+/// what LLVM keeps in registers, so the group runs as 4 + H pixels (H = P − 4).
 ///
 /// # Safety
 /// As in [`sliding`].
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn window_8<const CHECKED: bool>(
+unsafe fn window<const P: usize, const H: usize, const CHECKED: bool>(
     rows: &[*const f32],
     p: &DwParams,
     ox: usize,
     c0: usize,
     mask: __mmask16,
     bias: __m512,
-) -> [__m512; 8] {
+) -> [__m512; P] {
     // SAFETY: the same contract, passed on.
     unsafe {
         match (p.win.kw, p.win.sw) {
-            (3, 1) => sliding::<8, 3, 1, CHECKED>(rows, p, ox, c0, mask, bias),
-            (5, 1) => sliding::<8, 5, 1, CHECKED>(rows, p, ox, c0, mask, bias),
-            // With stride 2, eight pixels at once unroll past what LLVM keeps in registers.
+            (3, 1) => sliding::<P, 3, 1, CHECKED>(rows, p, ox, c0, mask, bias),
+            (5, 1) => sliding::<P, 5, 1, CHECKED>(rows, p, ox, c0, mask, bias),
             (3, 2) => halves(
                 sliding::<4, 3, 2, CHECKED>(rows, p, ox, c0, mask, bias),
-                sliding::<4, 3, 2, CHECKED>(rows, p, ox + 4, c0, mask, bias),
+                sliding::<H, 3, 2, CHECKED>(rows, p, ox + 4, c0, mask, bias),
             ),
             _ => halves(
                 sliding::<4, 5, 2, CHECKED>(rows, p, ox, c0, mask, bias),
-                sliding::<4, 5, 2, CHECKED>(rows, p, ox + 4, c0, mask, bias),
-            ),
-        }
-    }
-}
-
-/// Seven pixels from `ox`, as [`window_8`] does eight (stride 2 as 4 + 3).
-///
-/// # Safety
-/// As in [`sliding`].
-#[target_feature(enable = "avx512f")]
-#[inline]
-unsafe fn window_7<const CHECKED: bool>(
-    rows: &[*const f32],
-    p: &DwParams,
-    ox: usize,
-    c0: usize,
-    mask: __mmask16,
-    bias: __m512,
-) -> [__m512; 7] {
-    // SAFETY: the same contract, passed on.
-    unsafe {
-        match (p.win.kw, p.win.sw) {
-            (3, 1) => sliding::<7, 3, 1, CHECKED>(rows, p, ox, c0, mask, bias),
-            (5, 1) => sliding::<7, 5, 1, CHECKED>(rows, p, ox, c0, mask, bias),
-            (3, 2) => halves(
-                sliding::<4, 3, 2, CHECKED>(rows, p, ox, c0, mask, bias),
-                sliding::<3, 3, 2, CHECKED>(rows, p, ox + 4, c0, mask, bias),
-            ),
-            _ => halves(
-                sliding::<4, 5, 2, CHECKED>(rows, p, ox, c0, mask, bias),
-                sliding::<3, 5, 2, CHECKED>(rows, p, ox + 4, c0, mask, bias),
+                sliding::<H, 5, 2, CHECKED>(rows, p, ox + 4, c0, mask, bias),
             ),
         }
     }
