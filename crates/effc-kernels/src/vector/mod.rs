@@ -53,11 +53,9 @@ const EXP2_32NDS: [f32; 32] = [
 #[cfg(target_arch = "x86_64")]
 const EXP2_MINIMAX2: [f32; 2] = [0.693_157_3, 0.240_226_76];
 
-/// −log2 e as a sum of two f32s, for reducing x·log2 e to a small remainder exactly.
+/// −log2 e rounded to f32.
 #[cfg(target_arch = "x86_64")]
-const NEG_LOG2E_HI: f32 = -std::f32::consts::LOG2_E;
-#[cfg(target_arch = "x86_64")]
-const NEG_LOG2E_LO: f32 = -1.925_963e-8;
+const NEG_LOG2E: f32 = -std::f32::consts::LOG2_E;
 
 /// 1.5·2^18: adding it to |t| < 2^17 rounds t to a multiple of 1/32 (its unit in the last
 /// place) and leaves 32·t mod 32 in the low 5 mantissa bits.
