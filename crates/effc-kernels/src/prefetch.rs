@@ -1,7 +1,8 @@
 //! Software prefetch of weights a later kernel reads, issued by an earlier compute-bound
 //! kernel a few lines at a time, so that the later one finds them in L2 instead of waiting
 //! on memory: the squeeze-excite gate's FC weights, read by a serial matrix-vector
-//! product that otherwise stalls on every line.
+//! product that otherwise stalls on every line. Also a kernel's own next block of
+//! scattered weights ([`block`]).
 
 /// Bytes per cache line.
 const LINE: usize = 64;
@@ -36,6 +37,28 @@ impl Spread {
         }
     }
 }
+
+/// Requests the lines of `bytes` from `start` into L1, for a kernel's own next loads.
+#[inline]
+pub fn block(start: *const u8, bytes: usize) {
+    let first = start as usize & !(LINE - 1);
+    for at in (first..start as usize + bytes).step_by(LINE) {
+        near(at as *const u8);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn near(p: *const u8) {
+    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+    // SAFETY: a prefetch is a hint: it neither faults nor changes memory, whatever the
+    // address (SSE, which every x86-64 CPU has).
+    unsafe { _mm_prefetch::<_MM_HINT_T0>(p as *const i8) }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+fn near(_: *const u8) {}
 
 #[cfg(target_arch = "x86_64")]
 #[inline]

@@ -6,7 +6,7 @@
 use std::arch::x86_64::*;
 
 use super::DwParams;
-use crate::prefetch::Spread;
+use crate::prefetch::{self, Spread};
 use crate::vector::avx512::activate;
 
 const LANES: usize = 16;
@@ -35,6 +35,15 @@ pub unsafe extern "C" fn dw_row(
     let mut pf = Spread::new(prefetch, p.prefetch_bytes, p.c.div_ceil(GROUP * LANES));
     while c0 < p.c {
         pf.step();
+        // The next group's weights: kh·kw runs a pixel stride apart, too many streams for
+        // the hardware prefetcher, and on the first row of a call they come from L3.
+        let next = c0 + GROUP * LANES;
+        if next < p.c {
+            let bytes = (p.c - next).min(GROUP * LANES) * 4;
+            for tap in 0..p.win.kh * p.win.kw {
+                prefetch::block(p.weights.wrapping_add(tap * p.ld + next) as *const u8, bytes);
+            }
+        }
         let masks: [__mmask16; GROUP] = std::array::from_fn(|v| {
             let left = p.c.saturating_sub(c0 + v * LANES);
             if left >= LANES { 0xffff } else { ((1u32 << left) - 1) as __mmask16 }
@@ -63,14 +72,8 @@ pub unsafe extern "C" fn dw_row(
             // would compute one or two pixels that are thrown away.
             let seven = p.win.ow % 8 != 0 && p.win.ow % 7 == 0;
             while ox < p.win.ow && specialised(p) && seven {
-                let interior = ox >= lo && ox + 7 <= hi;
                 for v in 0..vectors {
-                    let (c, m, b) = (c0 + v * LANES, masks[v], bias[v]);
-                    let acc = if interior {
-                        window::<7, 3, false>(rows, p, ox, c, m, b)
-                    } else {
-                        window::<7, 3, true>(rows, p, ox, c, m, b)
-                    };
+                    let acc = window::<7, 3>(rows, p, ox, c0 + v * LANES, masks[v], bias[v]);
                     store(ox, v, &acc, 7);
                 }
                 ox += 7;
@@ -78,14 +81,8 @@ pub unsafe extern "C" fn dw_row(
             while ox < p.win.ow && specialised(p) {
                 // Eight pixels at a time, border groups included: their taps outside the
                 // row read as zeros, and pixels past the row's end are not stored.
-                let interior = ox >= lo && ox + 8 <= hi;
                 for v in 0..vectors {
-                    let (c, m, b) = (c0 + v * LANES, masks[v], bias[v]);
-                    let acc = if interior {
-                        window::<8, 4, false>(rows, p, ox, c, m, b)
-                    } else {
-                        window::<8, 4, true>(rows, p, ox, c, m, b)
-                    };
+                    let acc = window::<8, 4>(rows, p, ox, c0 + v * LANES, masks[v], bias[v]);
                     store(ox, v, &acc, p.win.ow - ox);
                 }
                 ox += 8;
@@ -168,15 +165,15 @@ fn specialised(p: &DwParams) -> bool {
     matches!((p.win.kw, p.win.sw, p.win.dw), (3 | 5, 1 | 2, 1))
 }
 
-/// P pixels from `ox` through [`sliding`] for a [`specialised`] window; CHECKED when
-/// some tap may fall outside the row. With stride 2, eight pixels at once unroll past
-/// what LLVM keeps in registers, so the group runs as 4 + H pixels (H = P − 4).
+/// P pixels from `ox` through [`sliding`] for a [`specialised`] window. With stride 2,
+/// eight pixels at once unroll past what LLVM keeps in registers, so the group runs as
+/// 4 + H pixels (H = P − 4).
 ///
 /// # Safety
-/// As in [`sliding`].
+/// As in [`dw_row`], with `ox·SW` fitting an isize.
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn window<const P: usize, const H: usize, const CHECKED: bool>(
+unsafe fn window<const P: usize, const H: usize>(
     rows: &[*const f32],
     p: &DwParams,
     ox: usize,
@@ -187,16 +184,67 @@ unsafe fn window<const P: usize, const H: usize, const CHECKED: bool>(
     // SAFETY: the same contract, passed on.
     unsafe {
         match (p.win.kw, p.win.sw) {
-            (3, 1) => sliding::<P, 3, 1, CHECKED>(rows, p, ox, c0, mask, bias),
-            (5, 1) => sliding::<P, 5, 1, CHECKED>(rows, p, ox, c0, mask, bias),
-            (3, 2) => halves(
-                sliding::<4, 3, 2, CHECKED>(rows, p, ox, c0, mask, bias),
-                sliding::<H, 3, 2, CHECKED>(rows, p, ox + 4, c0, mask, bias),
-            ),
-            _ => halves(
-                sliding::<4, 5, 2, CHECKED>(rows, p, ox, c0, mask, bias),
-                sliding::<H, 5, 2, CHECKED>(rows, p, ox + 4, c0, mask, bias),
-            ),
+            (3, 1) => edged::<P, 3, 1>(rows, p, ox, c0, mask, bias),
+            (5, 1) => edged::<P, 5, 1>(rows, p, ox, c0, mask, bias),
+            (3, 2) => {
+                halves(edged::<4, 3, 2>(rows, p, ox, c0, mask, bias), edged::<H, 3, 2>(rows, p, ox + 4, c0, mask, bias))
+            }
+            _ => {
+                halves(edged::<4, 5, 2>(rows, p, ox, c0, mask, bias), edged::<H, 5, 2>(rows, p, ox + 4, c0, mask, bias))
+            }
+        }
+    }
+}
+
+/// Where a window's input columns may leave the row, as [`sliding`]'s EDGE parameter.
+/// With "same" padding (pw = (KW − 1)/2) and w = ow·SW, as in every EfficientNet, a
+/// window at the start or end of the row has padding columns known at compile time, so
+/// the code for those windows (all of them on 7- and 14-pixel rows) skips their loads and
+/// multiply-adds instead of testing each column at run time.
+mod edge {
+    /// Every column inside the row.
+    pub const INTERIOR: u8 = 0;
+    /// The window starts the row: its first pw columns are padding, the rest inside.
+    pub const LEFT: u8 = 1;
+    /// The window ends the row: columns from P·SW + pw on are padding, the rest inside.
+    pub const RIGHT: u8 = 2;
+    /// Both: the window is the whole row.
+    pub const BOTH: u8 = 3;
+    /// Anything else: each column is tested at run time.
+    pub const CHECKED: u8 = 4;
+}
+
+/// [`sliding`] with the EDGE that fits the P pixels from `ox`.
+///
+/// # Safety
+/// As in [`dw_row`], with `ox·SW` fitting an isize, `p.win.kw == KW`, `p.win.sw == SW` and
+/// `p.win.dw == 1`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn edged<const P: usize, const KW: usize, const SW: usize>(
+    rows: &[*const f32],
+    p: &DwParams,
+    ox: usize,
+    c0: usize,
+    mask: __mmask16,
+    bias: __m512,
+) -> [__m512; P] {
+    let w = p.win.w as isize;
+    let base = (ox * SW) as isize - p.win.pw as isize;
+    let span = ((P - 1) * SW + KW) as isize;
+    let (starts_inside, ends_inside) = (base >= 0, base + span <= w);
+    let same = p.win.pw == (KW - 1) / 2 && p.win.w == p.win.ow * SW;
+    let (first, last) = (ox == 0, ox + P == p.win.ow);
+    // SAFETY: each EDGE's condition, as `sliding` documents it, is the one tested here.
+    unsafe {
+        match (starts_inside, ends_inside) {
+            (true, true) => sliding::<P, KW, SW, { edge::INTERIOR }>(rows, p, ox, c0, mask, bias),
+            (false, true) if same && first => sliding::<P, KW, SW, { edge::LEFT }>(rows, p, ox, c0, mask, bias),
+            (true, false) if same && last => sliding::<P, KW, SW, { edge::RIGHT }>(rows, p, ox, c0, mask, bias),
+            (false, false) if same && first && last => {
+                sliding::<P, KW, SW, { edge::BOTH }>(rows, p, ox, c0, mask, bias)
+            }
+            _ => sliding::<P, KW, SW, { edge::CHECKED }>(rows, p, ox, c0, mask, bias),
         }
     }
 }
@@ -210,16 +258,21 @@ fn halves<const A: usize, const B: usize, const P: usize>(a: [__m512; A], b: [__
 /// dilation): each input pixel of the span is loaded once per kernel row and feeds every
 /// tap that reads it, with the row's KW weight vectors held in registers. That is
 /// (P−1)·SW + KW loads per kernel row instead of P·KW, which matters because the rows of
-/// wide layers live in L2, not L1. With CHECKED, columns outside the row read as zeros
-/// (so border pixels, and pixels past the row's end, whose results the caller drops, take
-/// the same path); without, `ox..ox+P` must be interior.
+/// wide layers live in L2, not L1. Columns outside the row count as zeros: with
+/// [`edge::CHECKED`] each is tested (so border pixels, and pixels past the row's end,
+/// whose results the caller drops, take the same path); with the other EDGEs they are
+/// known at compile time and skipped.
 ///
 /// # Safety
-/// As in [`interior`] (unless CHECKED, which needs only `ox·SW` to fit an isize), with
-/// `p.win.kw == KW`, `p.win.sw == SW` and `p.win.dw == 1`.
+/// As in [`dw_row`], with `ox·SW` fitting an isize, `p.win.kw == KW`, `p.win.sw == SW`,
+/// `p.win.dw == 1`, and for the EDGE:
+/// - INTERIOR: `ox..ox+P` lies in `p.win.interior()`;
+/// - LEFT: `ox == 0`, `pw == (KW − 1)/2`, and the window's last column is inside the row;
+/// - RIGHT: `ox + P == ow`, `pw == (KW − 1)/2`, `w == ow·SW`, and its first column is ≥ 0;
+/// - BOTH: `ox == 0`, `P == ow`, `pw == (KW − 1)/2` and `w == ow·SW`.
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn sliding<const P: usize, const KW: usize, const SW: usize, const CHECKED: bool>(
+unsafe fn sliding<const P: usize, const KW: usize, const SW: usize, const EDGE: u8>(
     rows: &[*const f32],
     p: &DwParams,
     ox: usize,
@@ -241,8 +294,18 @@ unsafe fn sliding<const P: usize, const KW: usize, const SW: usize, const CHECKE
                 std::array::from_fn(|j| _mm512_maskz_loadu_ps(mask, p.weights.add((i * KW + j) * p.ld + c0)));
             let px = row.wrapping_offset(base * p.ld as isize).wrapping_add(c0);
             for t in 0..(P - 1) * SW + KW {
+                let (left_pad, right_pad) = (t < (KW - 1) / 2, t >= P * SW + (KW - 1) / 2);
+                let padding = match EDGE {
+                    edge::LEFT => left_pad,
+                    edge::RIGHT => right_pad,
+                    edge::BOTH => left_pad || right_pad,
+                    _ => false,
+                };
+                if padding {
+                    continue;
+                }
                 let col = base + t as isize;
-                let x = if CHECKED && !(0..p.win.w as isize).contains(&col) {
+                let x = if EDGE == edge::CHECKED && !(0..p.win.w as isize).contains(&col) {
                     _mm512_setzero_ps()
                 } else {
                     _mm512_maskz_loadu_ps(mask, px.wrapping_add(t * p.ld))

@@ -1,5 +1,6 @@
 //! Buffers that end exactly at an inaccessible page, so a kernel reading or writing one
-//! element past the end crashes the test instead of passing silently.
+//! element past the end crashes the test instead of passing silently. The bytes before
+//! the start hold NaNs, so a read before it shows in the result.
 
 pub struct Guarded {
     base: *mut libc::c_void,
@@ -30,8 +31,13 @@ impl Guarded {
         // SAFETY: the last page of our own mapping becomes inaccessible.
         assert_eq!(unsafe { libc::mprotect(guard as *mut libc::c_void, page, libc::PROT_NONE) }, 0);
         let data = (guard - bytes) as *mut f32;
-        // SAFETY: `data..guard` lies inside the writable part of the mapping.
-        unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), data, values.len()) };
+        let before = (data as usize - base as usize) / 4;
+        // SAFETY: `base..guard` is the writable part of the mapping; `data` is 4-aligned
+        // (the page is, and `bytes` is a multiple of 4).
+        unsafe {
+            std::slice::from_raw_parts_mut(base as *mut f32, before).fill(f32::NAN);
+            std::ptr::copy_nonoverlapping(values.as_ptr(), data, values.len());
+        }
         Guarded { base, map_len, data, len: values.len() }
     }
 
