@@ -32,7 +32,7 @@ impl Spread {
             if self.next >= self.end {
                 return;
             }
-            line(self.next as *const u8);
+            into_l2(self.next as *const u8);
             self.next += LINE;
         }
     }
@@ -43,13 +43,13 @@ impl Spread {
 pub fn block(start: *const u8, bytes: usize) {
     let first = start as usize & !(LINE - 1);
     for at in (first..start as usize + bytes).step_by(LINE) {
-        near(at as *const u8);
+        into_l1(at as *const u8);
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[inline]
-fn near(p: *const u8) {
+fn into_l1(p: *const u8) {
     use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
     // SAFETY: a prefetch is a hint: it neither faults nor changes memory, whatever the
     // address (SSE, which every x86-64 CPU has).
@@ -58,11 +58,11 @@ fn near(p: *const u8) {
 
 #[cfg(not(target_arch = "x86_64"))]
 #[inline]
-fn near(_: *const u8) {}
+fn into_l1(_: *const u8) {}
 
 #[cfg(target_arch = "x86_64")]
 #[inline]
-fn line(p: *const u8) {
+pub(crate) fn into_l2(p: *const u8) {
     use std::arch::x86_64::{_MM_HINT_T1, _mm_prefetch};
     // SAFETY: a prefetch is a hint: it neither faults nor changes memory, whatever the
     // address (SSE, which every x86-64 CPU has).
@@ -71,7 +71,7 @@ fn line(p: *const u8) {
 
 #[cfg(not(target_arch = "x86_64"))]
 #[inline]
-fn line(_: *const u8) {}
+pub(crate) fn into_l2(_: *const u8) {}
 
 #[cfg(test)]
 mod tests {

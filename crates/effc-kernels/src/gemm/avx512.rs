@@ -21,6 +21,57 @@ struct Ptrs {
     kscale: *const f32,
 }
 
+/// The share of the next B panel one tile requests into L2 while it computes: from
+/// `start`, `step` bytes further at each K step (0: none).
+#[derive(Clone, Copy)]
+struct Ahead {
+    start: *const u8,
+    step: usize,
+}
+
+impl Ahead {
+    /// Shares of the panel after the one at column `j0`, one per row tile of a call over
+    /// `rows` rows, so that the next panel's first tile finds B in L2: a cold weight panel
+    /// otherwise streams in from memory at the pace of that tile's K loop (B0 at one
+    /// thread: expand −0.13 ms, project −0.04). Only for packed B, whose next panel is
+    /// the next contiguous run (for the last panel of a call, the next call's first one
+    /// when work items are column blocks), and not for one-row products, which are
+    /// bandwidth-bound streams the hardware prefetcher already keeps up with.
+    fn for_tiles(b: *const f32, j0: usize, rows: usize, p: &GemmParams) -> Tiles {
+        let tiles = if rows >= MR + 3 { (rows - 3) / MR + 1 } else { 1 };
+        let share = (p.k * p.ldb * 4).div_ceil(tiles);
+        let packed = p.panel_stride >= p.k * p.ldb;
+        let step = if packed && rows > 1 { share.div_ceil(p.k.max(1)) } else { 0 };
+        let next = (b as *const u8).wrapping_add((p.b_col(j0) + p.panel_stride) * 4);
+        Tiles { next, share, step }
+    }
+
+    /// Requests this K step's part (prefetches never fault, so any address is safe).
+    #[inline]
+    fn request(self, k: usize) {
+        if self.step > 0 {
+            let at = self.start.wrapping_add(k * self.step);
+            crate::prefetch::into_l2(at);
+            if self.step > 64 {
+                crate::prefetch::into_l2(at.wrapping_add(64));
+            }
+        }
+    }
+}
+
+/// The next panel split into one [`Ahead`] per row tile.
+struct Tiles {
+    next: *const u8,
+    share: usize,
+    step: usize,
+}
+
+impl Tiles {
+    fn share(&self, tile: usize) -> Ahead {
+        Ahead { start: self.next.wrapping_add(tile * self.share), step: self.step }
+    }
+}
+
 /// See [`super::GemmFn`] for the contract.
 ///
 /// Column panels run outermost, so one K × 32 panel of B stays in L1/L2 while every row
@@ -83,30 +134,34 @@ unsafe fn column_panel<const V: usize, const HALF: bool>(
     p: &GemmParams,
 ) {
     let mut r0 = 0;
+    let ahead = Ahead::for_tiles(x.b, j0, rows, p);
+    let mut t = 0;
     // SAFETY (all tiles): rows r0..r0+M are < rows. A remainder of 13 or 14 rows is one
     // taller tile (28 accumulators still fit the 32 registers), not 12 + a 1- or 2-row
     // tile that would reload the whole B panel for one or two rows.
     while rows - r0 >= MR + 3 {
-        unsafe { tile::<MR, V, HALF>(x, r0, j0, masks, p) };
+        unsafe { tile::<MR, V, HALF>(x, r0, j0, masks, p, ahead.share(t)) };
         r0 += MR;
+        t += 1;
     }
+    let a = ahead.share(t);
     unsafe {
         match rows - r0 {
-            14 => tile::<14, V, HALF>(x, r0, j0, masks, p),
-            13 => tile::<13, V, HALF>(x, r0, j0, masks, p),
-            12 => tile::<12, V, HALF>(x, r0, j0, masks, p),
+            14 => tile::<14, V, HALF>(x, r0, j0, masks, p, a),
+            13 => tile::<13, V, HALF>(x, r0, j0, masks, p, a),
+            12 => tile::<12, V, HALF>(x, r0, j0, masks, p, a),
             0 => {}
-            1 => tile::<1, V, HALF>(x, r0, j0, masks, p),
-            2 => tile::<2, V, HALF>(x, r0, j0, masks, p),
-            3 => tile::<3, V, HALF>(x, r0, j0, masks, p),
-            4 => tile::<4, V, HALF>(x, r0, j0, masks, p),
-            5 => tile::<5, V, HALF>(x, r0, j0, masks, p),
-            6 => tile::<6, V, HALF>(x, r0, j0, masks, p),
-            7 => tile::<7, V, HALF>(x, r0, j0, masks, p),
-            8 => tile::<8, V, HALF>(x, r0, j0, masks, p),
-            9 => tile::<9, V, HALF>(x, r0, j0, masks, p),
-            10 => tile::<10, V, HALF>(x, r0, j0, masks, p),
-            _ => tile::<11, V, HALF>(x, r0, j0, masks, p),
+            1 => tile::<1, V, HALF>(x, r0, j0, masks, p, a),
+            2 => tile::<2, V, HALF>(x, r0, j0, masks, p, a),
+            3 => tile::<3, V, HALF>(x, r0, j0, masks, p, a),
+            4 => tile::<4, V, HALF>(x, r0, j0, masks, p, a),
+            5 => tile::<5, V, HALF>(x, r0, j0, masks, p, a),
+            6 => tile::<6, V, HALF>(x, r0, j0, masks, p, a),
+            7 => tile::<7, V, HALF>(x, r0, j0, masks, p, a),
+            8 => tile::<8, V, HALF>(x, r0, j0, masks, p, a),
+            9 => tile::<9, V, HALF>(x, r0, j0, masks, p, a),
+            10 => tile::<10, V, HALF>(x, r0, j0, masks, p, a),
+            _ => tile::<11, V, HALF>(x, r0, j0, masks, p, a),
         }
     }
 }
@@ -125,11 +180,13 @@ unsafe fn accumulate<const M: usize, const V: usize, const HALF: bool, const SCA
     masks: [__mmask16; V],
     p: &GemmParams,
     init: [__m512; V],
+    ahead: Ahead,
 ) -> [[__m512; V]; M] {
     let mut acc = [init; M];
     let a0 = x.a.wrapping_add(r0 * p.lda);
     let b0 = x.b.wrapping_add(p.b_col(j0));
     for k in 0..p.k {
+        ahead.request(k);
         let brow = b0.wrapping_add(k * p.ldb);
         let mut bv = [_mm512_setzero_ps(); V];
         for v in 0..V {
@@ -172,6 +229,7 @@ unsafe fn tile<const M: usize, const V: usize, const HALF: bool>(
     j0: usize,
     masks: [__mmask16; V],
     p: &GemmParams,
+    ahead: Ahead,
 ) {
     // The accumulators start at the bias: one add fewer per output vector in the epilogue,
     // which dominates small-K products.
@@ -184,10 +242,10 @@ unsafe fn tile<const M: usize, const V: usize, const HALF: bool>(
     }
     let acc = if x.kscale.is_null() {
         // SAFETY: as for this function.
-        unsafe { accumulate::<M, V, HALF, false>(x, r0, j0, masks, p, bias) }
+        unsafe { accumulate::<M, V, HALF, false>(x, r0, j0, masks, p, bias, ahead) }
     } else {
         // SAFETY: as for this function; kscale holds K values.
-        unsafe { accumulate::<M, V, HALF, true>(x, r0, j0, masks, p, bias) }
+        unsafe { accumulate::<M, V, HALF, true>(x, r0, j0, masks, p, bias, ahead) }
     };
     for (r, acc_r) in acc.iter().enumerate() {
         for v in 0..V {
