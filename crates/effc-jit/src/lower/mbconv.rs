@@ -131,13 +131,16 @@ enum GateScales {
     Weights,
 }
 
-/// The cheapest place for the gate: in the GEMM for maps under one tile, else whichever
-/// of A and W is smaller (A for B0's 7×7 maps, W' for the larger ones).
+/// The cheapest place for the gate: in the GEMM for maps under one tile, else A unless
+/// it is over three times W's size. A is still in L2 from the depthwise, while W comes
+/// from memory and W' is written and read again: rescaling A in place won for B0's 14×14
+/// blocks too, where A is 1.8–2.5× W (se-scale −0.01 ms per block, the projection's cold
+/// W +0.003–0.009).
 fn gate_scales(micro: bool, b: &MbConv, out_shape: &[usize]) -> GateScales {
     let pixels = out_shape[2] * out_shape[3];
     if micro && super::gemm::micro_activation(b.project.act).is_some() && pixels < 12 {
         GateScales::InGemm
-    } else if pixels <= out_shape[1] {
+    } else if pixels <= 3 * out_shape[1] {
         GateScales::Activations
     } else {
         GateScales::Weights
