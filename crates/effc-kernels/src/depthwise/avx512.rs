@@ -67,13 +67,14 @@ pub unsafe extern "C" fn dw_row(
                 }
                 sum[v] = _mm512_add_ps(sum[v], part);
             };
+            let lanes = |v: usize| Lanes { rows, p, c0: c0 + v * LANES, mask: masks[v], bias: bias[v] };
             let mut ox = 0;
             // Seven-pixel groups for rows of 7 and 14 (B0's last stages), where eight
             // would compute one or two pixels that are thrown away.
             let seven = p.win.ow % 8 != 0 && p.win.ow % 7 == 0;
             while ox < p.win.ow && specialised(p) && seven {
                 for v in 0..vectors {
-                    let acc = window::<7, 3>(rows, p, ox, c0 + v * LANES, masks[v], bias[v]);
+                    let acc = window::<7, 3>(lanes(v), ox);
                     store(ox, v, &acc, 7);
                 }
                 ox += 7;
@@ -82,7 +83,7 @@ pub unsafe extern "C" fn dw_row(
                 // Eight pixels at a time, border groups included: their taps outside the
                 // row read as zeros, and pixels past the row's end are not stored.
                 for v in 0..vectors {
-                    let acc = window::<8, 4>(rows, p, ox, c0 + v * LANES, masks[v], bias[v]);
+                    let acc = window::<8, 4>(lanes(v), ox);
                     store(ox, v, &acc, p.win.ow - ox);
                 }
                 ox += 8;
@@ -90,13 +91,13 @@ pub unsafe extern "C" fn dw_row(
             while ox < p.win.ow {
                 if ox >= lo && ox + 8 <= hi {
                     for v in 0..vectors {
-                        let acc = interior::<8>(rows, p, ox, c0 + v * LANES, masks[v], bias[v]);
+                        let acc = interior::<8>(lanes(v), ox);
                         store(ox, v, &acc, 8);
                     }
                     ox += 8;
                 } else if ox >= lo && ox + 4 <= hi {
                     for v in 0..vectors {
-                        let acc = interior::<4>(rows, p, ox, c0 + v * LANES, masks[v], bias[v]);
+                        let acc = interior::<4>(lanes(v), ox);
                         store(ox, v, &acc, 4);
                     }
                     ox += 4;
@@ -120,6 +121,17 @@ pub unsafe extern "C" fn dw_row(
 
 /// Channel vectors a border pixel computes together.
 const GROUP: usize = 4;
+
+/// One channel vector of the row being computed: the input rows, the parameters, the
+/// vector's first channel, its lanes and its bias.
+#[derive(Clone, Copy)]
+struct Lanes<'a> {
+    rows: &'a [*const f32],
+    p: &'a DwParams,
+    c0: usize,
+    mask: __mmask16,
+    bias: __m512,
+}
 
 /// One pixel's sums over the taps inside the row for GROUP channel vectors from `c0`
 /// (lanes outside `masks` are zero and untouched in memory).
@@ -173,25 +185,14 @@ fn specialised(p: &DwParams) -> bool {
 /// As in [`dw_row`], with `ox·SW` fitting an isize.
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn window<const P: usize, const H: usize>(
-    rows: &[*const f32],
-    p: &DwParams,
-    ox: usize,
-    c0: usize,
-    mask: __mmask16,
-    bias: __m512,
-) -> [__m512; P] {
+unsafe fn window<const P: usize, const H: usize>(v: Lanes, ox: usize) -> [__m512; P] {
     // SAFETY: the same contract, passed on.
     unsafe {
-        match (p.win.kw, p.win.sw) {
-            (3, 1) => edged::<P, 3, 1>(rows, p, ox, c0, mask, bias),
-            (5, 1) => edged::<P, 5, 1>(rows, p, ox, c0, mask, bias),
-            (3, 2) => {
-                halves(edged::<4, 3, 2>(rows, p, ox, c0, mask, bias), edged::<H, 3, 2>(rows, p, ox + 4, c0, mask, bias))
-            }
-            _ => {
-                halves(edged::<4, 5, 2>(rows, p, ox, c0, mask, bias), edged::<H, 5, 2>(rows, p, ox + 4, c0, mask, bias))
-            }
+        match (v.p.win.kw, v.p.win.sw) {
+            (3, 1) => edged::<P, 3, 1>(v, ox),
+            (5, 1) => edged::<P, 5, 1>(v, ox),
+            (3, 2) => halves(edged::<4, 3, 2>(v, ox), edged::<H, 3, 2>(v, ox + 4)),
+            _ => halves(edged::<4, 5, 2>(v, ox), edged::<H, 5, 2>(v, ox + 4)),
         }
     }
 }
@@ -221,14 +222,8 @@ mod edge {
 /// `p.win.dw == 1`.
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn edged<const P: usize, const KW: usize, const SW: usize>(
-    rows: &[*const f32],
-    p: &DwParams,
-    ox: usize,
-    c0: usize,
-    mask: __mmask16,
-    bias: __m512,
-) -> [__m512; P] {
+unsafe fn edged<const P: usize, const KW: usize, const SW: usize>(v: Lanes, ox: usize) -> [__m512; P] {
+    let p = v.p;
     let w = p.win.w as isize;
     let base = (ox * SW) as isize - p.win.pw as isize;
     let span = ((P - 1) * SW + KW) as isize;
@@ -238,13 +233,11 @@ unsafe fn edged<const P: usize, const KW: usize, const SW: usize>(
     // SAFETY: each EDGE's condition, as `sliding` documents it, is the one tested here.
     unsafe {
         match (starts_inside, ends_inside) {
-            (true, true) => sliding::<P, KW, SW, { edge::INTERIOR }>(rows, p, ox, c0, mask, bias),
-            (false, true) if same && first => sliding::<P, KW, SW, { edge::LEFT }>(rows, p, ox, c0, mask, bias),
-            (true, false) if same && last => sliding::<P, KW, SW, { edge::RIGHT }>(rows, p, ox, c0, mask, bias),
-            (false, false) if same && first && last => {
-                sliding::<P, KW, SW, { edge::BOTH }>(rows, p, ox, c0, mask, bias)
-            }
-            _ => sliding::<P, KW, SW, { edge::CHECKED }>(rows, p, ox, c0, mask, bias),
+            (true, true) => sliding::<P, KW, SW, { edge::INTERIOR }>(v, ox),
+            (false, true) if same && first => sliding::<P, KW, SW, { edge::LEFT }>(v, ox),
+            (true, false) if same && last => sliding::<P, KW, SW, { edge::RIGHT }>(v, ox),
+            (false, false) if same && first && last => sliding::<P, KW, SW, { edge::BOTH }>(v, ox),
+            _ => sliding::<P, KW, SW, { edge::CHECKED }>(v, ox),
         }
     }
 }
@@ -273,13 +266,10 @@ fn halves<const A: usize, const B: usize, const P: usize>(a: [__m512; A], b: [__
 #[target_feature(enable = "avx512f")]
 #[inline]
 unsafe fn sliding<const P: usize, const KW: usize, const SW: usize, const EDGE: u8>(
-    rows: &[*const f32],
-    p: &DwParams,
+    v: Lanes,
     ox: usize,
-    c0: usize,
-    mask: __mmask16,
-    bias: __m512,
 ) -> [__m512; P] {
+    let Lanes { rows, p, c0, mask, bias } = v;
     let mut acc = [bias; P];
     let base = (ox * SW) as isize - p.win.pw as isize;
     for (i, &row) in rows.iter().enumerate() {
@@ -329,14 +319,8 @@ unsafe fn sliding<const P: usize, const KW: usize, const SW: usize, const EDGE: 
 /// pointers and channels are as in [`dw_row`].
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn interior<const P: usize>(
-    rows: &[*const f32],
-    p: &DwParams,
-    ox: usize,
-    c0: usize,
-    mask: __mmask16,
-    bias: __m512,
-) -> [__m512; P] {
+unsafe fn interior<const P: usize>(v: Lanes, ox: usize) -> [__m512; P] {
+    let Lanes { rows, p, c0, mask, bias } = v;
     let mut acc = [bias; P];
     let base = ox * p.win.sw - p.win.pw;
     for (i, &row) in rows.iter().enumerate() {
