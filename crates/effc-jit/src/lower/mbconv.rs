@@ -7,12 +7,14 @@
 //!    largest in the network — never exists whole. The depthwise k×k + bias + activation
 //!    then also accumulates the squeeze-excite pool per output row while the values are
 //!    in registers (no second pass over the tensor). Output rows are split into a few
-//!    chunks per sample, each with its own ring, so threads can share the work;
+//!    chunks per sample, each with its own ring, so threads can share the work (a thread
+//!    that runs consecutive chunks keeps one ring);
 //! 3. the SE gate per sample (two tiny FC layers), folded straight into a per-sample copy
 //!    of the projection weights: W'[c][o] = W[c][o] · s[c] — C_exp × C_out multiplies
 //!    instead of a C_exp × H × W rescale of the activation;
 //! 4. project: GEMM with the (scaled) weights, bias and the residual add in its epilogue.
 
+use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 use effc_ir::op::{Dense, MbConv, SqueezeExcite};
 use effc_ir::{DType, Error, NodeId, Result};
@@ -525,16 +527,32 @@ fn stream_expand_depthwise(
             Window::Pool { .. } => unreachable!(),
         };
         let (lo, hi) = (kb.lo, kb.hi);
+        // A thread that runs a sample's next chunk right after the previous one (all of
+        // them at one thread) goes on in the same ring with the rows it holds, instead of
+        // recomputing the window's overlap in the next chunk's ring.
+        let i64t = cranelift_codegen::ir::types::I64;
+        let (ring_var, next, prev_n) = (kb.b.declare_var(i64t), kb.b.declare_var(i64t), kb.b.declare_var(i64t));
+        let none = kb.ic(-1);
+        kb.b.def_var(ring_var, ring0);
+        kb.b.def_var(next, none);
+        kb.b.def_var(prev_n, none);
         kb.for_range(lo, hi, 1, |kb, idx| {
             let (nn, oh0, oh1) = kb.block_of(idx, chunks, per, oh);
-            let ring = kb.offset(ring0, idx, span as i64 * row_bytes);
+            let same = kb.b.use_var(prev_n);
+            let goes_on = kb.b.ins().icmp(IntCC::Equal, same, nn);
+            kb.b.def_var(prev_n, nn);
+            let own = kb.offset(ring0, idx, span as i64 * row_bytes);
+            let held = kb.b.use_var(ring_var);
+            let ring = kb.b.ins().select(goes_on, held, own);
+            kb.b.def_var(ring_var, ring);
             let x_n = kb.offset(xb, nn, (h * w * cin * 4) as i64);
-            // First input row this chunk needs.
+            // First input row this chunk needs, unless the ring holds it already.
             let first = kb.b.ins().imul_imm_s(oh0, g.sh as i64);
             let first = kb.b.ins().iadd_imm_s(first, -(g.ph as i64));
             let zero = kb.ic(0);
             let first = kb.b.ins().smax(first, zero);
-            let next = kb.b.declare_var(cranelift_codegen::ir::types::I64);
+            let produced = kb.b.use_var(next);
+            let first = kb.b.ins().select(goes_on, produced, first);
             kb.b.def_var(next, first);
             kb.for_range(oh0, oh1, 1, |kb, ohv| {
                 // Produce the rows up to the bottom of this output row's window.
