@@ -1,17 +1,18 @@
 //! MBConv super-ops and squeeze-excite.
 //!
-//! An MBConv block runs as three kernels:
-//! 1. expand + depthwise, streamed: for each output row, the expansion (a [W × C_in] ×
-//!    [C_in × C_exp] GEMM with bias and activation) produces just the input rows the
-//!    depthwise window still needs into a ring of k rows, so the expanded tensor — the
-//!    largest in the network — never exists whole. The depthwise k×k + bias + activation
-//!    then also accumulates the squeeze-excite pool per output row while the values are
-//!    in registers (no second pass over the tensor). Output rows are split into a few
-//!    chunks per sample, each with its own ring, so threads can share the work (a thread
-//!    that runs consecutive chunks keeps one ring);
-//! 3. the SE gate per sample (two tiny FC layers), folded straight into a per-sample copy
-//!    of the projection weights: W'[c][o] = W[c][o] · s[c] — C_exp × C_out multiplies
-//!    instead of a C_exp × H × W rescale of the activation;
+//! An MBConv block runs as three or four kernels:
+//! 1. expand + depthwise, streamed when the expansion is larger than L2: for each output
+//!    row, the expansion (a [W × C_in] × [C_in × C_exp] GEMM with bias and activation)
+//!    produces just the input rows the depthwise window still needs into a ring of k
+//!    rows, so the expanded tensor — the largest in the network — never exists whole.
+//!    The depthwise k×k + bias + activation then also accumulates the squeeze-excite pool
+//!    per output row while the values are in registers (no second pass over the tensor).
+//!    Output rows are split into a few chunks per sample, each with its own ring, so
+//!    threads can share the work (a thread that runs consecutive chunks keeps one ring);
+//! 2. the SE gate per sample (two tiny FC layers);
+//! 3. the gate applied where it costs least (see [`gate_scales`]): to the depthwise output
+//!    in place, or to a per-sample copy of the projection weights W'[c][o] = W[c][o]·s[c],
+//!    or inside the projection's micro-kernel;
 //! 4. project: GEMM with the (scaled) weights, bias and the residual add in its epilogue.
 
 use cranelift_codegen::ir::condcodes::IntCC;
@@ -530,8 +531,8 @@ fn stream_expand_depthwise(
         // A thread that runs a sample's next chunk right after the previous one (all of
         // them at one thread) goes on in the same ring with the rows it holds, instead of
         // recomputing the window's overlap in the next chunk's ring.
-        let i64t = cranelift_codegen::ir::types::I64;
-        let (ring_var, next, prev_n) = (kb.b.declare_var(i64t), kb.b.declare_var(i64t), kb.b.declare_var(i64t));
+        let var = |kb: &mut Kb| kb.b.declare_var(types::I64);
+        let (ring_var, next, prev_n) = (var(kb), var(kb), var(kb));
         let none = kb.ic(-1);
         kb.b.def_var(ring_var, ring0);
         kb.b.def_var(next, none);

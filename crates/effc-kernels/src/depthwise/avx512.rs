@@ -278,7 +278,9 @@ unsafe fn sliding<const P: usize, const KW: usize, const SW: usize, const EDGE: 
         }
         // SAFETY: see the function's contract; input column base + t for t < (P−1)·SW + KW
         // is the tap (t − j) / SW of pixel ox + q: inside the row when ox..ox+P is
-        // interior, and loaded only if inside it when CHECKED.
+        // interior; for LEFT, RIGHT and BOTH, exactly the columns skipped as padding lie
+        // outside it (base = −pw at the start; base + P·SW + pw = w at the end); with
+        // CHECKED, loaded only if inside it.
         unsafe {
             let w: [__m512; KW] =
                 std::array::from_fn(|j| _mm512_maskz_loadu_ps(mask, p.weights.add((i * KW + j) * p.ld + c0)));

@@ -30,22 +30,6 @@ struct Ahead {
 }
 
 impl Ahead {
-    /// Shares of the panel after the one at column `j0`, one per row tile of a call over
-    /// `rows` rows, so that the next panel's first tile finds B in L2: a cold weight panel
-    /// otherwise streams in from memory at the pace of that tile's K loop (B0 at one
-    /// thread: expand −0.13 ms, project −0.04). Only for packed B, whose next panel is
-    /// the next contiguous run (for the last panel of a call, the next call's first one
-    /// when work items are column blocks), and not for one-row products, which are
-    /// bandwidth-bound streams the hardware prefetcher already keeps up with.
-    fn for_tiles(b: *const f32, j0: usize, rows: usize, p: &GemmParams) -> Tiles {
-        let tiles = if rows >= MR + 3 { (rows - 3) / MR + 1 } else { 1 };
-        let share = (p.k * p.ldb * 4).div_ceil(tiles);
-        let packed = p.panel_stride >= p.k * p.ldb;
-        let step = if packed && rows > 1 { share.div_ceil(p.k.max(1)) } else { 0 };
-        let next = (b as *const u8).wrapping_add((p.b_col(j0) + p.panel_stride) * 4);
-        Tiles { next, share, step }
-    }
-
     /// Requests this K step's part (prefetches never fault, so any address is safe).
     #[inline]
     fn request(self, k: usize) {
@@ -67,6 +51,23 @@ struct Tiles {
 }
 
 impl Tiles {
+    /// Shares of the panel after the one at column `j0`, one per row tile of a call over
+    /// `rows` rows (as [`column_panel`] cuts them), so that the next panel's first tile
+    /// finds B in L2: a cold weight panel otherwise streams in from memory at the pace of
+    /// that tile's K loop (B0 at one thread: expand −0.13 ms, project −0.04). Only for
+    /// packed B, whose next panel is the next contiguous run (for the last panel of a
+    /// call, the next call's first one when work items are column blocks), and not for
+    /// one-row products, which are bandwidth-bound streams the hardware prefetcher
+    /// already keeps up with.
+    fn of_next_panel(b: *const f32, j0: usize, rows: usize, p: &GemmParams) -> Tiles {
+        let tiles = if rows >= MR + 3 { (rows - 3) / MR + 1 } else { 1 };
+        let share = (p.k * p.ldb * 4).div_ceil(tiles);
+        let packed = p.panel_stride >= p.k * p.ldb;
+        let step = if packed && rows > 1 { share.div_ceil(p.k.max(1)) } else { 0 };
+        let next = (b as *const u8).wrapping_add((p.b_col(j0) + p.panel_stride) * 4);
+        Tiles { next, share, step }
+    }
+
     fn share(&self, tile: usize) -> Ahead {
         Ahead { start: self.next.wrapping_add(tile * self.share), step: self.step }
     }
@@ -134,7 +135,7 @@ unsafe fn column_panel<const V: usize, const HALF: bool>(
     p: &GemmParams,
 ) {
     let mut r0 = 0;
-    let ahead = Ahead::for_tiles(x.b, j0, rows, p);
+    let ahead = Tiles::of_next_panel(x.b, j0, rows, p);
     let mut t = 0;
     // SAFETY (all tiles): rows r0..r0+M are < rows. A remainder of 13 or 14 rows is one
     // taller tile (28 accumulators still fit the 32 registers), not 12 + a 1- or 2-row
