@@ -18,6 +18,11 @@ def median_round(entries):
     return entries[(len(entries) - 1) // 2]
 
 
+def per_round(ratios):
+    """The median of per-round ratios (the lower middle one) and their range."""
+    return f"{ratios[(len(ratios) - 1) // 2]:.3f} ({ratios[0]:.3f}–{ratios[-1]:.3f})"
+
+
 def combine(lines):
     """One row per (model, threads): for effc, onnxruntime and tract separately, the round
     with the median median_ms. Rounds alternate the runtimes, so a burst of load from
@@ -36,7 +41,16 @@ def combine(lines):
         tracts = [r["effc"]["tract"] for r in rounds if r["effc"].get("tract")]
         if tracts:
             effc["tract"] = median_round(tracts)
-        out.append({**rounds[0], "rounds": len(rounds), "effc": effc, "ort": median_round([r["ort"] for r in rounds])})
+        ratios = sorted(r["effc"]["median_ms"] / r["ort"]["median_ms"] for r in rounds)
+        out.append(
+            {
+                **rounds[0],
+                "rounds": len(rounds),
+                "effc": effc,
+                "ort": median_round([r["ort"] for r in rounds]),
+                "round_ratios": ratios,
+            }
+        )
     return out
 
 
@@ -54,7 +68,11 @@ def main():
         "Written by `bench/run.sh`; every number in a row comes from the same run of the script,",
         "on the same seeded input. Latencies are medians in ms (batch 1, fp32): each runtime is",
         f"measured in {rows[0]['rounds']} rounds that alternate effc and onnxruntime, and the table",
-        "shows each one's median round. Ratios below 1 mean effc is faster.",
+        "shows each one's median round. Ratios below 1 mean effc is faster. The last column",
+        "divides each round's effc median by the onnxruntime median measured right after it:",
+        "the median of those ratios, and their range. Where it and the column of medians",
+        "disagree, load from another tenant of the machine disturbed several rounds of one",
+        "runtime (the second core is shared, so two-thread rounds suffer most).",
         "",
         f"- Machine: {cpu_model()}, {cores} cores; single-core FMA peak measured by `effc bench`:",
         f"  {peak['peak_gflops']:.0f} GFLOP/s ({peak['peak_isa']}).",
@@ -62,8 +80,8 @@ def main():
         f"  onnxruntime {ort_version} (CPU execution provider, intra-op threads as listed, all",
         "  graph optimisations).",
         "",
-        "| model | threads | effc ms | onnxruntime ms | tract ms | effc / onnxruntime | effc / tract | effc GFLOP/s | % of peak |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | threads | effc ms | onnxruntime ms | tract ms | effc / onnxruntime | effc / tract | effc GFLOP/s | % of peak | effc / onnxruntime per round: median (range) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         e, o, t = r["effc"], r["ort"], r["effc"].get("tract")
@@ -71,7 +89,8 @@ def main():
         vs_tract = f"{e['median_ms'] / t['median_ms']:.3f}" if t else "—"
         lines.append(
             f"| {r['model']} | {r['threads']} | {e['median_ms']:.2f} | {o['median_ms']:.2f} | {tract_ms} | "
-            f"{e['median_ms'] / o['median_ms']:.3f} | {vs_tract} | {e['gflops']:.1f} | {e['percent_of_peak']:.1f} |"
+            f"{e['median_ms'] / o['median_ms']:.3f} | {vs_tract} | {e['gflops']:.1f} | {e['percent_of_peak']:.1f} | "
+            f"{per_round(r['round_ratios'])} |"
         )
     lines += ["", "## Startup and memory", "", "| model | effc compile (file → ready) ms | effc peak RSS MB | onnxruntime session ms |", "|---|---|---|---|"]
     seen = set()
