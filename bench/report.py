@@ -12,15 +12,19 @@ def cpu_model():
     return platform.processor()
 
 
+def lower_middle(items):
+    """The median of sorted `items` (the lower middle one for an even count)."""
+    return items[(len(items) - 1) // 2]
+
+
 def median_round(entries):
-    """The entry whose median_ms is the median over rounds (the lower middle one)."""
-    entries = sorted(entries, key=lambda e: e["median_ms"])
-    return entries[(len(entries) - 1) // 2]
+    """The entry whose median_ms is the median over rounds."""
+    return lower_middle(sorted(entries, key=lambda e: e["median_ms"]))
 
 
 def per_round(ratios):
-    """The median of per-round ratios (the lower middle one) and their range."""
-    return f"{ratios[(len(ratios) - 1) // 2]:.3f} ({ratios[0]:.3f}–{ratios[-1]:.3f})"
+    """The median of sorted per-round ratios and their range."""
+    return f"{lower_middle(ratios):.3f} ({ratios[0]:.3f}–{ratios[-1]:.3f})"
 
 
 def combine(lines):

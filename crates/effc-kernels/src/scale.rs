@@ -26,49 +26,8 @@ pub type ScaleRowsFn = unsafe extern "C" fn(
 /// set is supported.
 pub type ScaleColumnsFn = unsafe extern "C" fn(a: *mut f32, gate: *const f32, pixels: usize, c: usize);
 
-#[inline(always)]
-unsafe fn rows_body(
-    src: *const f32,
-    gate: *const f32,
-    dst: *mut f32,
-    first: usize,
-    rows: usize,
-    width: usize,
-    c: usize,
-) {
-    if rows == 0 || width == 0 || c == 0 {
-        return;
-    }
-    // SAFETY: the contract of ScaleRowsFn.
-    let (src, dst, gate) = unsafe {
-        (
-            std::slice::from_raw_parts(src.add(first * width), rows * width),
-            std::slice::from_raw_parts_mut(dst.add(first * width), rows * width),
-            std::slice::from_raw_parts(gate, c),
-        )
-    };
-    for (r, (s, d)) in src.chunks_exact(width).zip(dst.chunks_exact_mut(width)).enumerate() {
-        let g = gate[(first + r) % c];
-        for (x, y) in s.iter().zip(d.iter_mut()) {
-            *y = x * g;
-        }
-    }
-}
-
-#[inline(always)]
-unsafe fn columns_body(a: *mut f32, gate: *const f32, pixels: usize, c: usize) {
-    if pixels == 0 || c == 0 {
-        return;
-    }
-    // SAFETY: the contract of ScaleColumnsFn.
-    let (a, gate) = unsafe { (std::slice::from_raw_parts_mut(a, pixels * c), std::slice::from_raw_parts(gate, c)) };
-    for px in a.chunks_exact_mut(c) {
-        for (x, g) in px.iter_mut().zip(gate) {
-            *x *= g;
-        }
-    }
-}
-
+/// One variant of both kernels: the same loops, written out in each function so that they
+/// are vectorised with that function's target features.
 macro_rules! variant {
     ($rows:ident, $columns:ident, $doc:literal $(, $feature:literal)?) => {
         #[doc = $doc]
@@ -85,8 +44,23 @@ macro_rules! variant {
             width: usize,
             c: usize,
         ) {
-            // SAFETY: forwarded.
-            unsafe { rows_body(src, gate, dst, first, rows, width, c) }
+            if rows == 0 || width == 0 || c == 0 {
+                return;
+            }
+            // SAFETY: the contract of ScaleRowsFn.
+            let (src, dst, gate) = unsafe {
+                (
+                    std::slice::from_raw_parts(src.add(first * width), rows * width),
+                    std::slice::from_raw_parts_mut(dst.add(first * width), rows * width),
+                    std::slice::from_raw_parts(gate, c),
+                )
+            };
+            for (r, (s, d)) in src.chunks_exact(width).zip(dst.chunks_exact_mut(width)).enumerate() {
+                let g = gate[(first + r) % c];
+                for (x, y) in s.iter().zip(d.iter_mut()) {
+                    *y = x * g;
+                }
+            }
         }
 
         #[doc = $doc]
@@ -95,8 +69,17 @@ macro_rules! variant {
         /// See [`ScaleColumnsFn`].
         $(#[cfg(target_arch = "x86_64")] #[target_feature(enable = $feature)])?
         pub unsafe extern "C" fn $columns(a: *mut f32, gate: *const f32, pixels: usize, c: usize) {
-            // SAFETY: forwarded.
-            unsafe { columns_body(a, gate, pixels, c) }
+            if pixels == 0 || c == 0 {
+                return;
+            }
+            // SAFETY: the contract of ScaleColumnsFn.
+            let (a, gate) =
+                unsafe { (std::slice::from_raw_parts_mut(a, pixels * c), std::slice::from_raw_parts(gate, c)) };
+            for px in a.chunks_exact_mut(c) {
+                for (x, g) in px.iter_mut().zip(gate) {
+                    *x *= g;
+                }
+            }
         }
     };
 }

@@ -51,16 +51,15 @@ struct Tiles {
 }
 
 impl Tiles {
-    /// Shares of the panel after the one at column `j0`, one per row tile of a call over
-    /// `rows` rows (as [`column_panel`] cuts them), so that the next panel's first tile
+    /// Shares of the panel after the one at column `j0`, one for each of the `tiles` row
+    /// tiles of a call over `rows` rows, so that the next panel's first tile
     /// finds B in L2: a cold weight panel otherwise streams in from memory at the pace of
     /// that tile's K loop (B0 at one thread: expand −0.13 ms, project −0.04). Only for
     /// packed B, whose next panel is the next contiguous run (for the last panel of a
     /// call, the next call's first one when work items are column blocks), and not for
     /// one-row products, which are bandwidth-bound streams the hardware prefetcher
     /// already keeps up with.
-    fn of_next_panel(b: *const f32, j0: usize, rows: usize, p: &GemmParams) -> Tiles {
-        let tiles = if rows >= MR + 3 { (rows - 3) / MR + 1 } else { 1 };
+    fn of_next_panel(b: *const f32, j0: usize, rows: usize, tiles: usize, p: &GemmParams) -> Tiles {
         let share = (p.k * p.ldb * 4).div_ceil(tiles);
         let packed = p.panel_stride >= p.k * p.ldb;
         let step = if packed && rows > 1 { share.div_ceil(p.k.max(1)) } else { 0 };
@@ -134,18 +133,16 @@ unsafe fn column_panel<const V: usize, const HALF: bool>(
     rows: usize,
     p: &GemmParams,
 ) {
-    let mut r0 = 0;
-    let ahead = Tiles::of_next_panel(x.b, j0, rows, p);
-    let mut t = 0;
-    // SAFETY (all tiles): rows r0..r0+M are < rows. A remainder of 13 or 14 rows is one
+    // Full tiles while at least MR + 3 rows are left: a remainder of 13 or 14 rows is one
     // taller tile (28 accumulators still fit the 32 registers), not 12 + a 1- or 2-row
     // tile that would reload the whole B panel for one or two rows.
-    while rows - r0 >= MR + 3 {
-        unsafe { tile::<MR, V, HALF>(x, r0, j0, masks, p, ahead.share(t)) };
-        r0 += MR;
-        t += 1;
+    let full = if rows >= MR + 3 { (rows - 3) / MR } else { 0 };
+    let ahead = Tiles::of_next_panel(x.b, j0, rows, full + 1, p);
+    // SAFETY (all tiles): rows r0..r0+M are < rows.
+    for t in 0..full {
+        unsafe { tile::<MR, V, HALF>(x, t * MR, j0, masks, p, ahead.share(t)) };
     }
-    let a = ahead.share(t);
+    let (r0, a) = (full * MR, ahead.share(full));
     unsafe {
         match rows - r0 {
             14 => tile::<14, V, HALF>(x, r0, j0, masks, p, a),
