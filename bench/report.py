@@ -6,10 +6,43 @@ import sys
 
 
 def cpu_model():
+    """The model name with family and model numbers, as `effc bench` prints it."""
+    fields = {}
     for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name", platform.processor())
+    return f"{name} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
+
+
+def host_class():
+    """Which table of docs/BENCHMARKS.md this host's figures belong in."""
+    flags = next((l for l in open("/proc/cpuinfo") if l.startswith("flags")), "").split()
+    if "avx512f" in flags:
+        return "avx512", "AVX-512 hosts"
+    if "avx2" in flags:
+        return "avx2", "AVX2-only hosts"
+    return "other", "Hosts without AVX2"
+
+
+def kept_sections(path, replaced):
+    """The host-class sections of an existing report other than `replaced`, so that one
+    run on each class of host builds up the whole file."""
+    try:
+        text = open(path).read()
+    except FileNotFoundError:
+        return []
+    sections, current = [], None
+    for line in text.splitlines():
+        if line.startswith("<!-- host: "):
+            current = [line] if line != f"<!-- host: {replaced} -->" else None
+        elif line == "<!-- end host -->":
+            if current is not None:
+                sections.append("\n".join(current + [line]))
+            current = None
+        elif current is not None:
+            current.append(line)
+    return sections
 
 
 def lower_middle(items):
@@ -33,7 +66,7 @@ def combine(lines):
     another tenant lands in one round of one of them, and the median drops it."""
     rows, order = {}, []
     for l in lines:
-        key = (l["model"], l["threads"])
+        key = (l["model"], l["effc"]["kernels"], l["threads"])
         if key not in rows:
             rows[key] = []
             order.append(key)
@@ -65,9 +98,11 @@ def main():
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     ort_version = next((r["ort"]["version"] for r in rows), "?")
     cores = sum(1 for l in open("/proc/cpuinfo") if l.startswith("processor"))
-    peak = rows[0]["effc"]
+    peaks = {r["effc"]["peak_isa"]: r["effc"]["peak_gflops"] for r in rows}
+    host, title = host_class()
     lines = [
-        "# Benchmarks",
+        f"<!-- host: {host} -->",
+        f"## {title}",
         "",
         "Written by `bench/run.sh`; every number in a row comes from the same run of the script,",
         "on the same seeded input. Latencies are medians in ms (batch 1, fp32): each runtime is",
@@ -79,27 +114,28 @@ def main():
         "runtime (the second core is shared, so two-thread rounds suffer most).",
         "",
         f"- Machine: {cpu_model()}, {cores} cores; single-core FMA peak measured by `effc bench`:",
-        f"  {peak['peak_gflops']:.0f} GFLOP/s ({peak['peak_isa']}).",
-        f"- effc {rev} (kernels: {peak['kernels']}), {rustc}; tract-onnx 0.23.9 (single-threaded);",
+        "  " + ", ".join(f"{g:.0f} GFLOP/s ({isa})" for isa, g in peaks.items()) + "; % of peak is",
+        "  of the peak at the width of the kernels in that row.",
+        f"- effc {rev}, {rustc}; tract-onnx 0.23.9 (single-threaded);",
         f"  onnxruntime {ort_version} (CPU execution provider, intra-op threads as listed, all",
         "  graph optimisations).",
         "",
-        "| model | threads | effc ms | onnxruntime ms | tract ms | effc / onnxruntime | effc / tract | effc GFLOP/s | % of peak | effc / onnxruntime per round: median (range) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | kernels | threads | effc ms | onnxruntime ms | tract ms | effc / onnxruntime | effc / tract | effc GFLOP/s | % of peak | effc / onnxruntime per round: median (range) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         e, o, t = r["effc"], r["ort"], r["effc"].get("tract")
         tract_ms = f"{t['median_ms']:.2f}" if t else "—"
         vs_tract = f"{e['median_ms'] / t['median_ms']:.3f}" if t else "—"
         lines.append(
-            f"| {r['model']} | {r['threads']} | {e['median_ms']:.2f} | {o['median_ms']:.2f} | {tract_ms} | "
+            f"| {r['model']} | {e['kernels']} | {r['threads']} | {e['median_ms']:.2f} | {o['median_ms']:.2f} | {tract_ms} | "
             f"{e['median_ms'] / o['median_ms']:.3f} | {vs_tract} | {e['gflops']:.1f} | {e['percent_of_peak']:.1f} | "
             f"{per_round(r['round_ratios'])} |"
         )
-    lines += ["", "## Startup and memory", "", "| model | effc compile (file → ready) ms | effc peak RSS MB | onnxruntime session ms |", "|---|---|---|---|"]
+    lines += ["", "### Startup and memory", "", "| model | effc compile (file → ready) ms | effc peak RSS MB | onnxruntime session ms |", "|---|---|---|---|"]
     seen = set()
     for r in rows:
-        if r["model"] in seen or r["threads"] != 1:
+        if r["model"] in seen or r["threads"] != 1 or r["effc"]["kernels"] != rows[0]["effc"]["kernels"]:
             continue
         seen.add(r["model"])
         lines.append(f"| {r['model']} | {r['effc']['compile_ms']:.1f} | {r.get('rss_mb', float('nan')):.1f} | {r['ort']['load_ms']:.1f} |")
@@ -112,8 +148,17 @@ def main():
         "Models: `tv_b0_*` are the shared torchvision EfficientNet-B0 exports (224×224);",
         "`lite0` (relu6, no squeeze-excite, 224×224) and `b4` (380×380) are written by",
         "`examples/write_efficientnet.rs` with seeded weights.",
+        "<!-- end host -->",
     ]
-    open(out, "w").write("\n".join(lines) + "\n")
+    kept = kept_sections(out, host)
+    head = [
+        "# Benchmarks",
+        "",
+        "One section per class of host, each from one run of `bench/run.sh` on such a host",
+        "(a run replaces its own class's section and keeps the others).",
+    ]
+    sections = sorted(kept + ["\n".join(lines)], key=lambda sec: sec.splitlines()[0])
+    open(out, "w").write("\n\n".join(["\n".join(head)] + sections) + "\n")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@
 # runs per measurement after WARMUP (default 10); ROUNDS (default 5) measurements of each
 # runtime, alternating effc and onnxruntime, so that a burst of load from another tenant
 # of the machine lands in one round of one runtime, which the median over rounds drops.
+# On an AVX-512 host effc also runs with --kernels avx2 (the variant AVX2-only hosts get),
+# each variant in its own rounds beside onnxruntime.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${RUNS:-50}"
@@ -23,22 +25,26 @@ target/release/examples/write_efficientnet lite0 "$out/lite0.onnx" >/dev/null
 target/release/examples/write_efficientnet b4 "$out/b4.onnx" >/dev/null
 models=(../shared/models/tv_b0_legacy.onnx ../shared/models/tv_b0_bn.onnx ../shared/models/tv_b0_dynamo.onnx
     "$out/lite0.onnx" "$out/b4.onnx")
+kernels=(auto)
+grep -qw avx512f /proc/cpuinfo && kernels+=(avx2)
 results="$out/results.jsonl"
 : >"$results"
 for model in "${models[@]}"; do
     name=$(basename "$model" .onnx)
     # Peak RSS of effc alone (no tract in the process).
     rss=$("$effc" bench "$model" --runs 5 --warmup 1 --json | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["peak_rss_mb"])')
+    for variant in "${kernels[@]}"; do
     for threads in 1 2; do
         vs=()
-        [ "$threads" = 1 ] && vs=(--vs tract)
+        [ "$threads" = 1 ] && [ "$variant" = auto ] && vs=(--vs tract)
         for round in $(seq "$rounds"); do
-            effc_json=$("$effc" bench "$model" --threads "$threads" --runs "$runs" --warmup "$warmup" --json "${vs[@]}")
+            effc_json=$("$effc" bench "$model" --kernels "$variant" --threads "$threads" --runs "$runs" --warmup "$warmup" --json "${vs[@]}")
             ort_json=$("$venv/bin/python" bench/ort_bench.py "$model" "$threads" "$runs" "$warmup")
             printf '{"model": "%s", "threads": %s, "round": %s, "rss_mb": %s, "effc": %s, "ort": %s}\n' \
                 "$name" "$threads" "$round" "$rss" "$(echo "$effc_json" | tr -d '\n')" "$ort_json" >>"$results"
-            echo "$name, $threads thread(s), round $round: effc $(echo "$effc_json" | grep -m1 median_ms) | ort $ort_json" >&2
+            echo "$name, $variant, $threads thread(s), round $round: effc $(echo "$effc_json" | grep -m1 median_ms) | ort $ort_json" >&2
         done
+    done
     done
 done
 "$venv/bin/python" bench/report.py "$results" docs/BENCHMARKS.md

@@ -61,6 +61,8 @@ impl Stats {
 #[derive(Serialize)]
 struct Report {
     model: String,
+    /// The CPU the figures were measured on (model name, family and model numbers).
+    cpu: String,
     threads: usize,
     runs: usize,
     #[serde(flatten)]
@@ -68,8 +70,9 @@ struct Report {
     gflops: f64,
     /// Which code ran the matrix products (`--kernels`, resolved).
     kernels: String,
-    /// Measured single-core FMA peak of the widest vectors this CPU has, and the share of
-    /// `threads` × that peak the run reached.
+    /// Measured single-core FMA peak at the vector width of the kernels that ran (the
+    /// widest this CPU has for `jit`), and the share of `threads` × that peak the run
+    /// reached.
     peak_isa: &'static str,
     peak_gflops: f64,
     percent_of_peak: f64,
@@ -168,15 +171,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         None => None,
     };
     let flops = 2.0 * c.summary.macs as f64;
-    let peak_isa = effc_kernels::Isa::detect();
+    let resolved = args.codegen.kernels.resolve()?;
+    let peak_isa = resolved.unwrap_or_else(effc_kernels::Isa::detect);
     let peak = effc_kernels::peak_gflops(peak_isa).unwrap_or(f64::NAN);
     let gflops = flops / (effc_stats.median_ms * 1e6);
-    let kernels = match args.codegen.kernels.resolve()? {
-        Some(isa) => isa.name().to_string(),
-        None => "jit".to_string(),
-    };
+    let kernels = resolved.map_or("jit", |isa| isa.name()).to_string();
     let report = Report {
         model: args.model.display().to_string(),
+        cpu: cpu_model(),
         threads: args.threads,
         runs: args.runs,
         effc: effc_stats,
@@ -201,6 +203,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         )
     };
     println!("{} ({} threads, {} runs, compile {:.1} ms)", report.model, args.threads, args.runs, report.compile_ms);
+    println!("cpu    {}", report.cpu);
     line("effc", &report.effc);
     println!(
         "       {:.1} GFLOP/s with {} kernels = {:.1}% of {} × the {} single-core peak ({:.0} GFLOP/s)",
@@ -211,4 +214,22 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         println!("ratio  effc/tract median = {r:.3}");
     }
     Ok(())
+}
+
+/// The CPU's model name with its family and model numbers (`AMD EPYC (family 25, model
+/// 17)`: virtual machines often report a bare "AMD EPYC", which the numbers tell apart),
+/// from /proc/cpuinfo; "unknown" where that is not readable.
+pub fn cpu_model() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        info.lines()
+            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    match (field("model name"), field("cpu family"), field("model")) {
+        (Some(name), Some(family), Some(model)) => format!("{name} (family {family}, model {model})"),
+        (Some(name), _, _) => name,
+        _ => "unknown".to_string(),
+    }
 }

@@ -17,7 +17,7 @@ pub mod im2col;
 mod peak;
 pub mod prefetch;
 pub mod scale;
-mod vector;
+pub mod simd;
 mod window;
 
 pub use act::{ActKind, Activation};
@@ -34,9 +34,62 @@ pub enum Isa {
     Avx512,
     /// AVX2 with FMA: 8 f32 lanes, 16 vector registers.
     Avx2,
-    /// Plain Rust, auto-vectorised for the baseline target (SSE2 on x86-64).
+    /// Plain Rust on 4-lane arrays, vectorised for the baseline target (SSE2 on x86-64).
     Portable,
 }
+
+/// One instruction set's row of the kernel table: what dispatch, the kernel tests and
+/// the benches all read. Every function is the same generic body (over [`simd::Simd`])
+/// compiled with the row's target features.
+#[derive(Clone, Copy, Debug)]
+pub struct Kernels {
+    pub isa: Isa,
+    /// The CPU features the row needs, as `is_x86_feature_detected!` names them.
+    pub features: &'static [&'static str],
+    /// f32 lanes per vector.
+    pub lanes: usize,
+    /// Rows of the GEMM register tile: callers split work in multiples of this.
+    pub gemm_rows: usize,
+    pub gemm: GemmFn,
+    pub depthwise: DwFn,
+    pub scale_rows: scale::ScaleRowsFn,
+    pub scale_columns: scale::ScaleColumnsFn,
+}
+
+#[cfg(target_arch = "x86_64")]
+const AVX512: Kernels = Kernels {
+    isa: Isa::Avx512,
+    features: &["avx512f"],
+    lanes: <simd::avx512::Avx512 as simd::Simd>::LANES,
+    gemm_rows: gemm::MR_AVX512,
+    gemm: gemm::gemm_avx512,
+    depthwise: depthwise::dw_row_avx512,
+    scale_rows: scale::rows_avx512,
+    scale_columns: scale::columns_avx512,
+};
+
+#[cfg(target_arch = "x86_64")]
+const AVX2: Kernels = Kernels {
+    isa: Isa::Avx2,
+    features: &["avx2", "fma"],
+    lanes: <simd::avx2::Avx2 as simd::Simd>::LANES,
+    gemm_rows: gemm::MR_AVX2,
+    gemm: gemm::gemm_avx2,
+    depthwise: depthwise::dw_row_avx2,
+    scale_rows: scale::rows_avx2,
+    scale_columns: scale::columns_avx2,
+};
+
+const PORTABLE: Kernels = Kernels {
+    isa: Isa::Portable,
+    features: &[],
+    lanes: <simd::portable::Portable as simd::Simd>::LANES,
+    gemm_rows: gemm::MR_PORTABLE,
+    gemm: gemm::gemm_portable,
+    depthwise: depthwise::dw_row_portable,
+    scale_rows: scale::rows_portable,
+    scale_columns: scale::columns_portable,
+};
 
 impl Isa {
     /// Every variant, best first.
@@ -47,17 +100,34 @@ impl Isa {
         Isa::ALL.into_iter().find(|isa| isa.is_supported()).unwrap_or(Isa::Portable)
     }
 
-    /// Whether this CPU can run the variant.
-    pub fn is_supported(self) -> bool {
+    /// The variant's row of the kernel table, whether or not this CPU can run it.
+    fn row(self) -> Option<&'static Kernels> {
         match self {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+            Isa::Avx512 => Some(&AVX512),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
+            Isa::Avx2 => Some(&AVX2),
             #[cfg(not(target_arch = "x86_64"))]
-            Isa::Avx512 | Isa::Avx2 => false,
-            Isa::Portable => true,
+            Isa::Avx512 | Isa::Avx2 => None,
+            Isa::Portable => Some(&PORTABLE),
         }
+    }
+
+    /// The first CPU feature the variant needs that this CPU lacks (or the architecture,
+    /// off x86-64), or `None` if it runs here: what a test that skips the variant says.
+    pub fn missing_feature(self) -> Option<&'static str> {
+        let Some(row) = self.row() else { return Some("x86_64") };
+        row.features.iter().copied().find(|&f| !feature_detected(f))
+    }
+
+    /// Whether this CPU can run the variant.
+    pub fn is_supported(self) -> bool {
+        self.missing_feature().is_none()
+    }
+
+    /// The variant's kernels, or `None` if the CPU cannot run them.
+    pub fn kernels(self) -> Option<&'static Kernels> {
+        self.row().filter(|_| self.is_supported())
     }
 
     /// The lower-case name used on the command line (`--kernels avx512`).
@@ -71,53 +141,40 @@ impl Isa {
 
     /// The matrix-product kernel of this variant, or `None` if the CPU cannot run it.
     pub fn gemm(self) -> Option<GemmFn> {
-        if !self.is_supported() {
-            return None;
-        }
-        Some(match self {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => gemm::avx512::gemm,
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => gemm::avx2::gemm,
-            _ => gemm::portable::gemm,
-        })
+        self.kernels().map(|k| k.gemm)
     }
 
     /// The depthwise-row kernel of this variant, or `None` if the CPU cannot run it.
     pub fn depthwise(self) -> Option<DwFn> {
-        if !self.is_supported() {
-            return None;
-        }
-        Some(match self {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => depthwise::avx512::dw_row,
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => depthwise::avx2::dw_row,
-            _ => depthwise::portable::dw_row,
-        })
+        self.kernels().map(|k| k.depthwise)
     }
 
     /// The squeeze-excite scaling kernels of this variant (weight rows, activation
     /// columns), or `None` if the CPU cannot run them.
     pub fn scale(self) -> Option<(scale::ScaleRowsFn, scale::ScaleColumnsFn)> {
-        if !self.is_supported() {
-            return None;
-        }
-        Some(match self {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => (scale::rows_avx512, scale::columns_avx512),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => (scale::rows_avx2, scale::columns_avx2),
-            _ => (scale::rows_portable, scale::columns_portable),
-        })
+        self.kernels().map(|k| (k.scale_rows, k.scale_columns))
     }
 
     /// Rows of the register tile: callers split work in multiples of this.
     pub fn gemm_rows(self) -> usize {
-        match self {
-            Isa::Avx512 => gemm::avx512::MR,
-            Isa::Avx2 => gemm::avx2::MR,
-            Isa::Portable => gemm::portable::MR,
+        self.row().map_or(gemm::MR_PORTABLE, |k| k.gemm_rows)
+    }
+}
+
+/// Whether the CPU has the named feature (the names the kernel table uses).
+fn feature_detected(name: &str) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        match name {
+            "avx512f" => std::arch::is_x86_feature_detected!("avx512f"),
+            "avx2" => std::arch::is_x86_feature_detected!("avx2"),
+            "fma" => std::arch::is_x86_feature_detected!("fma"),
+            _ => false,
         }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = name;
+        false
     }
 }

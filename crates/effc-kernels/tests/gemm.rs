@@ -160,7 +160,7 @@ proptest! {
 
     #[test]
     fn every_variant_matches_the_reference(c in case()) {
-        for isa in Isa::ALL.into_iter().filter(|i| i.is_supported()) {
+        for isa in guarded::variants() {
             check(isa, &c);
         }
     }
@@ -168,7 +168,7 @@ proptest! {
     #[test]
     fn every_variant_matches_the_portable_one(c in case()) {
         let (portable, _) = run(Isa::Portable, &c);
-        for isa in Isa::ALL.into_iter().filter(|i| i.is_supported() && *i != Isa::Portable) {
+        for isa in guarded::variants().into_iter().filter(|i| *i != Isa::Portable) {
             let (got, _) = run(isa, &c);
             for (i, (&g, &p)) in got.iter().zip(&portable).enumerate() {
                 prop_assert!(close(g, p, (c.k as f32).sqrt() + 2.0), "{isa:?} element {i}: {g} vs portable {p}");
@@ -200,7 +200,7 @@ fn eight_column_tails_match_the_reference() {
                     act: Activation::new(if bit(1) { ActKind::Swish } else { ActKind::Identity }),
                     seed,
                 };
-                for isa in Isa::ALL.into_iter().filter(|i| i.is_supported()) {
+                for isa in guarded::variants() {
                     check(isa, &c);
                 }
             }
@@ -224,7 +224,7 @@ fn activations_over_a_sweep() {
         Activation::new(ActKind::Sigmoid),
         Activation::new(ActKind::Swish),
     ];
-    for isa in Isa::ALL.into_iter().filter(|i| i.is_supported()) {
+    for isa in guarded::variants() {
         for act in kinds {
             let p = GemmParams {
                 k: 1,
@@ -306,7 +306,7 @@ fn packed_panels_give_the_row_major_product() {
     let row_major = GemmParams { k, n, lda: k, ldb: n, panel_stride: 32, ldo: n, ldr: n, bias: std::ptr::null(), act };
     let panels = GemmParams { ldb: 32, panel_stride: 32 * k, ..row_major };
     let want = reference(&a, &b, None, rows, &row_major, None, None);
-    for isa in Isa::ALL.into_iter().filter(|i| i.is_supported()) {
+    for isa in guarded::variants() {
         let mut out = vec![0.0f32; rows * n];
         let (ga, gb) = (Guarded::new(&a), Guarded::new(&b_panels));
         // SAFETY: a is rows × k, B is the packed panels the params describe, out rows × n.

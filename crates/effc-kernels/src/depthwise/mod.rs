@@ -9,13 +9,8 @@
 //! the interior columns, whose taps are all inside the row, take a branch-free path that
 //! shares each weight load between four output pixels.
 
+use crate::simd::Simd;
 use crate::{Activation, RowWindow};
-
-#[cfg(target_arch = "x86_64")]
-pub mod avx2;
-#[cfg(target_arch = "x86_64")]
-pub mod avx512;
-pub mod portable;
 
 /// What does not change between the rows of one depthwise convolution.
 #[repr(C)]
@@ -83,3 +78,49 @@ pub fn reference(rows: &[Option<&[f32]>], p: &DwParams, weights: &[f32], bias: &
     }
     out
 }
+
+mod kernel;
+
+/// The depthwise-row entry point of one instruction set: [`kernel::dw_row`] compiled with
+/// its target features.
+macro_rules! entry {
+    ($name:ident, $simd:ty, $doc:literal $(, $feature:literal)?) => {
+        #[doc = $doc]
+        ///
+        /// # Safety
+        /// The pointers satisfy [`DwFn`]'s contract and the CPU supports the instruction set.
+        $(#[cfg(target_arch = "x86_64")] #[target_feature(enable = $feature)])?
+        pub unsafe extern "C" fn $name(
+            rows: *const *const f32,
+            out: *mut f32,
+            sums: *mut f32,
+            params: *const DwParams,
+            prefetch: *const u8,
+        ) {
+            // SAFETY: the CPU supports the instruction set (this function's contract), and
+            // the pointers are the caller's.
+            unsafe { kernel::dw_row(<$simd>::assume(), rows, out, sums, params, prefetch) }
+        }
+
+        // SAFETY: `run_vector` runs the generic one for this instruction set under its
+        // features.
+        unsafe impl kernel::WindowFn for $simd {
+            $(#[target_feature(enable = $feature)])?
+            #[inline(never)]
+            unsafe fn run_vector<const P: usize, const H: usize, const SLIDING: bool>(
+                s: Self,
+                g: kernel::Group<Self>,
+                v: usize,
+                ox: usize,
+                out: *mut f32,
+            ) -> <Self as Simd>::V {
+                // SAFETY: forwarded; the token proves the features.
+                unsafe { kernel::run_vector::<Self, P, H, SLIDING>(s, g, v, ox, out) }
+            }
+        }
+    };
+}
+
+entry!(dw_row_avx512, crate::simd::avx512::Avx512, "AVX-512F: 16 channels per vector.", "avx512f");
+entry!(dw_row_avx2, crate::simd::avx2::Avx2, "AVX2 + FMA: 8 channels per vector.", "avx2,fma");
+entry!(dw_row_portable, crate::simd::portable::Portable, "Portable: 4 channels per vector.");

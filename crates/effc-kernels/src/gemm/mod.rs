@@ -4,20 +4,18 @@
 //! `out[r][j] = act(Σ_k a[r][k] · (b[k][j] · s[k]) + bias[j] + res[r][j])` for `r < rows`,
 //! `j < n`, where `s` is an optional per-K scale (a squeeze-excite gate folded into the
 //! projection: scaling B's rows as they are loaded costs one multiply per B vector).
-//! Each variant keeps an MR × (2 vectors) tile of `out` in registers over the whole K loop,
-//! broadcasting one element of A per row and loading one row of B per step, then applies
-//! the epilogue to the registers and stores once. Column tails are masked.
+//! One body ([`kernel`]) for every instruction set keeps an MR × (2 vectors) tile of
+//! `out` in registers over the whole K loop, broadcasting one element of A per row and
+//! loading one row of B per step, then applies the epilogue to the registers and stores
+//! once. Column tails are half-width or masked.
 
 use crate::Activation;
+use crate::simd::Simd;
 
-#[cfg(target_arch = "x86_64")]
-pub mod avx2;
-#[cfg(target_arch = "x86_64")]
-pub mod avx512;
-pub mod portable;
+mod kernel;
 
 /// Columns per panel of a panel-major B: the AVX-512 tile's width. The narrower variants'
-/// 16-column tiles start at multiples of 16, so none straddles a panel.
+/// 16- and 8-column tiles start at multiples of their width, so none straddles a panel.
 pub const PANEL: usize = 32;
 
 /// What does not change between calls of one product: sizes, strides (in f32s), bias and
@@ -84,7 +82,8 @@ unsafe impl Sync for GemmParams {}
 /// - `out` may alias `res` exactly (same element for the same (r, j)), nothing else;
 /// - the variant's instruction set is supported by the CPU (see [`crate::Isa::gemm`]).
 ///
-/// No element outside these ranges is read or written: tails use masked loads and stores.
+/// No element outside these ranges is read or written: tails use half-width or masked
+/// loads and stores.
 pub type GemmFn = unsafe extern "C" fn(
     a: *const f32,
     b: *const f32,
@@ -125,3 +124,54 @@ pub fn reference(
     }
     out
 }
+
+/// The GEMM entry point of one instruction set: [`kernel::gemm`] with its tile shape,
+/// compiled with its target features.
+macro_rules! entry {
+    ($name:ident, $simd:ty, $mr:expr, $tall:expr, $doc:literal $(, $feature:literal)?) => {
+        #[doc = $doc]
+        ///
+        /// # Safety
+        /// The pointers satisfy [`GemmFn`]'s contract and the CPU supports the instruction set.
+        $(#[cfg(target_arch = "x86_64")] #[target_feature(enable = $feature)])?
+        pub unsafe extern "C" fn $name(
+            a: *const f32,
+            b: *const f32,
+            out: *mut f32,
+            res: *const f32,
+            rows: usize,
+            params: *const GemmParams,
+            kscale: *const f32,
+        ) {
+            // SAFETY: the CPU supports the instruction set (this function's contract), and
+            // the pointers are the caller's.
+            unsafe { kernel::gemm::<_, { $mr }, { $tall }>(<$simd>::assume(), a, b, out, res, rows, params, kscale) }
+        }
+
+        // SAFETY: `tile` runs the generic tile for this instruction set under its features.
+        unsafe impl kernel::TileFn for $simd {
+            $(#[target_feature(enable = $feature)])?
+            #[inline(never)]
+            unsafe fn tile<const M: usize, const V: usize, const HALF: bool, const TAIL: bool>(
+                s: Self,
+                t: kernel::TileAt<Self>,
+                r0: usize,
+                p: &GemmParams,
+                ahead: kernel::Ahead,
+            ) {
+                // SAFETY: forwarded; the token proves the features.
+                unsafe { kernel::tile::<Self, M, V, HALF, TAIL>(s, t, r0, p, ahead) }
+            }
+        }
+    };
+}
+
+/// Tile rows: AVX-512's 12 × 2 zmm tile (24 accumulators; remainders up to 14 rows: 28 of
+/// its 32 registers), AVX2's 6 × 2 ymm one (12 of 16), and the portable 6 × 2 xmm one.
+pub const MR_AVX512: usize = 12;
+pub const MR_AVX2: usize = 6;
+pub const MR_PORTABLE: usize = 6;
+
+entry!(gemm_avx512, crate::simd::avx512::Avx512, MR_AVX512, 14, "AVX-512F: a 12 × 32 tile.", "avx512f");
+entry!(gemm_avx2, crate::simd::avx2::Avx2, MR_AVX2, MR_AVX2, "AVX2 + FMA: a 6 × 16 tile.", "avx2,fma");
+entry!(gemm_portable, crate::simd::portable::Portable, MR_PORTABLE, MR_PORTABLE, "Portable: a 6 × 8 tile.");

@@ -61,3 +61,21 @@ impl Drop for Guarded {
         unsafe { libc::munmap(self.base, self.map_len) };
     }
 }
+
+/// The kernel variants this CPU runs, best first. Each variant it cannot run is named
+/// once per test binary, with the missing feature, on stderr (written directly, so the
+/// test harness's capture does not hide it): a run on an AVX2-only host says that it
+/// did not test AVX-512.
+pub fn variants() -> Vec<effc_kernels::Isa> {
+    use std::io::Write;
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        for isa in effc_kernels::Isa::ALL {
+            if let Some(feature) = isa.missing_feature() {
+                let line = format!("not tested: the {} kernels (this CPU has no {feature})\n", isa.name());
+                let _ = std::io::stderr().write_all(line.as_bytes());
+            }
+        }
+    });
+    effc_kernels::Isa::ALL.into_iter().filter(|i| i.is_supported()).collect()
+}

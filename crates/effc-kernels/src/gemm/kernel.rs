@@ -1,0 +1,331 @@
+//! The matrix product, written once over [`Simd`]: a register tile of M rows × V vectors
+//! (V = [`NV`] but at a narrow column tail), whose shape is the instruction set's
+//! parameter (`MR`, and `TALL`, the tallest remainder tile its registers hold), kept
+//! over the whole K loop, broadcasting one element of A per row and loading one row of B
+//! per step; then the epilogue on the registers and one store.
+//!
+//! Column tails: a lone half vector runs at half width (`HALF`: on cores that split wide
+//! operations a half-width FMA takes half the issue slots of a masked full one; B0's
+//! 40-channel projections on AVX-512); any other partial vector is masked (`TAIL`). A half
+//! vector beside a full one (24 columns on AVX-512) is masked too: LLVM compiled that
+//! mixed tile 3× slower than the masked one. Full vectors never touch a mask.
+
+use super::GemmParams;
+use crate::simd::{Simd, activate};
+
+/// Vectors across a tile: 2·LANES columns, which divides a 32-column panel for every
+/// instruction set (32, 16, 8).
+pub const NV: usize = 2;
+
+#[derive(Clone, Copy)]
+pub(super) struct Ptrs {
+    a: *const f32,
+    b: *const f32,
+    out: *mut f32,
+    res: *const f32,
+    /// Per-K scale of B's rows, or null.
+    kscale: *const f32,
+}
+
+/// The share of the next B panel one tile requests into L2 while it computes: from
+/// `start`, `step` bytes further at each K step (0: none).
+#[derive(Clone, Copy)]
+pub(super) struct Ahead {
+    start: *const u8,
+    step: usize,
+}
+
+impl Ahead {
+    /// Requests this K step's part (prefetches never fault, so any address is safe).
+    #[inline(always)]
+    fn request(self, k: usize) {
+        if self.step > 0 {
+            let at = self.start.wrapping_add(k * self.step);
+            crate::prefetch::into_l2(at);
+            if self.step > 64 {
+                crate::prefetch::into_l2(at.wrapping_add(64));
+            }
+        }
+    }
+}
+
+/// The next panel split into one [`Ahead`] per row tile.
+struct Tiles {
+    next: *const u8,
+    share: usize,
+    step: usize,
+}
+
+impl Tiles {
+    /// Shares of the panel after the one at column `j0`, one for each of the `tiles` row
+    /// tiles of a call over `rows` rows, so that the next panel's first tile finds B in
+    /// L2: a cold weight panel otherwise streams in from memory at the pace of that tile's
+    /// K loop (B0 at one thread, AVX-512: expand −0.13 ms, project −0.04). Only for packed
+    /// B, whose next panel is the next contiguous run (for the last panel of a call, the
+    /// next call's first one when work items are column blocks), and not for one-row
+    /// products, which are bandwidth-bound streams the hardware prefetcher already keeps
+    /// up with.
+    fn of_next_panel(b: *const f32, j0: usize, rows: usize, tiles: usize, p: &GemmParams) -> Tiles {
+        let share = (p.k * p.ldb * 4).div_ceil(tiles);
+        let packed = p.panel_stride >= p.k * p.ldb;
+        let step = if packed && rows > 1 { share.div_ceil(p.k.max(1)) } else { 0 };
+        let next = (b as *const u8).wrapping_add((p.b_col(j0) + p.panel_stride) * 4);
+        Tiles { next, share, step }
+    }
+
+    fn share(&self, tile: usize) -> Ahead {
+        Ahead { start: self.next.wrapping_add(tile * self.share), step: self.step }
+    }
+}
+
+/// One instruction set's [`tile`]s as functions of their own, compiled with its target
+/// features, never inlined: a call per tile is nothing beside its K loop, and with all of
+/// a product's tile shapes in one function LLVM stops inlining the intrinsics inside
+/// them and allocates the registers of some tiles badly (3× slower).
+///
+/// # Safety
+/// `tile` runs [`tile`] for `Self`, under the instruction set's target features.
+pub(super) unsafe trait TileFn: Simd {
+    /// [`tile`] for `Self`.
+    ///
+    /// # Safety
+    /// As for [`tile`]; `s` is a token of a supported instruction set.
+    unsafe fn tile<const M: usize, const V: usize, const HALF: bool, const TAIL: bool>(
+        s: Self,
+        t: TileAt<Self>,
+        r0: usize,
+        p: &GemmParams,
+        ahead: Ahead,
+    );
+}
+
+/// See [`super::GemmFn`] for the contract. Column panels of the tile's width run
+/// outermost, so one panel of B stays in L1/L2 while every row tile passes over it.
+///
+/// # Safety
+/// The pointers satisfy [`super::GemmFn`]'s contract; `s` is a token of a supported
+/// instruction set; `MR ≤ TALL ≤ 14`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)] // the C signature, plus the token
+pub unsafe fn gemm<S: TileFn, const MR: usize, const TALL: usize>(
+    s: S,
+    a: *const f32,
+    b: *const f32,
+    out: *mut f32,
+    res: *const f32,
+    rows: usize,
+    params: *const GemmParams,
+    kscale: *const f32,
+) {
+    // SAFETY: the caller passes a valid params pointer.
+    let p = unsafe { &*params };
+    let x = Ptrs { a, b, out, res, kscale };
+    let lanes = S::LANES;
+    let mut j0 = 0;
+    let full = s.first(lanes);
+    // SAFETY (all panels): the columns covered are < n.
+    while j0 + NV * lanes <= p.n {
+        unsafe { column_panel::<S, MR, TALL, NV, false, false>(s, x, j0, full, rows, p) };
+        j0 += NV * lanes;
+    }
+    let left = p.n - j0;
+    if left == 0 {
+        return;
+    }
+    let (whole, rest) = (left / lanes, left % lanes);
+    let mask = s.first(if rest == 0 { lanes } else { rest });
+    // SAFETY: `left` columns from j0: `whole` full vectors, then the rest (half or masked).
+    unsafe {
+        match (whole, rest) {
+            (1, 0) => column_panel::<S, MR, TALL, 1, false, false>(s, x, j0, mask, rows, p),
+            (0, r) if 2 * r == lanes => column_panel::<S, MR, TALL, 1, true, false>(s, x, j0, mask, rows, p),
+
+            (0, _) => column_panel::<S, MR, TALL, 1, false, true>(s, x, j0, mask, rows, p),
+            _ => column_panel::<S, MR, TALL, 2, false, true>(s, x, j0, mask, rows, p),
+        }
+    }
+}
+
+/// Every row of V vectors of columns from `j0`; the last vector is half wide (`HALF`) or
+/// the lanes of `mask` (`TAIL`).
+///
+/// # Safety
+/// The columns are < n; as for [`gemm`].
+#[inline(always)]
+unsafe fn column_panel<
+    S: TileFn,
+    const MR: usize,
+    const TALL: usize,
+    const V: usize,
+    const HALF: bool,
+    const TAIL: bool,
+>(
+    s: S,
+    x: Ptrs,
+    j0: usize,
+    mask: S::Mask,
+    rows: usize,
+    p: &GemmParams,
+) {
+    // Full tiles while more than TALL rows are left: a remainder of up to TALL rows is
+    // one taller tile (AVX-512: 13 or 14 rows still fit its 32 registers), not a full one
+    // plus a 1- or 2-row tile that would reload the whole B panel for one or two rows.
+    let full = if rows > TALL { (rows - (TALL - MR) - 1) / MR } else { 0 };
+    let ahead = Tiles::of_next_panel(x.b, j0, rows, full + 1, p);
+    let t = TileAt { x, j0, mask };
+    // SAFETY (all tiles): rows r0..r0+M are < rows.
+    for i in 0..full {
+        unsafe { S::tile::<MR, V, HALF, TAIL>(s, t, i * MR, p, ahead.share(i)) };
+    }
+    let (r0, a) = (full * MR, ahead.share(full));
+    macro_rules! rest {
+        ($($m:literal)*) => {
+            match rows - r0 {
+                0 => {}
+                $($m => unsafe { S::tile::<$m, V, HALF, TAIL>(s, t, r0, p, a) },)*
+                _ => unreachable!("a remainder tile is at most TALL ≤ 14 rows"),
+            }
+        };
+    }
+    rest!(1 2 3 4 5 6 7 8 9 10 11 12 13 14);
+}
+
+/// Where a tile's columns are: the matrices, its first column, the last vector's lanes.
+#[derive(Clone, Copy)]
+pub(super) struct TileAt<S: Simd> {
+    x: Ptrs,
+    j0: usize,
+    mask: S::Mask,
+}
+
+/// Vector `v` of V at `src`: half wide or masked if it is the last and `HALF` or `TAIL`.
+///
+/// # Safety
+/// The selected lanes are readable.
+#[inline(always)]
+unsafe fn load<S: Simd, const V: usize, const HALF: bool, const TAIL: bool>(
+    s: S,
+    v: usize,
+    src: *const f32,
+    mask: S::Mask,
+) -> S::V {
+    let last = v + 1 == V;
+    // SAFETY: as for this function.
+    unsafe {
+        if HALF && last {
+            s.load_half(src)
+        } else if TAIL && last {
+            s.load_part(src, mask)
+        } else {
+            s.load(src)
+        }
+    }
+}
+
+/// The K loop of a tile: M × V accumulators from `init`; with `SCALED`, B's row k is
+/// multiplied by `kscale[k]` as it is loaded.
+///
+/// # Safety
+/// As for [`tile`]; with `SCALED`, `x.kscale` holds K values.
+#[inline(always)]
+unsafe fn accumulate<
+    S: Simd,
+    const M: usize,
+    const V: usize,
+    const HALF: bool,
+    const TAIL: bool,
+    const SCALED: bool,
+>(
+    s: S,
+    t: TileAt<S>,
+    r0: usize,
+    p: &GemmParams,
+    init: [S::V; V],
+    ahead: Ahead,
+) -> [[S::V; V]; M] {
+    let mut acc = [init; M];
+    let a0 = t.x.a.wrapping_add(r0 * p.lda);
+    let b0 = t.x.b.wrapping_add(p.b_col(t.j0));
+    for k in 0..p.k {
+        ahead.request(k);
+        let brow = b0.wrapping_add(k * p.ldb);
+        let mut bv = [s.zero(); V];
+        for (v, b) in bv.iter_mut().enumerate() {
+            // SAFETY: the vector's columns are < n, of row k of B.
+            *b = unsafe { load::<S, V, HALF, TAIL>(s, v, brow.wrapping_add(S::LANES * v), t.mask) };
+        }
+        if SCALED {
+            // SAFETY: k < K values of the scale.
+            let g = s.splat(unsafe { *t.x.kscale.wrapping_add(k) });
+            for b in bv.iter_mut() {
+                *b = s.mul(*b, g);
+            }
+        }
+        for (r, acc_r) in acc.iter_mut().enumerate() {
+            // SAFETY: row r0 + r < rows, k < K.
+            let av = s.splat(unsafe { *a0.wrapping_add(r * p.lda + k) });
+            for v in 0..V {
+                acc_r[v] =
+                    if HALF && v + 1 == V { s.fma_half(av, bv[v], acc_r[v]) } else { s.fma(av, bv[v], acc_r[v]) };
+            }
+        }
+    }
+    acc
+}
+
+/// An M × V-vector tile at (r0, t.j0).
+///
+/// # Safety
+/// Rows `r0..r0+M` are inside the product and the tile's columns (the last vector's as
+/// `HALF` or `TAIL` select) are < n; as for [`gemm`].
+#[inline(always)]
+pub(super) unsafe fn tile<S: Simd, const M: usize, const V: usize, const HALF: bool, const TAIL: bool>(
+    s: S,
+    t: TileAt<S>,
+    r0: usize,
+    p: &GemmParams,
+    ahead: Ahead,
+) {
+    // The accumulators start at the bias: one add fewer per output vector in the epilogue,
+    // which dominates small-K products.
+    let mut bias = [s.zero(); V];
+    if !p.bias.is_null() {
+        for (v, b) in bias.iter_mut().enumerate() {
+            // SAFETY: the vector's columns are < n; bias holds n values.
+            *b = unsafe { load::<S, V, HALF, TAIL>(s, v, p.bias.wrapping_add(t.j0 + S::LANES * v), t.mask) };
+        }
+    }
+    let acc = if t.x.kscale.is_null() {
+        // SAFETY: as for this function.
+        unsafe { accumulate::<S, M, V, HALF, TAIL, false>(s, t, r0, p, bias, ahead) }
+    } else {
+        // SAFETY: as for this function; kscale holds K values.
+        unsafe { accumulate::<S, M, V, HALF, TAIL, true>(s, t, r0, p, bias, ahead) }
+    };
+    for (r, acc_r) in acc.iter().enumerate() {
+        for (v, &y) in acc_r.iter().enumerate() {
+            let col = t.j0 + S::LANES * v;
+            let mut y = y;
+            if !t.x.res.is_null() {
+                // SAFETY: (r0 + r, the vector's columns) is inside the residual.
+                let rv =
+                    unsafe { load::<S, V, HALF, TAIL>(s, v, t.x.res.wrapping_add((r0 + r) * p.ldr + col), t.mask) };
+                y = s.add(y, rv);
+            }
+            y = activate(s, y, &p.act);
+            let dst = t.x.out.wrapping_add((r0 + r) * p.ldo + col);
+            let last = v + 1 == V;
+            // SAFETY: (r0 + r, the vector's columns) is inside the output. A half vector's
+            // high half may hold anything (its activation too): only the low half is stored.
+            unsafe {
+                if HALF && last {
+                    s.store_half(dst, y)
+                } else if TAIL && last {
+                    s.store_part(dst, y, t.mask)
+                } else {
+                    s.store(dst, y)
+                }
+            }
+        }
+    }
+}
