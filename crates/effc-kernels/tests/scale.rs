@@ -3,7 +3,6 @@
 
 mod guarded;
 
-use effc_kernels::Isa;
 use guarded::Guarded;
 
 fn values(len: usize, seed: f32) -> Vec<f32> {

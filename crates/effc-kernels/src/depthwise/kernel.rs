@@ -93,18 +93,18 @@ unsafe fn group<S: WindowFn>(s: S, g: Group<S>, out: *mut f32) -> [S::V; GROUP] 
         if specialised(p) {
             // Seven-pixel groups for rows of 7 and 14 (B0's last stages), where eight
             // would compute one or two pixels that are thrown away.
-            let seven = p.win.ow % 8 != 0 && p.win.ow % 7 == 0;
+            let seven = !p.win.ow.is_multiple_of(8) && p.win.ow.is_multiple_of(7);
             while seven && ox < p.win.ow {
-                for v in 0..g.vectors {
-                    sum[v] = s.add(sum[v], S::run_vector::<7, 3, true>(s, g, v, ox, out));
+                for (v, sv) in sum.iter_mut().enumerate().take(g.vectors) {
+                    *sv = s.add(*sv, S::run_vector::<7, 3, true>(s, g, v, ox, out));
                 }
                 ox += 7;
             }
             // Eight pixels at a time, border groups included: their taps outside the row
             // read as zeros, and pixels past the row's end are not stored.
             while ox < p.win.ow {
-                for v in 0..g.vectors {
-                    sum[v] = s.add(sum[v], S::run_vector::<8, 4, true>(s, g, v, ox, out));
+                for (v, sv) in sum.iter_mut().enumerate().take(g.vectors) {
+                    *sv = s.add(*sv, S::run_vector::<8, 4, true>(s, g, v, ox, out));
                 }
                 ox += 8;
             }
@@ -112,19 +112,19 @@ unsafe fn group<S: WindowFn>(s: S, g: Group<S>, out: *mut f32) -> [S::V; GROUP] 
         }
         while ox < p.win.ow {
             if ox >= lo && ox + 8 <= hi {
-                for v in 0..g.vectors {
-                    sum[v] = s.add(sum[v], S::run_vector::<8, 4, false>(s, g, v, ox, out));
+                for (v, sv) in sum.iter_mut().enumerate().take(g.vectors) {
+                    *sv = s.add(*sv, S::run_vector::<8, 4, false>(s, g, v, ox, out));
                 }
                 ox += 8;
             } else if ox >= lo && ox + 4 <= hi {
-                for v in 0..g.vectors {
-                    sum[v] = s.add(sum[v], S::run_vector::<4, 4, false>(s, g, v, ox, out));
+                for (v, sv) in sum.iter_mut().enumerate().take(g.vectors) {
+                    *sv = s.add(*sv, S::run_vector::<4, 4, false>(s, g, v, ox, out));
                 }
                 ox += 4;
             } else {
                 let acc = border(s, g, ox);
-                for v in 0..g.vectors {
-                    sum[v] = s.add(sum[v], store_pixels(s, g, v, ox, [acc[v]], 1, out));
+                for (v, sv) in sum.iter_mut().enumerate().take(g.vectors) {
+                    *sv = s.add(*sv, store_pixels(s, g, v, ox, [acc[v]], 1, out));
                 }
                 ox += 1;
             }
