@@ -1,18 +1,7 @@
 """Turns bench/run.sh's JSON lines into docs/BENCHMARKS.md."""
 import json
-import platform
 import subprocess
 import sys
-
-
-def cpu_model():
-    """The model name with family and model numbers, as `effc bench` prints it."""
-    fields = {}
-    for line in open("/proc/cpuinfo"):
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-    name = fields.get("model name", platform.processor())
-    return f"{name} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
 
 
 def host_class():
@@ -113,7 +102,7 @@ def main():
         "disagree, load from another tenant of the machine disturbed several rounds of one",
         "runtime (the second core is shared, so two-thread rounds suffer most).",
         "",
-        f"- Machine: {cpu_model()}, {cores} cores; single-core FMA peak measured by `effc bench`:",
+        f"- Machine: {rows[0]['effc']['cpu']}, {cores} cores; single-core FMA peak measured by `effc bench`:",
         "  " + ", ".join(f"{g:.0f} GFLOP/s ({isa})" for isa, g in peaks.items()) + "; % of peak is",
         "  of the peak at the width of the kernels in that row.",
         f"- effc {rev}, {rustc}; tract-onnx 0.23.9 (single-threaded);",

@@ -12,14 +12,7 @@ const CHAINS: usize = 12;
 /// GFLOP/s of back-to-back fused multiply-adds at the widest vectors of `isa` on one core
 /// (the best of a few ~5 ms runs), or `None` if the CPU does not support it.
 pub fn peak_gflops(isa: Isa) -> Option<f64> {
-    if !isa.is_supported() {
-        return None;
-    }
-    let lanes = match isa {
-        Isa::Avx512 => 16,
-        Isa::Avx2 => 8,
-        Isa::Portable => 4,
-    };
+    let lanes = isa.kernels()?.lanes as u64;
     let iters = 200_000u64;
     let mut best = 0.0f64;
     for _ in 0..5 {

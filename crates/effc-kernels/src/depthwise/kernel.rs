@@ -12,7 +12,7 @@
 
 use super::DwParams;
 use crate::prefetch::{self, Spread};
-use crate::simd::{self, Simd, activate};
+use crate::simd::{self, Simd, activate_all};
 
 /// Channel vectors a group computes (border pixels all at once).
 const GROUP: usize = 4;
@@ -49,15 +49,16 @@ pub unsafe fn dw_row<S: WindowFn>(
             }
         }
         let vectors = (p.c - c0).div_ceil(lanes).min(GROUP);
-        let last = p.c - (c0 + (vectors - 1) * lanes);
-        let g = Group { rows, p, c0, vectors, tail: last < lanes, mask: s.first(last.min(lanes)) };
+        // Channels in the group's last vector: the ones left, but at most a vector's (a
+        // group of GROUP full vectors may have more channels after it).
+        let last = (p.c - (c0 + (vectors - 1) * lanes)).min(lanes);
+        let g = Group { rows, p, c0, vectors, tail: last < lanes, mask: s.first(last) };
         // SAFETY: the group's channels are < c (its last vector's lanes in `mask`).
         let sum = unsafe { group(s, g, out) };
         if !sums.is_null() {
             for (v, &sv) in sum.iter().enumerate().take(vectors) {
-                let at = sums.wrapping_add(c0 + v * lanes);
-                // SAFETY: channels of vector v are < c.
-                unsafe { if g.tail && v + 1 == vectors { s.store_part(at, sv, g.mask) } else { s.store(at, sv) } }
+                // SAFETY: `sums` holds c values.
+                unsafe { g.store(s, v, sums.wrapping_add(c0 + v * lanes), sv) };
             }
         }
         c0 += GROUP * lanes;
@@ -74,6 +75,70 @@ pub(super) struct Group<'a, S: Simd> {
     /// Whether the last vector is partial (then only `mask`'s lanes are real).
     tail: bool,
     mask: S::Mask,
+}
+
+impl<S: Simd> Group<'_, S> {
+    /// Whether vector `v` is the partial one.
+    #[inline(always)]
+    fn partial(self, v: usize) -> bool {
+        self.tail && v + 1 == self.vectors
+    }
+
+    /// Vector `v`'s channels at `at` (the partial one's through its mask).
+    ///
+    /// # Safety
+    /// The vector's channels are readable at `at`.
+    #[inline(always)]
+    unsafe fn load(self, s: S, v: usize, at: *const f32) -> S::V {
+        // SAFETY: as for this function.
+        unsafe { if self.partial(v) { s.load_part(at, self.mask) } else { s.load(at) } }
+    }
+
+    /// Stores vector `v`'s channels at `at` (the partial one's through its mask).
+    ///
+    /// # Safety
+    /// The vector's channels are writable at `at`.
+    #[inline(always)]
+    unsafe fn store(self, s: S, v: usize, at: *mut f32, y: S::V) {
+        // SAFETY: as for this function.
+        unsafe { if self.partial(v) { s.store_part(at, y, self.mask) } else { s.store(at, y) } }
+    }
+
+    /// Vector `v`'s bias.
+    #[inline(always)]
+    fn bias(self, s: S, v: usize) -> S::V {
+        // SAFETY: the bias holds c values, and the vector's channels are < c.
+        unsafe { self.load(s, v, self.p.bias.wrapping_add(self.c0 + v * S::LANES)) }
+    }
+
+    /// Activates and stores the pixels of `acc` from `ox` that are inside the row (vector
+    /// `v`); their sum, which joins the row's once per group (a sum indexed at run time
+    /// lives in memory, and adding into it per pixel chained store-to-load latency).
+    ///
+    /// # Safety
+    /// `out` is the output row; as in [`group`].
+    #[inline(always)]
+    unsafe fn store_pixels<const P: usize>(self, s: S, v: usize, ox: usize, acc: [S::V; P], out: *mut f32) -> S::V {
+        let p = self.p;
+        let valid = p.win.ow.saturating_sub(ox).min(P);
+        let mut part = s.zero();
+        // All P pixels activated at once (past the row's end too: cheaper than choosing
+        // the activation per pixel).
+        let mut acc = [acc];
+        activate_all(s, &mut acc, &p.act);
+        // Every q a constant (the array stays in registers; a slice or a loop bounded by
+        // `valid` would keep it in memory).
+        for (q, &y) in acc[0].iter().enumerate() {
+            if q >= valid {
+                break;
+            }
+            let at = out.wrapping_add((ox + q) * p.ld + self.c0 + v * S::LANES);
+            // SAFETY: pixel ox + q < ow, channels of vector v.
+            unsafe { self.store(s, v, at, y) };
+            part = s.add(part, y);
+        }
+        part
+    }
 }
 
 /// Computes and stores the group's pixels; returns each vector's sum over the row.
@@ -124,7 +189,7 @@ unsafe fn group<S: WindowFn>(s: S, g: Group<S>, out: *mut f32) -> [S::V; GROUP] 
             } else {
                 let acc = border(s, g, ox);
                 for (v, sv) in sum.iter_mut().enumerate().take(g.vectors) {
-                    *sv = s.add(*sv, store_pixels(s, g, v, ox, [acc[v]], 1, out));
+                    *sv = s.add(*sv, g.store_pixels(s, v, ox, [acc[v]], out));
                 }
                 ox += 1;
             }
@@ -148,10 +213,10 @@ pub(super) unsafe fn run_vector<S: Simd, const P: usize, const H: usize, const S
     ox: usize,
     out: *mut f32,
 ) -> S::V {
-    let d = Dest { g, v, out, lanes: g.lanes(s, v) };
+    let d = Dest { g, v, c0: g.c0 + v * S::LANES, bias: g.bias(s, v), out };
     // SAFETY: forwarded; the partial vector runs with TAIL.
     unsafe {
-        match (SLIDING, g.tail && v + 1 == g.vectors) {
+        match (SLIDING, g.partial(v)) {
             (true, false) => window::<S, P, H, false>(s, d, ox),
             (true, true) => window::<S, P, H, true>(s, d, ox),
             (false, false) => interior::<S, P, false>(s, d, ox),
@@ -160,15 +225,17 @@ pub(super) unsafe fn run_vector<S: Simd, const P: usize, const H: usize, const S
     }
 }
 
-/// Where a channel vector's pixels go once computed: its group, index and output row, and
-/// the vector itself. The functions that compute pixels store them too and return only
-/// their sum: returning the accumulator arrays through a `match` merges them in memory.
+/// One channel vector of the row being computed: its group, index, first channel and
+/// bias, and the output row. The functions that compute its pixels store them too and
+/// return only their sum: returning the accumulator arrays through a `match` merges them
+/// in memory.
 #[derive(Clone, Copy)]
 struct Dest<'a, S: Simd> {
     g: Group<'a, S>,
     v: usize,
+    c0: usize,
+    bias: S::V,
     out: *mut f32,
-    lanes: Lanes<'a, S>,
 }
 
 impl<S: Simd> Dest<'_, S> {
@@ -178,67 +245,9 @@ impl<S: Simd> Dest<'_, S> {
     /// As in [`group`].
     #[inline(always)]
     unsafe fn store<const P: usize>(self, s: S, ox: usize, acc: [S::V; P]) -> S::V {
-        let valid = self.g.p.win.ow.saturating_sub(ox).min(P);
-        // SAFETY: pixels ox..ox + valid are < ow.
-        unsafe { store_pixels(s, self.g, self.v, ox, acc, valid, self.out) }
+        // SAFETY: as for this function.
+        unsafe { self.g.store_pixels(s, self.v, ox, acc, self.out) }
     }
-}
-
-/// Activates and stores the first `valid` of `acc` (pixels from `ox`, vector `v`); their
-/// sum (added to the row's once per group: a sum indexed at run time lives in memory,
-/// and adding into it per pixel chained store-to-load latency).
-///
-/// # Safety
-/// Pixels `ox..ox + valid` are < ow; as in [`group`].
-#[inline(always)]
-unsafe fn store_pixels<S: Simd, const P: usize>(
-    s: S,
-    g: Group<S>,
-    v: usize,
-    ox: usize,
-    acc: [S::V; P],
-    valid: usize,
-    out: *mut f32,
-) -> S::V {
-    let p = g.p;
-    let mut part = s.zero();
-    let partial = g.tail && v + 1 == g.vectors;
-    // Every q a constant (the array stays in registers; a slice or a loop bounded by
-    // `valid` would keep it in memory).
-    for (q, &a) in acc.iter().enumerate() {
-        if q >= valid {
-            break;
-        }
-        let y = activate(s, a, &p.act);
-        let at = out.wrapping_add((ox + q) * p.ld + g.c0 + v * S::LANES);
-        // SAFETY: pixel ox + q < ow, channels of vector v (partial: the mask's lanes).
-        unsafe { if partial { s.store_part(at, y, g.mask) } else { s.store(at, y) } }
-        part = s.add(part, y);
-    }
-    part
-}
-
-impl<'a, S: Simd> Group<'a, S> {
-    /// Vector `v` of the group, with its bias loaded.
-    #[inline(always)]
-    fn lanes(self, s: S, v: usize) -> Lanes<'a, S> {
-        let c0 = self.c0 + v * S::LANES;
-        let at = self.p.bias.wrapping_add(c0);
-        // SAFETY: the bias holds c values; the partial vector reads the mask's lanes.
-        let bias = unsafe { if self.tail && v + 1 == self.vectors { s.load_part(at, self.mask) } else { s.load(at) } };
-        Lanes { rows: self.rows, p: self.p, c0, mask: self.mask, bias }
-    }
-}
-
-/// One channel vector of the row being computed: the input rows, the parameters, the
-/// vector's first channel, its lanes (when partial) and its bias.
-#[derive(Clone, Copy)]
-pub(super) struct Lanes<'a, S: Simd> {
-    rows: &'a [*const f32],
-    p: &'a DwParams,
-    c0: usize,
-    mask: S::Mask,
-    bias: S::V,
 }
 
 /// One pixel's sums over the taps inside the row for the group's vectors.
@@ -251,7 +260,7 @@ unsafe fn border<S: WindowFn>(s: S, g: Group<S>, ox: usize) -> [S::V; GROUP] {
     let (j_lo, j_hi) = p.win.taps(ox);
     let mut acc = [s.zero(); GROUP];
     for (v, a) in acc.iter_mut().enumerate().take(g.vectors) {
-        *a = g.lanes(s, v).bias;
+        *a = g.bias(s, v);
     }
     for (i, &row) in g.rows.iter().enumerate() {
         if row.is_null() {
@@ -262,16 +271,10 @@ unsafe fn border<S: WindowFn>(s: S, g: Group<S>, ox: usize) -> [S::V; GROUP] {
             let x = row.wrapping_add(iw * p.ld + g.c0);
             let w = p.weights.wrapping_add((i * p.win.kw + j) * p.ld + g.c0);
             for (v, a) in acc.iter_mut().enumerate().take(g.vectors) {
-                let (xv, wv) = (x.wrapping_add(v * S::LANES), w.wrapping_add(v * S::LANES));
                 // SAFETY: j is a tap inside the row, so iw < w; the channels are the
-                // vector's (the partial one's through its mask).
-                let (xv, wv) = unsafe {
-                    if g.tail && v + 1 == g.vectors {
-                        (s.load_part(xv, g.mask), s.load_part(wv, g.mask))
-                    } else {
-                        (s.load(xv), s.load(wv))
-                    }
-                };
+                // vector's.
+                let (xv, wv) =
+                    unsafe { (g.load(s, v, x.wrapping_add(v * S::LANES)), g.load(s, v, w.wrapping_add(v * S::LANES))) };
                 *a = s.fma(xv, wv, *a);
             }
         }
@@ -396,7 +399,7 @@ unsafe fn sliding<S: Simd, const P: usize, const KW: usize, const SW: usize, con
     d: Dest<S>,
     ox: usize,
 ) -> S::V {
-    let Lanes { rows, p, c0, mask, bias } = d.lanes;
+    let Dest { g: Group { rows, p, mask, .. }, c0, bias, .. } = d;
     let mut acc = [bias; P];
     let base = (ox * SW) as isize - p.win.pw as isize;
     for (i, &row) in rows.iter().enumerate() {
@@ -451,7 +454,7 @@ unsafe fn sliding<S: Simd, const P: usize, const KW: usize, const SW: usize, con
 /// pointers and channels are as in [`window`].
 #[inline(always)]
 unsafe fn interior<S: Simd, const P: usize, const TAIL: bool>(s: S, d: Dest<S>, ox: usize) -> S::V {
-    let Lanes { rows, p, c0, mask, bias } = d.lanes;
+    let Dest { g: Group { rows, p, mask, .. }, c0, bias, .. } = d;
     let mut acc = [bias; P];
     let base = ox * p.win.sw - p.win.pw;
     for (i, &row) in rows.iter().enumerate() {

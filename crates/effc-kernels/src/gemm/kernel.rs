@@ -11,20 +11,21 @@
 //! mixed tile 3× slower than the masked one. Full vectors never touch a mask.
 
 use super::GemmParams;
-use crate::simd::{Simd, activate};
+use crate::simd::{Simd, activate_all};
 
 /// Vectors across a tile: 2·LANES columns, which divides a 32-column panel for every
 /// instruction set (32, 16, 8).
 pub const NV: usize = 2;
 
+/// The matrices of a call, as [`super::GemmFn`] passes them.
 #[derive(Clone, Copy)]
 pub(super) struct Ptrs {
-    a: *const f32,
-    b: *const f32,
-    out: *mut f32,
-    res: *const f32,
+    pub a: *const f32,
+    pub b: *const f32,
+    pub out: *mut f32,
+    pub res: *const f32,
     /// Per-K scale of B's rows, or null.
-    kscale: *const f32,
+    pub kscale: *const f32,
 }
 
 /// The share of the next B panel one tile requests into L2 while it computes: from
@@ -103,23 +104,10 @@ pub(super) unsafe trait TileFn: Simd {
 /// outermost, so one panel of B stays in L1/L2 while every row tile passes over it.
 ///
 /// # Safety
-/// The pointers satisfy [`super::GemmFn`]'s contract; `s` is a token of a supported
-/// instruction set; `MR ≤ TALL ≤ 14`.
+/// The pointers and `p` satisfy [`super::GemmFn`]'s contract; `s` is a token of a
+/// supported instruction set; `MR ≤ TALL ≤ 14`.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)] // the C signature, plus the token
-pub unsafe fn gemm<S: TileFn, const MR: usize, const TALL: usize>(
-    s: S,
-    a: *const f32,
-    b: *const f32,
-    out: *mut f32,
-    res: *const f32,
-    rows: usize,
-    params: *const GemmParams,
-    kscale: *const f32,
-) {
-    // SAFETY: the caller passes a valid params pointer.
-    let p = unsafe { &*params };
-    let x = Ptrs { a, b, out, res, kscale };
+pub(super) unsafe fn gemm<S: TileFn, const MR: usize, const TALL: usize>(s: S, x: Ptrs, rows: usize, p: &GemmParams) {
     let lanes = S::LANES;
     let mut j0 = 0;
     let full = s.first(lanes);
@@ -139,7 +127,6 @@ pub unsafe fn gemm<S: TileFn, const MR: usize, const TALL: usize>(
         match (whole, rest) {
             (1, 0) => column_panel::<S, MR, TALL, 1, false, false>(s, x, j0, mask, rows, p),
             (0, r) if 2 * r == lanes => column_panel::<S, MR, TALL, 1, true, false>(s, x, j0, mask, rows, p),
-
             (0, _) => column_panel::<S, MR, TALL, 1, false, true>(s, x, j0, mask, rows, p),
             _ => column_panel::<S, MR, TALL, 2, false, true>(s, x, j0, mask, rows, p),
         }
@@ -182,7 +169,9 @@ unsafe fn column_panel<
         ($($m:literal)*) => {
             match rows - r0 {
                 0 => {}
-                $($m => unsafe { S::tile::<$m, V, HALF, TAIL>(s, t, r0, p, a) },)*
+                // (The guard keeps the taller shapes, which only AVX-512 has registers
+                // for, from being compiled for the others.)
+                $($m if $m <= TALL => unsafe { S::tile::<$m, V, HALF, TAIL>(s, t, r0, p, a) },)*
                 _ => unreachable!("a remainder tile is at most TALL ≤ 14 rows"),
             }
         };
@@ -218,6 +207,32 @@ unsafe fn load<S: Simd, const V: usize, const HALF: bool, const TAIL: bool>(
             s.load_part(src, mask)
         } else {
             s.load(src)
+        }
+    }
+}
+
+/// Stores vector `v` of V at `dst`: half wide or masked if it is the last and `HALF` or
+/// `TAIL` (a half vector's high half is zeros: only the low half is stored).
+///
+/// # Safety
+/// The selected lanes are writable.
+#[inline(always)]
+unsafe fn store<S: Simd, const V: usize, const HALF: bool, const TAIL: bool>(
+    s: S,
+    v: usize,
+    dst: *mut f32,
+    y: S::V,
+    mask: S::Mask,
+) {
+    let last = v + 1 == V;
+    // SAFETY: as for this function.
+    unsafe {
+        if HALF && last {
+            s.store_half(dst, y)
+        } else if TAIL && last {
+            s.store_part(dst, y, mask)
+        } else {
+            s.store(dst, y)
         }
     }
 }
@@ -302,30 +317,22 @@ pub(super) unsafe fn tile<S: Simd, const M: usize, const V: usize, const HALF: b
         // SAFETY: as for this function; kscale holds K values.
         unsafe { accumulate::<S, M, V, HALF, TAIL, true>(s, t, r0, p, bias, ahead) }
     };
-    for (r, acc_r) in acc.iter().enumerate() {
-        for (v, &y) in acc_r.iter().enumerate() {
-            let col = t.j0 + S::LANES * v;
-            let mut y = y;
-            if !t.x.res.is_null() {
+    let mut acc = acc;
+    if !t.x.res.is_null() {
+        for (r, acc_r) in acc.iter_mut().enumerate() {
+            for (v, y) in acc_r.iter_mut().enumerate() {
+                let at = t.x.res.wrapping_add((r0 + r) * p.ldr + t.j0 + S::LANES * v);
                 // SAFETY: (r0 + r, the vector's columns) is inside the residual.
-                let rv =
-                    unsafe { load::<S, V, HALF, TAIL>(s, v, t.x.res.wrapping_add((r0 + r) * p.ldr + col), t.mask) };
-                y = s.add(y, rv);
+                *y = s.add(*y, unsafe { load::<S, V, HALF, TAIL>(s, v, at, t.mask) });
             }
-            y = activate(s, y, &p.act);
-            let dst = t.x.out.wrapping_add((r0 + r) * p.ldo + col);
-            let last = v + 1 == V;
-            // SAFETY: (r0 + r, the vector's columns) is inside the output. A half vector's
-            // high half may hold anything (its activation too): only the low half is stored.
-            unsafe {
-                if HALF && last {
-                    s.store_half(dst, y)
-                } else if TAIL && last {
-                    s.store_part(dst, y, t.mask)
-                } else {
-                    s.store(dst, y)
-                }
-            }
+        }
+    }
+    for (r, acc_r) in acc.iter_mut().enumerate() {
+        activate_all(s, std::array::from_mut(acc_r), &p.act);
+        for (v, &y) in acc_r.iter().enumerate() {
+            let dst = t.x.out.wrapping_add((r0 + r) * p.ldo + t.j0 + S::LANES * v);
+            // SAFETY: (r0 + r, the vector's columns) is inside the output.
+            unsafe { store::<S, V, HALF, TAIL>(s, v, dst, y, t.mask) };
         }
     }
 }

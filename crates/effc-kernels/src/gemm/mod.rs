@@ -143,9 +143,10 @@ macro_rules! entry {
             params: *const GemmParams,
             kscale: *const f32,
         ) {
-            // SAFETY: the CPU supports the instruction set (this function's contract), and
-            // the pointers are the caller's.
-            unsafe { kernel::gemm::<_, { $mr }, { $tall }>(<$simd>::assume(), a, b, out, res, rows, params, kscale) }
+            let x = kernel::Ptrs { a, b, out, res, kscale };
+            // SAFETY: the CPU supports the instruction set (this function's contract); the
+            // pointers and a valid params pointer are the caller's.
+            unsafe { kernel::gemm::<_, { $mr }, { $tall }>(<$simd>::assume(), x, rows, &*params) }
         }
 
         // SAFETY: `tile` runs the generic tile for this instruction set under its features.

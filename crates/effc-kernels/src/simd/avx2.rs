@@ -65,46 +65,20 @@ unsafe impl Simd for Avx2 {
             _mm256_zextps128_ps256(_mm_fmadd_ps(a, b, c))
         }
     }
-    #[inline(always)]
-    fn add(self, a: __m256, b: __m256) -> __m256 {
-        unsafe { _mm256_add_ps(a, b) }
+    lanewise! { __m256;
+        add(a, b) => _mm256_add_ps;
+        sub(a, b) => _mm256_sub_ps;
+        mul(a, b) => _mm256_mul_ps;
+        div(a, b) => _mm256_div_ps;
+        fma(a, b, c) => _mm256_fmadd_ps;
+        fnma(a, b, c) => _mm256_fnmadd_ps;
+        min(a, b) => _mm256_min_ps;
+        max(a, b) => _mm256_max_ps;
     }
     #[inline(always)]
-    fn sub(self, a: __m256, b: __m256) -> __m256 {
-        unsafe { _mm256_sub_ps(a, b) }
-    }
-    #[inline(always)]
-    fn mul(self, a: __m256, b: __m256) -> __m256 {
-        unsafe { _mm256_mul_ps(a, b) }
-    }
-    #[inline(always)]
-    fn div(self, a: __m256, b: __m256) -> __m256 {
-        unsafe { _mm256_div_ps(a, b) }
-    }
-    #[inline(always)]
-    fn fma(self, a: __m256, b: __m256, c: __m256) -> __m256 {
-        unsafe { _mm256_fmadd_ps(a, b, c) }
-    }
-    #[inline(always)]
-    fn fnma(self, a: __m256, b: __m256, c: __m256) -> __m256 {
-        unsafe { _mm256_fnmadd_ps(a, b, c) }
-    }
-    #[inline(always)]
-    fn min(self, a: __m256, b: __m256) -> __m256 {
-        unsafe { _mm256_min_ps(a, b) }
-    }
-    #[inline(always)]
-    fn max(self, a: __m256, b: __m256) -> __m256 {
-        unsafe { _mm256_max_ps(a, b) }
-    }
-    #[inline(always)]
-    fn round(self, a: __m256) -> __m256 {
-        unsafe { _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(a) }
-    }
-    #[inline(always)]
-    fn pow2i(self, n: __m256) -> __m256 {
+    fn pow2_shifted(self, k: __m256) -> __m256 {
         unsafe {
-            let biased = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
+            let biased = _mm256_add_epi32(_mm256_castps_si256(k), _mm256_set1_epi32(127));
             _mm256_castsi256_ps(_mm256_slli_epi32::<23>(biased))
         }
     }

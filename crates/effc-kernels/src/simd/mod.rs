@@ -12,6 +12,20 @@
 //! [`Simd::assume`] makes, and only code running under the instruction set's target
 //! feature calls that (an entry function whose contract says the CPU supports it).
 
+/// Trait methods that are one intrinsic each: `name(operands) => intrinsic;`, the
+/// operands all vectors of type `$v`.
+macro_rules! lanewise {
+    ($v:ty; $($name:ident($($arg:ident),+) => $intrinsic:ident;)*) => {
+        $(
+            #[inline(always)]
+            fn $name(self, $($arg: $v),+) -> $v {
+                // SAFETY: the token proves the CPU runs the instruction set.
+                unsafe { $intrinsic($($arg),+) }
+            }
+        )*
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
 #[cfg(target_arch = "x86_64")]
@@ -91,30 +105,41 @@ pub unsafe trait Simd: Copy {
     fn min(self, a: Self::V, b: Self::V) -> Self::V;
     /// `a > b ? a : b` per lane: `b` when either is NaN.
     fn max(self, a: Self::V, b: Self::V) -> Self::V;
-    /// Rounds to the nearest integer (ties to even).
-    fn round(self, a: Self::V) -> Self::V;
-    /// 2^n for integral `n` in [−126, 127], built in the exponent bits.
-    fn pow2i(self, n: Self::V) -> Self::V;
+    /// 2^n from `k = n + SHIFTER` (the sum holds the integer n in its low mantissa bits),
+    /// for n in [−126, 127]: one integer add and shift on the float's bits.
+    fn pow2_shifted(self, k: Self::V) -> Self::V;
 
-    /// 1 + e^−x for `x` in [[`LOGISTIC_MIN`], [`LOGISTIC_MAX`]]: Cody–Waite reduction
-    /// e^t = 2^n · e^g with n = round(t·log2 e), g = t − n·ln 2 in two parts, and a
-    /// degree-7 Taylor polynomial for e^g on |g| ≤ ln2/2 (relative error 5e-9 in exact
-    /// arithmetic). t is raised to −87.3 first: e^−87.3 ≈ 1.2e-38 keeps 2^n normal, and
-    /// anything smaller vanishes beside the 1. An instruction set with a faster exact-enough
-    /// sequence overrides this.
+    /// 1 + e^−x for `x ≥` [`LOGISTIC_MIN`] (NaN through): Cody–Waite reduction e^−y =
+    /// 2^n · e^−r with n = round(−y·log2 e) (by adding [`SHIFTER`]) and r = y + n·ln 2 in
+    /// two parts, |r| ≤ ln2/2, then a degree-5 minimax polynomial for e^−r (relative error
+    /// 1.7e-7 in f32): 15 vector operations, where a degree-7 Taylor polynomial, a rounding
+    /// instruction and a conversion took 20 and B0's small-K expansions on AVX2 spent as
+    /// long in swish as in their products. y is x lowered to 87.3 (e^−87.3 ≈ 1.2e-38 keeps
+    /// 2^n normal, and anything smaller vanishes beside the 1). An instruction set with a
+    /// faster exact-enough sequence overrides this.
     #[inline(always)]
     fn one_plus_exp_neg(self, x: Self::V) -> Self::V {
-        let t = self.max(self.splat(-87.3), self.sub(self.zero(), x));
-        let n = self.round(self.mul(t, self.splat(std::f32::consts::LOG2_E)));
-        let g = self.fnma(n, self.splat(LN2_HI), t);
-        let g = self.fnma(n, self.splat(LN2_LO), g);
-        let mut q = self.splat(1.0 / 5040.0);
-        for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
-            q = self.fma(q, g, self.splat(c));
+        let y = self.min(self.splat(87.3), x);
+        let shifted = self.fma(y, self.splat(-std::f32::consts::LOG2_E), self.splat(SHIFTER));
+        let n = self.sub(shifted, self.splat(SHIFTER));
+        let r = self.fma(n, self.splat(LN2_HI), y);
+        let r = self.fma(n, self.splat(LN2_LO), r);
+        let [c0, c1, c2, c3, c4, c5] = EXP_NEG_MINIMAX5;
+        let mut q = self.splat(c5);
+        for c in [c4, c3, c2, c1, c0] {
+            q = self.fma(q, r, self.splat(c));
         }
-        self.fma(q, self.pow2i(n), self.splat(1.0))
+        self.fma(q, self.pow2_shifted(shifted), self.splat(1.0))
     }
 }
+
+/// 1.5·2^23: adding it to a float of magnitude below 2^22 rounds the sum to an integer
+/// (ties to even), which its low mantissa bits hold in two's complement.
+pub const SHIFTER: f32 = 12_582_912.0;
+
+/// e^−r ≈ Σ c_i r^i on |r| ≤ ln2/2: the minimax fit of e^r (relative weight) with c_0 = 1,
+/// odd coefficients negated.
+const EXP_NEG_MINIMAX5: [f32; 6] = [1.0, -0.999_999_7, 0.499_991_5, -0.166_676_36, 0.041_897_93, -0.008_290_32];
 
 /// Loads a full vector, or with `TAIL` the lanes in `m` (zeros elsewhere): kernels pass
 /// `TAIL` as a compile-time constant so that full vectors never pay for a mask.
@@ -137,23 +162,47 @@ pub unsafe fn store<S: Simd, const TAIL: bool>(s: S, p: *mut f32, v: S::V, m: S:
     unsafe { if TAIL { s.store_part(p, v, m) } else { s.store(p, v) } }
 }
 
-/// The epilogue activation (NaN-preserving: `max(c, x)` returns x for NaN x). No
-/// closures here or in any kernel body: a closure does not inherit `#[inline(always)]`,
-/// and one LLVM leaves out of line is compiled without the entry's target features.
+/// The epilogue activation of one vector (NaN-preserving: `max(c, x)` returns x for NaN
+/// x). No closures here or in any kernel body: a closure does not inherit
+/// `#[inline(always)]`, and one LLVM leaves out of line is compiled without the entry's
+/// target features.
 #[inline(always)]
 pub fn activate<S: Simd>(s: S, x: S::V, act: &Activation) -> S::V {
+    let mut one = [[x]];
+    activate_all(s, &mut one, act);
+    one[0][0]
+}
+
+/// [`activate`] on every vector of a register tile, the activation chosen once for all:
+/// chosen per vector, the choice (a jump table) stood between one vector's activation and
+/// the next's, and the tile's 12 swish chains ran one after the other.
+#[inline(always)]
+pub fn activate_all<S: Simd, const M: usize, const V: usize>(s: S, tile: &mut [[S::V; V]; M], act: &Activation) {
     let zero = s.zero();
     let one = s.splat(1.0);
+    // The arm's formula on every vector (a macro, not a closure: see `activate`).
+    macro_rules! each {
+        (|$x:ident| $formula:expr) => {
+            for row in tile.iter_mut() {
+                for value in row.iter_mut() {
+                    let $x = *value;
+                    *value = $formula;
+                }
+            }
+        };
+    }
     match act.kind {
-        ActKind::Identity => x,
-        ActKind::Relu => s.max(zero, x),
-        ActKind::Clip => s.min(s.splat(act.b), s.max(s.splat(act.a), x)),
+        ActKind::Identity => {}
+        ActKind::Relu => each!(|x| s.max(zero, x)),
+        ActKind::Clip => each!(|x| s.min(s.splat(act.b), s.max(s.splat(act.a), x))),
         // max(0, x) + a·min(0, x): x where x ≥ 0, a·x below, NaN through both.
-        ActKind::LeakyRelu => s.fma(s.splat(act.a), s.min(zero, x), s.max(zero, x)),
-        ActKind::HardSigmoid => s.min(one, s.max(zero, s.fma(x, s.splat(act.a), s.splat(act.b)))),
-        ActKind::HardSwish => s.mul(x, s.min(one, s.max(zero, s.fma(x, s.splat(1.0 / 6.0), s.splat(0.5))))),
-        ActKind::Sigmoid => sigmoid(s, x),
-        ActKind::Swish => swish(s, x),
+        ActKind::LeakyRelu => each!(|x| s.fma(s.splat(act.a), s.min(zero, x), s.max(zero, x))),
+        ActKind::HardSigmoid => each!(|x| s.min(one, s.max(zero, s.fma(x, s.splat(act.a), s.splat(act.b))))),
+        ActKind::HardSwish => {
+            each!(|x| s.mul(x, s.min(one, s.max(zero, s.fma(x, s.splat(1.0 / 6.0), s.splat(0.5))))))
+        }
+        ActKind::Sigmoid => each!(|x| sigmoid(s, x)),
+        ActKind::Swish => each!(|x| swish(s, x)),
     }
 }
 
@@ -164,12 +213,10 @@ fn logistic_floor<S: Simd>(s: S, x: S::V) -> S::V {
     s.max(s.splat(LOGISTIC_MIN), x)
 }
 
-/// 1 / (1 + e^−x); above [`LOGISTIC_MAX`] e^−x is 0 in f32, and the clamp keeps the
-/// reduction small for huge x.
+/// 1 / (1 + e^−x).
 #[inline(always)]
 fn sigmoid<S: Simd>(s: S, x: S::V) -> S::V {
-    let d = s.one_plus_exp_neg(s.min(s.splat(LOGISTIC_MAX), logistic_floor(s, x)));
-    s.div(s.splat(1.0), d)
+    s.div(s.splat(1.0), s.one_plus_exp_neg(logistic_floor(s, x)))
 }
 
 /// x / (1 + e^−x) (a division: the divider runs beside the FMA units the GEMM keeps busy,
@@ -180,7 +227,7 @@ fn sigmoid<S: Simd>(s: S, x: S::V) -> S::V {
 #[inline(always)]
 fn swish<S: Simd>(s: S, x: S::V) -> S::V {
     let xf = logistic_floor(s, x);
-    s.div(xf, s.one_plus_exp_neg(s.min(s.splat(LOGISTIC_MAX), xf)))
+    s.div(xf, s.one_plus_exp_neg(xf))
 }
 
 /// ln 2 split so that n·LN2_HI is exact for |n| < 2^9 (Cody–Waite range reduction).
@@ -188,6 +235,6 @@ const LN2_HI: f32 = 0.693_359_4;
 const LN2_LO: f32 = -2.121_944_4e-4;
 
 /// The logistic's input range: e^87 keeps 1/(1 + e^−x) ≈ 1.6e-38 a normal number, and
-/// above 104 e^−x is 0 in f32.
+/// above 104 e^−x is 0 in f32 (a reduction that needs a bounded input clamps to it).
 pub const LOGISTIC_MIN: f32 = -87.0;
 pub const LOGISTIC_MAX: f32 = 104.0;

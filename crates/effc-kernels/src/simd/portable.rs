@@ -120,12 +120,7 @@ unsafe impl Simd for Portable {
     }
     /// Adding and subtracting 1.5·2^23 rounds |x| < 2^22 to an integer, ties to even.
     #[inline(always)]
-    fn round(self, a: F32x4) -> F32x4 {
-        const MAGIC: f32 = 12_582_912.0;
-        F32x4(a.0.map(|x| (x + MAGIC) - MAGIC))
-    }
-    #[inline(always)]
-    fn pow2i(self, n: F32x4) -> F32x4 {
-        F32x4(n.0.map(|n| f32::from_bits(((n as i32 + 127) << 23) as u32)))
+    fn pow2_shifted(self, k: F32x4) -> F32x4 {
+        F32x4(k.0.map(|k| f32::from_bits(k.to_bits().wrapping_add(127) << 23)))
     }
 }
