@@ -52,16 +52,14 @@ fn portable(iters: u64) -> f32 {
             *v = s.fma(*v, m, a);
         }
     }
-    let mut out = [0.0f32; 4];
+    let mut lanes = [0.0f32; 4];
+    let mut sum = 0.0;
     for v in acc {
-        let mut lanes = [0.0f32; 4];
         // SAFETY: 4 writable lanes.
         unsafe { s.store(lanes.as_mut_ptr(), v) };
-        for (o, l) in out.iter_mut().zip(lanes) {
-            *o += l;
-        }
+        sum += lanes.iter().sum::<f32>();
     }
-    out.iter().sum()
+    sum
 }
 
 #[cfg(target_arch = "x86_64")]

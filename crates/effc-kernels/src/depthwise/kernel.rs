@@ -124,11 +124,11 @@ impl<S: Simd> Group<'_, S> {
         let mut part = s.zero();
         // All P pixels activated at once (past the row's end too: cheaper than choosing
         // the activation per pixel).
-        let mut acc = [acc];
-        activate_all(s, &mut acc, &p.act);
+        let mut acc = acc;
+        activate_all(s, std::array::from_mut(&mut acc), &p.act);
         // Every q a constant (the array stays in registers; a slice or a loop bounded by
         // `valid` would keep it in memory).
-        for (q, &y) in acc[0].iter().enumerate() {
+        for (q, &y) in acc.iter().enumerate() {
             if q >= valid {
                 break;
             }

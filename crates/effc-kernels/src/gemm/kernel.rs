@@ -310,14 +310,13 @@ pub(super) unsafe fn tile<S: Simd, const M: usize, const V: usize, const HALF: b
             *b = unsafe { load::<S, V, HALF, TAIL>(s, v, p.bias.wrapping_add(t.j0 + S::LANES * v), t.mask) };
         }
     }
-    let acc = if t.x.kscale.is_null() {
+    let mut acc = if t.x.kscale.is_null() {
         // SAFETY: as for this function.
         unsafe { accumulate::<S, M, V, HALF, TAIL, false>(s, t, r0, p, bias, ahead) }
     } else {
         // SAFETY: as for this function; kscale holds K values.
         unsafe { accumulate::<S, M, V, HALF, TAIL, true>(s, t, r0, p, bias, ahead) }
     };
-    let mut acc = acc;
     if !t.x.res.is_null() {
         for (r, acc_r) in acc.iter_mut().enumerate() {
             for (v, y) in acc_r.iter_mut().enumerate() {

@@ -173,9 +173,9 @@ pub fn activate<S: Simd>(s: S, x: S::V, act: &Activation) -> S::V {
     one[0][0]
 }
 
-/// [`activate`] on every vector of a register tile, the activation chosen once for all:
-/// chosen per vector, the choice (a jump table) stood between one vector's activation and
-/// the next's, and the tile's 12 swish chains ran one after the other.
+/// [`activate`] on every vector of a register tile, the activation chosen once for all
+/// (chosen per vector, a jump table stood between one vector's activation and the
+/// next's in the AVX2 GEMM tile).
 #[inline(always)]
 pub fn activate_all<S: Simd, const M: usize, const V: usize>(s: S, tile: &mut [[S::V; V]; M], act: &Activation) {
     let zero = s.zero();

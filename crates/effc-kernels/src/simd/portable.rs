@@ -118,7 +118,6 @@ unsafe impl Simd for Portable {
     fn max(self, a: F32x4, b: F32x4) -> F32x4 {
         Self::map2(a, b, |x, y| if x > y { x } else { y })
     }
-    /// Adding and subtracting 1.5·2^23 rounds |x| < 2^22 to an integer, ties to even.
     #[inline(always)]
     fn pow2_shifted(self, k: F32x4) -> F32x4 {
         F32x4(k.0.map(|k| f32::from_bits(k.to_bits().wrapping_add(127) << 23)))
