@@ -23,8 +23,9 @@ out=bench/out
 mkdir -p "$out"
 target/release/examples/write_efficientnet lite0 "$out/lite0.onnx" >/dev/null
 target/release/examples/write_efficientnet b4 "$out/b4.onnx" >/dev/null
+target/release/examples/write_efficientnet mobilenet_v3_small "$out/mobilenet_v3_small.onnx" >/dev/null
 models=(../shared/models/tv_b0_legacy.onnx ../shared/models/tv_b0_bn.onnx ../shared/models/tv_b0_dynamo.onnx
-    "$out/lite0.onnx" "$out/b4.onnx")
+    "$out/lite0.onnx" "$out/b4.onnx" "$out/mobilenet_v3_small.onnx")
 kernels=(auto)
 grep -qw avx512f /proc/cpuinfo && kernels+=(avx2)
 results="$out/results.jsonl"

@@ -68,8 +68,8 @@ fn every_kernel_path_matches_onnxruntime() {
 }
 
 /// One CompiledModel shared by 8 threads, 20 runs each on different inputs: every output is
-/// bit-identical to the single-threaded run of the same input. A 2-thread team splitting
-/// each kernel gives the same bits too.
+/// bit-identical to the single-threaded run of the same input. Teams splitting each
+/// kernel give the same bits too.
 #[test]
 fn concurrent_runs_are_bit_identical() {
     let c = effc::compile_file(shared_models().join("tv_b0_legacy.onnx"), &effc::Options::default()).unwrap();
@@ -92,11 +92,32 @@ fn concurrent_runs_are_bit_identical() {
             });
         }
     });
-    let session = effc::Session::new(model, 2).unwrap();
-    for (x, want) in inputs.iter().zip(&expected) {
-        let got = session.run(std::slice::from_ref(x)).unwrap()[0].to_f32_vec();
-        assert!(got.iter().zip(want).all(|(a, b)| a.to_bits() == b.to_bits()), "2-thread team");
+    // Teams of 2 and 3 (more threads than this machine's cores: a descheduled thread's
+    // chunks go to the others), and one 2-thread session shared by 3 callers at once
+    // (a caller that finds the team busy runs its step alone).
+    for threads in [2, 3] {
+        let session = effc::Session::new(model, threads).unwrap();
+        for (x, want) in inputs.iter().zip(&expected) {
+            let got = session.run(std::slice::from_ref(x)).unwrap()[0].to_f32_vec();
+            assert!(got.iter().zip(want).all(|(a, b)| a.to_bits() == b.to_bits()), "{threads}-thread team");
+        }
     }
+    let session = effc::Session::new(model, 2).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..3 {
+            let (session, inputs, expected) = (&session, &inputs, &expected);
+            s.spawn(move || {
+                for r in 0..5 {
+                    let k = (t + r) % inputs.len();
+                    let got = session.run(std::slice::from_ref(&inputs[k])).unwrap()[0].to_f32_vec();
+                    assert!(
+                        got.iter().zip(&expected[k]).all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "shared session, caller {t} run {r}"
+                    );
+                }
+            });
+        }
+    });
 }
 
 #[test]

@@ -84,6 +84,8 @@ fn mobilenets_fuse_every_inverted_residual_block_and_match_tract() {
     for (net, style) in [
         (MobileNet::V2, Exporter::ExplicitBn),
         (MobileNet::V3Large, Exporter::TorchvisionLegacy),
+        // A block without expansion that has squeeze-excite and stride 2.
+        (MobileNet::V3Small, Exporter::TorchvisionLegacy),
         // Opset 18: the SE mean is a ReduceMean with axes as an input.
         (MobileNet::V3Large, Exporter::Dynamo),
     ] {

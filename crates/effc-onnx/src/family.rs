@@ -601,6 +601,33 @@ pub enum MobileNet {
     /// MobileNetV3-Large: relu or hard-swish, hard-sigmoid squeeze-excite, Linear +
     /// hard-swish + Linear head.
     V3Large,
+    /// MobileNetV3-Small: as Large, with 11 blocks, a 576-channel last conv and a
+    /// 1024-wide hidden Linear.
+    V3Small,
+}
+
+/// One MobileNetV3 block as torchvision's table spells it: (kernel, expanded channels,
+/// output channels, squeeze-excite, activation, stride).
+type V3Row = (usize, usize, usize, bool, Act, usize);
+
+/// MobileNetV3 blocks from a stem of `c_in` channels.
+fn v3_blocks(mut c_in: usize, rows: &[V3Row]) -> Vec<MbConvSpec> {
+    let mut blocks = Vec::new();
+    for &(k, exp, c, se, act, s) in rows {
+        blocks.push(MbConvSpec {
+            c_in,
+            c_out: c,
+            expand_ratio: 1,
+            expanded: Some(exp),
+            kernel: k,
+            stride: s,
+            se: se.then(|| make_divisible(exp as f64 / 4.0)),
+            act,
+            se_style: SeStyle::Conv,
+        });
+        c_in = c;
+    }
+    blocks
 }
 
 fn make_divisible(v: f64) -> usize {
@@ -609,6 +636,15 @@ fn make_divisible(v: f64) -> usize {
 }
 
 impl MobileNet {
+    /// Width of the V3 heads' hidden Linear layer (V2 has none).
+    fn hidden(self) -> Option<usize> {
+        match self {
+            MobileNet::V2 => None,
+            MobileNet::V3Large => Some(1280),
+            MobileNet::V3Small => Some(1024),
+        }
+    }
+
     /// Stem channels, the blocks and the last conv's channels (torchvision's tables).
     pub fn layout(self) -> (usize, Vec<MbConvSpec>, usize) {
         let mut blocks = Vec::new();
@@ -643,8 +679,7 @@ impl MobileNet {
                 (32, blocks, 1280)
             }
             MobileNet::V3Large => {
-                let mut c_in = 16;
-                let rows: [(usize, usize, usize, bool, Act, usize); 15] = [
+                let rows: [V3Row; 15] = [
                     (3, 16, 16, false, Act::Relu, 1),
                     (3, 64, 24, false, Act::Relu, 2),
                     (3, 72, 24, false, Act::Relu, 1),
@@ -661,21 +696,23 @@ impl MobileNet {
                     (5, 960, 160, true, Act::HardSwish, 1),
                     (5, 960, 160, true, Act::HardSwish, 1),
                 ];
-                for (k, exp, c, se, act, s) in rows {
-                    blocks.push(MbConvSpec {
-                        c_in,
-                        c_out: c,
-                        expand_ratio: 1,
-                        expanded: Some(exp),
-                        kernel: k,
-                        stride: s,
-                        se: se.then(|| make_divisible(exp as f64 / 4.0)),
-                        act,
-                        se_style: SeStyle::Conv,
-                    });
-                    c_in = c;
-                }
-                (16, blocks, 960)
+                (16, v3_blocks(16, &rows), 960)
+            }
+            MobileNet::V3Small => {
+                let rows: [V3Row; 11] = [
+                    (3, 16, 16, true, Act::Relu, 2),
+                    (3, 72, 24, false, Act::Relu, 2),
+                    (3, 88, 24, false, Act::Relu, 1),
+                    (5, 96, 40, true, Act::HardSwish, 2),
+                    (5, 240, 40, true, Act::HardSwish, 1),
+                    (5, 240, 40, true, Act::HardSwish, 1),
+                    (5, 120, 48, true, Act::HardSwish, 1),
+                    (5, 144, 48, true, Act::HardSwish, 1),
+                    (5, 288, 96, true, Act::HardSwish, 2),
+                    (5, 576, 96, true, Act::HardSwish, 1),
+                    (5, 576, 96, true, Act::HardSwish, 1),
+                ];
+                (16, v3_blocks(16, &rows), 576)
             }
         }
     }
@@ -709,8 +746,7 @@ pub fn mobilenet(
     y = b.node("GlobalAveragePool", &[&y], vec![]);
     y = b.node("Flatten", &[&y], vec![attr_int("axis", 1)]);
     let mut width = last;
-    if net == MobileNet::V3Large {
-        let hidden = 1280;
+    if let Some(hidden) = net.hidden() {
         y = linear(&mut b, &y, &w.he(hidden * last, last), &vec![0.0; hidden]);
         y = b.node("HardSwish", &[&y], vec![]);
         width = hidden;

@@ -17,6 +17,17 @@ use crate::simd::{Simd, activate_all};
 /// instruction set (32, 16, 8).
 pub const NV: usize = 2;
 
+/// Vectors across the tile of a product of at most [`WIDE_ROWS`] rows (the classifier and
+/// the squeeze-excite FCs, one row each) where they span a whole 32-column panel (AVX2,
+/// portable): such a product streams B once from memory or L3, and tiles of [`NV`]
+/// vectors read half of each 128-byte panel row per pass, which the AVX2 classifier paid
+/// for with half the bandwidth of the AVX-512 one (whose two vectors are the panel).
+const WIDE: usize = 4;
+
+/// The most rows a [`WIDE`] tile takes: 3 × 4 accumulators, 4 of B and one of A fit in
+/// 16 registers.
+const WIDE_ROWS: usize = 3;
+
 /// The matrices of a call, as [`super::GemmFn`] passes them.
 #[derive(Clone, Copy)]
 pub(super) struct Ptrs {
@@ -112,6 +123,12 @@ pub(super) unsafe fn gemm<S: TileFn, const MR: usize, const TALL: usize>(s: S, x
     let mut j0 = 0;
     let full = s.first(lanes);
     // SAFETY (all panels): the columns covered are < n.
+    if rows <= WIDE_ROWS && WIDE * lanes == super::PANEL {
+        while j0 + WIDE * lanes <= p.n {
+            unsafe { column_panel::<S, WIDE_ROWS, WIDE_ROWS, WIDE, false, false>(s, x, j0, full, rows, p) };
+            j0 += WIDE * lanes;
+        }
+    }
     while j0 + NV * lanes <= p.n {
         unsafe { column_panel::<S, MR, TALL, NV, false, false>(s, x, j0, full, rows, p) };
         j0 += NV * lanes;
