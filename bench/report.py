@@ -135,8 +135,9 @@ def main():
         "without tract loaded.",
         "",
         "Models: `tv_b0_*` are the shared torchvision EfficientNet-B0 exports (224×224);",
-        "`lite0` (relu6, no squeeze-excite, 224×224) and `b4` (380×380) are written by",
-        "`examples/write_efficientnet.rs` with seeded weights.",
+        "`lite0` (relu6, no squeeze-excite, 224×224), `b4` (380×380) and",
+        "`mobilenet_v3_small` (torchvision's layout: hard-swish, hard-sigmoid squeeze-excite,",
+        "224×224) are written by `examples/write_efficientnet.rs` with seeded weights.",
         "<!-- end host -->",
     ]
     kept = kept_sections(out, host)
