@@ -77,21 +77,14 @@ fn concurrent_runs_are_bit_identical() {
     let inputs: Vec<effc::Tensor> = (0..4).map(|s| effc::input::seeded_noise(&[1, 3, 224, 224], s)).collect();
     let expected: Vec<Vec<f32>> =
         inputs.iter().map(|x| model.run(std::slice::from_ref(x)).unwrap()[0].to_f32_vec()).collect();
-    std::thread::scope(|s| {
-        for t in 0..8 {
-            let (inputs, expected) = (&inputs, &expected);
-            s.spawn(move || {
-                for r in 0..20 {
-                    let k = (t + r) % inputs.len();
-                    let got = model.run(std::slice::from_ref(&inputs[k])).unwrap()[0].to_f32_vec();
-                    assert!(
-                        got.iter().zip(&expected[k]).all(|(a, b)| a.to_bits() == b.to_bits()),
-                        "thread {t} run {r}"
-                    );
-                }
-            });
-        }
-    });
+    run_concurrently(
+        8,
+        20,
+        &inputs,
+        &expected,
+        |x| model.run(std::slice::from_ref(x)).unwrap()[0].to_f32_vec(),
+        "model",
+    );
     // Teams of 2 and 3 (more threads than this machine's cores: a descheduled thread's
     // chunks go to the others), and one 2-thread session shared by 3 callers at once
     // (a caller that finds the team busy runs its step alone).
@@ -99,25 +92,39 @@ fn concurrent_runs_are_bit_identical() {
         let session = effc::Session::new(model, threads).unwrap();
         for (x, want) in inputs.iter().zip(&expected) {
             let got = session.run(std::slice::from_ref(x)).unwrap()[0].to_f32_vec();
-            assert!(got.iter().zip(want).all(|(a, b)| a.to_bits() == b.to_bits()), "{threads}-thread team");
+            assert!(same_bits(&got, want), "{threads}-thread team");
         }
     }
     let session = effc::Session::new(model, 2).unwrap();
+    let shared = |x: &effc::Tensor| session.run(std::slice::from_ref(x)).unwrap()[0].to_f32_vec();
+    run_concurrently(3, 5, &inputs, &expected, shared, "shared session");
+}
+
+/// `callers` threads at once, `runs` runs each over the inputs in turn: every output has
+/// the bits of the expected one for its input.
+fn run_concurrently(
+    callers: usize,
+    runs: usize,
+    inputs: &[effc::Tensor],
+    expected: &[Vec<f32>],
+    run: impl Fn(&effc::Tensor) -> Vec<f32> + Sync,
+    what: &str,
+) {
     std::thread::scope(|s| {
-        for t in 0..3 {
-            let (session, inputs, expected) = (&session, &inputs, &expected);
+        for t in 0..callers {
+            let run = &run;
             s.spawn(move || {
-                for r in 0..5 {
+                for r in 0..runs {
                     let k = (t + r) % inputs.len();
-                    let got = session.run(std::slice::from_ref(&inputs[k])).unwrap()[0].to_f32_vec();
-                    assert!(
-                        got.iter().zip(&expected[k]).all(|(a, b)| a.to_bits() == b.to_bits()),
-                        "shared session, caller {t} run {r}"
-                    );
+                    assert!(same_bits(&run(&inputs[k]), &expected[k]), "{what}: caller {t} run {r}");
                 }
             });
         }
     });
+}
+
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 
 #[test]
