@@ -99,8 +99,12 @@ impl Slot {
 struct Unclaimed(AtomicU64);
 
 impl Unclaimed {
+    fn word(front: usize, back: usize) -> u64 {
+        ((back as u64) << 32) | front as u64
+    }
+
     fn set(&self, front: usize, back: usize) {
-        self.0.store(((back as u64) << 32) | front as u64, Ordering::Relaxed);
+        self.0.store(Self::word(front, back), Ordering::Relaxed);
     }
 
     /// Up to `chunk` items from the front (the owner) or the back (a helper), if any are
@@ -114,12 +118,11 @@ impl Unclaimed {
             }
             let take = chunk.min(back - front);
             let (range, left) = if front_end {
-                ((front, front + take), (front + take, back))
+                ((front, front + take), Self::word(front + take, back))
             } else {
-                ((back - take, back), (front, back - take))
+                ((back - take, back), Self::word(front, back - take))
             };
-            let new = ((left.1 as u64) << 32) | left.0 as u64;
-            match self.0.compare_exchange_weak(word, new, Ordering::Relaxed, Ordering::Relaxed) {
+            match self.0.compare_exchange_weak(word, left, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => return Some(range),
                 Err(now) => word = now,
             }

@@ -34,6 +34,7 @@ fn gemm(c: &mut Criterion) {
             ldr: n,
             bias: bias.as_ptr(),
             act: Activation::new(ActKind::Swish),
+            request_next_panel: false,
         };
         for isa in Isa::ALL.into_iter().filter(|i| i.is_supported()) {
             let f = isa.gemm().unwrap();

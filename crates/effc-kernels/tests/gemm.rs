@@ -56,6 +56,8 @@ fn run(isa: Isa, c: &Case) -> (Vec<f32>, Vec<f32>) {
         ldr: c.n + po,
         bias: std::ptr::null(),
         act: c.act,
+        // Packed B takes the next-panel requests, as in a compiled model.
+        request_next_panel: c.panels,
     };
     let a = values(span(c.rows, c.k, p_base.lda), c.seed);
     let b = values((c.k - 1) * p_base.ldb + p_base.b_col(c.n - 1) + 1, c.seed + 1);
@@ -237,6 +239,7 @@ fn activations_over_a_sweep() {
                 ldr: 1,
                 bias: std::ptr::null(),
                 act,
+                request_next_panel: false,
             };
             let one = [1.0f32];
             let mut out = vec![0.0f32; xs.len()];
@@ -304,8 +307,19 @@ fn packed_panels_give_the_row_major_product() {
     let mut b_panels = vec![0.0; 3 * k * 32];
     pack_panels(&mut b_panels, k, n, |kk, j| b[kk * n + j]);
     let act = Activation::new(ActKind::Swish);
-    let row_major = GemmParams { k, n, lda: k, ldb: n, panel_stride: 32, ldo: n, ldr: n, bias: std::ptr::null(), act };
-    let panels = GemmParams { ldb: 32, panel_stride: 32 * k, ..row_major };
+    let row_major = GemmParams {
+        k,
+        n,
+        lda: k,
+        ldb: n,
+        panel_stride: 32,
+        ldo: n,
+        ldr: n,
+        bias: std::ptr::null(),
+        act,
+        request_next_panel: false,
+    };
+    let panels = GemmParams { ldb: 32, panel_stride: 32 * k, request_next_panel: true, ..row_major };
     let want = reference(&a, &b, None, rows, &row_major, None, None);
     for isa in guarded::variants() {
         let mut out = vec![0.0f32; rows * n];

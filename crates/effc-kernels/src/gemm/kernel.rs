@@ -61,13 +61,6 @@ impl Ahead {
     }
 }
 
-/// Bytes of packed B up to which a product's weights stay in cache from one call to the
-/// next (the expand + depthwise kernel's row products call the GEMM once per input row
-/// with the same 6–15 KB of weights), so that requesting its next panel only costs load
-/// slots: skipping it made those products 3–5% faster on AVX2 (Zen 4; AVX-512, whose
-/// tiles are twice as tall, unchanged).
-const CACHED_B: usize = 32 * 1024;
-
 /// The next panel split into one [`Ahead`] per row tile.
 struct Tiles {
     next: *const u8,
@@ -79,16 +72,15 @@ impl Tiles {
     /// Shares of the panel after the one at column `j0`, one for each of the `tiles` row
     /// tiles of a call over `rows` rows, so that the next panel's first tile finds B in
     /// L2: a cold weight panel otherwise streams in from memory at the pace of that tile's
-    /// K loop (B0 at one thread, AVX-512: expand −0.13 ms, project −0.04). Only for packed
-    /// B, whose next panel is the next contiguous run (for the last panel of a call, the
-    /// next call's first one when work items are column blocks), and not for one-row
-    /// products, which are bandwidth-bound streams the hardware prefetcher already keeps
-    /// up with, nor for a B of at most [`CACHED_B`] bytes.
+    /// K loop (B0 at one thread, AVX-512: expand −0.13 ms, project −0.04). Only where the
+    /// caller asks (`request_next_panel`: a packed B, whose next panel is the next
+    /// contiguous run, for the last panel of a call the next call's first one when work
+    /// items are column blocks, and too large to stay cached between calls), and not for
+    /// one-row products, which are bandwidth-bound streams the hardware prefetcher already
+    /// keeps up with.
     fn of_next_panel(b: *const f32, j0: usize, rows: usize, tiles: usize, p: &GemmParams) -> Tiles {
         let share = (p.k * p.ldb * 4).div_ceil(tiles);
-        let packed = p.panel_stride >= p.k * p.ldb;
-        let cached = p.n.div_ceil(super::PANEL) * p.panel_stride * 4 <= CACHED_B;
-        let step = if packed && rows > 1 && !cached { share.div_ceil(p.k.max(1)) } else { 0 };
+        let step = if p.request_next_panel && rows > 1 { share.div_ceil(p.k.max(1)) } else { 0 };
         let next = (b as *const u8).wrapping_add((p.b_col(j0) + p.panel_stride) * 4);
         Tiles { next, share, step }
     }

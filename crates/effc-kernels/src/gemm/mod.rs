@@ -38,6 +38,11 @@ pub struct GemmParams {
     /// `n` per-column values added to every row, or null.
     pub bias: *const f32,
     pub act: Activation,
+    /// Whether each row tile requests its share of the panel after its own into L2 (see
+    /// `kernel::Tiles`): for a packed B too large to stay cached from one call to the
+    /// next. The caller decides, because it sees the whole product, where a call that
+    /// computes one block of columns sees only that block.
+    pub request_next_panel: bool,
 }
 
 impl GemmParams {
