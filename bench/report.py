@@ -5,10 +5,16 @@ import sys
 
 
 def host_class():
-    """Which table of docs/BENCHMARKS.md this host's figures belong in."""
-    flags = next((l for l in open("/proc/cpuinfo") if l.startswith("flags")), "").split()
+    """Which table of docs/BENCHMARKS.md this host's figures belong in: the widest vector
+    ISA, and for AVX-512 the vendor too, since Intel's cores (two 512-bit FMA ports) and
+    AMD's Zen 4 (512-bit operations split in two) rank the same kernels differently."""
+    info = open("/proc/cpuinfo").read().splitlines()
+    flags = next((l for l in info if l.startswith("flags")), "").split()
+    vendor = next((l.split(":")[1].strip() for l in info if l.startswith("vendor_id")), "")
     if "avx512f" in flags:
-        return "avx512", "AVX-512 hosts"
+        if vendor == "GenuineIntel":
+            return "avx512-intel", "AVX-512 hosts, Intel"
+        return "avx512", "AVX-512 hosts, AMD"
     if "avx2" in flags:
         return "avx2", "AVX2-only hosts"
     return "other", "Hosts without AVX2"
