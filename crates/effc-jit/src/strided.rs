@@ -58,11 +58,15 @@ impl Nest {
     /// Elementwise over `out`'s dims in `out`'s memory order, reading `inputs` (already
     /// broadcast to `out`'s dims).
     pub fn over(out: &Buf, inputs: &[&Buf]) -> Nest {
-        let order = memory_order(out);
+        Nest::in_order(out, inputs, &memory_order(out))
+    }
+
+    /// Elementwise over `out`'s dims walked in `order` (outermost first).
+    pub fn in_order(out: &Buf, inputs: &[&Buf], order: &[usize]) -> Nest {
         Nest {
             dims: order.iter().map(|&d| out.dims[d]).collect(),
-            inputs: inputs.iter().map(|b| Operand::of(b, &order)).collect(),
-            out: Operand::of(out, &order),
+            inputs: inputs.iter().map(|b| Operand::of(b, order)).collect(),
+            out: Operand::of(out, order),
             accumulate: false,
         }
     }

@@ -19,7 +19,7 @@ use crate::emit::{Base, Kb};
 use crate::layout::{Buf, activation_strides, row_major};
 use crate::module::Jit;
 use crate::plan::{Lifetime, assign};
-use crate::strided::{self, Body, Nest};
+use crate::strided::{self, Body, Nest, memory_order};
 
 /// One kernel launch: run `kernel` over its parallel range `0..extent`.
 pub(crate) struct PendingStep {
@@ -491,7 +491,7 @@ impl<'g> Lowering<'g> {
             return Err(Error::unsupported(format!("copying {} into {}", src.dtype, dst.dtype)));
         }
         let src = src.broadcast_to(&dst.dims);
-        self.nest(&Nest::over(dst, &[&src]), &|_, _, ins, _| ins[0])
+        self.nest(&Nest::in_order(dst, &[&src], &copy_order(dst, &src)), &|_, _, ins, _| ins[0])
     }
 
     /// dst = value everywhere.
@@ -499,5 +499,30 @@ impl<'g> Lowering<'g> {
         self.nest(&Nest::over(dst, &[]), &move |kb, ty, _, _| {
             if ty.lane_type().is_float() { kb.fc(ty, value) } else { kb.int_const(ty, value as i64) }
         })
+    }
+}
+
+/// The order a copy walks its elements in: the destination's memory order, unless the
+/// destination's innermost run is shorter than a vector while the source (not a
+/// broadcast) runs contiguously along another dim; then that source dim goes innermost,
+/// right after the destination's short one. A layout change into channels-last with 3
+/// channels (the model input, NCHW to NHWC) otherwise copies 3 scalars per iteration of
+/// the outer loop (50176 of them for a 224×224 image: 0.38 ms of B0's 15 on Zen 3, then
+/// 0.19 ms), and the rows stay the outer, parallel dim (merged with the columns, the
+/// 3 channels would be the only work items).
+fn copy_order(dst: &Buf, src: &Buf) -> Vec<usize> {
+    let order = memory_order(dst);
+    let innermost = |buf: &Buf, order: &[usize]| order.iter().rev().find(|&&d| buf.dims[d] != 1).copied();
+    let Some(short) = innermost(dst, &order).filter(|&d| dst.strides[d] == 1 && dst.dims[d] < 4) else {
+        return order;
+    };
+    let not_broadcast = src.dims.iter().zip(&src.strides).all(|(&n, &x)| n == 1 || x != 0);
+    match innermost(src, &memory_order(src)) {
+        Some(run) if run != short && src.strides[run] == 1 && src.dims[run] >= 4 && not_broadcast => {
+            let mut walk: Vec<usize> = order.into_iter().filter(|&d| d != short && d != run).collect();
+            walk.extend([short, run]);
+            walk
+        }
+        _ => order,
     }
 }
