@@ -154,6 +154,13 @@ pub fn unary_f64(u: Unary, x: f64) -> f64 {
         Unary::HardSigmoid { alpha, beta } => (alpha as f64 * x + beta as f64).clamp(0.0, 1.0),
         Unary::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
         Unary::Swish => x / (1.0 + (-x).exp()),
+        // x·Φ(x) tends to 0 at −∞, where the formulas give −∞·0.
+        Unary::Gelu { .. } if x == f64::NEG_INFINITY => -0.0,
+        Unary::Gelu { tanh: false } => 0.5 * x * (1.0 + erf(x * std::f64::consts::FRAC_1_SQRT_2)),
+        Unary::Gelu { tanh: true } => {
+            let k = (2.0 / std::f64::consts::PI).sqrt();
+            0.5 * x * (1.0 + (k * (x + 0.044715 * x * x * x)).tanh())
+        }
         Unary::Clip { min, max } => {
             if x.is_nan() {
                 x

@@ -11,6 +11,7 @@ pub mod cost;
 mod dtype;
 mod error;
 pub mod eval;
+pub mod fusion;
 mod graph;
 pub mod op;
 pub mod shape;

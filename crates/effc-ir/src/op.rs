@@ -167,6 +167,10 @@ pub enum Unary {
     },
     /// x · sigmoid(x) (SiLU), recognised from Sigmoid + Mul.
     Swish,
+    /// x · Φ(x) = ½x(1 + erf(x/√2)); with `tanh`, ½x(1 + tanh(√(2/π)(x + 0.044715x³))).
+    Gelu {
+        tanh: bool,
+    },
 }
 
 impl Unary {
@@ -195,6 +199,7 @@ impl Unary {
             Unary::HardSwish => "HardSwish",
             Unary::Swish => "Swish",
             Unary::Clip { .. } => "Clip",
+            Unary::Gelu { .. } => "Gelu",
         }
     }
 }

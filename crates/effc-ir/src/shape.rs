@@ -25,7 +25,11 @@ pub fn broadcast(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
     Ok(out)
 }
 
-/// Output size of a sliding window along one dim, or an error if the window does not fit.
+/// Output size of a sliding window along one dim, by ONNX's formula: ⌊(padded − span) /
+/// stride⌋ + 1, or ⌈…⌉ + 1 in ceil mode, where a last window that would start past the
+/// input and its left padding is dropped. In ceil mode a window wider than the padded
+/// input still gives one output when it overhangs by less than a stride (onnxruntime
+/// averages what it covers); an empty output is an error.
 pub fn window_out(
     input: usize,
     kernel: usize,
@@ -46,13 +50,21 @@ pub fn window_out(
         .checked_add(pad_begin)
         .and_then(|x| x.checked_add(pad_end))
         .ok_or_else(|| Error::shape("padded size overflows"))?;
-    if padded < span {
-        return Err(Error::shape(format!("kernel span {span} is larger than the padded input {padded}")));
-    }
-    let mut out = if ceil_mode { (padded - span).div_ceil(stride) + 1 } else { (padded - span) / stride + 1 };
+    let mut out = match padded.checked_sub(span) {
+        Some(room) if ceil_mode => room.div_ceil(stride) + 1,
+        Some(room) => room / stride + 1,
+        // (padded − span) / stride + 1 is in (0, 1): rounds up to 1, down to 0.
+        None if ceil_mode && span - padded < stride => 1,
+        None => 0,
+    };
     // The last window must start inside the input or its left padding.
-    if ceil_mode && (out - 1) * stride >= input + pad_begin {
+    if ceil_mode && out > 0 && (out - 1).saturating_mul(stride) >= input + pad_begin {
         out -= 1;
+    }
+    if out == 0 {
+        return Err(Error::shape(format!(
+            "kernel span {span} is larger than the padded input {padded}: the output would be empty"
+        )));
     }
     Ok(out)
 }

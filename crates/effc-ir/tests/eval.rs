@@ -87,4 +87,14 @@ fn window_sizes() {
     assert_eq!(window_out(5, 2, 2, 1, 0, 0, true).unwrap(), 3);
     assert_eq!(window_out(5, 2, 2, 1, 0, 0, false).unwrap(), 2);
     assert!(window_out(2, 5, 1, 1, 1, 1, false).is_err());
+    // A window wider than the padded input: ⌈(7 − 2560) / 2560⌉ + 1 = 1 in ceil mode (the
+    // pooler that averages a 7×7 map with kernel = stride = 2560), ⌊…⌋ + 1 = 0 otherwise.
+    assert_eq!(window_out(7, 2560, 2560, 1, 0, 0, true).unwrap(), 1);
+    assert!(window_out(7, 2560, 2560, 1, 0, 0, false).is_err());
+    // Over by a stride or more, ceil mode gives nothing either.
+    assert!(window_out(7, 20, 10, 1, 1, 1, true).is_err());
+    assert_eq!(window_out(7, 20, 12, 1, 1, 1, true).unwrap(), 1);
+    // Kernel 8, stride 16, pads 1 + 3 over 7: ⌈3/16⌉ + 1 = 2, the second window would start
+    // past input + left pad (16 ≥ 8), so 1 (onnxruntime agrees; ONNX's shape inference says 2).
+    assert_eq!(window_out(7, 8, 16, 1, 1, 3, true).unwrap(), 1);
 }

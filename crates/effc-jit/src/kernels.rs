@@ -71,3 +71,23 @@ impl std::fmt::Display for Kernels {
         f.write_str(self.name())
     }
 }
+
+/// The fusion passes' question, answered for this kernel choice: JIT code computes every
+/// float activation in any epilogue; with micro-kernels, a conv or MBConv epilogue keeps
+/// its op on the micro-kernel only with an activation the kernel table has (any other
+/// would move the op to JIT code, slower than the op plus a separate activation). The
+/// squeeze-excite FCs are a few hundred multiply-adds, so there any emitted activation
+/// is worth fusing.
+impl effc_ir::fusion::Fusion for Kernels {
+    fn can_fuse(&self, site: effc_ir::fusion::Site, act: effc_ir::op::Unary) -> bool {
+        use effc_ir::fusion::Site;
+        if !crate::lower::can_emit(act) {
+            return false;
+        }
+        match (site, self.resolve()) {
+            (_, Err(_)) => false,
+            (Site::SqueezeExcite, Ok(_)) | (_, Ok(None)) => true,
+            (Site::Conv | Site::MbConv, Ok(Some(_))) => crate::lower::micro_activation(Some(act)).is_some(),
+        }
+    }
+}

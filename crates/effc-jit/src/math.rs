@@ -245,3 +245,52 @@ pub fn pow(kb: &mut Kb, x: Value, y: Value) -> Value {
     let y_zero = kb.b.ins().fcmp(FloatCC::Equal, y, zero);
     select(kb, y_zero, one, r)
 }
+
+/// erf x: the kernels' rational form x·P(x²)/Q(x²) on x clamped to ±`ERF_CLAMP`, with the
+/// same coefficients and the same hold to [−1, 1] (`effc_kernels::simd::erf`), so every
+/// path computes the same values.
+pub fn erf(kb: &mut Kb, x: Value) -> Value {
+    use effc_kernels::simd::{ERF_CLAMP, ERF_P, ERF_Q};
+    let ty = ty_of(kb, x);
+    let x = clamp_below(kb, x, -ERF_CLAMP as f64);
+    let x = clamp_above(kb, x, ERF_CLAMP as f64);
+    let t = kb.b.ins().fmul(x, x);
+    let horner = |kb: &mut Kb, coefficients: &[f32; 6]| {
+        let mut acc = kb.fc(ty, coefficients[5] as f64);
+        for &c in coefficients[..5].iter().rev() {
+            let cv = kb.fc(ty, c as f64);
+            acc = kb.fma(acc, t, cv);
+        }
+        acc
+    };
+    let p = horner(kb, &ERF_P);
+    let q = horner(kb, &ERF_Q);
+    let xp = kb.b.ins().fmul(x, p);
+    let r = kb.b.ins().fdiv(xp, q);
+    let r = clamp_below(kb, r, -1.0);
+    clamp_above(kb, r, 1.0)
+}
+
+/// GELU: ½x(1 + erf(x/√2)), or with `tanh` x·σ(2√(2/π)·x(1 + 0.044715x²)); x is raised
+/// to `GELU_MIN` first, as in the kernels (below it |GELU| < 1e-18, and at −∞ the
+/// formula would give −∞·0).
+pub fn gelu(kb: &mut Kb, x: Value, tanh: bool) -> Value {
+    use effc_kernels::simd::{GELU_MIN, GELU_TANH_K};
+    let ty = ty_of(kb, x);
+    let x = clamp_below(kb, x, GELU_MIN as f64);
+    if tanh {
+        let x2 = kb.b.ins().fmul(x, x);
+        let a = kb.fc(ty, (GELU_TANH_K * 0.044_715) as f64);
+        let k = kb.fc(ty, GELU_TANH_K as f64);
+        let inner = kb.fma(x2, a, k);
+        let z = kb.b.ins().fmul(x, inner);
+        let s = sigmoid(kb, z);
+        return kb.b.ins().fmul(x, s);
+    }
+    let half = kb.fc(ty, 0.5);
+    let h = kb.b.ins().fmul(x, half);
+    let r = kb.fc(ty, std::f64::consts::FRAC_1_SQRT_2);
+    let scaled = kb.b.ins().fmul(x, r);
+    let e = erf(kb, scaled);
+    kb.fma(h, e, h)
+}

@@ -92,6 +92,9 @@ fn activation() -> impl Strategy<Value = Activation> {
         Just(Activation::with(ActKind::Clip, 0.0, 6.0)),
         Just(Activation::new(ActKind::HardSwish)),
         Just(Activation::new(ActKind::Swish)),
+        Just(Activation::new(ActKind::Erf)),
+        Just(Activation::new(ActKind::Gelu)),
+        Just(Activation::new(ActKind::GeluTanh)),
     ]
 }
 

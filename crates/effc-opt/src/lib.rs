@@ -4,8 +4,15 @@
 //! pipeline of passes repeatedly until none changes anything (a fixed point), and returns
 //! what each pass did so `effc compile --print-passes` can show it.
 
+// Passes run on graphs derived from untrusted files: what does not match is left alone
+// or reported, never a panic.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::unreachable, clippy::indexing_slicing)]
+
 mod passes;
 
+use std::sync::Arc;
+
+use effc_ir::fusion::Fusion;
 use effc_ir::{Graph, Result};
 
 pub use passes::{
@@ -28,16 +35,12 @@ pub struct PassReport {
 }
 
 /// Which passes to run.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PassOptions {
     /// Fusion passes (off with `--no-fuse`). Cleanup passes always run.
     pub fuse: bool,
-}
-
-impl Default for PassOptions {
-    fn default() -> Self {
-        PassOptions { fuse: true }
-    }
+    /// The backend's answer to what can be fused where.
+    pub fusion: Arc<dyn Fusion + Send + Sync>,
 }
 
 /// The standard pipeline, in order.
@@ -46,9 +49,9 @@ pub fn pipeline(opts: &PassOptions) -> Vec<Box<dyn Pass>> {
     if opts.fuse {
         passes.push(Box::new(FoldBatchNorm));
         passes.push(Box::new(RecognizeActivations));
-        passes.push(Box::new(FuseConvEpilogue));
-        passes.push(Box::new(DetectSqueezeExcite));
-        passes.push(Box::new(FormMbConv));
+        passes.push(Box::new(FuseConvEpilogue { fusion: opts.fusion.clone() }));
+        passes.push(Box::new(DetectSqueezeExcite { fusion: opts.fusion.clone() }));
+        passes.push(Box::new(FormMbConv { fusion: opts.fusion.clone() }));
     }
     passes.push(Box::new(DeadCode));
     passes

@@ -117,7 +117,7 @@ fn conv_epilogue_takes_residual_then_activation() {
     let y = b.node("Relu", &[&y], vec![]);
     b.output(&y);
     let mut g = import(b);
-    assert_eq!(run(&mut g, FuseConvEpilogue), 2);
+    assert_eq!(run(&mut g, FuseConvEpilogue { fusion: std::sync::Arc::new(effc_ir::fusion::FuseAll) }), 2);
     let conv = only_conv(&g);
     let Op::Conv(c) = &g.node(conv).op else { unreachable!() };
     assert_eq!(c.act, Some(Unary::Relu));
@@ -136,6 +136,6 @@ fn an_add_after_an_activated_conv_is_not_fused() {
     let y = b.node("Add", &[&y, &x], vec![]);
     b.output(&y);
     let mut g = import(b);
-    assert_eq!(run(&mut g, FuseConvEpilogue), 1);
+    assert_eq!(run(&mut g, FuseConvEpilogue { fusion: std::sync::Arc::new(effc_ir::fusion::FuseAll) }), 1);
     assert_eq!(ops(&g), ["Addx1", "Convx1"]);
 }

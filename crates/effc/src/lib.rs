@@ -115,7 +115,8 @@ fn compile_loaded(model: effc_onnx::OnnxModel, opts: &Options, t0: Instant) -> R
     drop(model);
     let ops_before = graph.op_histogram();
     let t2 = Instant::now();
-    let passes = effc_opt::pipeline(&effc_opt::PassOptions { fuse: opts.fuse });
+    let fusion = std::sync::Arc::new(opts.kernels);
+    let passes = effc_opt::pipeline(&effc_opt::PassOptions { fuse: opts.fuse, fusion });
     let reports = effc_opt::optimize(&mut graph, &passes).map_err(|e| match &path {
         Some(p) => e.in_file(p),
         None => e,

@@ -862,6 +862,14 @@ pub(super) fn pool(l: &mut Lowering, id: NodeId, p: &Pool) -> Result<()> {
     let (x4, out4) = (as_4d(&x), as_4d(&l.output(id, 0)));
     let g = geom(&x4, &out4, &p.kernel, &p.strides, &p.dilations, &p.pads_begin);
     let (pad_h_end, pad_w_end) = spatial2(&p.pads_end, 0);
+    // Taps past input + padding count for nothing, not even the divisor: a window wider
+    // than that (a pooler whose kernel = stride = 2560 over 7×7) keeps only the taps the
+    // first window can reach, so the unrolled window stays the size of the input.
+    let reach = |size: usize, pad_begin: usize, pad_end: usize, dilation: usize| {
+        (size + pad_begin + pad_end).div_ceil(dilation.max(1))
+    };
+    let g =
+        Geom { kh: g.kh.min(reach(g.h, g.ph, pad_h_end, g.dh)), kw: g.kw.min(reach(g.w, g.pw, pad_w_end, g.dw)), ..g };
     let op = Window::Pool { kind: p.kind, count_include_pad: p.count_include_pad, pad_h_end, pad_w_end };
     window(l, &x4, &out4, g, op, Epilogue::default())
 }

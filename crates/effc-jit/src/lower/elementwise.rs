@@ -93,14 +93,23 @@ pub(crate) fn emit_unary(kb: &mut Kb, u: Unary, x: Value) -> Value {
             let y = math::clamp_below(kb, x, min as f64);
             math::clamp_above(kb, y, max as f64)
         }
-        Unary::Erf | Unary::Not => unreachable!("rejected before emission"),
+        Unary::Erf => math::erf(kb, x),
+        Unary::Gelu { tanh } => math::gelu(kb, x, tanh),
+        // Not is boolean: `unary` refuses it (and every non-f32 input) before emission,
+        // and `can_emit` tells the passes so; this arm is never reached with a float.
+        Unary::Not => x,
     }
+}
+
+/// Whether JIT code computes `u` on f32 values: every float activation the IR has.
+pub(crate) fn can_emit(u: Unary) -> bool {
+    !matches!(u, Unary::Not)
 }
 
 pub(super) fn unary(l: &mut Lowering, id: NodeId, u: Unary) -> Result<()> {
     let x = l.input(id, 0)?;
     let out = l.output(id, 0);
-    if matches!(u, Unary::Erf | Unary::Not) || x.dtype != DType::F32 {
+    if !can_emit(u) || x.dtype != DType::F32 {
         return Err(Error::unsupported(format!("{} on {} at run time", u.name(), x.dtype)));
     }
     l.nest(&Nest::over(&out, &[&x]), &move |kb, _, ins, _| emit_unary(kb, u, ins[0]))

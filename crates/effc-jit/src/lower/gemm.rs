@@ -253,7 +253,7 @@ pub(super) struct Micro {
 }
 
 /// The micro-kernel's epilogue activation for `u`, if it has one.
-pub(super) fn micro_activation(u: Option<Unary>) -> Option<Activation> {
+pub(crate) fn micro_activation(u: Option<Unary>) -> Option<Activation> {
     Some(match u {
         None => Activation::IDENTITY,
         Some(Unary::Relu) => Activation::new(ActKind::Relu),
@@ -263,6 +263,9 @@ pub(super) fn micro_activation(u: Option<Unary>) -> Option<Activation> {
         Some(Unary::HardSwish) => Activation::new(ActKind::HardSwish),
         Some(Unary::Sigmoid) => Activation::new(ActKind::Sigmoid),
         Some(Unary::Swish) => Activation::new(ActKind::Swish),
+        Some(Unary::Erf) => Activation::new(ActKind::Erf),
+        Some(Unary::Gelu { tanh: false }) => Activation::new(ActKind::Gelu),
+        Some(Unary::Gelu { tanh: true }) => Activation::new(ActKind::GeluTanh),
         Some(_) => return None,
     })
 }

@@ -8,6 +8,9 @@ mod gemm;
 mod mbconv;
 mod reduce;
 
+pub(crate) use elementwise::can_emit;
+pub(crate) use gemm::micro_activation;
+
 use std::collections::HashMap;
 
 use cranelift_module::FuncId;

@@ -7,6 +7,7 @@
 
 mod attrs;
 mod ops;
+mod versions;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -17,9 +18,7 @@ use crate::OnnxModel;
 use crate::proto::{GraphProto, NodeProto, ValueInfoProto, tensor_shape_proto::dimension, type_proto};
 pub(crate) use attrs::Attrs;
 
-/// The default-domain opsets effc reads. Opsets below 11 are accepted too because ONNX's
-/// own conformance cases use them.
-pub const OPSETS: std::ops::RangeInclusive<i64> = 6..=21;
+pub use versions::{NEWEST_OPSET, OLDEST_OPSET};
 
 #[derive(Clone, Debug)]
 pub struct ImportOptions {
@@ -37,15 +36,9 @@ impl Default for ImportOptions {
 
 /// Converts a loaded ONNX model into an IR graph with static shapes.
 pub fn import_model(model: &OnnxModel, opts: &ImportOptions) -> Result<Graph> {
-    let result = (|| {
+    let result = (|| -> Result<Graph> {
         let opset = model.opset()?;
-        if !OPSETS.contains(&opset) {
-            return Err(Error::unsupported(format!(
-                "default-domain opset {opset} (effc reads opsets {} to {})",
-                OPSETS.start(),
-                OPSETS.end()
-            )));
-        }
+        versions::check_opset(opset)?;
         let graph = model.proto.graph.as_ref().ok_or_else(|| Error::invalid("the model has no graph"))?;
         let mut imp = Importer { graph: Graph::new(), values: HashMap::new(), opset, model, opts };
         imp.run(graph)?;
@@ -147,7 +140,7 @@ impl Importer<'_> {
             return Err(err(format!("negative dim {d}")));
         }
         if shape.contains(&0) {
-            return Err(err(format!("zero-size dim in {shape:?}")));
+            return Err(Error::unsupported(format!("input '{}': empty tensors (zero-size dim in {shape:?})", vi.name)));
         }
         effc_ir::checked_numel(&shape).map_err(|e| err(e.kind.to_string()))?;
         let index = self.graph.inputs.len();
@@ -166,8 +159,12 @@ impl Importer<'_> {
             }
             .into());
         }
+        versions::check_op(&node.op_type, self.opset)?;
         let mut ctx = NodeCtx { imp: self, node, attrs: Attrs::new(node) };
         let outs = ops::import(&mut ctx)?;
+        if let Some((i, name)) = node.output.iter().enumerate().skip(outs.len()).find(|(_, n)| !n.is_empty()) {
+            return Err(Error::unsupported(format!("{}'s output {i} ('{name}')", node.op_type)));
+        }
         for (name, v) in node.output.iter().zip(outs) {
             if !name.is_empty() {
                 self.values.insert(name.clone(), v);

@@ -6,7 +6,9 @@ use crate::Pass;
 
 /// Recognises activations spelled as several ops:
 /// - Sigmoid(x) · x, in either operand order → Swish(x);
-/// - HardSigmoid(α = 1/6, β = ½)(x) · x → HardSwish(x).
+/// - HardSigmoid(α = 1/6, β = ½)(x) · x → HardSwish(x);
+/// - ½ · x · (1 + Erf(x/√2)), the products in any order and grouping, x/√2 as a Div or a
+///   Mul → Gelu(x) (how exporters wrote GELU before opset 20).
 ///
 /// Relu6 needs no rewrite: Clip(0, 6) already imports as one Clip op, whether its bounds
 /// were attributes or inputs.
@@ -46,6 +48,13 @@ impl Pass for RecognizeActivations {
                 })
                 .map(|m| (m, Unary::HardSwish))
             };
+            if let Some(x) = erf_gelu(g, id) {
+                g.node_mut(id).op = Op::Unary(Unary::Gelu { tanh: false });
+                g.set_input(id, 1, None);
+                g.set_input(id, 0, Some(x));
+                changes += 1;
+                continue;
+            }
             let Some(((x, gate), act)) = swish.or_else(hard) else { continue };
             g.node_mut(id).op = Op::Unary(act);
             g.set_input(id, 1, None);
@@ -55,4 +64,71 @@ impl Pass for RecognizeActivations {
         }
         Ok(changes)
     }
+}
+
+/// The one element of a constant with a single element.
+fn scalar(g: &Graph, v: ValueRef) -> Option<f64> {
+    g.const_value(v).and_then(|t| t.scalar_value().ok())
+}
+
+fn near(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-6 * b.abs()
+}
+
+/// The leaves of the product tree under `v`: `v` itself, or the factors of a Mul used only
+/// in this product (at most `depth` levels down).
+fn product_leaves(g: &Graph, v: ValueRef, is_root: bool, depth: usize, out: &mut Vec<ValueRef>) {
+    let inner = g.node(v.node).op == Op::Binary(Binary::Mul) && (is_root || single_use(g, v)) && depth > 0;
+    match (inner, g.input(v.node, 0), g.input(v.node, 1)) {
+        (true, Some(a), Some(b)) => {
+            product_leaves(g, a, false, depth - 1, out);
+            product_leaves(g, b, false, depth - 1, out);
+        }
+        _ => out.push(v),
+    }
+}
+
+/// If `x · c` or `x / d` (used once) scales x by 1/√2, returns x.
+fn over_sqrt2(g: &Graph, v: ValueRef) -> Option<ValueRef> {
+    if !single_use(g, v) {
+        return None;
+    }
+    let (a, b) = (g.input(v.node, 0)?, g.input(v.node, 1)?);
+    match g.node(v.node).op {
+        Op::Binary(Binary::Div) => scalar(g, b).filter(|&d| near(d, std::f64::consts::SQRT_2)).map(|_| a),
+        Op::Binary(Binary::Mul) => [(a, b), (b, a)]
+            .into_iter()
+            .find(|&(_, c)| scalar(g, c).is_some_and(|c| near(c, std::f64::consts::FRAC_1_SQRT_2)))
+            .map(|(x, _)| x),
+        _ => None,
+    }
+}
+
+/// If `v` is 1 + Erf(x/√2) (each part used once), returns x.
+fn one_plus_erf(g: &Graph, v: ValueRef) -> Option<ValueRef> {
+    if !single_use(g, v) || g.node(v.node).op != Op::Binary(Binary::Add) {
+        return None;
+    }
+    let (a, b) = (g.input(v.node, 0)?, g.input(v.node, 1)?);
+    let (e, _) = [(a, b), (b, a)].into_iter().find(|&(_, one)| scalar(g, one).is_some_and(|c| near(c, 1.0)))?;
+    if !single_use(g, e) || g.node(e.node).op != Op::Unary(Unary::Erf) {
+        return None;
+    }
+    over_sqrt2(g, g.input(e.node, 0)?)
+}
+
+/// If the product at `mul` is ½ · x · (1 + Erf(x/√2)) with x of the product's shape,
+/// returns x.
+fn erf_gelu(g: &Graph, mul: NodeId) -> Option<ValueRef> {
+    let root = ValueRef::new(mul, 0);
+    let mut leaves = Vec::new();
+    product_leaves(g, root, true, 3, &mut leaves);
+    let (constants, values): (Vec<ValueRef>, Vec<ValueRef>) = leaves.into_iter().partition(|&v| scalar(g, v).is_some());
+    let product: f64 = constants.iter().filter_map(|&c| scalar(g, c)).product();
+    let &[a, b] = values.as_slice() else { return None };
+    if !near(product, 0.5) {
+        return None;
+    }
+    let x = [(a, b), (b, a)].into_iter().find_map(|(x, gate)| (one_plus_erf(g, gate) == Some(x)).then_some(x))?;
+    (g.value(x).shape == g.value(root).shape && g.value(x).dtype.is_float()).then_some(x)
 }

@@ -1,3 +1,6 @@
+use std::sync::Arc;
+
+use effc_ir::fusion::{Fusion, Site};
 use effc_ir::op::{Binary, Op};
 use effc_ir::{Graph, Result, ValueRef};
 
@@ -7,8 +10,11 @@ use crate::Pass;
 /// Fuses what follows a Conv into its epilogue, so the result is written once:
 /// - Add(conv, r) with r of the conv's shape → conv with residual r (only while the conv
 ///   has no activation: the epilogue is act(conv + bias + residual));
-/// - an elementwise activation of the conv → conv with that activation.
-pub struct FuseConvEpilogue;
+/// - an elementwise activation of the conv → conv with that activation, where the backend
+///   can compute it there.
+pub struct FuseConvEpilogue {
+    pub fusion: Arc<dyn Fusion + Send + Sync>,
+}
 
 impl Pass for FuseConvEpilogue {
     fn name(&self) -> &'static str {
@@ -25,7 +31,7 @@ impl Pass for FuseConvEpilogue {
                 Op::Unary(u) => {
                     let Some(x) = g.input(id, 0) else { continue };
                     let fusable = matches!(&g.node(x.node).op, Op::Conv(c) if c.act.is_none()) && single_use(g, x);
-                    if !fusable || g.value(x).dtype != effc_ir::DType::F32 {
+                    if !fusable || g.value(x).dtype != effc_ir::DType::F32 || !self.fusion.can_fuse(Site::Conv, u) {
                         continue;
                     }
                     if let Op::Conv(c) = &mut g.node_mut(x.node).op {

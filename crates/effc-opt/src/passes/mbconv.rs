@@ -1,3 +1,6 @@
+use std::sync::Arc;
+
+use effc_ir::fusion::{Fusion, Site};
 use effc_ir::op::{MbConv, Op};
 use effc_ir::{Graph, NodeId, Result, Tensor, ValueRef};
 
@@ -7,8 +10,11 @@ use crate::Pass;
 
 /// Forms MBConv super-ops: [expand 1×1 + act] → depthwise k×k + act → [squeeze-excite] →
 /// project 1×1 [+ block input]. Runs after BatchNorm folding, activation recognition,
-/// epilogue fusion and SE detection, so each part is already one node.
-pub struct FormMbConv;
+/// epilogue fusion and SE detection, so each part is already one node. The expansion's
+/// and the depthwise's activations must be ones the backend computes in the super-op.
+pub struct FormMbConv {
+    pub fusion: Arc<dyn Fusion + Send + Sync>,
+}
 
 struct Found {
     block: MbConv,
@@ -44,7 +50,7 @@ fn match_block(g: &Graph, proj: NodeId) -> Option<Found> {
         return None;
     }
     let dw_w = g.const_value(g.input(d.node, 1)?)?.clone();
-    let c_exp = dw_w.shape()[0];
+    let c_exp = *dw_w.shape().first()?;
     let dw_b = match g.input(d.node, 2) {
         Some(b) => g.const_value(b)?.clone(),
         None => Tensor::from_f32(vec![c_exp], vec![0.0; c_exp]).ok()?,
@@ -83,6 +89,11 @@ impl Pass for FormMbConv {
                 continue;
             }
             let Some(found) = match_block(g, id) else { continue };
+            let b = &found.block;
+            let acts = b.expand.as_ref().and_then(|e| e.act).into_iter().chain(b.dw.act);
+            if !acts.into_iter().all(|u| self.fusion.can_fuse(Site::MbConv, u)) {
+                continue;
+            }
             let out = ValueRef::new(id, 0);
             let info = g.value(out).clone();
             let name = g.node(id).name.clone();

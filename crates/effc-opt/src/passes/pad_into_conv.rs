@@ -25,18 +25,28 @@ impl Pass for MergePadIntoConv {
                 continue;
             };
             let zero_fill = matches!(pad.mode, PadMode::Constant(v) if v == 0.0);
-            let spatial_only = pad.begin[..2].iter().chain(&pad.end[..2]).all(|&p| p == 0);
+            let (Some((lead_begin, begin)), Some((lead_end, end))) =
+                (pad.begin.split_at_checked(2), pad.end.split_at_checked(2))
+            else {
+                continue;
+            };
+            let spatial_only = lead_begin.iter().chain(lead_end).all(|&p| p == 0);
             if !zero_fill || !spatial_only {
                 continue;
             }
-            let (begin, end) = (pad.begin[2..].to_vec(), pad.end[2..].to_vec());
+            let (begin, end) = (begin.to_vec(), end.to_vec());
             let Some(source) = g.input(padded.node, 0) else {
                 continue;
             };
-            let Op::Conv(conv) = &mut g.node_mut(conv_id).op else { unreachable!() };
-            for i in 0..begin.len() {
-                conv.pads_begin[i] += begin[i];
-                conv.pads_end[i] += end[i];
+            let Op::Conv(conv) = &mut g.node_mut(conv_id).op else { continue };
+            if conv.pads_begin.len() != begin.len() || conv.pads_end.len() != end.len() {
+                continue;
+            }
+            for (p, b) in conv.pads_begin.iter_mut().zip(&begin) {
+                *p += b;
+            }
+            for (p, e) in conv.pads_end.iter_mut().zip(&end) {
+                *p += e;
             }
             g.set_input(conv_id, 0, Some(source));
             changes += 1;

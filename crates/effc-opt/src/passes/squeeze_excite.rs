@@ -1,3 +1,6 @@
+use std::sync::Arc;
+
+use effc_ir::fusion::{Fusion, Site};
 use effc_ir::op::{Binary, Conv, Dense, Op, PoolKind, ReduceKind, SqueezeExcite, Unary};
 use effc_ir::{Graph, NodeId, Result, Tensor, ValueRef};
 
@@ -9,7 +12,10 @@ use crate::Pass;
 /// hard-sigmoid. The FCs are either 1×1 convs (activations already fused into them) or,
 /// as Keras/tf2onnx and some PyTorch exports write them, a reshape to [N, C], Gemm or
 /// MatMul (+ Add) layers with separate activations, and a reshape back to [N, C, 1, 1].
-pub struct DetectSqueezeExcite;
+/// Both activations must be ones the backend computes in the fused block.
+pub struct DetectSqueezeExcite {
+    pub fusion: Arc<dyn Fusion + Send + Sync>,
+}
 
 /// A 1×1, group-1, unpadded conv without residual and with constant weights, as a dense
 /// layer.
@@ -33,7 +39,7 @@ pub(crate) fn pointwise_weights(g: &Graph, id: NodeId) -> Option<Dense> {
         return None;
     }
     let w = g.const_value(g.input(id, 1)?)?;
-    let (o, i) = (w.shape()[0], w.shape()[1]);
+    let (&o, &i) = (w.shape().first()?, w.shape().get(1)?);
     let b = match g.input(id, 2) {
         Some(b) => g.const_value(b)?.clone(),
         None => Tensor::from_f32(vec![o], vec![0.0; o]).ok()?,
@@ -101,7 +107,7 @@ fn dense_of_matmul(g: &Graph, v: ValueRef) -> Option<(Dense, Vec<NodeId>, ValueR
         }
         _ => return None,
     };
-    let out = w.shape()[0];
+    let out = *w.shape().first()?;
     let b = match b {
         Some(b) if b.numel() == out => b.reshaped(vec![out]).ok()?,
         Some(_) => return None,
@@ -112,22 +118,21 @@ fn dense_of_matmul(g: &Graph, v: ValueRef) -> Option<(Dense, Vec<NodeId>, ValueR
 
 /// [in, out] → [out, in] for a 2-D f32 constant.
 fn transpose2(t: &Tensor) -> Option<Tensor> {
-    let [r, c] = t.shape() else { return None };
+    let &[r, c] = t.shape() else { return None };
+    if c == 0 {
+        return None;
+    }
     let v = t.to_f32_vec();
-    Tensor::from_f32(
-        vec![*c, *r],
-        (0..*c).flat_map(|j| (0..*r).map(move |i| (i, j))).map(|(i, j)| v[i * c + j]).collect(),
-    )
-    .ok()
+    Tensor::from_f32(vec![c, r], (0..c).flat_map(|j| v.iter().skip(j).step_by(c).copied()).collect()).ok()
 }
 
 /// The Gemm/MatMul spelling: Reshape [N,C,1,1] ← gate ← FC2 ← [act] ← FC1 ← Reshape [N,C] ← mean.
 fn match_se_dense(g: &Graph, x: ValueRef, gate: ValueRef) -> Option<(Dense, Dense, Vec<NodeId>)> {
-    let xs = &g.value(x).shape;
-    if xs.len() != 4 || !single_use(g, gate) || !matches!(g.node(gate.node).op, Op::Reshape { .. }) {
+    let &[n, c, _, _] = g.value(x).shape.as_slice() else { return None };
+    if !single_use(g, gate) || !matches!(g.node(gate.node).op, Op::Reshape { .. }) {
         return None;
     }
-    if g.value(gate).shape != [xs[0], xs[1], 1, 1] {
+    if g.value(gate).shape != [n, c, 1, 1] {
         return None;
     }
     let mut remove = vec![gate.node];
@@ -157,10 +162,7 @@ fn match_se_dense(g: &Graph, x: ValueRef, gate: ValueRef) -> Option<(Dense, Dens
     let (mut reduce, nodes, flat) = dense_of_matmul(g, f1)?;
     reduce.act = act1;
     remove.extend(nodes);
-    if !single_use(g, flat)
-        || !matches!(g.node(flat.node).op, Op::Reshape { .. })
-        || g.value(flat).shape != [xs[0], xs[1]]
-    {
+    if !single_use(g, flat) || !matches!(g.node(flat.node).op, Op::Reshape { .. }) || g.value(flat).shape != [n, c] {
         return None;
     }
     remove.push(flat.node);
@@ -169,7 +171,7 @@ fn match_se_dense(g: &Graph, x: ValueRef, gate: ValueRef) -> Option<(Dense, Dens
         return None;
     }
     remove.push(pooled.node);
-    let fits = reduce.inputs() == xs[1] && expand.outputs() == xs[1] && expand.inputs() == reduce.outputs();
+    let fits = reduce.inputs() == c && expand.outputs() == c && expand.inputs() == reduce.outputs();
     fits.then_some((reduce, expand, remove))
 }
 
@@ -193,6 +195,10 @@ impl Pass for DetectSqueezeExcite {
             }) else {
                 continue;
             };
+            let fusable = |d: &Dense| d.act.is_none_or(|u| self.fusion.can_fuse(Site::SqueezeExcite, u));
+            if !fusable(&reduce) || !fusable(&expand) {
+                continue;
+            }
             g.node_mut(mul).op = Op::SqueezeExcite(Box::new(SqueezeExcite { reduce, expand }));
             g.set_input(mul, 1, None);
             g.set_input(mul, 0, Some(x));
@@ -209,5 +215,5 @@ impl Pass for DetectSqueezeExcite {
 pub(crate) fn is_depthwise(g: &Graph, id: NodeId, c: &Conv) -> bool {
     let (Some(x), Some(w)) = (g.input(id, 0), g.input(id, 1)) else { return false };
     let channels = g.value(x).shape.get(1).copied().unwrap_or(0);
-    c.group > 1 && c.group == channels && g.value(w).shape[0] == channels && g.value(w).shape[1] == 1
+    c.group > 1 && c.group == channels && g.value(w).shape.get(..2) == Some(&[channels, 1][..])
 }

@@ -30,6 +30,7 @@ pub(super) fn unary_op(op_type: &str, a: &Attrs) -> Option<Unary> {
         "Selu" => Unary::Selu { alpha: f("alpha", 1.673_263_2), gamma: f("gamma", 1.050_701) },
         "LeakyRelu" => Unary::LeakyRelu { alpha: f("alpha", 0.01) },
         "HardSigmoid" => Unary::HardSigmoid { alpha: f("alpha", 0.2), beta: f("beta", 0.5) },
+        "Gelu" => Unary::Gelu { tanh: a.string("approximate").ok().flatten().as_deref() == Some("tanh") },
         _ => return None,
     })
 }
@@ -39,7 +40,14 @@ pub(super) fn unary(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
     for name in ["alpha", "beta", "gamma"] {
         ctx.attrs.float(name)?;
     }
-    let u = unary_op(&ctx.node.op_type, &ctx.attrs).expect("dispatched on a known unary op");
+    if let Some(mode) = ctx.attrs.string("approximate")?
+        && !matches!(mode.as_str(), "none" | "tanh")
+    {
+        return Err(Error::invalid(format!("approximate = '{mode}' (ONNX defines 'none' and 'tanh')")));
+    }
+    let Some(u) = unary_op(&ctx.node.op_type, &ctx.attrs) else {
+        return Err(Error::other(format!("{} is not a unary op", ctx.node.op_type)));
+    };
     let x = ctx.x(0)?;
     ctx.emit(Op::Unary(u), &[Some(x)])
 }
