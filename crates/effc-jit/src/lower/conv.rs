@@ -11,8 +11,8 @@ use cranelift_frontend::Variable;
 use effc_ir::op::{Conv, Pool, PoolKind, Unary};
 use effc_ir::{DType, Error, NodeId, Result};
 
-use super::Lowering;
 use super::gemm::{Mat, MatMul};
+use super::{Lowering, Weights};
 use crate::emit::{Base, Kb};
 use crate::layout::Buf;
 use crate::math;
@@ -48,8 +48,13 @@ fn as_4d(b: &Buf) -> Buf {
     v
 }
 
-fn spatial2<T: Copy>(v: &[T], one: T) -> (T, T) {
-    if v.len() == 2 { (v[0], v[1]) } else { (one, v[0]) }
+/// A window attribute's (vertical, horizontal) values; 1-D ops have `one` vertically.
+fn spatial2<T: Copy>(v: &[T], one: T) -> Result<(T, T)> {
+    match *v {
+        [h, w] => Ok((h, w)),
+        [w] => Ok((one, w)),
+        _ => Err(Error::unsupported(format!("a window attribute of {} values (effc runs 1-D and 2-D)", v.len()))),
+    }
 }
 
 impl Geom {
@@ -74,28 +79,15 @@ pub(super) fn geom(
     strides: &[usize],
     dilations: &[usize],
     pads: &[usize],
-) -> Geom {
-    let (kh, kw) = spatial2(kernel, 1);
-    let (sh, sw) = spatial2(strides, 1);
-    let (dh, dw) = spatial2(dilations, 1);
-    let (ph, pw) = spatial2(pads, 0);
-    Geom {
-        n: x.dims[0],
-        c: x.dims[1],
-        h: x.dims[2],
-        w: x.dims[3],
-        m: out.dims[1],
-        oh: out.dims[2],
-        ow: out.dims[3],
-        kh,
-        kw,
-        sh,
-        sw,
-        dh,
-        dw,
-        ph,
-        pw,
-    }
+) -> Result<Geom> {
+    let (kh, kw) = spatial2(kernel, 1)?;
+    let (sh, sw) = spatial2(strides, 1)?;
+    let (dh, dw) = spatial2(dilations, 1)?;
+    let (ph, pw) = spatial2(pads, 0)?;
+    let (&[n, c, h, w], &[_, m, oh, ow]) = (x.dims.as_slice(), out.dims.as_slice()) else {
+        return Err(Error::unsupported(format!("a window op from {:?} to {:?} (4-D views only)", x.dims, out.dims)));
+    };
+    Ok(Geom { n, c, h, w, m, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw })
 }
 
 fn check_rank(x: &Buf, what: &str) -> Result<()> {
@@ -108,27 +100,43 @@ fn check_rank(x: &Buf, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Element strides of a channels-last-or-not 4-D buffer as (n, c, h, w), in bytes.
-fn byte_strides(b: &Buf) -> [i64; 4] {
-    [b.strides[0] as i64 * 4, b.strides[1] as i64 * 4, b.strides[2] as i64 * 4, b.strides[3] as i64 * 4]
+/// Element strides of a channels-last-or-not 4-D buffer as (n, c, h, w).
+fn strides4(b: &Buf) -> Result<[isize; 4]> {
+    let &[n, c, h, w] = b.strides.as_slice() else {
+        return Err(Error::unsupported(format!("a window op on a {}-D view (4-D only)", b.strides.len())));
+    };
+    Ok([n, c, h, w])
+}
+
+/// [`strides4`] in bytes.
+fn byte_strides(b: &Buf) -> Result<[i64; 4]> {
+    Ok(strides4(b)?.map(|s| s as i64 * 4))
 }
 
 pub(super) fn conv(l: &mut Lowering, id: NodeId, c: &Conv) -> Result<()> {
     let x = l.input(id, 0)?;
     check_rank(&x, "convolution")?;
     let wt = l.const_tensor(id, 1).ok_or_else(|| Error::unsupported("Conv with run-time weights"))?.clone();
+    let (x4, out4) = (as_4d(&x), as_4d(&l.output(id, 0)?));
+    let g = geom(&x4, &out4, &c.kernel, &c.strides, &c.dilations, &c.pads_begin)?;
+    // The kernels read M bias values.
     let bias: Vec<f32> = match l.const_tensor(id, 2) {
         Some(t) => t.to_f32_vec(),
         None if l.g.input(id, 2).is_some() => return Err(Error::unsupported("Conv with a run-time bias")),
-        None => vec![0.0; wt.shape()[0]],
+        None => vec![0.0; g.m],
     };
-    let (x4, out4) = (as_4d(&x), as_4d(&l.output(id, 0)));
-    let g = geom(&x4, &out4, &c.kernel, &c.strides, &c.dilations, &c.pads_begin);
+    if bias.len() != g.m {
+        return Err(Error::unsupported(format!("a Conv bias of {} values for {} output channels", bias.len(), g.m)));
+    }
     let epi = Epilogue { residual: l.input_opt(id, 3)?.map(|r| as_4d(&r)), act: c.act, ..Epilogue::default() };
-    let w = wt.f32_data();
     let groups = c.group;
+    if groups == 0 || g.c % groups != 0 || g.m % groups != 0 {
+        return Err(Error::unsupported(format!("{groups} groups of {} input and {} output channels", g.c, g.m)));
+    }
     let (icg, ocg) = (g.c / groups, g.m / groups);
-    let w_at = |oc: usize, ic: usize, kh: usize, kw: usize| w[((oc * icg + ic) * g.kh + kh) * g.kw + kw];
+    let data = wt.f32_data();
+    let w = Weights::new(&data, [g.m, icg, g.kh, g.kw], "Conv weights")?;
+    let w_at = |oc: usize, ic: usize, kh: usize, kw: usize| w.at([oc, ic, kh, kw]);
     let pointwise = g.kh == 1
         && g.kw == 1
         && g.sh == 1
@@ -137,15 +145,16 @@ pub(super) fn conv(l: &mut Lowering, id: NodeId, c: &Conv) -> Result<()> {
         && g.pw == 0
         && c.pads_end.iter().all(|&p| p == 0)
         && groups == 1;
-    let dense_rows = x4.strides[1] == 1 && out4.strides[1] == 1;
+    let (xs, os) = (strides4(&x4)?, strides4(&out4)?);
+    let dense_rows = xs[1] == 1 && os[1] == 1;
     if pointwise
         && dense_rows
-        && x4.strides[3] == g.c as isize
-        && out4.strides[3] == g.m as isize
-        && x4.strides[2] == (g.w * g.c) as isize
-        && out4.strides[2] == (g.w * g.m) as isize
-        && x4.strides[0] == (g.h * g.w * g.c) as isize
-        && out4.strides[0] == (g.h * g.w * g.m) as isize
+        && xs[3] == g.c as isize
+        && os[3] == g.m as isize
+        && xs[2] == (g.w * g.c) as isize
+        && os[2] == (g.w * g.m) as isize
+        && xs[0] == (g.h * g.w * g.c) as isize
+        && os[0] == (g.h * g.w * g.m) as isize
     {
         // [N·H·W, C] × [C, M] + bias.
         let bias_base = l.const_f32(&bias);
@@ -160,12 +169,13 @@ pub(super) fn conv(l: &mut Lowering, id: NodeId, c: &Conv) -> Result<()> {
             alpha: 1.0,
             beta: 1.0,
             batch: vec![],
-            residual: epi.residual.as_ref().map(|r| Mat {
-                base: r.base,
-                offset: r.offset,
-                rs: r.strides[3],
-                cs: r.strides[1],
-            }),
+            residual: match &epi.residual {
+                Some(r) => {
+                    let [_, rc, _, rw] = strides4(r)?;
+                    Some(Mat { base: r.base, offset: r.offset, rs: rw, cs: rc })
+                }
+                None => None,
+            },
             act: epi.act,
             k_scale: None,
             b_panels: false,
@@ -184,7 +194,7 @@ pub(super) fn conv(l: &mut Lowering, id: NodeId, c: &Conv) -> Result<()> {
     }
     let bias_base = l.const_f32(&bias);
     // General grouped conv: weights as [group][kh][kw][icg][ocg].
-    let mut packed = Vec::with_capacity(w.len());
+    let mut packed = Vec::with_capacity(data.len());
     for gi in 0..groups {
         for kh in 0..g.kh {
             for kw in 0..g.kw {
@@ -217,10 +227,10 @@ fn im2col_conv(
     bias: &[f32],
     epi: &Epilogue,
 ) -> Result<bool> {
-    let (xs, os) = (byte_strides(x), byte_strides(out));
+    let (xs, os) = (byte_strides(x)?, byte_strides(out)?);
     let dense = |s: [i64; 4], c: usize| s[1] == 4 && s[3] == c as i64 * 4;
     let k = g.kh * g.kw * g.c;
-    let residual_ok = epi.residual.as_ref().is_none_or(|r| byte_strides(r) == os);
+    let residual_ok = epi.residual.as_ref().map(byte_strides).transpose()?.is_none_or(|rs| rs == os);
     if l.micro.is_none() || !dense(xs, g.c) || !dense(os, g.m) || !residual_ok || g.ow * k * 4 > PATCH_BYTES {
         return Ok(false);
     }
@@ -294,19 +304,21 @@ pub(super) fn depthwise(
     bias: &[f32],
     epi: Epilogue,
 ) -> Result<()> {
-    let g = geom(x, out, &c.kernel, &c.strides, &c.dilations, &c.pads_begin);
-    let op = depthwise_window(l, g, w, bias);
-    window(l, x, out, g, op, epi)
+    let g = geom(x, out, &c.kernel, &c.strides, &c.dilations, &c.pads_begin)?;
+    let (w, bias) = depthwise_weights(l, g, w, bias)?;
+    window(l, x, out, g, Window::Depthwise { w, bias }, epi)
 }
 
-/// Depthwise weights packed as [kh][kw][C] (a vector of channels is one load), and bias.
-pub(super) fn depthwise_window(l: &mut Lowering, g: Geom, w: &effc_ir::Tensor, bias: &[f32]) -> Window {
-    let wv = w.f32_data();
+/// Depthwise weights packed as [kh][kw][C] (a vector of channels is one load), and bias:
+/// the bases of a [`Window::Depthwise`].
+pub(super) fn depthwise_weights(l: &mut Lowering, g: Geom, w: &effc_ir::Tensor, bias: &[f32]) -> Result<(Base, Base)> {
+    let data = w.f32_data();
+    let wv = Weights::new(&data, [g.c, g.kh, g.kw], "depthwise weights")?;
     let packed: Vec<f32> = (0..g.kh)
         .flat_map(|kh| (0..g.kw).flat_map(move |kw| (0..g.c).map(move |ch| (kh, kw, ch))))
-        .map(|(kh, kw, ch)| wv[(ch * g.kh + kh) * g.kw + kw])
+        .map(|(kh, kw, ch)| wv.at([ch, kh, kw]))
         .collect();
-    Window::Depthwise { w: l.const_f32(&packed), bias: l.const_f32(bias) }
+    Ok((l.const_f32(&packed), l.const_f32(bias)))
 }
 
 /// What a convolution does after the sum: add a residual, then an activation; optionally
@@ -359,14 +371,20 @@ impl Epilogue {
         }
     }
 
-    /// Pointer to the residual at (n, row, column) like `o` is to the output.
-    fn pointer(&self, kb: &mut Kb, base: Option<Value>, n: Value, oh: Value, ow: Value) -> Option<Value> {
-        let (r, base) = (self.residual.as_ref()?, base?);
-        let s = byte_strides(r);
-        let p = kb.offset(base, n, s[0]);
-        let p = kb.offset(p, oh, s[2]);
-        Some(kb.offset(p, ow, s[3]))
+    /// The residual's address and byte strides, to compute [`residual_pointer`]s with.
+    fn residual_at(&self, kb: &mut Kb, strides: Option<[i64; 4]>) -> Option<(Value, [i64; 4])> {
+        let (r, strides) = (self.residual.as_ref()?, strides?);
+        Some((kb.addr(r.base, r.offset as i64 * 4), strides))
     }
+}
+
+/// Pointer to the residual (its address and byte strides) at (n, row, column) like `o`
+/// is to the output.
+fn residual_pointer(kb: &mut Kb, residual: Option<(Value, [i64; 4])>, n: Value, oh: Value, ow: Value) -> Option<Value> {
+    let (base, s) = residual?;
+    let p = kb.offset(base, n, s[0]);
+    let p = kb.offset(p, oh, s[2]);
+    Some(kb.offset(p, ow, s[3]))
 }
 
 /// Calls `body(kb, ih_or_iw_valid_pointer_offset)` for every kernel tap (kh, kw) of output
@@ -436,16 +454,18 @@ fn grouped(
     epi: Epilogue,
 ) -> Result<()> {
     let (icg, ocg) = (g.c / groups, g.m / groups);
-    let (xs, os) = (byte_strides(x), byte_strides(out));
-    let vec_ok = out.strides[1] == 1 && epi.residual.as_ref().is_none_or(|r| r.strides[1] == 1);
+    let (xs, os) = (byte_strides(x)?, byte_strides(out)?);
+    let rs = epi.residual.as_ref().map(byte_strides).transpose()?;
+    // Unit channel strides (4 bytes).
+    let vec_ok = os[1] == 4 && rs.is_none_or(|s| s[1] == 4);
     let (x, out) = (x.clone(), out.clone());
     l.kernel(g.n * g.oh, move |kb| {
         let xb = kb.addr(x.base, x.offset as i64 * 4);
         let ob = kb.addr(out.base, out.offset as i64 * 4);
         let wb = kb.addr(w, 0);
         let bb = kb.addr(bias, 0);
-        let rb = epi.residual.as_ref().map(|r| kb.addr(r.base, r.offset as i64 * 4));
-        let rs1 = epi.residual.as_ref().map_or(0, |r| r.strides[1] as i64 * 4);
+        let rb = epi.residual_at(kb, rs);
+        let rs1 = rs.map_or(0, |s| s[1]);
         let (lo, hi) = (kb.lo, kb.hi);
         kb.for_range(lo, hi, 1, |kb, r| {
             let n = kb.b.ins().udiv_imm_u(r, g.oh as i64);
@@ -455,7 +475,7 @@ fn grouped(
             let o_row = kb.offset(o_n, oh, os[2]);
             kb.for_n(g.ow, |kb, ow| {
                 let o_px = kb.offset(o_row, ow, os[3]);
-                let r_px = epi.pointer(kb, rb, n, oh, ow);
+                let r_px = residual_pointer(kb, rb, n, oh, ow);
                 kb.for_n(groups, |kb, gi| {
                     let r_g = r_px.map(|p| kb.offset(p, gi, ocg as i64 * rs1));
                     let x_g = kb.offset(x_n, gi, icg as i64 * xs[1]);
@@ -538,7 +558,8 @@ pub(super) struct WindowPtrs {
     pub x_n: Value,
     /// Output row.
     pub o_row: Value,
-    pub residual: Option<Value>,
+    /// The residual's address and byte strides.
+    pub residual: Option<(Value, [i64; 4])>,
     pub sums: Option<Value>,
     pub w: Option<Value>,
     pub bias: Option<Value>,
@@ -698,22 +719,23 @@ fn row_table(kb: &mut Kb, g: Geom, rows: Rows, (x_n, row_stride): (Value, i64), 
 
 /// Depthwise conv and pools: per output pixel, vectors of channels.
 fn window(l: &mut Lowering, x: &Buf, out: &Buf, g: Geom, op: Window, epi: Epilogue) -> Result<()> {
-    let (xs, os) = (byte_strides(x), byte_strides(out));
+    let (xs, os) = (byte_strides(x)?, byte_strides(out)?);
     if let Some(m) = dw_micro(l, g, op, &epi, (xs, os)) {
         return window_micro(l, (x, out), g, &epi, (xs, os), m);
     }
+    let rs = epi.residual.as_ref().map(byte_strides).transpose()?;
+    // Unit channel strides (4 bytes) everywhere.
+    let vec_ok = xs[1] == 4 && os[1] == 4 && rs.is_none_or(|s| s[1] == 4);
     let (x, out) = (x.clone(), out.clone());
     l.kernel(g.n * g.oh, move |kb| {
         let xb = kb.addr(x.base, x.offset as i64 * 4);
         let ob = kb.addr(out.base, out.offset as i64 * 4);
-        let rb = epi.residual.as_ref().map(|r| kb.addr(r.base, r.offset as i64 * 4));
+        let rb = epi.residual_at(kb, rs);
         let sums = epi.row_sums.map(|b| kb.addr(b, 0));
         let (w, bias) = match op {
             Window::Depthwise { w, bias } => (Some(kb.addr(w, 0)), Some(kb.addr(bias, 0))),
             Window::Pool { .. } => (None, None),
         };
-        let vec_ok =
-            x.strides[1] == 1 && out.strides[1] == 1 && epi.residual.as_ref().is_none_or(|r| r.strides[1] == 1);
         let (lo, hi) = (kb.lo, kb.hi);
         kb.for_range(lo, hi, 1, |kb, r| {
             let n = kb.b.ins().udiv_imm_u(r, g.oh as i64);
@@ -750,7 +772,7 @@ pub(super) fn window_row(
         dw_micro_row(kb, g, (m.func, params), rows, (x_n, xs[2]), (o_row, sums_row, pf), oh);
         return;
     }
-    let rs1 = epi.residual.as_ref().map_or(0, |r| r.strides[1] as i64 * 4);
+    let rs1 = rb.map_or(0, |(_, s)| s[1]);
     // This row's SE pool sums start from zero here (the pixels below add into them), so
     // each row's slot is written by the kernel that computes the row, as the depthwise
     // micro-kernel does.
@@ -764,7 +786,7 @@ pub(super) fn window_row(
     }
     kb.for_n(g.ow, |kb, ow| {
         let o_px = kb.offset(o_row, ow, os[3]);
-        let r_px = epi.pointer(kb, rb, n, oh, ow);
+        let r_px = residual_pointer(kb, rb, n, oh, ow);
         let chunk = |kb: &mut Kb, c0: Value, ty: Type| {
             let x_c = kb.offset(x_n, c0, xs[1]);
             let o_c = kb.offset(o_px, c0, os[1]);
@@ -859,9 +881,9 @@ pub(super) fn window_row(
 pub(super) fn pool(l: &mut Lowering, id: NodeId, p: &Pool) -> Result<()> {
     let x = l.input(id, 0)?;
     check_rank(&x, "pooling")?;
-    let (x4, out4) = (as_4d(&x), as_4d(&l.output(id, 0)));
-    let g = geom(&x4, &out4, &p.kernel, &p.strides, &p.dilations, &p.pads_begin);
-    let (pad_h_end, pad_w_end) = spatial2(&p.pads_end, 0);
+    let (x4, out4) = (as_4d(&x), as_4d(&l.output(id, 0)?));
+    let g = geom(&x4, &out4, &p.kernel, &p.strides, &p.dilations, &p.pads_begin)?;
+    let (pad_h_end, pad_w_end) = spatial2(&p.pads_end, 0)?;
     // Taps past input + padding count for nothing, not even the divisor: a window wider
     // than that (a pooler whose kernel = stride = 2560 over 7×7) keeps only the taps the
     // first window can reach, so the unrolled window stays the size of the input.

@@ -3,20 +3,20 @@
 use effc_ir::op::{Pad, PadMode, SliceAxis};
 use effc_ir::{DType, Error, NodeId, Result};
 
-use super::Lowering;
+use super::{Lowering, loaded};
 use crate::emit::Base;
 use crate::layout::{Buf, row_major};
 use crate::strided::{Nest, Operand};
 
 pub(super) fn reshape(l: &mut Lowering, id: NodeId) -> Result<()> {
     let x = l.input(id, 0)?;
-    let out = l.output(id, 0);
+    let out = l.output(id, 0)?;
     // Reinterpreting needs the elements in row-major order; copy them there first if the
     // input is stored channels-last.
     let flat = if x.is_row_major() {
         x
     } else {
-        let tmp = Buf::new(Base::Arena(l.scratch(id, 0)), x.dtype, x.dims.clone(), row_major(&x.dims));
+        let tmp = Buf::new(Base::Arena(l.scratch(id, 0)?), x.dtype, x.dims.clone(), row_major(&x.dims));
         l.copy(&tmp, &x)?;
         tmp
     };
@@ -26,28 +26,32 @@ pub(super) fn reshape(l: &mut Lowering, id: NodeId) -> Result<()> {
 
 pub(super) fn transpose(l: &mut Lowering, id: NodeId, perm: &[usize]) -> Result<()> {
     let x = l.input(id, 0)?;
-    let out = l.output(id, 0);
+    let out = l.output(id, 0)?;
     l.copy(&out, &x.permute(perm))
 }
 
 pub(super) fn slice(l: &mut Lowering, id: NodeId, axes: &[SliceAxis]) -> Result<()> {
     let mut x = l.input(id, 0)?;
     for a in axes {
-        x.offset += a.start as isize * x.strides[a.axis];
-        x.strides[a.axis] *= a.step;
-        x.dims[a.axis] = a.len;
+        let (Some(dim), Some(stride)) = (x.dims.get_mut(a.axis), x.strides.get_mut(a.axis)) else {
+            return Err(Error::unsupported(format!("Slice along axis {} of a rank-{} tensor", a.axis, x.dims.len())));
+        };
+        x.offset += a.start as isize * *stride;
+        *stride *= a.step;
+        *dim = a.len;
     }
-    let out = l.output(id, 0);
+    let out = l.output(id, 0)?;
     l.copy(&out, &x)
 }
 
 pub(super) fn concat(l: &mut Lowering, id: NodeId, axis: usize) -> Result<()> {
-    let out = l.output(id, 0);
+    let out = l.output(id, 0)?;
     let n = l.g.inputs(id).len();
     let mut at = 0;
     for i in 0..n {
         let x = l.input(id, i)?;
-        let len = x.dims[axis];
+        let &len =
+            x.dims.get(axis).ok_or_else(|| Error::unsupported(format!("Concat along axis {axis} of {:?}", x.dims)))?;
         l.copy(&out.narrow(axis, at, len), &x)?;
         at += len;
     }
@@ -58,7 +62,7 @@ pub(super) fn split(l: &mut Lowering, id: NodeId, axis: usize, sizes: &[usize]) 
     let x = l.input(id, 0)?;
     let mut at = 0;
     for (k, &len) in sizes.iter().enumerate() {
-        let out = l.output(id, k);
+        let out = l.output(id, k)?;
         l.copy(&out, &x.narrow(axis, at, len))?;
         at += len;
     }
@@ -67,7 +71,7 @@ pub(super) fn split(l: &mut Lowering, id: NodeId, axis: usize, sizes: &[usize]) 
 
 pub(super) fn expand(l: &mut Lowering, id: NodeId) -> Result<()> {
     let x = l.input(id, 0)?;
-    let out = l.output(id, 0);
+    let out = l.output(id, 0)?;
     l.copy(&out, &x)
 }
 
@@ -75,20 +79,31 @@ pub(super) fn expand(l: &mut Lowering, id: NodeId) -> Result<()> {
 /// is read with stride 0 across repeats.
 pub(super) fn tile(l: &mut Lowering, id: NodeId, repeats: &[usize]) -> Result<()> {
     let x = l.input(id, 0)?;
-    let out = l.output(id, 0);
-    let mut nest = Nest {
-        dims: Vec::new(),
-        inputs: vec![Operand { base: x.base, dtype: x.dtype, offset: x.offset, strides: Vec::new() }],
-        out: Operand { base: out.base, dtype: out.dtype, offset: out.offset, strides: Vec::new() },
+    let out = l.output(id, 0)?;
+    if x.dims.len() != repeats.len() || out.dims.len() != repeats.len() {
+        return Err(Error::unsupported(format!(
+            "Tile of {:?} into {:?} by {} repeats",
+            x.dims,
+            out.dims,
+            repeats.len()
+        )));
+    }
+    let (mut dims, mut x_strides, mut out_strides) = (Vec::new(), Vec::new(), Vec::new());
+    for (((&r, &within), &xs), &os) in repeats.iter().zip(&x.dims).zip(&x.strides).zip(&out.strides) {
+        dims.extend([r, within]);
+        x_strides.extend([0, xs]);
+        out_strides.extend([within as isize * os, os]);
+    }
+    let nest = Nest {
+        dims,
+        inputs: vec![Operand { base: x.base, dtype: x.dtype, offset: x.offset, strides: x_strides }],
+        out: Operand { base: out.base, dtype: out.dtype, offset: out.offset, strides: out_strides },
         accumulate: false,
     };
-    for (d, &r) in repeats.iter().enumerate() {
-        let within = x.dims[d];
-        nest.dims.extend([r, within]);
-        nest.inputs[0].strides.extend([0, x.strides[d]]);
-        nest.out.strides.extend([within as isize * out.strides[d], out.strides[d]]);
-    }
-    l.nest(&nest, &|_, _, ins, _| ins[0])
+    l.nest(&nest, &|_, _, ins, _| {
+        let [x] = loaded(ins);
+        x
+    })
 }
 
 pub(super) fn cast(l: &mut Lowering, id: NodeId, to: DType) -> Result<()> {
@@ -96,7 +111,7 @@ pub(super) fn cast(l: &mut Lowering, id: NodeId, to: DType) -> Result<()> {
     if x.dtype != to {
         return Err(Error::unsupported(format!("casting {} to {to} at run time", x.dtype)));
     }
-    let out = l.output(id, 0);
+    let out = l.output(id, 0)?;
     l.copy(&out, &x)
 }
 
@@ -104,10 +119,11 @@ pub(super) fn cast(l: &mut Lowering, id: NodeId, to: DType) -> Result<()> {
 pub(super) fn gather(l: &mut Lowering, id: NodeId, axis: usize) -> Result<()> {
     let idx = l.const_tensor(id, 1).ok_or_else(|| Error::unsupported("Gather with run-time indices"))?.clone();
     let x = l.input(id, 0)?;
-    let out = l.output(id, 0);
-    let dim = x.dims[axis] as i64;
+    let out = l.output(id, 0)?;
+    let &dim =
+        x.dims.get(axis).ok_or_else(|| Error::unsupported(format!("Gather along axis {axis} of {:?}", x.dims)))?;
+    let dim = dim as i64;
     let positions = idx.to_i64_vec()?;
-    let idx_rank = idx.shape().len();
     // Output dims: x[..axis] ++ idx.shape ++ x[axis+1..]. Walk index positions row-major.
     let idx_strides = row_major(idx.shape());
     for (flat, &raw) in positions.iter().enumerate() {
@@ -117,8 +133,8 @@ pub(super) fn gather(l: &mut Lowering, id: NodeId, axis: usize) -> Result<()> {
         }
         let src = x.select(axis, j as usize);
         let mut dst = out.clone();
-        for k in (0..idx_rank).rev() {
-            let coord = (flat as isize / idx_strides[k]) as usize % idx.shape()[k];
+        for (k, (&stride, &size)) in idx_strides.iter().zip(idx.shape()).enumerate().rev() {
+            let coord = (flat as isize / stride) as usize % size;
             dst = dst.select(axis + k, coord);
         }
         l.copy(&dst, &src)?;
@@ -140,13 +156,20 @@ fn pad_source(mode: PadMode, p: isize, n: isize) -> isize {
 
 pub(super) fn pad(l: &mut Lowering, id: NodeId, p: &Pad) -> Result<()> {
     let x = l.input(id, 0)?;
-    let out = l.output(id, 0);
+    let out = l.output(id, 0)?;
+    let rank = x.dims.len();
+    if p.begin.len() != rank || out.dims.len() != rank || out.strides.len() != rank {
+        return Err(Error::unsupported(format!("Pad of {:?} into {:?} with pads {:?}", x.dims, out.dims, p.begin)));
+    }
     if let PadMode::Constant(v) = p.mode {
         l.fill(&out, v as f64)?;
     }
+    // (pads before, input size, output size) of each dim.
+    let dims: Vec<(usize, usize, usize)> =
+        p.begin.iter().zip(&x.dims).zip(&out.dims).map(|((&b, &n), &o)| (b, n, o)).collect();
     let mut interior = out.clone();
-    for d in 0..x.dims.len() {
-        interior = interior.narrow(d, p.begin[d], x.dims[d]);
+    for (d, &(begin, n, _)) in dims.iter().enumerate() {
+        interior = interior.narrow(d, begin, n);
     }
     l.copy(&interior, &x)?;
     if matches!(p.mode, PadMode::Constant(_)) {
@@ -154,13 +177,17 @@ pub(super) fn pad(l: &mut Lowering, id: NodeId, p: &Pad) -> Result<()> {
     }
     // Fill the borders dim by dim, copying hyperplanes of the output onto themselves;
     // dims already done are copied at full (padded) extent.
+    // `region` has the output's rank and strides (checked above).
     let mut region = interior;
-    for d in 0..x.dims.len() {
-        let n = x.dims[d] as isize;
-        region.offset -= p.begin[d] as isize * region.strides[d];
-        region.dims[d] = out.dims[d];
-        for o in (0..p.begin[d]).chain(p.begin[d] + x.dims[d]..out.dims[d]) {
-            let src = pad_source(p.mode, o as isize - p.begin[d] as isize, n) as usize + p.begin[d];
+    for (d, &(begin, len, out_len)) in dims.iter().enumerate() {
+        let (Some(&stride), Some(dim)) = (region.strides.get(d), region.dims.get_mut(d)) else {
+            return Err(Error::other(format!("Pad: no dim {d} in {:?}", out.dims)));
+        };
+        region.offset -= begin as isize * stride;
+        *dim = out_len;
+        let n = len as isize;
+        for o in (0..begin).chain(begin + len..out_len) {
+            let src = pad_source(p.mode, o as isize - begin as isize, n) as usize + begin;
             let dst_plane = region.select(d, o);
             let src_plane = region.select(d, src);
             l.copy(&dst_plane, &src_plane)?;

@@ -5,7 +5,7 @@ use cranelift_codegen::ir::{InstBuilder, Type, Value};
 use effc_ir::op::{Binary, Unary};
 use effc_ir::{DType, Error, NodeId, Result};
 
-use super::Lowering;
+use super::{Lowering, loaded};
 use crate::emit::Kb;
 use crate::math;
 use crate::strided::Nest;
@@ -108,63 +108,65 @@ pub(crate) fn can_emit(u: Unary) -> bool {
 
 pub(super) fn unary(l: &mut Lowering, id: NodeId, u: Unary) -> Result<()> {
     let x = l.input(id, 0)?;
-    let out = l.output(id, 0);
+    let out = l.output(id, 0)?;
     if !can_emit(u) || x.dtype != DType::F32 {
         return Err(Error::unsupported(format!("{} on {} at run time", u.name(), x.dtype)));
     }
-    l.nest(&Nest::over(&out, &[&x]), &move |kb, _, ins, _| emit_unary(kb, u, ins[0]))
+    l.nest(&Nest::over(&out, &[&x]), &move |kb, _, ins, _| {
+        let [x] = loaded(ins);
+        emit_unary(kb, u, x)
+    })
 }
 
-/// Emits `b(x, y)` for float or integer scalars/vectors.
-fn emit_binary(kb: &mut Kb, b: Binary, x: Value, y: Value) -> Value {
-    let ty = kb.b.func.dfg.value_type(x);
-    let float = ty.lane_type().is_float();
-    let ins = kb.b.ins();
-    match (b, float) {
-        (Binary::Add, true) => ins.fadd(x, y),
-        (Binary::Sub, true) => ins.fsub(x, y),
-        (Binary::Mul, true) => ins.fmul(x, y),
-        (Binary::Div, true) => ins.fdiv(x, y),
-        (Binary::Max, true) => ins.fmax(x, y),
-        (Binary::Min, true) => ins.fmin(x, y),
-        (Binary::Pow, true) => math::pow(kb, x, y),
-        (Binary::PRelu, true) => {
+/// Emits one binary op on two scalars/vectors of the same type.
+type EmitBinary = fn(&mut Kb, Value, Value) -> Value;
+
+/// How JIT code computes `b` on float (`float`) or integer values, if it does.
+fn binary_emitter(b: Binary, float: bool) -> Option<EmitBinary> {
+    Some(match (b, float) {
+        (Binary::Add, true) => |kb, x, y| kb.b.ins().fadd(x, y),
+        (Binary::Sub, true) => |kb, x, y| kb.b.ins().fsub(x, y),
+        (Binary::Mul, true) => |kb, x, y| kb.b.ins().fmul(x, y),
+        (Binary::Div, true) => |kb, x, y| kb.b.ins().fdiv(x, y),
+        (Binary::Max, true) => |kb, x, y| kb.b.ins().fmax(x, y),
+        (Binary::Min, true) => |kb, x, y| kb.b.ins().fmin(x, y),
+        (Binary::Pow, true) => math::pow,
+        (Binary::PRelu, true) => |kb, x, y| {
+            let ty = kb.b.func.dfg.value_type(x);
             let xy = kb.b.ins().fmul(x, y);
             let z = kb.fc(ty, 0.0);
             let is_neg = kb.b.ins().fcmp(FloatCC::LessThan, x, z);
             math::select(kb, is_neg, xy, x)
-        }
-        (Binary::Add, false) => ins.iadd(x, y),
-        (Binary::Sub, false) => ins.isub(x, y),
-        (Binary::Mul, false) => ins.imul(x, y),
-        (Binary::Max, false) => ins.smax(x, y),
-        (Binary::Min, false) => ins.smin(x, y),
-        _ => unreachable!("rejected before emission"),
-    }
+        },
+        (Binary::Add, false) => |kb, x, y| kb.b.ins().iadd(x, y),
+        (Binary::Sub, false) => |kb, x, y| kb.b.ins().isub(x, y),
+        (Binary::Mul, false) => |kb, x, y| kb.b.ins().imul(x, y),
+        (Binary::Max, false) => |kb, x, y| kb.b.ins().smax(x, y),
+        (Binary::Min, false) => |kb, x, y| kb.b.ins().smin(x, y),
+        _ => return None,
+    })
 }
 
 pub(super) fn binary(l: &mut Lowering, id: NodeId, b: Binary) -> Result<()> {
     let x = l.input(id, 0)?;
     let y = l.input(id, 1)?;
-    let out = l.output(id, 0);
-    let float = x.dtype.is_float();
-    let supported = match b {
-        Binary::Add | Binary::Sub | Binary::Mul | Binary::Max | Binary::Min => true,
-        Binary::Div | Binary::Pow | Binary::PRelu => float,
-        _ => false,
-    };
-    if !supported || (b == Binary::Pow && x.dtype != DType::F32) {
+    let out = l.output(id, 0)?;
+    let emitter = binary_emitter(b, x.dtype.is_float()).filter(|_| b != Binary::Pow || x.dtype == DType::F32);
+    let Some(emit) = emitter else {
         return Err(Error::unsupported(format!("{} on {} at run time", b.name(), x.dtype)));
-    }
+    };
     let (xb, yb) = (x.broadcast_to(&out.dims), y.broadcast_to(&out.dims));
-    l.nest(&Nest::over(&out, &[&xb, &yb]), &move |kb, _, ins, _| emit_binary(kb, b, ins[0], ins[1]))
+    l.nest(&Nest::over(&out, &[&xb, &yb]), &move |kb, _, ins, _| {
+        let [x, y] = loaded(ins);
+        emit(kb, x, y)
+    })
 }
 
 /// y = x · scale + shift with per-channel scale = γ/√(var+ε), shift = β − mean·scale,
 /// computed once at compile time.
 pub(super) fn batch_norm(l: &mut Lowering, id: NodeId, epsilon: f32) -> Result<()> {
     let x = l.input(id, 0)?;
-    let out = l.output(id, 0);
+    let out = l.output(id, 0)?;
     let param = |i: usize| -> Result<Vec<f32>> {
         l.const_tensor(id, i)
             .map(|t| t.to_f32_vec())
@@ -172,8 +174,16 @@ pub(super) fn batch_norm(l: &mut Lowering, id: NodeId, epsilon: f32) -> Result<(
     };
     let (gamma, beta, mean, var) = (param(1)?, param(2)?, param(3)?, param(4)?);
     let c = gamma.len();
-    let scale: Vec<f32> = (0..c).map(|i| gamma[i] / (var[i] + epsilon).sqrt()).collect();
-    let shift: Vec<f32> = (0..c).map(|i| beta[i] - mean[i] * scale[i]).collect();
+    if [beta.len(), mean.len(), var.len()] != [c; 3] {
+        return Err(Error::unsupported(format!(
+            "BatchNormalization parameters of {c}, {}, {} and {} values",
+            beta.len(),
+            mean.len(),
+            var.len()
+        )));
+    }
+    let scale: Vec<f32> = gamma.iter().zip(&var).map(|(&g, &v)| g / (v + epsilon).sqrt()).collect();
+    let shift: Vec<f32> = beta.iter().zip(&mean).zip(&scale).map(|((&b, &m), &s)| b - m * s).collect();
     // Per-channel vectors viewed as [C, 1, ...] so they broadcast along dim 1.
     let mut dims = vec![c];
     dims.resize(out.dims.len() - 1, 1);
@@ -182,5 +192,8 @@ pub(super) fn batch_norm(l: &mut Lowering, id: NodeId, epsilon: f32) -> Result<(
     let tb = l.const_f32(&shift);
     let s = crate::layout::Buf::new(sb, DType::F32, dims.clone(), strides.clone()).broadcast_to(&out.dims);
     let t = crate::layout::Buf::new(tb, DType::F32, dims, strides).broadcast_to(&out.dims);
-    l.nest(&Nest::over(&out, &[&x, &s, &t]), &|kb, _, ins, _| kb.fma(ins[0], ins[1], ins[2]))
+    l.nest(&Nest::over(&out, &[&x, &s, &t]), &|kb, _, ins, _| {
+        let [x, s, t] = loaded(ins);
+        kb.fma(x, s, t)
+    })
 }

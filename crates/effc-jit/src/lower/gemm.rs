@@ -13,7 +13,7 @@ use effc_ir::{DType, Error, NodeId, Result};
 use effc_kernels::gemm::PANEL;
 use effc_kernels::{ActKind, Activation, GemmParams, Isa};
 
-use super::Lowering;
+use super::{Lowering, Weights};
 use crate::emit::{Base, Kb};
 use crate::layout::Buf;
 
@@ -107,9 +107,9 @@ fn tile(kb: &mut Kb, mm: &MatMul, p: &Ptrs, mr: usize, lanes: Lanes) {
         for (r, row) in accs.iter().enumerate() {
             let a = kb.load(types::F32, a_k, (r as isize * mm.a.rs * 4) as i32);
             let a = if ty.is_vector() { kb.b.ins().splat(ty, a) } else { a };
-            for (j, &var) in row.iter().enumerate() {
+            for (&var, &b) in row.iter().zip(&bv) {
                 let acc = kb.b.use_var(var);
-                let acc = kb.fma(a, bv[j], acc);
+                let acc = kb.fma(a, b, acc);
                 kb.b.def_var(var, acc);
             }
         }
@@ -164,14 +164,9 @@ fn at(kb: &mut Kb, mm: &MatMul, base: &Ptrs, row: Value, col: Option<Value>, col
         a: shift(kb, base.a, mm.a.rs, 0),
         b: shift(kb, base.b, 0, mm.b.cs),
         out: shift(kb, base.out, mm.out.rs, mm.out.cs),
-        c: base.c.map(|cp| {
-            let c = mm.c.unwrap();
-            shift(kb, cp, c.rs, c.cs)
-        }),
-        res: base.res.map(|rp| {
-            let r = mm.residual.unwrap();
-            shift(kb, rp, r.rs, r.cs)
-        }),
+        // Pointers for `c` and the residual exist exactly when `mm` has them.
+        c: base.c.zip(mm.c).map(|(cp, c)| shift(kb, cp, c.rs, c.cs)),
+        res: base.res.zip(mm.residual).map(|(rp, r)| shift(kb, rp, r.rs, r.cs)),
         ks: None,
     }
 }
@@ -505,7 +500,7 @@ fn emit_micro(l: &mut Lowering, mm: &MatMul, m: Micro) -> Result<()> {
                 b: p.b,
                 out: kb.offset(p.out, row, mm.out.rs as i64 * 4),
                 c: None,
-                res: p.res.map(|res| kb.offset(res, row, mm.residual.unwrap().rs as i64 * 4)),
+                res: p.res.zip(mm.residual).map(|(res, r)| kb.offset(res, row, r.rs as i64 * 4)),
                 ks: p.ks,
             };
             call_micro_with(kb, m, &at_row, rows, params);
@@ -543,8 +538,12 @@ pub(super) fn set_const_b(l: &mut Lowering, mm: &mut MatMul, get: impl Fn(usize,
     mm.b_panels = false;
 }
 
-fn mat_of(b: &Buf, r: usize, c: usize) -> Mat {
-    Mat { base: b.base, offset: b.offset, rs: b.strides[r], cs: b.strides[c] }
+/// `b` as a matrix whose rows and columns are its dims `r` and `c`.
+fn mat_of(b: &Buf, r: usize, c: usize) -> Result<Mat> {
+    let (Some(&rs), Some(&cs)) = (b.strides.get(r), b.strides.get(c)) else {
+        return Err(Error::unsupported(format!("a matrix over dims {r} and {c} of {:?}", b.dims)));
+    };
+    Ok(Mat { base: b.base, offset: b.offset, rs, cs })
 }
 
 fn need_f32(b: &Buf) -> Result<()> {
@@ -557,23 +556,25 @@ fn need_f32(b: &Buf) -> Result<()> {
 pub(super) fn gemm(l: &mut Lowering, id: NodeId, g: &Gemm) -> Result<()> {
     let a = l.input(id, 0)?;
     need_f32(&a)?;
-    let out = l.output(id, 0);
-    let (m, n) = (out.dims[0], out.dims[1]);
-    let k = if g.trans_a { a.dims[0] } else { a.dims[1] };
-    let a_mat = if g.trans_a { mat_of(&a, 1, 0) } else { mat_of(&a, 0, 1) };
+    let out = l.output(id, 0)?;
+    let (&[m, n], &[a0, a1]) = (out.dims.as_slice(), a.dims.as_slice()) else {
+        return Err(Error::unsupported(format!("Gemm of {:?} into {:?} (matrices only)", a.dims, out.dims)));
+    };
+    let k = if g.trans_a { a0 } else { a1 };
+    let a_mat = if g.trans_a { mat_of(&a, 1, 0)? } else { mat_of(&a, 0, 1)? };
     let b_const = l.const_tensor(id, 1);
     let b_mat = match b_const {
         Some(_) => UNSET_B,
         None => {
             let b = l.input(id, 1)?;
             need_f32(&b)?;
-            if g.trans_b { mat_of(&b, 1, 0) } else { mat_of(&b, 0, 1) }
+            if g.trans_b { mat_of(&b, 1, 0)? } else { mat_of(&b, 0, 1)? }
         }
     };
     let c = match l.input_opt(id, 2)? {
         Some(c) if g.beta != 0.0 => {
             let cb = c.broadcast_to(&[m, n]);
-            Some(mat_of(&cb, 0, 1))
+            Some(mat_of(&cb, 0, 1)?)
         }
         _ => None,
     };
@@ -583,7 +584,7 @@ pub(super) fn gemm(l: &mut Lowering, id: NodeId, g: &Gemm) -> Result<()> {
         k,
         a: a_mat,
         b: b_mat,
-        out: mat_of(&out, 0, 1),
+        out: mat_of(&out, 0, 1)?,
         c,
         alpha: g.alpha,
         beta: g.beta,
@@ -594,12 +595,14 @@ pub(super) fn gemm(l: &mut Lowering, id: NodeId, g: &Gemm) -> Result<()> {
         b_panels: false,
     };
     if let Some(t) = b_const {
-        let w = t.f32_data();
-        let cols = t.shape()[1];
+        let data = t.f32_data();
+        // B is K × N, stored N × K when transposed.
         if g.trans_b {
-            set_const_b(l, &mut mm, |r, c| w[c * cols + r]);
+            let w = Weights::new(&data, [n, k], "Gemm weights")?;
+            set_const_b(l, &mut mm, |r, c| w.at([c, r]));
         } else {
-            set_const_b(l, &mut mm, |r, c| w[r * cols + c]);
+            let w = Weights::new(&data, [k, n], "Gemm weights")?;
+            set_const_b(l, &mut mm, |r, c| w.at([r, c]));
         }
     }
     emit(l, &mm)
@@ -610,43 +613,51 @@ pub(super) fn matmul(l: &mut Lowering, id: NodeId) -> Result<()> {
     let mut b = l.input(id, 1)?;
     need_f32(&a)?;
     need_f32(&b)?;
-    let out_full = l.output(id, 0);
+    let out_full = l.output(id, 0)?;
     // Promote 1-D operands to matrices, and view the output with those unit dims restored.
     let mut out = out_full.clone();
-    if a.dims.len() == 1 {
-        a = Buf { dims: vec![1, a.dims[0]], strides: vec![0, a.strides[0]], ..a };
+    let b_vector = b.dims.len() == 1;
+    if let (&[len], &[stride]) = (a.dims.as_slice(), a.strides.as_slice()) {
+        a = Buf { dims: vec![1, len], strides: vec![0, stride], ..a };
         let r = out.dims.len();
-        out.dims.insert(r.saturating_sub(if b.dims.len() == 1 { 0 } else { 1 }), 1);
-        out.strides.insert(r.saturating_sub(if b.dims.len() == 1 { 0 } else { 1 }), 0);
+        out.dims.insert(r.saturating_sub(if b_vector { 0 } else { 1 }), 1);
+        out.strides.insert(r.saturating_sub(if b_vector { 0 } else { 1 }), 0);
     }
-    if b.dims.len() == 1 {
-        b = Buf { dims: vec![b.dims[0], 1], strides: vec![b.strides[0], 0], ..b };
+    if let (&[len], &[stride]) = (b.dims.as_slice(), b.strides.as_slice()) {
+        b = Buf { dims: vec![len, 1], strides: vec![stride, 0], ..b };
         out.dims.push(1);
         out.strides.push(0);
     }
-    let (m, k, n) = (a.dims[a.dims.len() - 2], a.dims[a.dims.len() - 1], b.dims[b.dims.len() - 1]);
-    let batch_dims = &out.dims[..out.dims.len() - 2];
+    let (&[.., m, k], &[.., n], [batch_dims @ .., _, _]) = (a.dims.as_slice(), b.dims.as_slice(), out.dims.as_slice())
+    else {
+        return Err(Error::unsupported(format!("MatMul of {:?} and {:?} into {:?}", a.dims, b.dims, out.dims)));
+    };
     let ab = a.broadcast_to(&[batch_dims, &[m, k]].concat());
     let bb_const = l.const_tensor(id, 1).filter(|t| t.shape().len() == 2);
-    let b_mat = match bb_const {
-        Some(_) => UNSET_B,
-        None => mat_of(&b.broadcast_to(&[batch_dims, &[k, n]].concat()), batch_dims.len(), batch_dims.len() + 1),
-    };
     let bb = b.broadcast_to(&[batch_dims, &[k, n]].concat());
     let nb = batch_dims.len();
-    let batch = (0..nb)
-        .map(|d| {
-            let b_stride = if bb_const.is_some() { 0 } else { bb.strides[d] };
-            [batch_dims[d] as isize, ab.strides[d], b_stride, out.strides[d], 0]
+    let b_mat = match bb_const {
+        Some(_) => UNSET_B,
+        None => mat_of(&bb, nb, nb + 1)?,
+    };
+    // ab, bb and out have the batch dims first, then two more.
+    let batch = batch_dims
+        .iter()
+        .zip(&ab.strides)
+        .zip(&bb.strides)
+        .zip(&out.strides)
+        .map(|(((&extent, &a_stride), &b_stride), &out_stride)| {
+            let b_stride = if bb_const.is_some() { 0 } else { b_stride };
+            [extent as isize, a_stride, b_stride, out_stride, 0]
         })
         .collect();
     let mut mm = MatMul {
         m,
         n,
         k,
-        a: mat_of(&ab, nb, nb + 1),
+        a: mat_of(&ab, nb, nb + 1)?,
         b: b_mat,
-        out: mat_of(&out, nb, nb + 1),
+        out: mat_of(&out, nb, nb + 1)?,
         c: None,
         alpha: 1.0,
         beta: 0.0,
@@ -657,8 +668,9 @@ pub(super) fn matmul(l: &mut Lowering, id: NodeId) -> Result<()> {
         b_panels: false,
     };
     if let Some(t) = bb_const {
-        let w = t.f32_data();
-        set_const_b(l, &mut mm, |r, c| w[r * n + c]);
+        let data = t.f32_data();
+        let w = Weights::new(&data, [k, n], "MatMul weights")?;
+        set_const_b(l, &mut mm, |r, c| w.at([r, c]));
     }
     emit(l, &mm)
 }

@@ -20,9 +20,9 @@ use cranelift_codegen::ir::{InstBuilder, Value, types};
 use effc_ir::op::{Dense, MbConv, SqueezeExcite};
 use effc_ir::{DType, Error, NodeId, Result};
 
-use super::Lowering;
-use super::conv::{Epilogue, Prefetch, Rows, Window, WindowPtrs, depthwise, depthwise_window, geom, window_row};
+use super::conv::{Epilogue, Prefetch, Rows, Window, WindowPtrs, depthwise, depthwise_weights, geom, window_row};
 use super::elementwise::emit_unary;
+use super::{Lowering, Weights, loaded};
 use effc_kernels::gemm::PANEL;
 
 use super::gemm::{Mat, MatMul, Micro, Ptrs, UNSET_B, call_micro, emit_rows, micro, set_const_b};
@@ -45,26 +45,44 @@ fn row_chunks(oh: usize, span: usize) -> (usize, usize) {
 /// are cheaper to materialise, since streaming recomputes rows at chunk boundaries.
 const STREAM_BYTES: usize = 1 << 20;
 
-/// Whether block `b` on input `x_shape` streams its expansion.
-fn streams(b: &MbConv, x_shape: &[usize]) -> bool {
-    let c_exp = b.dw_w.shape()[0];
-    b.expand.is_some() && x_shape[0] * x_shape[2] * x_shape[3] * c_exp * 4 > STREAM_BYTES
+/// Dims of an MBConv block's input or output: [N, C, H, W].
+fn dims4(shape: &[usize]) -> Result<[usize; 4]> {
+    let &[n, c, h, w] = shape else {
+        return Err(Error::unsupported(format!("an MBConv block on {shape:?} (4-D only)")));
+    };
+    Ok([n, c, h, w])
+}
+
+/// Channels of block `b`'s expansion (its depthwise weights are [C_exp, 1, kh, kw]).
+fn expanded_channels(b: &MbConv) -> Result<usize> {
+    let shape = b.dw_w.shape();
+    shape.first().copied().ok_or_else(|| Error::unsupported(format!("MBConv depthwise weights of shape {shape:?}")))
+}
+
+/// Whether block `b` on input `[n, _, h, w]` streams its expansion.
+fn streams(b: &MbConv, [n, _, h, w]: [usize; 4]) -> Result<bool> {
+    Ok(b.expand.is_some() && n * h * w * expanded_channels(b)? * 4 > STREAM_BYTES)
 }
 
 /// Rows the depthwise window spans.
-fn window_span(b: &MbConv) -> usize {
-    (b.dw.kernel[0] - 1) * b.dw.dilations[0] + 1
+fn window_span(b: &MbConv) -> Result<usize> {
+    match (b.dw.kernel.first(), b.dw.dilations.first()) {
+        (Some(&k), Some(&d)) if k > 0 => Ok((k - 1) * d + 1),
+        (k, d) => Err(Error::unsupported(format!("an MBConv depthwise window of size {k:?}, dilation {d:?}"))),
+    }
 }
 
 /// Scratch buffers (bytes) an MBConv block needs: expansion ring buffers, depthwise
 /// output, SE row sums, pooled vector, hidden vector, gate, scaled projection weights.
-pub(super) fn scratch_bytes(b: &MbConv, x_shape: &[usize], out_shape: &[usize], micro: bool) -> Vec<usize> {
-    let (n, h, w) = (x_shape[0], x_shape[2], x_shape[3]);
-    let (oh, ow) = (out_shape[2], out_shape[3]);
-    let c_exp = b.dw_w.shape()[0];
+pub(super) fn scratch_bytes(b: &MbConv, x_shape: &[usize], out_shape: &[usize], micro: bool) -> Result<Vec<usize>> {
+    let x_dims = dims4(x_shape)?;
+    let [n, _, h, w] = x_dims;
+    let [_, c_out, oh, ow] = dims4(out_shape)?;
+    let c_exp = expanded_channels(b)?;
     let f = |k: usize| k * 4;
-    let expanded = if streams(b, x_shape) {
-        n * row_chunks(oh, window_span(b)).0 * window_span(b) * w * c_exp
+    let expanded = if streams(b, x_dims)? {
+        let span = window_span(b)?;
+        n * row_chunks(oh, span).0 * span * w * c_exp
     } else if b.expand.is_some() {
         n * h * w * c_exp
     } else {
@@ -73,32 +91,41 @@ pub(super) fn scratch_bytes(b: &MbConv, x_shape: &[usize], out_shape: &[usize], 
     let mut v = vec![f(expanded), f(n * oh * ow * c_exp)];
     if let Some(se) = &b.se {
         v.extend([f(n * oh * c_exp), f(n * c_exp), f(n * se.reduce.outputs()), f(n * c_exp)]);
-        if gate_scales(micro, b, out_shape) == GateScales::Weights {
+        if gate_scales(micro, b, c_out, oh * ow) == GateScales::Weights {
             // W' in W's layout: panel-major (padded to whole panels) with the micro-kernels.
             let cols = if micro { b.project.outputs().next_multiple_of(PANEL) } else { b.project.outputs() };
             v.push(f(n * c_exp * cols));
         }
     }
-    v
+    Ok(v)
 }
 
 /// Scratch for a standalone squeeze-excite: pooled vector, hidden vector, gate.
-pub(super) fn se_scratch_bytes(se: &SqueezeExcite, shape: &[usize]) -> Vec<usize> {
-    let n = shape[0];
-    vec![n * shape[1] * 4, n * se.reduce.outputs() * 4, n * shape[1] * 4]
+pub(super) fn se_scratch_bytes(se: &SqueezeExcite, shape: &[usize]) -> Result<Vec<usize>> {
+    let &[n, c, ..] = shape else {
+        return Err(Error::unsupported(format!("squeeze-excite on {shape:?}")));
+    };
+    Ok(vec![n * c * 4, n * se.reduce.outputs() * 4, n * c * 4])
 }
 
 /// Stores a dense layer's weights [out, in] as the B ([in] × [out]) of `mm`.
-fn set_dense_b(l: &mut Lowering, mm: &mut MatMul, d: &Dense) {
-    let i = d.inputs();
-    let w = d.w.f32_data();
-    set_const_b(l, mm, |c, r| w[r * i + c]);
+fn set_dense_b(l: &mut Lowering, mm: &mut MatMul, d: &Dense) -> Result<()> {
+    let data = d.w.f32_data();
+    let w = Weights::new(&data, [d.outputs(), d.inputs()], "dense layer weights")?;
+    set_const_b(l, mm, |c, r| w.at([r, c]));
+    Ok(())
 }
 
 /// Dense layer `d` applied to `rows` channels-last pixels at `a`, into `out`: a GEMM with
 /// its weights and bias stored, its activation in the epilogue and an optional residual
 /// (same layout as `out`) added before it.
-fn dense_gemm(l: &mut Lowering, d: &Dense, (a, rows): (Base, usize), out: Base, residual: Option<Base>) -> MatMul {
+fn dense_gemm(
+    l: &mut Lowering,
+    d: &Dense,
+    (a, rows): (Base, usize),
+    out: Base,
+    residual: Option<Base>,
+) -> Result<MatMul> {
     let (k, n) = (d.inputs(), d.outputs());
     let bias = l.const_f32(&d.b.f32_data());
     let mut mm = MatMul {
@@ -117,8 +144,8 @@ fn dense_gemm(l: &mut Lowering, d: &Dense, (a, rows): (Base, usize), out: Base, 
         k_scale: None,
         b_panels: false,
     };
-    set_dense_b(l, &mut mm, d);
-    mm
+    set_dense_b(l, &mut mm, d)?;
+    Ok(mm)
 }
 
 /// Where the SE gate is applied before the projection, whose input is the depthwise
@@ -139,11 +166,10 @@ enum GateScales {
 /// from memory and W' is written and read again: rescaling A in place won for B0's 14×14
 /// blocks too, where A is 1.8–2.5× W (se-scale −0.01 ms per block, the projection's cold
 /// W +0.003–0.009).
-fn gate_scales(micro: bool, b: &MbConv, out_shape: &[usize]) -> GateScales {
-    let pixels = out_shape[2] * out_shape[3];
+fn gate_scales(micro: bool, b: &MbConv, c_out: usize, pixels: usize) -> GateScales {
     if micro && super::gemm::micro_activation(b.project.act).is_some() && pixels < 12 {
         GateScales::InGemm
-    } else if pixels <= 3 * out_shape[1] {
+    } else if pixels <= 3 * c_out {
         GateScales::Activations
     } else {
         GateScales::Weights
@@ -301,7 +327,7 @@ fn fc_micro(l: &mut Lowering, se: &SqueezeExcite) -> Result<Option<Fc>> {
     }
     // One row each; the pointers are passed at run time.
     let mut layer = |d: &Dense| {
-        let mm = dense_gemm(l, d, (Base::Arena(0), 1), Base::Arena(0), None);
+        let mm = dense_gemm(l, d, (Base::Arena(0), 1), Base::Arena(0), None)?;
         let m = micro(l, &mm).ok_or_else(|| Error::other("an SE layer the GEMM micro-kernel refused"))?;
         Ok::<_, Error>((m, mm.b.base))
     };
@@ -422,35 +448,38 @@ fn need_dense(buf: &Buf) -> Result<()> {
 
 pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
     let x = l.input(id, 0)?;
-    let out = l.output(id, 0);
+    let out = l.output(id, 0)?;
     need_dense(&x)?;
     need_dense(&out)?;
-    let n = x.dims[0];
-    let (oh, ow, cout) = (out.dims[2], out.dims[3], out.dims[1]);
-    let c_exp = b.dw_w.shape()[0];
-    let scratch = |l: &Lowering, i: usize| Base::Arena(l.scratch(id, i));
+    let x_dims = dims4(&x.dims)?;
+    let [n, _, h, w] = x_dims;
+    let [_, cout, oh, ow] = dims4(&out.dims)?;
+    let c_exp = expanded_channels(b)?;
+    let scratch = |l: &Lowering, i: usize| l.scratch(id, i).map(Base::Arena);
     // 1–2. Expand (streamed) and depthwise (+ SE pool).
-    let d = dense_buf(scratch(l, 1), &[n, c_exp, oh, ow]);
-    let row_sums = b.se.as_ref().map(|_| scratch(l, 2));
+    let d = dense_buf(scratch(l, 1)?, &[n, c_exp, oh, ow]);
+    let row_sums = match b.se {
+        Some(_) => Some(scratch(l, 2)?),
+        None => None,
+    };
     // The SE gate's FC weights are packed first, so that the depthwise kernel can fetch
     // them into L2 while it computes.
     let gate = match &b.se {
-        Some(se) => Some(GateKernel::new(l, se, c_exp, [scratch(l, 3), scratch(l, 4), scratch(l, 5)])?),
+        Some(se) => Some(GateKernel::new(l, se, c_exp, [scratch(l, 3)?, scratch(l, 4)?, scratch(l, 5)?])?),
         None => None,
     };
     let prefetch = gate.as_ref().and_then(GateKernel::weights);
     let epi = Epilogue { residual: None, act: b.dw.act, row_sums, prefetch };
     l.role = "expand+depthwise";
     match &b.expand {
-        Some(e) if streams(b, &x.dims) => {
-            l.traffic_saved += 2 * (x.dims[0] * x.dims[2] * x.dims[3] * c_exp * 4) as u64;
-            stream_expand_depthwise(l, &x, &d, b, e, epi, scratch(l, 0))?
+        Some(e) if streams(b, x_dims)? => {
+            l.traffic_saved += 2 * (n * h * w * c_exp * 4) as u64;
+            stream_expand_depthwise(l, &x, &d, b, e, epi, scratch(l, 0)?)?
         }
         Some(e) => {
-            let (h, w) = (x.dims[2], x.dims[3]);
-            let dst = scratch(l, 0);
+            let dst = scratch(l, 0)?;
             l.role = "expand";
-            let mm = dense_gemm(l, e, (x.base, n * h * w), dst, None);
+            let mm = dense_gemm(l, e, (x.base, n * h * w), dst, None)?;
             super::gemm::emit(l, &mm)?;
             l.role = "depthwise";
             depthwise(l, &dense_buf(dst, &[n, c_exp, h, w]), &d, &b.dw, &b.dw_w, &b.dw_b.f32_data(), epi)?
@@ -462,29 +491,31 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
     }
     // 3–4. The SE gate, then project (+ residual).
     let px = (oh * ow) as isize;
-    let mut mm = dense_gemm(l, &b.project, (d.base, oh * ow), out.base, b.residual.then_some(x.base));
-    mm.batch = vec![[n as isize, px * c_exp as isize, 0, px * cout as isize, 0]];
+    let mut mm = dense_gemm(l, &b.project, (d.base, oh * ow), out.base, b.residual.then_some(x.base))?;
+    // Per-sample weights stride: 0 unless the gate scales a copy of the weights per sample.
+    let mut w_stride = 0;
     if let Some(gate) = gate {
-        let k = GateKernel { row_sums: Some((scratch(l, 2), oh, 1.0 / (oh * ow) as f64)), ..gate };
+        let k = GateKernel { row_sums: Some((scratch(l, 2)?, oh, 1.0 / (oh * ow) as f64)), ..gate };
         l.role = "se-gate";
         gate_kernel(l, n, k)?;
-        match gate_scales(l.micro.is_some(), b, &out.dims) {
+        match gate_scales(l.micro.is_some(), b, cout, oh * ow) {
             // The micro-kernel scales row c of the weights by gate[c] as it loads it.
-            GateScales::InGemm => mm.k_scale = Some((scratch(l, 5), c_exp as isize)),
+            GateScales::InGemm => mm.k_scale = Some((scratch(l, 5)?, c_exp as isize)),
             GateScales::Activations => {
                 l.role = "se-scale";
-                scale_activations(l, n, (oh * ow, c_exp), d.base, scratch(l, 5))?;
+                scale_activations(l, n, (oh * ow, c_exp), d.base, scratch(l, 5)?)?;
             }
             GateScales::Weights => {
                 // W'[n][c][o] = W[c][o] · gate[n][c], per sample, in W's layout.
                 l.role = "se-scale";
                 let rows = weight_rows(&mm);
-                scale_weights(l, n, c_exp, rows, [mm.b.base, scratch(l, 5), scratch(l, 6)])?;
-                mm.b.base = scratch(l, 6);
-                mm.batch[0][2] = (rows.0 * rows.1) as isize;
+                scale_weights(l, n, c_exp, rows, [mm.b.base, scratch(l, 5)?, scratch(l, 6)?])?;
+                mm.b.base = scratch(l, 6)?;
+                w_stride = (rows.0 * rows.1) as isize;
             }
         }
     }
+    mm.batch = vec![[n as isize, px * c_exp as isize, w_stride, px * cout as isize, 0]];
     l.role = "project";
     super::gemm::emit(l, &mm)
 }
@@ -500,18 +531,19 @@ fn stream_expand_depthwise(
     epi: Epilogue,
     rings: Base,
 ) -> Result<()> {
-    let (n, cin, h, w) = (x.dims[0], x.dims[1], x.dims[2], x.dims[3]);
-    let (oh, ow, c_exp) = (d.dims[2], d.dims[3], d.dims[1]);
+    let [n, cin, h, w] = dims4(&x.dims)?;
+    let [_, c_exp, oh, ow] = dims4(&d.dims)?;
     let expanded = dense_buf(Base::Arena(0), &[n, c_exp, h, w]);
-    let g = geom(&expanded, d, &b.dw.kernel, &b.dw.strides, &b.dw.dilations, &b.dw.pads_begin);
-    let op = depthwise_window(l, g, &b.dw_w, &b.dw_b.f32_data());
-    let span = window_span(b);
+    let g = geom(&expanded, d, &b.dw.kernel, &b.dw.strides, &b.dw.dilations, &b.dw.pads_begin)?;
+    let (wdw, bdw) = depthwise_weights(l, g, &b.dw_w, &b.dw_b.f32_data())?;
+    let op = Window::Depthwise { w: wdw, bias: bdw };
+    let span = window_span(b)?;
     let row_bytes = (w * c_exp * 4) as i64;
     let (chunks, per) = row_chunks(oh, span);
     let xs = [0, 4, 0, (c_exp * 4) as i64];
     let os = [(oh * ow * c_exp * 4) as i64, 4, (ow * c_exp * 4) as i64, (c_exp * 4) as i64];
     // One expanded row: [W × C_in] × [C_in × C_exp] + bias, activation.
-    let row_mm = dense_gemm(l, e, (x.base, w), rings, None);
+    let row_mm = dense_gemm(l, e, (x.base, w), rings, None)?;
     let (we, be) = (row_mm.b.base, row_mm.c.map(|c| c.base));
     let micro = super::gemm::micro(l, &row_mm);
     let dw_micro = super::conv::dw_micro(l, g, op, &epi, (xs, os));
@@ -523,10 +555,7 @@ fn stream_expand_depthwise(
         let wexp = kb.addr(we, 0);
         let bexp = be.map(|b| kb.addr(b, 0));
         let sums = epi.row_sums.map(|s| kb.addr(s, 0));
-        let (wdw, bdw) = match op {
-            Window::Depthwise { w, bias } => (kb.addr(w, 0), kb.addr(bias, 0)),
-            Window::Pool { .. } => unreachable!(),
-        };
+        let (wdw, bdw) = (kb.addr(wdw, 0), kb.addr(bdw, 0));
         let (lo, hi) = (kb.lo, kb.hi);
         // A thread that runs a sample's next chunk right after the previous one (all of
         // them at one thread) goes on in the same ring with the rows it holds, instead of
@@ -585,16 +614,21 @@ fn stream_expand_depthwise(
 
 pub(super) fn squeeze_excite(l: &mut Lowering, id: NodeId, se: &SqueezeExcite) -> Result<()> {
     let x = l.input(id, 0)?;
-    let out = l.output(id, 0);
+    let out = l.output(id, 0)?;
     if x.dtype != DType::F32 {
         return Err(Error::unsupported("squeeze-excite over non-f32"));
     }
-    let (n, c) = (x.dims[0], x.dims[1]);
-    let pooled = Buf::new(Base::Arena(l.scratch(id, 0)), DType::F32, vec![n, c, 1, 1], row_major(&[n, c, 1, 1]));
+    let &[n, c, ..] = x.dims.as_slice() else {
+        return Err(Error::unsupported(format!("squeeze-excite on {:?}", x.dims)));
+    };
+    let pooled = Buf::new(Base::Arena(l.scratch(id, 0)?), DType::F32, vec![n, c, 1, 1], row_major(&[n, c, 1, 1]));
     super::reduce::mean_hw(l, &pooled, &x)?;
-    let gate = Base::Arena(l.scratch(id, 2));
-    let k = GateKernel::new(l, se, c, [pooled.base, Base::Arena(l.scratch(id, 1)), gate])?;
+    let gate = Base::Arena(l.scratch(id, 2)?);
+    let k = GateKernel::new(l, se, c, [pooled.base, Base::Arena(l.scratch(id, 1)?), gate])?;
     gate_kernel(l, n, k)?;
     let g = Buf::new(gate, DType::F32, vec![n, c, 1, 1], row_major(&[n, c, 1, 1])).broadcast_to(&x.dims);
-    l.nest(&Nest::over(&out, &[&x, &g]), &|kb, _, ins, _| kb.b.ins().fmul(ins[0], ins[1]))
+    l.nest(&Nest::over(&out, &[&x, &g]), &|kb, _, ins, _| {
+        let [x, g] = loaded(ins);
+        kb.b.ins().fmul(x, g)
+    })
 }

@@ -1,6 +1,10 @@
 //! IR → kernels. Each op family has its own module; this driver plans the arena, keeps
 //! track of where every value lives and collects the kernels in execution order.
 
+// The lowering reads graphs derived from untrusted files: a shape or parameter it cannot
+// handle is an `Error::unsupported`, never a panic.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::unreachable, clippy::indexing_slicing)]
+
 mod conv;
 mod copy;
 mod elementwise;
@@ -13,6 +17,7 @@ pub(crate) use gemm::micro_activation;
 
 use std::collections::HashMap;
 
+use cranelift_codegen::ir::Value;
 use cranelift_module::FuncId;
 use effc_ir::op::Op;
 use effc_ir::{DType, Error, Graph, NodeId, Result, Tensor, TensorData, ValueRef};
@@ -23,6 +28,57 @@ use crate::layout::{Buf, activation_strides, row_major};
 use crate::module::Jit;
 use crate::plan::{Lifetime, assign};
 use crate::strided::{self, Body, Nest, memory_order};
+
+/// The loaded inputs a strided body receives (see [`strided::Body`]), as an array.
+#[allow(
+    clippy::indexing_slicing,
+    reason = "strided::element passes a body one loaded value per input of its nest, and every body that \
+              calls this belongs to a nest built right there with N inputs"
+)]
+fn loaded<const N: usize>(ins: &[Value]) -> [Value; N] {
+    std::array::from_fn(|i| ins[i])
+}
+
+/// The output's current value that the body of an accumulating nest receives.
+#[allow(
+    clippy::expect_used,
+    reason = "strided::element passes Some(current output) to the body of every nest with `accumulate: \
+              true`, and only such bodies call this"
+)]
+fn current(old: Option<Value>) -> Value {
+    old.expect("the body of an accumulating nest gets the output's value")
+}
+
+/// Constant weights checked against the dims they are read with, for the packing
+/// closures, which cannot return an error.
+#[derive(Clone, Copy)]
+pub(crate) struct Weights<'a, const R: usize> {
+    data: &'a [f32],
+    dims: [usize; R],
+}
+
+impl<'a, const R: usize> Weights<'a, R> {
+    /// `data` read as row-major `dims`: an error unless it holds exactly that many values.
+    pub fn new(data: &'a [f32], dims: [usize; R], what: &str) -> Result<Self> {
+        let len = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        if len != Some(data.len()) {
+            return Err(Error::unsupported(format!("{what} of {} values read as {dims:?}", data.len())));
+        }
+        Ok(Weights { data, dims })
+    }
+
+    /// The value at `index`, each coordinate below its dim.
+    #[allow(
+        clippy::indexing_slicing,
+        reason = "`new` checked that data holds the product of dims values, and callers read coordinates \
+                  below the dims they passed to `new` (asserted in debug builds), so the flat index is below it"
+    )]
+    pub fn at(&self, index: [usize; R]) -> f32 {
+        debug_assert!(index.iter().zip(&self.dims).all(|(i, d)| i < d), "{index:?} outside {:?}", self.dims);
+        let flat = index.iter().zip(&self.dims).fold(0, |flat, (&i, &d)| flat * d + i);
+        self.data[flat]
+    }
+}
 
 /// One kernel launch: run `kernel` over its parallel range `0..extent`.
 pub(crate) struct PendingStep {
@@ -147,23 +203,25 @@ fn runtime_dtype_ok(d: DType) -> bool {
     matches!(d, DType::F32 | DType::F64 | DType::I64 | DType::I32)
 }
 
-/// Bytes of scratch memory a node needs while it runs.
-fn scratch_needs(g: &Graph, id: NodeId, micro: bool) -> Vec<usize> {
+/// Bytes of scratch memory a node needs while it runs. A node without the input or output
+/// a buffer is sized by gets none, and its lowering fails on the missing value instead.
+fn scratch_needs(g: &Graph, id: NodeId, micro: bool) -> Result<Vec<usize>> {
     let node = g.node(id);
     let f32s = |n: usize| n * 4;
-    match &node.op {
+    let Some(out) = node.outputs.first() else { return Ok(vec![]) };
+    Ok(match &node.op {
         Op::Softmax { start, end, .. } => {
-            let dims = &node.outputs[0].shape;
+            let dims = &out.shape;
             let kept: usize = dims.iter().enumerate().filter(|(i, _)| i < start || i >= end).map(|(_, d)| d).product();
             vec![f32s(kept), f32s(kept)]
         }
         Op::MbConv(b) => {
-            let (Some(x), out) = (g.input(id, 0), &node.outputs[0]) else { return vec![] };
-            mbconv::scratch_bytes(b, &g.value(x).shape, &out.shape, micro)
+            let Some(x) = g.input(id, 0) else { return Ok(vec![]) };
+            mbconv::scratch_bytes(b, &g.value(x).shape, &out.shape, micro)?
         }
-        Op::SqueezeExcite(se) => mbconv::se_scratch_bytes(se, &node.outputs[0].shape),
+        Op::SqueezeExcite(se) => mbconv::se_scratch_bytes(se, &out.shape)?,
         Op::Reshape { .. } => {
-            let Some(v) = g.input(id, 0) else { return vec![] };
+            let Some(v) = g.input(id, 0) else { return Ok(vec![]) };
             let info = g.value(v);
             if g.const_value(v).is_none() && info.shape.len() >= 3 {
                 vec![info.numel() * info.dtype.size_bytes()]
@@ -172,7 +230,7 @@ fn scratch_needs(g: &Graph, id: NodeId, micro: bool) -> Vec<usize> {
             }
         }
         _ => vec![],
-    }
+    })
 }
 
 impl<'g> Lowering<'g> {
@@ -199,19 +257,26 @@ impl<'g> Lowering<'g> {
         // Refuse a buffer larger than the memory cap (or 2^48 bytes) before planning.
         let cap = opts.max_memory.unwrap_or(1 << 48).min(1 << 48);
         let mut lifetimes = Vec::new();
+        // The value each lifetime holds (empty for scratch buffers), for guard messages.
+        let mut names: Vec<String> = Vec::new();
         let mut values = Vec::new();
         let mut scratch_index = Vec::new();
-        for &id in &runtime {
+        for (p, &id) in runtime.iter().enumerate() {
             let node = g.node(id);
-            let p = position[&id];
             for (port, info) in node.outputs.iter().enumerate() {
                 if !runtime_dtype_ok(info.dtype) {
                     return Err(Error::unsupported(format!("{} tensors at run time ('{}')", info.dtype, info.name))
                         .at_node(&node.name, node.op.name()));
                 }
                 let v = ValueRef::new(id, port);
-                let last =
-                    if g.is_output(v) { end } else { g.users(v).iter().map(|(u, _)| position[u]).max().unwrap_or(p) };
+                // Readers come after the writer in the order, so the last one is at p or later.
+                let mut last = if g.is_output(v) { end } else { p };
+                for (u, _) in g.users(v) {
+                    let &at = position.get(&u).ok_or_else(|| {
+                        Error::other(format!("value '{}' is read by a node outside the run order", info.name))
+                    })?;
+                    last = last.max(at);
+                }
                 // Inputs are copied in before the first kernel runs.
                 let first = if matches!(node.op, Op::Input { .. }) { 0 } else { p };
                 values.push((v, lifetimes.len()));
@@ -225,15 +290,14 @@ impl<'g> Lowering<'g> {
                         ))
                     })?;
                 lifetimes.push(Lifetime { bytes, first, last });
+                names.push(info.name.clone());
             }
-            for bytes in scratch_needs(g, id, micro.is_some()) {
+            let scratch = scratch_needs(g, id, micro.is_some()).map_err(|e| e.at_node(&node.name, node.op.name()))?;
+            for bytes in scratch {
+                scratch_index.push((id, lifetimes.len()));
                 lifetimes.push(Lifetime { bytes, first: p, last: p });
-                scratch_index.push((id, lifetimes.len() - 1));
+                names.push(String::new());
             }
-        }
-        let mut names: Vec<String> = vec![String::new(); lifetimes.len()];
-        for &(v, i) in &values {
-            names[i] = g.value(v).name.clone();
         }
         if opts.checked {
             // Every buffer gets its own memory (no reuse, so a canary is never a live
@@ -243,16 +307,22 @@ impl<'g> Lowering<'g> {
             }
         }
         let (mut offsets, arena_bytes) = assign(&lifetimes);
+        if offsets.len() != lifetimes.len() {
+            return Err(Error::other(format!(
+                "arena plan error: {} offsets for {} buffers",
+                offsets.len(),
+                lifetimes.len()
+            )));
+        }
         let mut guards = Vec::new();
         if opts.checked {
-            for (i, off) in offsets.iter_mut().enumerate() {
-                let inner = lifetimes[i].bytes - 2 * GUARD_BYTES;
-                let name =
-                    if names[i].is_empty() { format!("scratch buffer {i}") } else { format!("value '{}'", names[i]) };
+            for (i, ((off, lifetime), name)) in offsets.iter_mut().zip(&mut lifetimes).zip(&names).enumerate() {
+                let inner = lifetime.bytes - 2 * GUARD_BYTES;
+                let name = if name.is_empty() { format!("scratch buffer {i}") } else { format!("value '{name}'") };
                 guards.push(Guard { offset: *off, len: GUARD_BYTES, value: name.clone() });
                 guards.push(Guard { offset: *off + GUARD_BYTES + inner, len: GUARD_BYTES, value: name });
                 *off += GUARD_BYTES;
-                lifetimes[i].bytes = inner;
+                lifetime.bytes = inner;
             }
         }
         // Refuse models that would not fit before packing any weight.
@@ -270,18 +340,20 @@ impl<'g> Lowering<'g> {
             )));
         }
         // Every kernel trusts this: each planned buffer lies inside the arena.
-        if let Some(i) = (0..lifetimes.len()).find(|&i| offsets[i] + lifetimes[i].bytes > arena_bytes) {
+        if let Some(i) = offsets.iter().zip(&lifetimes).position(|(&off, l)| off + l.bytes > arena_bytes) {
             return Err(Error::other(format!("arena plan error: buffer {i} ends past {arena_bytes} bytes")));
         }
+        let offset =
+            |i: usize| offsets.get(i).copied().ok_or_else(|| Error::other(format!("arena plan error: no buffer {i}")));
         let mut bufs = HashMap::new();
         for &(v, i) in &values {
             let info = g.value(v);
             let strides = activation_strides(&info.shape);
-            bufs.insert(v, Buf::new(Base::Arena(offsets[i]), info.dtype, info.shape.clone(), strides));
+            bufs.insert(v, Buf::new(Base::Arena(offset(i)?), info.dtype, info.shape.clone(), strides));
         }
         let mut scratch: HashMap<NodeId, Vec<usize>> = HashMap::new();
         for (id, i) in scratch_index {
-            scratch.entry(id).or_default().push(offsets[i]);
+            scratch.entry(id).or_default().push(offset(i)?);
         }
         let mut l = Lowering {
             g,
@@ -297,10 +369,12 @@ impl<'g> Lowering<'g> {
             micro,
         };
         for (i, &id) in g.inputs.iter().enumerate() {
-            let info = &g.node(id).outputs[0];
+            let node = g.node(id);
+            let info =
+                node.outputs.first().ok_or_else(|| Error::invalid(format!("input '{}' has no value", node.name)))?;
             l.current = format!("input_{}", info.name);
             let src = Buf::new(Base::Io(i), info.dtype, info.shape.clone(), row_major(&info.shape));
-            let dst = l.bufs[&ValueRef::new(id, 0)].clone();
+            let dst = l.output(id, 0)?;
             l.copy(&dst, &src)?;
         }
         let mut readers = const_readers(g, &runtime);
@@ -402,16 +476,20 @@ impl<'g> Lowering<'g> {
         }
     }
 
-    pub fn output(&self, id: NodeId, port: usize) -> Buf {
-        self.bufs[&ValueRef::new(id, port)].clone()
+    /// Output `port` of node `id`: its arena slot.
+    pub fn output(&self, id: NodeId, port: usize) -> Result<Buf> {
+        let v = ValueRef::new(id, port);
+        self.bufs.get(&v).cloned().ok_or_else(|| Error::other(format!("output {port} has no arena buffer")))
     }
 
     pub fn const_tensor(&self, id: NodeId, port: usize) -> Option<&'g Tensor> {
         self.g.input(id, port).and_then(|v| self.g.const_value(v))
     }
 
-    pub fn scratch(&self, id: NodeId, i: usize) -> usize {
-        self.scratch[&id][i]
+    /// Arena offset of scratch buffer `i` of node `id` (see `scratch_needs`).
+    pub fn scratch(&self, id: NodeId, i: usize) -> Result<usize> {
+        let offset = self.scratch.get(&id).and_then(|s| s.get(i));
+        offset.copied().ok_or_else(|| Error::other(format!("scratch buffer {i} was not planned")))
     }
 
     /// Stores `bytes` as immutable model data and returns its address.
@@ -494,7 +572,10 @@ impl<'g> Lowering<'g> {
             return Err(Error::unsupported(format!("copying {} into {}", src.dtype, dst.dtype)));
         }
         let src = src.broadcast_to(&dst.dims);
-        self.nest(&Nest::in_order(dst, &[&src], &copy_order(dst, &src)), &|_, _, ins, _| ins[0])
+        self.nest(&Nest::in_order(dst, &[&src], &copy_order(dst, &src)), &|_, _, ins, _| {
+            let [x] = loaded(ins);
+            x
+        })
     }
 
     /// dst = value everywhere.
@@ -515,13 +596,16 @@ impl<'g> Lowering<'g> {
 /// 3 channels would be the only work items).
 fn copy_order(dst: &Buf, src: &Buf) -> Vec<usize> {
     let order = memory_order(dst);
-    let innermost = |buf: &Buf, order: &[usize]| order.iter().rev().find(|&&d| buf.dims[d] != 1).copied();
-    let Some(short) = innermost(dst, &order).filter(|&d| dst.strides[d] == 1 && dst.dims[d] < 4) else {
+    // (size, stride) of dim `d`.
+    let dim = |buf: &Buf, d: usize| buf.dims.get(d).copied().zip(buf.strides.get(d).copied());
+    let innermost =
+        |buf: &Buf, order: &[usize]| order.iter().rev().copied().find(|&d| dim(buf, d).is_some_and(|(n, _)| n != 1));
+    let Some(short) = innermost(dst, &order).filter(|&d| matches!(dim(dst, d), Some((n, 1)) if n < 4)) else {
         return order;
     };
     let not_broadcast = src.dims.iter().zip(&src.strides).all(|(&n, &x)| n == 1 || x != 0);
     match innermost(src, &memory_order(src)) {
-        Some(run) if run != short && src.strides[run] == 1 && src.dims[run] >= 4 && not_broadcast => {
+        Some(run) if run != short && matches!(dim(src, run), Some((n, 1)) if n >= 4) && not_broadcast => {
             let mut walk: Vec<usize> = order.into_iter().filter(|&d| d != short && d != run).collect();
             walk.extend([short, run]);
             walk
