@@ -6,7 +6,7 @@
 //! cargo run --release --example write_efficientnet -- mobilenet_v3_small /tmp/mnv3s.onnx
 //! ```
 
-use effc_onnx::family::{Exporter, Family, MobileNet, efficientnet, mobilenet};
+use effc_models::family::{Exporter, Family, MobileNet, efficientnet, mobilenet};
 
 /// The MobileNets by their torchvision names.
 const MOBILENETS: [(&str, MobileNet); 3] = [
@@ -28,7 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(&(name, net)) = MOBILENETS.iter().find(|(name, _)| name == variant) {
         let resolution = resolution.unwrap_or(224);
         let model = mobilenet(net, 1.into(), resolution, 1000, seed, Exporter::TorchvisionLegacy);
-        effc_onnx::writer::save(&model, path.as_ref())?;
+        effc_models::writer::save(&model, path.as_ref())?;
         let blocks = net.layout().1.len();
         println!("wrote {name} ({blocks} inverted-residual blocks, {resolution}×{resolution}) to {path}");
         return Ok(());
@@ -40,7 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     .ok_or_else(|| format!("unknown variant {variant}"))?;
     let resolution = resolution.unwrap_or(family.resolution);
     let model = efficientnet(&family, 1.into(), resolution, 1000, seed);
-    effc_onnx::writer::save(&model, path.as_ref())?;
+    effc_models::writer::save(&model, path.as_ref())?;
     println!("wrote {} ({} MBConv blocks, {resolution}×{resolution}) to {path}", family.name, family.blocks().len());
     Ok(())
 }

@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.2 --locked
 seconds="${FUZZ_SECONDS:-60}"
 seeds="$PWD/corpus/seeds"
-(cd .. && cargo run --quiet -p effc-onnx --example fuzz_seeds -- "$seeds")
+(cd .. && cargo run --quiet -p effc-models --example fuzz_seeds -- "$seeds")
 for target in load compile_run; do
     corpus="corpus/$target"
     mkdir -p "$corpus"

@@ -10,8 +10,8 @@ use effc::Options;
 use effc_ir::fusion::{Fusion, Site};
 use effc_ir::op::{Op, Unary};
 use effc_ir::{Tensor, eval};
+use effc_models::writer::{GraphBuilder, attr_float, attr_int, attr_ints, attr_string};
 use effc_onnx::proto::AttributeProto;
-use effc_onnx::writer::{GraphBuilder, attr_float, attr_int, attr_ints, attr_string};
 
 /// The ONNX spelling of `u`, or `None` for ops that are not float activations. The match
 /// has no catch-all: a new variant of `Unary` must be added here, and so to the sweep.
@@ -168,7 +168,7 @@ fn every_float_unary_matches_the_f64_reference_fused_or_not() {
         for u in UNARIES {
             for before in [Before::Nothing, Before::Conv, Before::Conv3x3, Before::Depthwise] {
                 let opts = Options { kernels, keep_graph: true, ..Default::default() };
-                let bytes = effc_onnx::writer::encode(&model(u, before));
+                let bytes = effc_models::writer::encode(&model(u, before));
                 let what = format!("{} {u:?} after {before:?}", kernels.name());
                 let compiled = match effc::compile_bytes(bytes, None, &opts) {
                     Ok(c) => c,
@@ -239,7 +239,7 @@ fn the_erf_spelling_of_gelu_is_recognised_and_fused() {
         let input = Tensor::from_f32(vec![1, C, H, W], xs.clone()).unwrap();
         for kernels in variants() {
             let opts = Options { kernels, keep_graph: true, ..Default::default() };
-            let compiled = effc::compile_bytes(effc_onnx::writer::encode(&model), None, &opts).unwrap();
+            let compiled = effc::compile_bytes(effc_models::writer::encode(&model), None, &opts).unwrap();
             let h = compiled.graph.op_histogram();
             assert_eq!(h.keys().collect::<Vec<_>>(), ["Conv"], "{}: {h:?}", kernels.name());
             let got = compiled.model().unwrap().run(std::slice::from_ref(&input)).unwrap()[0].to_f32_vec();

@@ -3,9 +3,9 @@
 mod common;
 
 use common::*;
+use effc_models::writer::*;
 use effc_onnx::proto::tensor_proto::DataLocation;
 use effc_onnx::proto::{ModelProto, StringStringEntryProto, TensorProto};
-use effc_onnx::writer::*;
 
 fn assert_err_contains(e: &str, parts: &[&str]) {
     for p in parts {

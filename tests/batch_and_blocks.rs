@@ -5,9 +5,9 @@ mod common;
 
 use common::*;
 use effc::compare::Comparison;
+use effc_models::writer::*;
 use effc_onnx::proto::ModelProto;
 use effc_onnx::proto::tensor_proto::DataType;
-use effc_onnx::writer::*;
 
 /// Applies the named activation the way exporters spell it.
 fn activation(b: &mut GraphBuilder, x: &str, act: &str) -> String {

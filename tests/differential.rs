@@ -5,8 +5,8 @@
 mod common;
 
 use effc::compare::Comparison;
-use effc_onnx::family::{Act, Weights, activation};
-use effc_onnx::writer::*;
+use effc_models::family::{Act, Weights, activation};
+use effc_models::writer::*;
 use proptest::prelude::*;
 
 /// A small deterministic generator for graph structure.
@@ -121,7 +121,7 @@ fn random_graph(seed: u64) -> (effc_onnx::proto::ModelProto, Vec<usize>) {
                 }
             }
             // Squeeze-excite.
-            6 => x = effc_onnx::family::squeeze_excite(&mut b, &mut w, &x, c, 1 + c / 2, Act::Swish),
+            6 => x = effc_models::family::squeeze_excite(&mut b, &mut w, &x, c, 1 + c / 2, Act::Swish),
             // A per-channel affine or a constant pad.
             _ => {
                 if r.below(2) == 0 {

@@ -4,8 +4,8 @@
 mod common;
 
 use effc::compare::Comparison;
-use effc_onnx::family::{Exporter, Family, efficientnet_styled};
-use effc_onnx::writer::{Dim, encode, save_with_external_data};
+use effc_models::family::{Exporter, Family, efficientnet_styled};
+use effc_models::writer::{Dim, encode, save_with_external_data};
 
 const STYLES: [Exporter; 8] = Exporter::ALL;
 
@@ -80,7 +80,7 @@ fn lite_batch_and_symbolic_batch_and_external_data() {
 
 #[test]
 fn mobilenets_fuse_every_inverted_residual_block_and_match_tract() {
-    use effc_onnx::family::{MobileNet, mobilenet};
+    use effc_models::family::{MobileNet, mobilenet};
     for (net, style) in [
         (MobileNet::V2, Exporter::ExplicitBn),
         (MobileNet::V3Large, Exporter::TorchvisionLegacy),

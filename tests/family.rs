@@ -4,7 +4,7 @@
 mod common;
 
 use effc::compare::Comparison;
-use effc_onnx::family::{Family, efficientnet};
+use effc_models::family::{Family, efficientnet};
 
 #[test]
 fn block_tables_match_the_published_architectures() {
@@ -45,7 +45,7 @@ fn block_tables_match_the_published_architectures() {
 fn written_b0_has_b0_cost_and_fuses_into_16_blocks() {
     let m = efficientnet(&Family::efficientnet(0).unwrap(), 1.into(), 224, 1000, 1);
     let c = effc::compile_bytes(
-        effc_onnx::writer::encode(&m),
+        effc_models::writer::encode(&m),
         None,
         &effc::Options { analyze_only: true, ..Default::default() },
     )

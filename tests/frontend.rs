@@ -4,8 +4,8 @@ mod common;
 
 use common::*;
 use effc_ir::op::Op;
+use effc_models::writer::*;
 use effc_onnx::proto::tensor_proto::DataType;
-use effc_onnx::writer::*;
 
 fn conv_nodes(g: &effc_ir::Graph) -> Vec<effc_ir::op::Conv> {
     g.node_ids()
@@ -53,7 +53,7 @@ fn tf_same_padding_chain_folds_into_conv_pads() {
     let mut b = GraphBuilder::new(13);
     let x = b.input_f32("x", &[1, 3, 9, 8]);
     let w = b.weight_f32("w", &[4, 3, 3, 3], &noise(108, 1));
-    let padded = effc_onnx::family::tf_same_pad(&mut b, &x, 3, 2);
+    let padded = effc_models::family::tf_same_pad(&mut b, &x, 3, 2);
     let y = b.node("Conv", &[&padded, &w], vec![attr_ints("strides", &[2, 2])]);
     b.output(&y);
     let c = compile_ok(&b.build());
@@ -73,7 +73,7 @@ fn constant_of_shape_pad_chain_folds_into_conv_pads() {
     let mut b = GraphBuilder::new(13);
     let x = b.input_f32("x", &[1, 2, 7, 7]);
     let w = b.weight_f32("w", &[2, 1, 3, 3], &noise(18, 2));
-    let padded = effc_onnx::family::lukemelas_pad(&mut b, &x, [wl, wr, ht, hb]);
+    let padded = effc_models::family::lukemelas_pad(&mut b, &x, [wl, wr, ht, hb]);
     let y = b.node("Conv", &[&padded, &w], vec![attr_int("group", 2)]);
     b.output(&y);
     let c = compile_ok(&b.build());

@@ -22,7 +22,7 @@ fn former_fuzz_crashes_are_clean_errors() {
 /// The first crash, reduced: Split on a rank-0 tensor indexed an empty shape.
 #[test]
 fn split_of_a_scalar_is_an_error() {
-    use effc_onnx::writer::*;
+    use effc_models::writer::*;
     let mut b = GraphBuilder::new(13);
     let x = b.weight_f32("x", &[], &[1.0]);
     let y = b.node("Split", &[&x], vec![]);
@@ -35,7 +35,7 @@ fn split_of_a_scalar_is_an_error() {
 /// passed the element count (0) but overflowed when its strides were computed.
 #[test]
 fn zero_size_tensors_with_huge_dims_are_refused() {
-    use effc_onnx::writer::*;
+    use effc_models::writer::*;
     let mut b = GraphBuilder::new(13);
     let mut t = tensor_f32("x", &[1], &[]);
     t.dims = vec![0, 1 << 40, 1 << 40];

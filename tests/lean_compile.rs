@@ -5,7 +5,7 @@
 mod common;
 
 use effc::compare::Comparison;
-use effc_onnx::writer::{GraphBuilder, attr_ints};
+use effc_models::writer::{GraphBuilder, attr_ints};
 
 #[test]
 fn shared_weights_and_constant_outputs_survive_until_their_last_use() {

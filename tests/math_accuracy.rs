@@ -3,7 +3,7 @@
 
 mod common;
 
-use effc_onnx::writer::GraphBuilder;
+use effc_models::writer::GraphBuilder;
 
 /// Compiles `op(x)` for a 1-D input of `n` elements and returns a runner.
 fn unary_model(op: &str, n: usize) -> effc::CompiledModel {

@@ -5,8 +5,8 @@
 mod common;
 
 use effc::compare::Comparison;
-use effc_onnx::family::{Act, MbConvSpec, SeStyle, Weights, mbconv};
-use effc_onnx::writer::GraphBuilder;
+use effc_models::family::{Act, MbConvSpec, SeStyle, Weights, mbconv};
+use effc_models::writer::GraphBuilder;
 use proptest::prelude::*;
 
 fn spec() -> impl Strategy<Value = (MbConvSpec, usize, u64)> {

@@ -3,10 +3,10 @@
 
 mod common;
 
-use effc_onnx::family::{Family, efficientnet};
+use effc_models::family::{Family, efficientnet};
 
 fn small_model() -> Vec<u8> {
-    effc_onnx::writer::encode(&efficientnet(&Family::lite(0).unwrap(), 1.into(), 32, 10, 3))
+    effc_models::writer::encode(&efficientnet(&Family::lite(0).unwrap(), 1.into(), 32, 10, 3))
 }
 
 fn rss_kib() -> usize {

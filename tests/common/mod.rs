@@ -14,13 +14,13 @@ pub fn shared_models() -> PathBuf {
 pub fn write_temp(model: &ModelProto) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.onnx");
-    effc_onnx::writer::save(model, &path).unwrap();
+    effc_models::writer::save(model, &path).unwrap();
     (dir, path)
 }
 
 /// Compiles in memory and returns the error text, which the test expects.
 pub fn compile_err(model: &ModelProto) -> String {
-    let bytes = effc_onnx::writer::encode(model);
+    let bytes = effc_models::writer::encode(model);
     match effc::compile_bytes(bytes, None, &effc::Options::default()) {
         Ok(_) => panic!("the model compiled but should have been refused"),
         Err(e) => e.to_string(),
@@ -28,7 +28,7 @@ pub fn compile_err(model: &ModelProto) -> String {
 }
 
 pub fn compile_ok(model: &ModelProto) -> effc::Compilation {
-    let bytes = effc_onnx::writer::encode(model);
+    let bytes = effc_models::writer::encode(model);
     effc::compile_bytes(bytes, None, &effc::Options::default()).unwrap_or_else(|e| panic!("{e}"))
 }
 

@@ -5,7 +5,7 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Args;
 use effc::compare::Comparison;
-use effc_onnx::family::{Family, efficientnet};
+use effc_models::family::{Family, efficientnet};
 
 use crate::bench::time;
 
@@ -24,7 +24,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let path = dir.path().join("efficientnet_b0.onnx");
     let family = Family::efficientnet(0).expect("B0 exists");
     let t = Instant::now();
-    effc_onnx::writer::save(&efficientnet(&family, 1.into(), 224, 1000, 2026), &path)?;
+    effc_models::writer::save(&efficientnet(&family, 1.into(), 224, 1000, 2026), &path)?;
     println!("1. wrote a torchvision-style EfficientNet-B0 (seeded weights) to {} in {:.0} ms", path.display(), ms(t));
 
     let c = effc::compile_file(&path, &effc::Options { keep_graph: false, ..Default::default() })?;

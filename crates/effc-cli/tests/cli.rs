@@ -243,3 +243,26 @@ fn memory_cap_refuses_before_running() {
     let o = effc(&["compile", model.to_str().unwrap(), "--max-memory", "64M", "--checked", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// A 3×3 conv (16 → 16) followed by Erf, at opset 13 and at opset 22: `effc run` used to
+/// panic on it (exit 101), and opset 22 was refused; `effc check` now agrees with tract.
+#[test]
+fn conv_then_erf_runs_and_matches_tract_at_opsets_13_and_22() {
+    use effc_models::writer::{GraphBuilder, attr_ints, save};
+    for opset in [13, 22] {
+        let mut b = GraphBuilder::new(opset);
+        let x = b.input_f32("x", &[1, 16, 12, 12]);
+        let w: Vec<f32> = (0..16 * 16 * 9).map(|i| ((i * 7919 % 201) as f32 - 100.0) / 600.0).collect();
+        let w = b.weight_f32("w", &[16, 16, 3, 3], &w);
+        let y = b.node("Conv", &[&x, &w], vec![attr_ints("kernel_shape", &[3, 3]), attr_ints("pads", &[1, 1, 1, 1])]);
+        let e = b.node("Erf", &[&y], vec![]);
+        b.output(&e);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("conv_erf.onnx");
+        save(&b.build(), &path).unwrap();
+        let o = effc(&["check", path.to_str().unwrap(), "--random", "2", "--json"]);
+        assert!(o.status.success(), "opset {opset}: {}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["pass"], true, "opset {opset}: {v}");
+    }
+}

@@ -184,7 +184,23 @@ fn unary(u: Unary, x: &Tensor) -> Result<Tensor> {
         Unary::Ceil | Unary::Floor | Unary::Round => v,
         Unary::Not => v.iter().map(|&a| (a == 0) as i64).collect(),
         Unary::Clip { min, max } => v.iter().map(|&a| (a as f64).clamp(min as f64, max as f64) as i64).collect(),
-        _ => {
+        // Defined on floats only.
+        Unary::Sigmoid
+        | Unary::Tanh
+        | Unary::Exp
+        | Unary::Log
+        | Unary::Sqrt
+        | Unary::Reciprocal
+        | Unary::Softplus
+        | Unary::Softsign
+        | Unary::Erf
+        | Unary::Elu { .. }
+        | Unary::Selu { .. }
+        | Unary::LeakyRelu { .. }
+        | Unary::HardSigmoid { .. }
+        | Unary::HardSwish
+        | Unary::Swish
+        | Unary::Gelu { .. } => {
             return Err(Error::unsupported(format!("{} on {} constants", u.name(), x.dtype())));
         }
     };
@@ -488,7 +504,19 @@ pub fn eval(op: &Op, inputs: &[&Tensor], out_shapes: &[Vec<usize>]) -> Result<Ve
             }
             return Ok(outs);
         }
-        _ => {
+        // Not foldable (`Op::is_foldable`): the compute ops run in compiled code. Listed
+        // one by one so that a new op must say which kind it is.
+        Op::Input { .. }
+        | Op::Const(_)
+        | Op::Conv(_)
+        | Op::BatchNorm { .. }
+        | Op::Gemm(_)
+        | Op::MatMul
+        | Op::Pool(_)
+        | Op::GlobalPool(_)
+        | Op::Softmax { .. }
+        | Op::SqueezeExcite(_)
+        | Op::MbConv(_) => {
             return Err(Error::unsupported(format!("constant evaluation of {}", op.name())));
         }
     };

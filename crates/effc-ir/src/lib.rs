@@ -7,6 +7,8 @@
 //! Clip, ReduceMean, ...) are stored with those parameters resolved, so passes and the
 //! backend never look at ONNX again.
 
+#![forbid(unsafe_code)]
+
 pub mod cost;
 mod dtype;
 mod error;

@@ -4,6 +4,7 @@
 //! pipeline of passes repeatedly until none changes anything (a fixed point), and returns
 //! what each pass did so `effc compile --print-passes` can show it.
 
+#![forbid(unsafe_code)]
 // Passes run on graphs derived from untrusted files: what does not match is left alone
 // or reported, never a panic.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::unreachable, clippy::indexing_slicing)]

@@ -2,7 +2,7 @@
 
 use effc_ir::op::{Op, Unary};
 use effc_ir::{Graph, NodeId};
-use effc_onnx::writer::*;
+use effc_models::writer::*;
 use effc_opt::{DeadCode, FoldBatchNorm, FuseConvEpilogue, Pass, RecognizeActivations, optimize};
 
 fn import(b: GraphBuilder) -> Graph {

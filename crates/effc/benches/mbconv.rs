@@ -3,9 +3,9 @@
 //! Elements are floating-point operations, so criterion's throughput reads as FLOP/s.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use effc_onnx::family::{Act, MbConvSpec, SeStyle, Weights, mbconv};
+use effc_models::family::{Act, MbConvSpec, SeStyle, Weights, mbconv};
+use effc_models::writer::{GraphBuilder, encode};
 use effc_onnx::proto::tensor_proto::DataType;
-use effc_onnx::writer::{GraphBuilder, encode};
 
 fn block4() -> Vec<u8> {
     let spec = MbConvSpec {

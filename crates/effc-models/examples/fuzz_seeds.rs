@@ -3,12 +3,12 @@
 //! fuzzer starts from the graphs effc is built for as well as from ONNX's conformance cases.
 //!
 //! ```sh
-//! cargo run -p effc-onnx --example fuzz_seeds -- fuzz/corpus/seeds
+//! cargo run -p effc-models --example fuzz_seeds -- fuzz/corpus/seeds
 //! ```
 
-use effc_onnx::family::{Act, Exporter, MbConvSpec, SeStyle, Weights, conv_bn_styled, mbconv_styled};
+use effc_models::family::{Act, Exporter, MbConvSpec, SeStyle, Weights, conv_bn_styled, mbconv_styled};
+use effc_models::writer::{GraphBuilder, save};
 use effc_onnx::proto::tensor_proto::DataType;
-use effc_onnx::writer::{GraphBuilder, save};
 
 fn seed_model(style: Exporter, act: Act, se_style: SeStyle, seed: u64) -> effc_onnx::proto::ModelProto {
     let mut b = GraphBuilder::new(style.opset());

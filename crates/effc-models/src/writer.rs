@@ -6,11 +6,11 @@ use std::path::Path;
 use bytes::Bytes;
 use prost::Message;
 
-use crate::proto::attribute_proto::AttributeType;
-use crate::proto::tensor_proto::{DataLocation, DataType};
-use crate::proto::tensor_shape_proto::{Dimension, dimension};
-use crate::proto::type_proto::{self, Tensor as TensorType};
-use crate::proto::{
+use effc_onnx::proto::attribute_proto::AttributeType;
+use effc_onnx::proto::tensor_proto::{DataLocation, DataType};
+use effc_onnx::proto::tensor_shape_proto::{Dimension, dimension};
+use effc_onnx::proto::type_proto::{self, Tensor as TensorType};
+use effc_onnx::proto::{
     AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
     TensorShapeProto, TypeProto, ValueInfoProto,
 };

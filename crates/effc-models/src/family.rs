@@ -171,7 +171,7 @@ pub enum SePool {
 
 /// F.pad's (left, right, top, bottom) spelled the way `efficientnet_pytorch` exports it.
 pub fn lukemelas_pad(b: &mut GraphBuilder, x: &str, [wl, wr, ht, hb]: [i64; 4]) -> String {
-    use crate::proto::tensor_proto::DataType;
+    use effc_onnx::proto::tensor_proto::DataType;
     let four = b.weight_i64("pad_n", &[4]);
     let zero = crate::writer::tensor_i64("v", &[1], &[0]);
     let zeros = b.node("ConstantOfShape", &[&four], vec![crate::writer::attr_tensor("value", zero)]);
@@ -212,7 +212,7 @@ pub fn conv_bn(
 /// TF "same" padding of the spatial dims of `x`, computed from its run-time shape the
 /// way timm's `tf_` models export it; returns the padded tensor.
 pub fn tf_same_pad(b: &mut GraphBuilder, x: &str, kernel: usize, stride: usize) -> String {
-    use crate::proto::tensor_proto::DataType;
+    use effc_onnx::proto::tensor_proto::DataType;
     let shape = b.node("Shape", &[x], vec![]);
     let hw_idx = b.weight_i64("hw_idx", &[2, 3]);
     let hw = b.node("Gather", &[&shape, &hw_idx], vec![attr_int("axis", 0)]);
@@ -515,7 +515,7 @@ pub fn efficientnet(
     resolution: usize,
     classes: usize,
     seed: u64,
-) -> crate::proto::ModelProto {
+) -> effc_onnx::proto::ModelProto {
     efficientnet_styled(f, batch, resolution, classes, seed, Exporter::ExplicitBn)
 }
 
@@ -527,8 +527,8 @@ pub fn efficientnet_styled(
     classes: usize,
     seed: u64,
     style: Exporter,
-) -> crate::proto::ModelProto {
-    use crate::proto::tensor_proto::DataType;
+) -> effc_onnx::proto::ModelProto {
+    use effc_onnx::proto::tensor_proto::DataType;
     let mut b = GraphBuilder::new(style.opset());
     let mut w = Weights::new(seed);
     let r = resolution as i64;
@@ -588,7 +588,7 @@ pub fn efficientnet_styled(
     b.output("logits");
     let mut model = b.build();
     if style == Exporter::KerasNhwc {
-        model.opset_import.push(crate::proto::OperatorSetIdProto { domain: "ai.onnx.ml".into(), version: 2 });
+        model.opset_import.push(effc_onnx::proto::OperatorSetIdProto { domain: "ai.onnx.ml".into(), version: 2 });
     }
     model
 }
@@ -726,8 +726,8 @@ pub fn mobilenet(
     classes: usize,
     seed: u64,
     style: Exporter,
-) -> crate::proto::ModelProto {
-    use crate::proto::tensor_proto::DataType;
+) -> effc_onnx::proto::ModelProto {
+    use effc_onnx::proto::tensor_proto::DataType;
     // The style's opset: its spelling of e.g. ReduceMean depends on it.
     let mut b = GraphBuilder::new(style.opset());
     let mut w = Weights::new(seed);

@@ -1,0 +1,7 @@
+//! Models built in code, for tests, benchmarks, fuzz seeds and `effc demo`: a small ONNX
+//! graph writer over the frontend's protobuf types ([`writer`]) and, on top of it, the
+//! EfficientNet / MobileNet family with seeded weights in each exporter's spelling
+//! ([`family`]). The frontend itself never writes models, so none of this ships in it.
+
+pub mod family;
+pub mod writer;
