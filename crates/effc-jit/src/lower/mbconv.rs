@@ -23,6 +23,7 @@ use effc_ir::{DType, Error, NodeId, Result};
 use super::conv::{Epilogue, Prefetch, Rows, Window, WindowPtrs, depthwise, depthwise_weights, geom, window_row};
 use super::elementwise::emit_unary;
 use super::{Lowering, Weights, loaded};
+use effc_kernels::Isa;
 use effc_kernels::gemm::PANEL;
 
 use super::gemm::{Mat, MatMul, Micro, Ptrs, UNSET_B, call_micro, emit_rows, micro, set_const_b};
@@ -59,11 +60,6 @@ fn expanded_channels(b: &MbConv) -> Result<usize> {
     shape.first().copied().ok_or_else(|| Error::unsupported(format!("MBConv depthwise weights of shape {shape:?}")))
 }
 
-/// Whether block `b` on input `[n, _, h, w]` streams its expansion.
-fn streams(b: &MbConv, [n, _, h, w]: [usize; 4]) -> Result<bool> {
-    Ok(b.expand.is_some() && n * h * w * expanded_channels(b)? * 4 > STREAM_BYTES)
-}
-
 /// Rows the depthwise window spans.
 fn window_span(b: &MbConv) -> Result<usize> {
     match (b.dw.kernel.first(), b.dw.dilations.first()) {
@@ -72,32 +68,90 @@ fn window_span(b: &MbConv) -> Result<usize> {
     }
 }
 
-/// Scratch buffers (bytes) an MBConv block needs: expansion ring buffers, depthwise
-/// output, SE row sums, pooled vector, hidden vector, gate, scaled projection weights.
-pub(super) fn scratch_bytes(b: &MbConv, x_shape: &[usize], out_shape: &[usize], micro: bool) -> Result<Vec<usize>> {
-    let x_dims = dims4(x_shape)?;
-    let [n, _, h, w] = x_dims;
-    let [_, c_out, oh, ow] = dims4(out_shape)?;
-    let c_exp = expanded_channels(b)?;
-    let f = |k: usize| k * 4;
-    let expanded = if streams(b, x_dims)? {
-        let span = window_span(b)?;
-        n * row_chunks(oh, span).0 * span * w * c_exp
-    } else if b.expand.is_some() {
-        n * h * w * c_exp
-    } else {
-        0
-    };
-    let mut v = vec![f(expanded), f(n * oh * ow * c_exp)];
-    if let Some(se) = &b.se {
-        v.extend([f(n * oh * c_exp), f(n * c_exp), f(n * se.reduce.outputs()), f(n * c_exp)]);
-        if gate_scales(micro, b, c_out, oh * ow) == GateScales::Weights {
-            // W' in W's layout: panel-major (padded to whole panels) with the micro-kernels.
-            let cols = if micro { b.project.outputs().next_multiple_of(PANEL) } else { b.project.outputs() };
-            v.push(f(n * c_exp * cols));
-        }
+/// A scratch buffer of an MBConv block, by what it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Buffer {
+    /// The expansion: whole, or the streamed chunks' rings.
+    Expanded,
+    /// The depthwise output, the projection's A.
+    Depthwise,
+    /// The SE pool's per-(output row, channel) partial sums.
+    RowSums,
+    /// The SE pool's means, FC1's input.
+    Pooled,
+    /// FC1's output.
+    Hidden,
+    /// FC2's output, the gate s.
+    Gate,
+    /// The per-sample projection weights W'[c][o] = W[c][o]·s[c].
+    ScaledWeights,
+}
+
+/// How one MBConv block runs, decided once from its shapes and the kernel variant: the
+/// planner sizes its scratch from this and the lowering emits from the same value.
+pub(super) struct MbConvPlan {
+    /// [N, C_in, H, W] and [N, C_out, OH, OW].
+    x: [usize; 4],
+    out: [usize; 4],
+    c_exp: usize,
+    /// Whether the expansion is streamed row by row into rings (else materialised).
+    streams: bool,
+    /// Where the SE gate is applied, with SE.
+    gate: Option<GateScales>,
+    /// The scratch buffers in the order the planner lays them out, with their bytes.
+    buffers: Vec<(Buffer, usize)>,
+}
+
+impl MbConvPlan {
+    pub(super) fn new(b: &MbConv, x_shape: &[usize], out_shape: &[usize], micro: Option<Isa>) -> Result<Self> {
+        let x = dims4(x_shape)?;
+        let out = dims4(out_shape)?;
+        let ([n, _, h, w], [_, c_out, oh, ow]) = (x, out);
+        let c_exp = expanded_channels(b)?;
+        let streams = b.expand.is_some() && n * h * w * c_exp * 4 > STREAM_BYTES;
+        let expanded = if streams {
+            let span = window_span(b)?;
+            n * row_chunks(oh, span).0 * span * w * c_exp
+        } else if b.expand.is_some() {
+            n * h * w * c_exp
+        } else {
+            0
+        };
+        let f32s = |k: usize| k * 4;
+        let mut buffers = vec![(Buffer::Expanded, f32s(expanded)), (Buffer::Depthwise, f32s(n * oh * ow * c_exp))];
+        let gate = b.se.as_ref().map(|se| {
+            buffers.extend([
+                (Buffer::RowSums, f32s(n * oh * c_exp)),
+                (Buffer::Pooled, f32s(n * c_exp)),
+                (Buffer::Hidden, f32s(n * se.reduce.outputs())),
+                (Buffer::Gate, f32s(n * c_exp)),
+            ]);
+            let gate = gate_scales(micro, b, c_out, oh * ow);
+            if gate == GateScales::Weights {
+                // W' in W's layout: panel-major (padded to whole panels) with the micro-kernels.
+                let cols =
+                    if micro.is_some() { b.project.outputs().next_multiple_of(PANEL) } else { b.project.outputs() };
+                buffers.push((Buffer::ScaledWeights, f32s(n * c_exp * cols)));
+            }
+            gate
+        });
+        Ok(MbConvPlan { x, out, c_exp, streams, gate, buffers })
     }
-    Ok(v)
+
+    /// The scratch bytes to reserve, in layout order.
+    pub(super) fn scratch_bytes(&self) -> Vec<usize> {
+        self.buffers.iter().map(|&(_, bytes)| bytes).collect()
+    }
+
+    /// Where buffer `which` of node `id` was placed.
+    fn slot(&self, l: &Lowering, id: NodeId, which: Buffer) -> Result<Base> {
+        let index = self
+            .buffers
+            .iter()
+            .position(|&(b, _)| b == which)
+            .ok_or_else(|| Error::other(format!("the MBConv plan has no {which:?} buffer")))?;
+        l.scratch(id, index).map(Base::Arena)
+    }
 }
 
 /// Scratch for a standalone squeeze-excite: pooled vector, hidden vector, gate.
@@ -153,7 +207,7 @@ fn dense_gemm(
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum GateScales {
     /// Row c of W, inside the GEMM micro-kernel as it is loaded: two multiplies per K
-    /// step of every 12-row tile, which only pays on maps smaller than one tile.
+    /// step of every register tile, which only pays on maps smaller than one tile.
     InGemm,
     /// Column c of A, in place: pixels × C_exp multiplies.
     Activations,
@@ -161,13 +215,14 @@ enum GateScales {
     Weights,
 }
 
-/// The cheapest place for the gate: in the GEMM for maps under one tile, else A unless
-/// it is over three times W's size. A is still in L2 from the depthwise, while W comes
-/// from memory and W' is written and read again: rescaling A in place won for B0's 14×14
-/// blocks too, where A is 1.8–2.5× W (se-scale −0.01 ms per block, the projection's cold
-/// W +0.003–0.009).
-fn gate_scales(micro: bool, b: &MbConv, c_out: usize, pixels: usize) -> GateScales {
-    if micro && super::gemm::micro_activation(b.project.act).is_some() && pixels < 12 {
+/// The cheapest place for the gate: in the GEMM for maps under one register tile of the
+/// chosen kernels, else A unless it is over three times W's size. A is still in L2 from
+/// the depthwise, while W comes from memory and W' is written and read again: rescaling A
+/// in place won for B0's 14×14 blocks too, where A is 1.8–2.5× W (se-scale −0.01 ms per
+/// block, the projection's cold W +0.003–0.009).
+fn gate_scales(micro: Option<Isa>, b: &MbConv, c_out: usize, pixels: usize) -> GateScales {
+    let under_one_tile = micro.is_some_and(|isa| pixels < isa.gemm_rows());
+    if under_one_tile && super::gemm::micro_activation(b.project.act).is_some() {
         GateScales::InGemm
     } else if pixels <= 3 * c_out {
         GateScales::Activations
@@ -451,33 +506,34 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
     let out = l.output(id, 0)?;
     need_dense(&x)?;
     need_dense(&out)?;
-    let x_dims = dims4(&x.dims)?;
-    let [n, _, h, w] = x_dims;
-    let [_, cout, oh, ow] = dims4(&out.dims)?;
-    let c_exp = expanded_channels(b)?;
-    let scratch = |l: &Lowering, i: usize| l.scratch(id, i).map(Base::Arena);
+    let plan = MbConvPlan::new(b, &x.dims, &out.dims, l.micro)?;
+    let ([n, _, h, w], [_, _, oh, ow], c_exp) = (plan.x, plan.out, plan.c_exp);
+    let slot = |l: &Lowering, which| plan.slot(l, id, which);
     // 1–2. Expand (streamed) and depthwise (+ SE pool).
-    let d = dense_buf(scratch(l, 1)?, &[n, c_exp, oh, ow]);
+    let d = dense_buf(slot(l, Buffer::Depthwise)?, &[n, c_exp, oh, ow]);
     let row_sums = match b.se {
-        Some(_) => Some(scratch(l, 2)?),
+        Some(_) => Some(slot(l, Buffer::RowSums)?),
         None => None,
     };
     // The SE gate's FC weights are packed first, so that the depthwise kernel can fetch
     // them into L2 while it computes.
     let gate = match &b.se {
-        Some(se) => Some(GateKernel::new(l, se, c_exp, [scratch(l, 3)?, scratch(l, 4)?, scratch(l, 5)?])?),
+        Some(se) => {
+            let buffers = [slot(l, Buffer::Pooled)?, slot(l, Buffer::Hidden)?, slot(l, Buffer::Gate)?];
+            Some(GateKernel::new(l, se, c_exp, buffers)?)
+        }
         None => None,
     };
     let prefetch = gate.as_ref().and_then(GateKernel::weights);
     let epi = Epilogue { residual: None, act: b.dw.act, row_sums, prefetch };
     l.role = "expand+depthwise";
     match &b.expand {
-        Some(e) if streams(b, x_dims)? => {
+        Some(e) if plan.streams => {
             l.traffic_saved += 2 * (n * h * w * c_exp * 4) as u64;
-            stream_expand_depthwise(l, &x, &d, b, e, epi, scratch(l, 0)?)?
+            stream_expand_depthwise(l, &x, &d, b, e, epi, slot(l, Buffer::Expanded)?)?
         }
         Some(e) => {
-            let dst = scratch(l, 0)?;
+            let dst = slot(l, Buffer::Expanded)?;
             l.role = "expand";
             let mm = dense_gemm(l, e, (x.base, n * h * w), dst, None)?;
             super::gemm::emit(l, &mm)?;
@@ -494,27 +550,30 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
     let mut mm = dense_gemm(l, &b.project, (d.base, oh * ow), out.base, b.residual.then_some(x.base))?;
     // Per-sample weights stride: 0 unless the gate scales a copy of the weights per sample.
     let mut w_stride = 0;
-    if let Some(gate) = gate {
-        let k = GateKernel { row_sums: Some((scratch(l, 2)?, oh, 1.0 / (oh * ow) as f64)), ..gate };
+    if let (Some(gate), Some(scales)) = (gate, plan.gate) {
+        let k = GateKernel { row_sums: Some((slot(l, Buffer::RowSums)?, oh, 1.0 / (oh * ow) as f64)), ..gate };
         l.role = "se-gate";
         gate_kernel(l, n, k)?;
-        match gate_scales(l.micro.is_some(), b, cout, oh * ow) {
+        let s = slot(l, Buffer::Gate)?;
+        match scales {
             // The micro-kernel scales row c of the weights by gate[c] as it loads it.
-            GateScales::InGemm => mm.k_scale = Some((scratch(l, 5)?, c_exp as isize)),
+            GateScales::InGemm => mm.k_scale = Some((s, c_exp as isize)),
             GateScales::Activations => {
                 l.role = "se-scale";
-                scale_activations(l, n, (oh * ow, c_exp), d.base, scratch(l, 5)?)?;
+                scale_activations(l, n, (oh * ow, c_exp), d.base, s)?;
             }
             GateScales::Weights => {
                 // W'[n][c][o] = W[c][o] · gate[n][c], per sample, in W's layout.
                 l.role = "se-scale";
                 let rows = weight_rows(&mm);
-                scale_weights(l, n, c_exp, rows, [mm.b.base, scratch(l, 5)?, scratch(l, 6)?])?;
-                mm.b.base = scratch(l, 6)?;
+                let scaled = slot(l, Buffer::ScaledWeights)?;
+                scale_weights(l, n, c_exp, rows, [mm.b.base, s, scaled])?;
+                mm.b.base = scaled;
                 w_stride = (rows.0 * rows.1) as isize;
             }
         }
     }
+    let cout = plan.out[1];
     mm.batch = vec![[n as isize, px * c_exp as isize, w_stride, px * cout as isize, 0]];
     l.role = "project";
     super::gemm::emit(l, &mm)

@@ -205,7 +205,7 @@ fn runtime_dtype_ok(d: DType) -> bool {
 
 /// Bytes of scratch memory a node needs while it runs. A node without the input or output
 /// a buffer is sized by gets none, and its lowering fails on the missing value instead.
-fn scratch_needs(g: &Graph, id: NodeId, micro: bool) -> Result<Vec<usize>> {
+fn scratch_needs(g: &Graph, id: NodeId, micro: Option<effc_kernels::Isa>) -> Result<Vec<usize>> {
     let node = g.node(id);
     let f32s = |n: usize| n * 4;
     let Some(out) = node.outputs.first() else { return Ok(vec![]) };
@@ -217,7 +217,7 @@ fn scratch_needs(g: &Graph, id: NodeId, micro: bool) -> Result<Vec<usize>> {
         }
         Op::MbConv(b) => {
             let Some(x) = g.input(id, 0) else { return Ok(vec![]) };
-            mbconv::scratch_bytes(b, &g.value(x).shape, &out.shape, micro)?
+            mbconv::MbConvPlan::new(b, &g.value(x).shape, &out.shape, micro)?.scratch_bytes()
         }
         Op::SqueezeExcite(se) => mbconv::se_scratch_bytes(se, &out.shape)?,
         Op::Reshape { .. } => {
@@ -292,7 +292,7 @@ impl<'g> Lowering<'g> {
                 lifetimes.push(Lifetime { bytes, first, last });
                 names.push(info.name.clone());
             }
-            let scratch = scratch_needs(g, id, micro.is_some()).map_err(|e| e.at_node(&node.name, node.op.name()))?;
+            let scratch = scratch_needs(g, id, micro).map_err(|e| e.at_node(&node.name, node.op.name()))?;
             for bytes in scratch {
                 scratch_index.push((id, lifetimes.len()));
                 lifetimes.push(Lifetime { bytes, first: p, last: p });
