@@ -17,7 +17,8 @@ use effc_ir::fusion::Fusion;
 use effc_ir::{Graph, Result};
 
 pub use passes::{
-    DeadCode, DetectSqueezeExcite, FoldBatchNorm, FormMbConv, FuseConvEpilogue, MergePadIntoConv, RecognizeActivations,
+    CollapseReshapes, DeadCode, DetectSqueezeExcite, FoldBatchNorm, FoldChannelAffine, FormMbConv, FuseConvEpilogue,
+    MergePadIntoConv, RecognizeActivations,
 };
 
 /// One graph rewrite.
@@ -46,9 +47,10 @@ pub struct PassOptions {
 
 /// The standard pipeline, in order.
 pub fn pipeline(opts: &PassOptions) -> Vec<Box<dyn Pass>> {
-    let mut passes: Vec<Box<dyn Pass>> = vec![Box::new(MergePadIntoConv)];
+    let mut passes: Vec<Box<dyn Pass>> = vec![Box::new(MergePadIntoConv), Box::new(CollapseReshapes)];
     if opts.fuse {
         passes.push(Box::new(FoldBatchNorm));
+        passes.push(Box::new(FoldChannelAffine));
         passes.push(Box::new(RecognizeActivations));
         passes.push(Box::new(FuseConvEpilogue { fusion: opts.fusion.clone() }));
         passes.push(Box::new(DetectSqueezeExcite { fusion: opts.fusion.clone() }));

@@ -3,7 +3,10 @@
 use effc_ir::op::{Op, Unary};
 use effc_ir::{Graph, NodeId};
 use effc_models::writer::*;
-use effc_opt::{DeadCode, FoldBatchNorm, FuseConvEpilogue, Pass, RecognizeActivations, optimize};
+use effc_opt::{
+    CollapseReshapes, DeadCode, FoldBatchNorm, FoldChannelAffine, FuseConvEpilogue, Pass, RecognizeActivations,
+    optimize,
+};
 
 fn import(b: GraphBuilder) -> Graph {
     let bytes = encode(&b.build());
@@ -65,6 +68,73 @@ fn batchnorm_after_a_shared_conv_output_stays() {
     b.output(&s);
     let mut g = import(b);
     assert_eq!(run(&mut g, FoldBatchNorm), 0);
+}
+
+/// BN as tf2onnx writes it after a depthwise conv: Mul and Add by [1, C, 1, 1] constants.
+#[test]
+fn per_channel_mul_add_sub_fold_into_the_conv() {
+    let mut b = GraphBuilder::new(13);
+    let x = b.input_f32("x", &[1, 2, 4, 4]);
+    let w = b.weight_f32("w", &[2, 1, 1, 1], &[2.0, 3.0]);
+    let y = b.node("Conv", &[&x, &w], vec![attr_int("group", 2)]);
+    let k = b.weight_f32("k", &[1, 2, 1, 1], &[0.5, -1.0]);
+    let y = b.node("Mul", &[&k, &y], vec![]);
+    let t = b.weight_f32("t", &[2, 1, 1], &[1.0, 4.0]);
+    let y = b.node("Add", &[&y, &t], vec![]);
+    let u = b.weight_f32("u", &[], &[0.25]);
+    let y = b.node("Sub", &[&y, &u], vec![]);
+    b.output(&y);
+    let mut g = import(b);
+    assert_eq!(run(&mut g, FoldChannelAffine), 3);
+    assert_eq!(ops(&g), ["Convx1"]);
+    let conv = only_conv(&g);
+    let w = g.const_value(g.input(conv, 1).unwrap()).unwrap().to_f32_vec();
+    let bias = g.const_value(g.input(conv, 2).unwrap()).unwrap().to_f32_vec();
+    // w' = w·k; b' = (0·k + t) − u.
+    assert_eq!(w, [1.0, -3.0]);
+    assert_eq!(bias, [0.75, 3.75]);
+}
+
+/// A constant that varies along W, or k − conv, is not a per-channel affine of the conv.
+#[test]
+fn other_constants_do_not_fold() {
+    let mut b = GraphBuilder::new(13);
+    let x = b.input_f32("x", &[1, 2, 4, 2]);
+    let w = b.weight_f32("w", &[2, 2, 1, 1], &[1.0; 4]);
+    let y = b.node("Conv", &[&x, &w], vec![]);
+    let along_w = b.weight_f32("k", &[2], &[0.5, 2.0]);
+    let y = b.node("Mul", &[&y, &along_w], vec![]);
+    b.output(&y);
+    assert_eq!(run(&mut import(b), FoldChannelAffine), 0);
+    let mut b = GraphBuilder::new(13);
+    let x = b.input_f32("x", &[1, 2, 4, 2]);
+    let w = b.weight_f32("w", &[2, 2, 1, 1], &[1.0; 4]);
+    let y = b.node("Conv", &[&x, &w], vec![]);
+    let k = b.weight_f32("k", &[1, 2, 1, 1], &[0.5, 2.0]);
+    let y = b.node("Sub", &[&k, &y], vec![]);
+    b.output(&y);
+    assert_eq!(run(&mut import(b), FoldChannelAffine), 0);
+}
+
+/// Keras' squeeze-excite: GlobalAveragePool → Squeeze → Reshape [N, C, 1, 1] collapses to
+/// the pool alone; a chain that ends in a new shape keeps one Reshape.
+#[test]
+fn reshape_chains_collapse() {
+    let mut b = GraphBuilder::new(13);
+    let x = b.input_f32("x", &[1, 3, 4, 4]);
+    let p = b.node("GlobalAveragePool", &[&x], vec![]);
+    let axes = b.weight_i64("axes", &[2, 3]);
+    let s = b.node("Squeeze", &[&p, &axes], vec![]);
+    let shape = b.weight_i64("shape", &[1, 3, 1, 1]);
+    let r = b.node("Reshape", &[&s, &shape], vec![]);
+    let y = b.node("Relu", &[&r], vec![]);
+    let flat = b.node("Flatten", &[&y], vec![]);
+    let back = b.weight_i64("back", &[3, 1]);
+    let z = b.node("Reshape", &[&flat, &back], vec![]);
+    b.output(&z);
+    let mut g = import(b);
+    assert_eq!(run(&mut g, CollapseReshapes), 3);
+    assert_eq!(ops(&g), ["GlobalAveragePoolx1", "Relux1", "Reshapex1"]);
 }
 
 fn swish_graph(sigmoid_first: bool, extra_use: bool) -> Graph {
