@@ -20,7 +20,10 @@ fn spec() -> impl Strategy<Value = (MbConvSpec, usize, u64)> {
         prop::option::of(2usize..=24),
         prop::sample::select(vec![Act::Swish, Act::Relu6, Act::HardSwish]),
         prop::sample::select(vec![5usize, 7, 9, 11, 13]),
-        (any::<u64>(), prop::sample::select(vec![SeStyle::Conv, SeStyle::Gemm, SeStyle::MatMul])),
+        (
+            any::<u64>(),
+            prop::sample::select(vec![SeStyle::Conv, SeStyle::Gemm, SeStyle::MatMul, SeStyle::SqueezedConv]),
+        ),
     )
         .prop_map(|(c_in, c_out, same, expand_ratio, kernel, stride, se, act, hw, (seed, se_style))| {
             let c_out = if same { c_in } else { c_out };

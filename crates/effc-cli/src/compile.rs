@@ -181,6 +181,9 @@ pub fn run(args: &CompileArgs) -> Result<()> {
         );
         println!("schedule  {}", s.backend);
     }
+    for u in &s.unfused {
+        println!("unfused   conv '{}': {}", u.node, u.reason);
+    }
     if args.print_passes {
         for p in &s.passes {
             println!("pass      {:<24} {} changes", p.name, p.changes);

@@ -37,10 +37,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&dir)?;
     let mut written = 0;
     for (i, style) in Exporter::ALL.into_iter().enumerate() {
-        for (j, (act, se_style)) in
-            [(Act::Swish, SeStyle::Conv), (Act::Relu6, SeStyle::Gemm), (Act::HardSwish, SeStyle::MatMul)]
-                .into_iter()
-                .enumerate()
+        for (j, (act, se_style)) in [
+            (Act::Swish, SeStyle::Conv),
+            (Act::Relu6, SeStyle::Gemm),
+            (Act::HardSwish, SeStyle::MatMul),
+            (Act::Swish, SeStyle::SqueezedConv),
+        ]
+        .into_iter()
+        .enumerate()
         {
             let model = seed_model(style, act, se_style, (i * 3 + j) as u64);
             save(&model, &dir.join(format!("{style:?}-{act:?}.onnx")))?;

@@ -21,8 +21,11 @@ pub enum SeStyle {
     Conv,
     /// Flatten, Gemm (transB), Gemm, Reshape back (PyTorch Linear layers).
     Gemm,
-    /// Reshape, MatMul + Add, MatMul + Add, Unsqueeze back (tf2onnx).
+    /// Reshape, MatMul + Add, MatMul + Add, Unsqueeze back.
     MatMul,
+    /// 1×1 convs, the pool squeezed to [N, C] and reshaped back to [N, C, 1, 1] first, and
+    /// the hidden vector reshaped to itself (tf2onnx 1.17 on Keras' EfficientNet).
+    SqueezedConv,
 }
 
 /// One MBConv (inverted residual) block.
@@ -293,6 +296,17 @@ pub fn conv_bn_styled(b: &mut GraphBuilder, w: &mut Weights, x: &str, dims: [usi
         );
     }
     let scale: Vec<f32> = (0..c_out).map(|o| gamma[o] / (var[o] + eps).sqrt()).collect();
+    if style == Exporter::KerasNhwc && group > 1 {
+        // tf2onnx leaves a depthwise conv's BN as a per-channel Mul and Add.
+        let weight = b.weight_f32("w", &wdims, &wv);
+        let y = b.node("Conv", &[&input, &weight], attrs);
+        let c = c_out as i64;
+        let shift: Vec<f32> = (0..c_out).map(|o| beta[o] - mean[o] * scale[o]).collect();
+        let scale = b.weight_f32("bn_scale", &[1, c, 1, 1], &scale);
+        let y = b.node("Mul", &[&y, &scale], vec![]);
+        let shift = b.weight_f32("bn_shift", &[1, c, 1, 1], &shift);
+        return b.node("Add", &[&y, &shift], vec![]);
+    }
     let per = wv.len() / c_out;
     let wf: Vec<f32> = wv.iter().enumerate().map(|(i, v)| v * scale[i / per]).collect();
     let bf: Vec<f32> = (0..c_out).map(|o| beta[o] - mean[o] * scale[o]).collect();
@@ -353,11 +367,26 @@ pub fn squeeze_excite_styled(
     // MobileNetV3 spelling (hard-swish or relu blocks): relu inside, hard-sigmoid gate.
     let mobile = matches!(act, Act::HardSwish | Act::Relu);
     let inner = if mobile { Act::Relu } else { act };
-    let g = if style == SeStyle::Conv {
+    let g = if matches!(style, SeStyle::Conv | SeStyle::SqueezedConv) {
+        let squeezed_conv = style == SeStyle::SqueezedConv;
+        let p = if squeezed_conv {
+            let axes = b.weight_i64("se_squeeze_axes", &[2, 3]);
+            let flat = b.node("Squeeze", &[&p, &axes], vec![]);
+            let shape = b.weight_i64("se_new_shape", &[-1, ci, 1, 1]);
+            b.node("Reshape", &[&flat, &shape], vec![])
+        } else {
+            p
+        };
         let w1 = b.weight_f32("se_w1", &[si, ci, 1, 1], &w1v);
         let b1 = b.weight_f32("se_b1", &[si], &b1v);
         let h = b.node("Conv", &[&p, &w1, &b1], vec![]);
         let h = activation(b, &h, inner);
+        let h = if squeezed_conv {
+            let shape = b.weight_i64("se_new_shape", &[-1, si, 1, 1]);
+            b.node("Reshape", &[&h, &shape], vec![])
+        } else {
+            h
+        };
         let w2 = b.weight_f32("se_w2", &[ci, si, 1, 1], &w2v);
         let b2 = b.weight_f32("se_b2", &[ci], &b2v);
         b.node("Conv", &[&h, &w2, &b2], vec![])
@@ -378,7 +407,7 @@ pub fn squeeze_excite_styled(
         b.node("Sigmoid", &[&g], vec![])
     };
     let g = match style {
-        SeStyle::Conv => g,
+        SeStyle::Conv | SeStyle::SqueezedConv => g,
         SeStyle::Gemm => {
             let shape = b.weight_i64("se_back", &[-1, ci, 1, 1]);
             b.node("Reshape", &[&g, &shape], vec![])
@@ -407,7 +436,7 @@ pub fn mbconv_styled(b: &mut GraphBuilder, w: &mut Weights, x: &str, s: &MbConvS
     y = conv_bn_styled(b, w, &y, [c_exp, c_exp, s.kernel, s.stride, c_exp], style);
     y = activation(b, &y, s.act);
     if let Some(sq) = s.se {
-        let se_style = if style == Exporter::KerasNhwc { SeStyle::MatMul } else { s.se_style };
+        let se_style = if style == Exporter::KerasNhwc { SeStyle::SqueezedConv } else { s.se_style };
         y = squeeze_excite_styled(b, w, &y, c_exp, sq, s.act, (se_style, style.se_pool()));
     }
     y = conv_bn_styled(b, w, &y, [c_exp, s.c_out, 1, 1, 1], style);

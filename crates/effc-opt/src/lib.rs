@@ -18,7 +18,7 @@ use effc_ir::{Graph, Result};
 
 pub use passes::{
     CollapseReshapes, DeadCode, DetectSqueezeExcite, FoldBatchNorm, FoldChannelAffine, FormMbConv, FuseConvEpilogue,
-    MergePadIntoConv, RecognizeActivations,
+    MergePadIntoConv, RecognizeActivations, Unfused, explain_unfused,
 };
 
 /// One graph rewrite.

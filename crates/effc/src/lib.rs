@@ -20,7 +20,7 @@ use std::time::Instant;
 
 pub use effc_ir::{DType, Error, ErrorKind, Graph, Result, Tensor, TensorData};
 pub use effc_jit::{CompiledModel, IoInfo, Isa, Kernels, Team, TensorMut, TensorRef};
-pub use summary::{Summary, TensorSummary};
+pub use summary::{Summary, TensorSummary, UnfusedConv};
 
 /// How to compile a model.
 #[derive(Clone, Debug)]
@@ -124,6 +124,10 @@ fn compile_loaded(model: effc_onnx::OnnxModel, opts: &Options, t0: Instant) -> R
     let optimize_ms = ms(t2);
     let layers = if opts.expose_layers { expose_layers(&mut graph)? } else { Vec::new() };
     let mut summary = Summary::new(source, &graph, ops_before, &reports)?;
+    if opts.fuse {
+        let unfused = effc_opt::explain_unfused(&graph, &opts.kernels);
+        summary.unfused = unfused.into_iter().map(|u| UnfusedConv { node: u.node, reason: u.reason }).collect();
+    }
     let t3 = Instant::now();
     let (compiled, graph) = if opts.analyze_only {
         (None, graph)

@@ -63,6 +63,15 @@ pub struct Summary {
     pub stages_ms: BTreeMap<String, f64>,
     /// File to optimised graph, in milliseconds.
     pub compile_ms: f64,
+    /// Every conv left outside a super-op, with the first fusion rule that failed.
+    pub unfused: Vec<UnfusedConv>,
+}
+
+/// A conv that no super-op took, and why.
+#[derive(Clone, Debug, Serialize)]
+pub struct UnfusedConv {
+    pub node: String,
+    pub reason: String,
 }
 
 /// What the summary needs from the decoded file, taken before the file's bytes are
@@ -129,6 +138,7 @@ impl Summary {
             passes: passes.iter().map(|p| PassSummary { name: p.name.to_string(), changes: p.changes }).collect(),
             stages_ms: BTreeMap::new(),
             compile_ms: 0.0,
+            unfused: Vec::new(),
         })
     }
 

@@ -12,7 +12,7 @@ pub use activations::RecognizeActivations;
 pub use channel_affine::{FoldBatchNorm, FoldChannelAffine};
 pub use conv_epilogue::FuseConvEpilogue;
 pub use dead_code::DeadCode;
-pub use mbconv::FormMbConv;
+pub use mbconv::{FormMbConv, Unfused, explain_unfused};
 pub use pad_into_conv::MergePadIntoConv;
 pub use reshapes::CollapseReshapes;
 pub use squeeze_excite::DetectSqueezeExcite;
