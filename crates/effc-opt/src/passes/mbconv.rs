@@ -115,7 +115,9 @@ pub fn explain_unfused(g: &Graph, fusion: &dyn Fusion) -> Vec<Unfused> {
                     g.node(next).name,
                     why_not_projection(g, next, fusion)
                 ),
-                Err(why) => format!("as a {role} conv: {why}"),
+                Err(why) => {
+                    format!("as a {} conv: {why}", if role == "depthwise" { "depthwise" } else { "1×1 expansion" })
+                }
             }
         } else {
             "a dense k×k conv, which no super-op takes".to_string()
