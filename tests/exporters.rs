@@ -18,6 +18,9 @@ fn check(path: &std::path::Path, style: Exporter, f: &Family, opts: &effc::Optio
     let c = effc::compile_file(path, opts).unwrap_or_else(|e| panic!("{style:?}: {e}"));
     let h = &c.summary.ops_after;
     assert_eq!(h.get("MBConv"), Some(&f.blocks().len()), "{style:?}: {h:?}");
+    // Every expansion inside its block (an explicit Pad before a depthwise conv once kept
+    // it out): only the stem and the head conv stay.
+    assert_eq!(h.get("Conv"), Some(&2), "{style:?}: {h:?}");
     for gone in ["BatchNormalization", "Pad", "Shape", "Sigmoid", "Identity"] {
         assert!(!h.contains_key(gone), "{style:?} left {gone}: {h:?}");
     }
