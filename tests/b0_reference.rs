@@ -54,13 +54,8 @@ fn every_kernel_path_matches_onnxruntime() {
         let c = effc::compile_file(&path, &effc::Options { kernels, ..Default::default() }).unwrap();
         let model = c.model().unwrap();
         for input in ["cat", "noise"] {
-            let x = npy(&models.join(format!("inputs/{input}_1x3x224x224.npy")));
-            let mut out = vec![0f32; 1000];
-            model
-                .run_into(&[effc::TensorRef::F32(x.as_slice().unwrap())], &mut [effc::TensorMut::F32(&mut out)])
-                .unwrap();
-            let ort = npy(&models.join(format!("ref/tv_b0_legacy.{input}.ort.npy")));
-            let vs_ort = Comparison::new(&out, ort.as_slice().unwrap());
+            let vs_ort =
+                common::vs_onnxruntime(model, &format!("{input}_1x3x224x224"), &format!("tv_b0_legacy.{input}"));
             println!("{kernels}: {input} vs ORT max_abs {:.2e} max_rel {:.2e}", vs_ort.max_abs, vs_ort.max_rel);
             assert!(vs_ort.passes(TOLERANCE), "{kernels} on {input} vs onnxruntime: {vs_ort:?}");
         }

@@ -6,18 +6,10 @@
 mod common;
 
 use common::shared_models;
-use effc::compare::Comparison;
-use ndarray::ArrayD;
-use ndarray_npy::read_npy;
-
-fn npy(path: &std::path::Path) -> ArrayD<f32> {
-    read_npy(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 #[test]
 fn keras_b0_fuses_every_block_and_matches_onnxruntime() {
-    let models = shared_models();
-    let path = models.join("keras_b0_nhwc.onnx");
+    let path = shared_models().join("keras_b0_nhwc.onnx");
     for kernels in common::kernel_paths() {
         let c = effc::compile_file(&path, &effc::Options { kernels, ..Default::default() }).unwrap();
         let h = &c.summary.ops_after;
@@ -30,13 +22,8 @@ fn keras_b0_fuses_every_block_and_matches_onnxruntime() {
         }
         let model = c.model().unwrap();
         for input in ["cat", "noise"] {
-            let x = npy(&models.join(format!("inputs/keras_{input}_1x224x224x3.npy")));
-            let mut out = vec![0f32; 1000];
-            model
-                .run_into(&[effc::TensorRef::F32(x.as_slice().unwrap())], &mut [effc::TensorMut::F32(&mut out)])
-                .unwrap();
-            let ort = npy(&models.join(format!("ref/keras_b0_nhwc.{input}.ort.npy")));
-            let vs_ort = Comparison::new(&out, ort.as_slice().unwrap());
+            let vs_ort =
+                common::vs_onnxruntime(model, &format!("keras_{input}_1x224x224x3"), &format!("keras_b0_nhwc.{input}"));
             println!("{kernels} {input}: vs ORT max_abs {:.2e} max_rel {:.2e}", vs_ort.max_abs, vs_ort.max_rel);
             assert!(vs_ort.passes(1e-4), "{kernels} on {input} vs onnxruntime: {vs_ort:?}");
         }

@@ -55,3 +55,16 @@ pub fn kernel_path(i: u64) -> effc::Kernels {
     let paths = kernel_paths();
     paths[(i % paths.len() as u64) as usize]
 }
+
+/// Runs `model` (one input, 1000 outputs) on the shared input `inputs/{input}.npy` and
+/// compares with onnxruntime's stored `ref/{reference}.ort.npy`.
+pub fn vs_onnxruntime(model: &effc::CompiledModel, input: &str, reference: &str) -> effc::compare::Comparison {
+    let npy = |path: PathBuf| -> ndarray::ArrayD<f32> {
+        ndarray_npy::read_npy(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let x = npy(shared_models().join(format!("inputs/{input}.npy")));
+    let mut out = vec![0f32; 1000];
+    model.run_into(&[effc::TensorRef::F32(x.as_slice().unwrap())], &mut [effc::TensorMut::F32(&mut out)]).unwrap();
+    let ort = npy(shared_models().join(format!("ref/{reference}.ort.npy")));
+    effc::compare::Comparison::new(&out, ort.as_slice().unwrap())
+}
