@@ -204,3 +204,79 @@ fn conv_geometry_errors_name_the_node() {
     b.output(&y);
     assert_err_contains(&compile_err(&b.build()), &["group must be positive"]);
 }
+
+/// A window unrolled into the generated code may not have more than 128×128 taps: a
+/// 1×1000000 MaxPool or a 1×50000 Conv kernel is refused in a moment, not an abort after
+/// gigabytes of code. A kernel wider than the input in ceil mode is clipped, and runs.
+#[test]
+fn huge_windows_are_refused_or_clipped() {
+    let pool = |width: i64, kernel: i64, stride: i64, ceil: i64| {
+        let mut b = GraphBuilder::new(13);
+        let x = b.input_f32("x", &[1, 1, 1, width]);
+        let attrs = vec![
+            attr_ints("kernel_shape", &[1, kernel]),
+            attr_ints("strides", &[1, stride]),
+            attr_int("ceil_mode", ceil),
+        ];
+        let y = b.node("MaxPool", &[&x], attrs);
+        b.output(&y);
+        b.build()
+    };
+    let e = compile_err(&pool(1_000_000, 1_000_000, 1, 0));
+    assert_err_contains(&e, &["(MaxPool, opset 13)", "1×1000000 window", "at most 16384"]);
+    let c = compile_ok(&pool(10, 1_000_000, 1_000_000, 1));
+    let x = effc::Tensor::from_f32(vec![1, 1, 1, 10], (0..10).map(|i| ((i * 7) % 10) as f32).collect()).unwrap();
+    assert_eq!(c.model().unwrap().run(&[x]).unwrap()[0].to_f32_vec(), [9.0]);
+
+    let mut b = GraphBuilder::new(13);
+    let x = b.input_f32("x", &[1, 1, 1, 50_000]);
+    let w = b.weight_f32("w", &[1, 1, 1, 50_000], &vec![0.5; 50_000]);
+    let y = b.node("Conv", &[&x, &w], vec![]);
+    b.output(&y);
+    assert_err_contains(&compile_err(&b.build()), &["(Conv, opset 13)", "1×50000 window"]);
+}
+
+/// Invalid models onnxruntime refuses are refused too, before anything is allocated
+/// from their numbers.
+#[test]
+fn inconsistent_attributes_and_duplicate_initializers_are_refused() {
+    // Transpose's perm must name every axis.
+    let mut b = GraphBuilder::new(13);
+    let x = b.input_f32("x", &[1, 2, 3, 4]);
+    let y = b.node("Transpose", &[&x], vec![attr_ints("perm", &[1, 0])]);
+    b.output(&y);
+    assert_err_contains(
+        &compile_err(&b.build()),
+        &["(Transpose, opset 13)", "perm [1, 0] has 2 entries for a rank-4 input"],
+    );
+    // Split-18's num_outputs must be the node's output count (2^40 was allocated first).
+    let mut b = GraphBuilder::new(18);
+    let x = b.input_f32("x", &[1, 4]);
+    let ys = b.node_n("Split", &[&x], vec![attr_int("axis", 1), attr_int("num_outputs", 1 << 40)], 2);
+    b.output(&ys[0]);
+    b.output(&ys[1]);
+    assert_err_contains(&compile_err(&b.build()), &["(Split, opset 18)", "num_outputs 1099511627776", "2 outputs"]);
+    // Two initializers with one name.
+    let mut b = GraphBuilder::new(13);
+    let x = b.input_f32("x", &[2]);
+    let w = b.weight(tensor_f32("w", &[2], &[1.0, 2.0]));
+    b.weight(tensor_f32("w", &[2], &[3.0, 4.0]));
+    let y = b.node("Add", &[&x, &w], vec![]);
+    b.output(&y);
+    assert_err_contains(&compile_err(&b.build()), &["initializer 'w' is defined twice"]);
+}
+
+/// Names come from the file: an error that quotes one stays one line, with control
+/// characters escaped.
+#[test]
+fn control_characters_in_names_are_escaped() {
+    let mut b = GraphBuilder::new(13);
+    let x = b.input_f32("x", &[1, 2, 3, 4]);
+    let y = b.node("Transpose", &[&x], vec![attr_ints("perm", &[0])]);
+    b.output(&y);
+    let mut m = b.build();
+    m.graph.as_mut().unwrap().node[0].name = "evil\nname\u{1b}[2K".into();
+    let e = compile_err(&m);
+    assert_err_contains(&e, &["node 'evil\\nname\\u{1b}[2K' (Transpose"]);
+    assert!(!e.chars().any(char::is_control), "{e:?}");
+}

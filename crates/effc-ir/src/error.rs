@@ -106,8 +106,30 @@ impl Error {
     }
 }
 
+/// Writes through to a formatter with control characters escaped (`\n`, `\u{1b}`): names
+/// come from the file, and an error is always one line that cannot rewrite the terminal.
+struct OneLine<'a, 'b>(&'a mut fmt::Formatter<'b>);
+
+impl fmt::Write for OneLine<'_, '_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if !s.chars().any(char::is_control) {
+            return self.0.write_str(s);
+        }
+        for c in s.chars() {
+            if c.is_control() {
+                write!(self.0, "{}", c.escape_default())?;
+            } else {
+                self.0.write_char(c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write as _;
+        let f = &mut OneLine(f);
         let c = &self.context;
         if let Some(file) = &c.file {
             write!(f, "{}: ", file.display())?;

@@ -117,10 +117,16 @@ fn compile_loaded(model: effc_onnx::OnnxModel, opts: &Options, t0: Instant) -> R
     let t2 = Instant::now();
     let fusion = std::sync::Arc::new(opts.kernels);
     let passes = effc_opt::pipeline(&effc_opt::PassOptions { fuse: opts.fuse, fusion });
-    let reports = effc_opt::optimize(&mut graph, &passes).map_err(|e| match &path {
-        Some(p) => e.in_file(p),
-        None => e,
-    })?;
+    // Errors past import name the file and the opset too, as import's do.
+    let opset = source.opset();
+    let locate = |e: Error| {
+        let e = e.with_opset(opset);
+        match &path {
+            Some(p) => e.in_file(p),
+            None => e,
+        }
+    };
+    let reports = effc_opt::optimize(&mut graph, &passes).map_err(locate)?;
     let optimize_ms = ms(t2);
     let layers = if opts.expose_layers { expose_layers(&mut graph)? } else { Vec::new() };
     let mut summary = Summary::new(source, &graph, ops_before, &reports)?;
@@ -143,10 +149,7 @@ fn compile_loaded(model: effc_onnx::OnnxModel, opts: &Options, t0: Instant) -> R
         } else {
             (CompiledModel::compile_owned(graph, &jit_opts), Graph::default())
         };
-        let c = c.map_err(|e| match &path {
-            Some(p) => e.in_file(p),
-            None => e,
-        })?;
+        let c = c.map_err(locate)?;
         (Some(c), graph)
     };
     let codegen_ms = ms(t3);

@@ -85,6 +85,10 @@ pub(crate) struct Source {
 }
 
 impl Source {
+    pub(crate) fn opset(&self) -> i64 {
+        self.opset
+    }
+
     pub(crate) fn of(model: &effc_onnx::OnnxModel) -> Result<Self> {
         Ok(Source {
             model: model.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<memory>".into()),

@@ -72,6 +72,9 @@ impl Geom {
     }
 }
 
+/// The most taps of one window (kernel area) effc compiles: 128×128.
+const MAX_TAPS: usize = 16384;
+
 pub(super) fn geom(
     x: &Buf,
     out: &Buf,
@@ -87,6 +90,15 @@ pub(super) fn geom(
     let (&[n, c, h, w], &[_, m, oh, ow]) = (x.dims.as_slice(), out.dims.as_slice()) else {
         return Err(Error::unsupported(format!("a window op from {:?} to {:?} (4-D views only)", x.dims, out.dims)));
     };
+    // Window taps are unrolled into the generated code (and the depthwise row table holds
+    // one pointer per kernel row on the stack): a huge kernel would exhaust memory while
+    // compiling, so it is refused before any code exists.
+    if kh.saturating_mul(kw) > MAX_TAPS {
+        return Err(Error::unsupported(format!(
+            "a {kh}×{kw} window ({} taps; effc unrolls windows of at most {MAX_TAPS})",
+            kh.saturating_mul(kw)
+        )));
+    }
     Ok(Geom { n, c, h, w, m, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw })
 }
 
@@ -882,16 +894,18 @@ pub(super) fn pool(l: &mut Lowering, id: NodeId, p: &Pool) -> Result<()> {
     let x = l.input(id, 0)?;
     check_rank(&x, "pooling")?;
     let (x4, out4) = (as_4d(&x), as_4d(&l.output(id, 0)?));
-    let g = geom(&x4, &out4, &p.kernel, &p.strides, &p.dilations, &p.pads_begin)?;
-    let (pad_h_end, pad_w_end) = spatial2(&p.pads_end, 0)?;
     // Taps past input + padding count for nothing, not even the divisor: a window wider
     // than that (a pooler whose kernel = stride = 2560 over 7×7) keeps only the taps the
     // first window can reach, so the unrolled window stays the size of the input.
-    let reach = |size: usize, pad_begin: usize, pad_end: usize, dilation: usize| {
-        (size + pad_begin + pad_end).div_ceil(dilation.max(1))
-    };
-    let g =
-        Geom { kh: g.kh.min(reach(g.h, g.ph, pad_h_end, g.dh)), kw: g.kw.min(reach(g.w, g.pw, pad_w_end, g.dw)), ..g };
+    let spatial = x.dims.get(2..).unwrap_or_default();
+    let kernel: Vec<usize> = (p.kernel.iter().zip(spatial).enumerate())
+        .map(|(i, (&k, &size))| {
+            let pads = p.pads_begin.get(i).copied().unwrap_or(0) + p.pads_end.get(i).copied().unwrap_or(0);
+            k.min((size + pads).div_ceil(p.dilations.get(i).copied().unwrap_or(1).max(1)))
+        })
+        .collect();
+    let g = geom(&x4, &out4, &kernel, &p.strides, &p.dilations, &p.pads_begin)?;
+    let (pad_h_end, pad_w_end) = spatial2(&p.pads_end, 0)?;
     let op = Window::Pool { kind: p.kind, count_include_pad: p.count_include_pad, pad_h_end, pad_w_end };
     window(l, &x4, &out4, g, op, Epilogue::default())
 }

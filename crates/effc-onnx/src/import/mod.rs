@@ -61,7 +61,12 @@ pub(crate) struct Importer<'m> {
 
 impl Importer<'_> {
     fn run(&mut self, g: &GraphProto) -> Result<()> {
+        let mut seen = HashSet::new();
         for init in &g.initializer {
+            // Checked before the tensor is converted: a second copy is never read.
+            if !seen.insert(init.name.as_str()) {
+                return Err(Error::invalid(format!("initializer '{}' is defined twice", init.name)));
+            }
             let t = crate::tensor_proto::convert(init, &self.model.external)?;
             let v = self.graph.add_const(init.name.clone(), t);
             self.values.insert(init.name.clone(), v);

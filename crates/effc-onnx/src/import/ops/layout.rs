@@ -165,6 +165,9 @@ pub(super) fn transpose(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
         Some(p) => to_usizes(&p, "perm")?,
         None => (0..rank).rev().collect(),
     };
+    if perm.len() != rank {
+        return Err(Error::invalid(format!("perm {perm:?} has {} entries for a rank-{rank} input", perm.len())));
+    }
     if perm.iter().enumerate().all(|(i, &p)| i == p) {
         return Ok(vec![x]);
     }
@@ -189,8 +192,12 @@ pub(super) fn split(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
         Some(v) => to_usizes(&v, "split")?,
         None => {
             let parts = match ctx.attrs.int("num_outputs")? {
-                Some(n) if n > 0 => n as usize,
-                Some(n) => return Err(Error::invalid(format!("num_outputs {n} must be positive"))),
+                // Split-18: num_outputs must equal the node's outputs (checked before the
+                // list of sizes is allocated).
+                Some(n) if n > 0 && n as u64 == n_out as u64 => n as usize,
+                Some(n) => {
+                    return Err(Error::invalid(format!("num_outputs {n} but the node has {n_out} outputs")));
+                }
                 None => n_out,
             };
             if parts == 0 {
