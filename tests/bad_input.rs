@@ -280,3 +280,62 @@ fn control_characters_in_names_are_escaped() {
     assert_err_contains(&e, &["node 'evil\\nname\\u{1b}[2K' (Transpose"]);
     assert!(!e.chars().any(char::is_control), "{e:?}");
 }
+
+fn mkfifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success());
+}
+
+/// A FIFO or a device where a file is expected is refused at once, never read: as the
+/// model, as its external data (also through a link inside the folder), and as an input.
+#[test]
+fn fifos_and_devices_are_refused_without_hanging() {
+    let root = tempfile::tempdir().unwrap();
+    let fifo = root.path().join("model.onnx");
+    mkfifo(&fifo);
+    for path in [fifo.as_path(), std::path::Path::new("/dev/zero")] {
+        let e = effc::compile_file(path, &effc::Options::default()).err().unwrap().to_string();
+        assert_err_contains(&e, &["is not a regular file"]);
+    }
+    let dir = root.path().join("m");
+    std::fs::create_dir(&dir).unwrap();
+    mkfifo(&dir.join("w.bin"));
+    std::os::unix::fs::symlink(dir.join("w.bin"), dir.join("link.bin")).unwrap();
+    for location in ["w.bin", "link.bin"] {
+        let e = compile_in_dir(&dir, &conv_with_weight(external_weight(location, None, None)));
+        assert_err_contains(&e, &["w.bin is not a regular file"]);
+    }
+    let e = effc::input::load(&fifo.with_extension("npy"), &[1]).err().unwrap().to_string();
+    assert_err_contains(&e, &["cannot read"]);
+    let input = root.path().join("x.npy");
+    mkfifo(&input);
+    let e = effc::input::load(&input, &[1, 3]).err().unwrap().to_string();
+    assert_err_contains(&e, &["x.npy is not a regular file"]);
+}
+
+/// An .npy header is checked against the model's input and the file's length before
+/// anything is allocated from it.
+#[test]
+fn npy_headers_that_lie_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let npy = |name: &str, shape: &str, data: usize| {
+        let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend((header.len() as u16).to_le_bytes());
+        bytes.extend(header.as_bytes());
+        bytes.extend(vec![0u8; data]);
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let e = effc::input::load(&npy("huge.npy", "(1000000, 1000000)", 0), &[1, 3]).err().unwrap().to_string();
+    assert_err_contains(&e, &["has shape [1000000, 1000000], but the model input needs [1, 3]"]);
+    let e = effc::input::load(&npy("short.npy", "(1000000, 1000000)", 16), &[1000000, 1000000]).err().unwrap();
+    assert_err_contains(&e.to_string(), &["claims 4000000000000 bytes of data but the file has"]);
+    let ok = effc::input::load(&npy("ok.npy", "(1, 3)", 12), &[1, 3]).unwrap();
+    assert_eq!(ok.to_f32_vec(), [0.0; 3]);
+}

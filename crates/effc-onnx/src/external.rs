@@ -53,11 +53,7 @@ impl ExternalData {
         if let Some(m) = self.files.borrow().get(&path) {
             return Ok(m.clone());
         }
-        let file =
-            std::fs::File::open(&path).map_err(|source| Error::new(ErrorKind::Io { path: path.clone(), source }))?;
-        if !file.metadata().map(|m| m.is_file()).unwrap_or(false) {
-            return Err(ext_err(format!("'{location}' is not a regular file")));
-        }
+        let (file, _) = crate::files::open_regular(&path)?;
         // SAFETY: the mapping is read-only and private to this process. Its contents are only
         // copied out (never referenced after import), and a concurrent truncation of the
         // weight file by another process is outside what effc defends against.

@@ -3,6 +3,7 @@
 //! EfficientNet family) live in `effc-models`.
 
 mod external;
+pub mod files;
 pub mod import;
 mod load;
 mod pages;

@@ -43,8 +43,7 @@ impl OnnxModel {
 pub fn load_model(path: impl AsRef<Path>) -> Result<OnnxModel> {
     let path = path.as_ref();
     let io = |source| Error::new(ErrorKind::Io { path: path.to_path_buf(), source });
-    let file = std::fs::File::open(path).map_err(io)?;
-    let len = file.metadata().map_err(io)?.len();
+    let (mut file, len) = crate::files::open_regular(path)?;
     // Large files are mapped rather than copied: decoding slices tensors out of the
     // mapping, and import copies them out before the model (and the mapping) is dropped.
     let mapped = len >= 1 << 20;
@@ -54,7 +53,9 @@ pub fn load_model(path: impl AsRef<Path>) -> Result<OnnxModel> {
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
         Bytes::from_owner(map)
     } else {
-        Bytes::from(std::fs::read(path).map_err(io)?)
+        let mut buf = Vec::with_capacity(len as usize);
+        std::io::Read::read_to_end(&mut file, &mut buf).map_err(io)?;
+        Bytes::from(buf)
     };
     let dir = path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p });
     decode(bytes, dir.map(Path::to_path_buf))

@@ -12,7 +12,7 @@ const STD: [f32; 3] = [0.229, 0.224, 0.225];
 /// image (PNG/JPEG) for an NCHW shape with 3 channels, resized and ImageNet-normalised.
 pub fn load(path: &Path, shape: &[usize]) -> Result<Tensor> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    let t = if ext == "npy" { load_npy(path)? } else { load_image(path, shape)? };
+    let t = if ext == "npy" { load_npy(path, shape)? } else { load_image(path, shape)? };
     if t.shape() != shape {
         return Err(Error::invalid(format!(
             "{} has shape {:?}, but the model input needs {shape:?}",
@@ -23,17 +23,59 @@ pub fn load(path: &Path, shape: &[usize]) -> Result<Tensor> {
     Ok(t)
 }
 
-fn load_npy(path: &Path) -> Result<Tensor> {
-    let arr: ndarray::ArrayD<f32> = ndarray_npy::read_npy(path)
+/// Reads an f32 .npy file of shape `want`. The header's shape is checked against `want`
+/// and the file's length before the reader allocates anything from it (a 128-byte file can
+/// claim 10^12 elements).
+fn load_npy(path: &Path, want: &[usize]) -> Result<Tensor> {
+    use std::io::{Read, Seek};
+    let bad = |what: String| Error::invalid(format!("{}: {what}", path.display()));
+    let io = |source| Error::new(ErrorKind::Io { path: path.to_path_buf(), source });
+    let (mut file, len) = effc_onnx::files::open_regular(path)?;
+    let mut prefix = [0u8; 12];
+    file.read_exact(&mut prefix).map_err(|_| bad("too short for an .npy file".into()))?;
+    let (header_len, header_start) = match prefix {
+        [0x93, b'N', b'U', b'M', b'P', b'Y', 1, _, a, b, ..] => (u16::from_le_bytes([a, b]) as u64, 10),
+        [0x93, b'N', b'U', b'M', b'P', b'Y', 2 | 3, _, a, b, c, d] => (u32::from_le_bytes([a, b, c, d]) as u64, 12),
+        _ => return Err(bad("not an .npy file".into())),
+    };
+    if header_len > 1 << 16 || header_start + header_len > len {
+        return Err(bad(format!("an .npy header of {header_len} bytes in a {len}-byte file")));
+    }
+    file.seek(std::io::SeekFrom::Start(header_start)).map_err(io)?;
+    let mut header = vec![0u8; header_len as usize];
+    file.read_exact(&mut header).map_err(io)?;
+    let header = String::from_utf8_lossy(&header);
+    let shape = npy_header_shape(&header).ok_or_else(|| bad(format!("no shape in the .npy header {header:?}")))?;
+    if shape != want {
+        return Err(Error::invalid(format!(
+            "{} has shape {shape:?}, but the model input needs {want:?}",
+            path.display()
+        )));
+    }
+    let data_bytes = effc_ir::checked_numel(&shape)?.saturating_mul(4) as u64;
+    if header_start + header_len + data_bytes > len {
+        return Err(bad(format!("the header claims {data_bytes} bytes of data but the file has {len} bytes")));
+    }
+    file.rewind().map_err(io)?;
+    let arr: ndarray::ArrayD<f32> = ndarray_npy::ReadNpyExt::read_npy(file)
         .map_err(|e| Error::new(ErrorKind::Other(format!("{}: cannot read as f32 .npy: {e}", path.display()))))?;
     let shape = arr.shape().to_vec();
     Tensor::from_f32(shape, arr.iter().copied().collect())
+}
+
+/// The `shape` tuple of an .npy header (`{'descr': '<f4', 'fortran_order': False,
+/// 'shape': (1, 3, 224, 224), }`).
+fn npy_header_shape(header: &str) -> Option<Vec<usize>> {
+    let rest = header.split_once("'shape':")?.1.trim_start().strip_prefix('(')?;
+    let inside = rest.split_once(')')?.0;
+    inside.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|d| d.parse().ok()).collect()
 }
 
 fn load_image(path: &Path, shape: &[usize]) -> Result<Tensor> {
     let [n, 3, h, w] = shape else {
         return Err(Error::invalid(format!("an image cannot fill an input of shape {shape:?} (needs N×3×H×W)")));
     };
+    effc_onnx::files::open_regular(path)?;
     let img = image::open(path)
         .map_err(|e| Error::new(ErrorKind::Other(format!("{}: cannot read image: {e}", path.display()))))?
         .to_rgb8();
