@@ -339,3 +339,27 @@ fn npy_headers_that_lie_are_refused() {
     let ok = effc::input::load(&npy("ok.npy", "(1, 3)", 12), &[1, 3]).unwrap();
     assert_eq!(ok.to_f32_vec(), [0.0; 3]);
 }
+
+/// Slice steps of ±i64::MAX are valid and take one element (onnxruntime: output
+/// (1, 3, 1, 8)); the element count used to overflow.
+#[test]
+fn slice_with_extreme_steps_takes_one_element() {
+    for (start, end, step, row) in [(0, 4, i64::MAX, 0usize), (3, i64::MIN, -i64::MAX, 3)] {
+        let mut b = GraphBuilder::new(13);
+        let x = b.input_f32("x", &[1, 3, 4, 8]);
+        let starts = b.weight_i64("starts", &[start]);
+        let ends = b.weight_i64("ends", &[end]);
+        let axes = b.weight_i64("axes", &[2]);
+        let steps = b.weight_i64("steps", &[step]);
+        let y = b.node("Slice", &[&x, &starts, &ends, &axes, &steps], vec![]);
+        let y = b.node("Relu", &[&y], vec![]);
+        b.output(&y);
+        let c = compile_ok(&b.build());
+        let data: Vec<f32> = (0..96).map(|i| i as f32).collect();
+        let x = effc::Tensor::from_f32(vec![1, 3, 4, 8], data).unwrap();
+        let out = &c.model().unwrap().run(&[x]).unwrap()[0];
+        assert_eq!(out.shape(), [1, 3, 1, 8]);
+        let want: Vec<f32> = (0..3).flat_map(|ch| (0..8).map(move |w| (ch * 32 + row * 8 + w) as f32)).collect();
+        assert_eq!(out.to_f32_vec(), want, "step {step}");
+    }
+}

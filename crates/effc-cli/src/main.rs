@@ -51,7 +51,11 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // effc's errors already end with their cause; anyhow's chain would repeat it.
+            match e.downcast_ref::<effc::Error>() {
+                Some(effc_error) => eprintln!("error: {effc_error}"),
+                None => eprintln!("error: {e:#}"),
+            }
             ExitCode::from(1)
         }
     }

@@ -74,7 +74,10 @@ fn bad_files_fail_with_one_line() {
     let full = std::fs::read(shared("tv_b0_bn.onnx")).unwrap();
     std::fs::write(&half, &full[..full.len() / 2]).unwrap();
     assert_clean_failure(&effc(&["compile", half.to_str().unwrap()]), "not a valid ONNX model");
-    assert_clean_failure(&effc(&["compile", "/nonexistent/m.onnx"]), "cannot read /nonexistent/m.onnx");
+    let missing = effc(&["compile", "/nonexistent/m.onnx"]);
+    assert_clean_failure(&missing, "cannot read /nonexistent/m.onnx");
+    // The cause is said once.
+    assert_eq!(stderr(&missing).matches("os error 2").count(), 1, "{}", stderr(&missing));
     let legacy = shared("tv_b0_legacy.onnx");
     assert_clean_failure(
         &effc(&["compile", legacy.to_str().unwrap(), "--input-shape", "input=1x3xAx224"]),

@@ -31,6 +31,11 @@ impl Comparison {
         let (mut max_abs, mut max_ref, mut dot, mut ng, mut nw) = (0f64, 0f64, 0f64, 0f64, 0f64);
         for (&g, &w) in got.iter().zip(want) {
             let (g, w) = (g as f64, w as f64);
+            // The same NaN or infinity on both sides is agreement, and stays out of the
+            // norms (where it would make every figure NaN).
+            if !w.is_finite() && (g == w || (g.is_nan() && w.is_nan())) {
+                continue;
+            }
             let d = (g - w).abs();
             // NaN anywhere is a total mismatch.
             max_abs = if d.is_nan() { f64::INFINITY } else { max_abs.max(d) };
@@ -93,5 +98,19 @@ mod tests {
         assert_eq!(top_k(&want, 3), [3, 1, 5]);
         let same = Comparison::new(&want, &want);
         assert!((same.cosine - 1.0).abs() < 1e-12 && same.passes(0.0));
+    }
+
+    /// The same NaN or infinity on both sides agrees (a negative BatchNorm variance gives
+    /// NaN in every runtime); a NaN on one side only is a total mismatch.
+    #[test]
+    fn identical_non_finite_values_agree() {
+        let want = [f32::NAN, 2.0, f32::INFINITY, 1.0];
+        let c = Comparison::new(&[f32::NAN, 2.0, f32::INFINITY, 1.0], &want);
+        assert_eq!((c.max_abs, c.max_rel), (0.0, 0.0));
+        assert!((c.cosine - 1.0).abs() < 1e-12 && c.passes(0.0), "{c:?}");
+        let c = Comparison::new(&[1.0, 2.0, f32::INFINITY, 1.0], &want);
+        assert_eq!(c.max_abs, f64::INFINITY);
+        let c = Comparison::new(&[f32::NAN, 2.0, f32::NEG_INFINITY, 1.0], &want);
+        assert!(!c.passes(1e-4), "{c:?}");
     }
 }

@@ -222,14 +222,21 @@ fn slice_axis(axis: usize, dim: usize, start: i64, end: i64, step: i64) -> Resul
     let d = dim as i64;
     let norm = |v: i64| if v < 0 { v.saturating_add(d) } else { v };
     let (start, end) = (norm(start), norm(end));
+    // ⌈span / |step|⌉ as (span − 1) / |step| + 1, which cannot overflow (steps of ±i64::MAX
+    // are valid and take one element).
+    let count = |span: i64| if span > 0 { (span.unsigned_abs() - 1) / step.unsigned_abs() + 1 } else { 0 };
     let (start, len) = if step > 0 {
         let (s, e) = (start.clamp(0, d), end.clamp(0, d));
-        (s, if e > s { (e - s + step - 1) / step } else { 0 })
+        (s, count(e - s))
     } else {
         let (s, e) = (start.clamp(0, d - 1), end.clamp(-1, d - 1));
-        (s, if s > e { (s - e + (-step) - 1) / (-step) } else { 0 })
+        (s, count(s - e))
     };
-    Ok(SliceAxis { axis, start: start.max(0) as usize, step: step as isize, len: len as usize })
+    // A step that takes at most one element is irrelevant; keeping it would only make the
+    // strides built from it overflow.
+    let step = if len <= 1 { step.signum() } else { step };
+    let step = isize::try_from(step).map_err(|_| Error::unsupported(format!("slice step {step}")))?;
+    Ok(SliceAxis { axis, start: start.max(0) as usize, step, len: len as usize })
 }
 
 pub(super) fn slice(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
