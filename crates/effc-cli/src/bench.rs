@@ -20,7 +20,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 5)]
     pub warmup: usize,
     /// Threads for one run.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::thread_count)]
     pub threads: usize,
     /// Also time this reference in the same process (only `tract`).
     #[arg(long, value_parser = ["tract"])]

@@ -15,7 +15,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 20)]
     pub runs: usize,
     /// Threads for effc's runs.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::thread_count)]
     pub threads: usize,
 }
 

@@ -31,6 +31,18 @@ enum Command {
     Demo(demo::DemoArgs),
 }
 
+/// The most threads one run may use: far beyond any machine effc targets, and small
+/// enough that a typo (`--threads 100000`) is refused at once instead of spawning them.
+const MAX_THREADS: usize = 1024;
+
+/// `--threads`: a whole number from 1 to [`MAX_THREADS`].
+fn thread_count(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n @ 1..=MAX_THREADS) => Ok(n),
+        _ => Err(format!("expected a whole number from 1 to {MAX_THREADS}")),
+    }
+}
+
 fn main() -> ExitCode {
     // Output piped into `head` and the like: end quietly when the reader goes away, as
     // other command-line tools do, instead of panicking on the failed write (Rust

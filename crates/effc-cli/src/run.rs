@@ -22,7 +22,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 5)]
     pub top: usize,
     /// Threads for one run.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::thread_count)]
     pub threads: usize,
     /// Shape for an input with symbolic dims, e.g. `input=1x3x224x224`.
     #[arg(long = "input-shape", value_name = "NAME=DIMS")]
@@ -53,6 +53,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let t = Instant::now();
     let outputs = session.run(&inputs)?;
     let run_ms = t.elapsed().as_secs_f64() * 1e3;
+    // The requested file first: a reader that closes stdout early (`| head`) ends the
+    // process at the next print.
+    if let Some(path) = &args.output {
+        effc::input::save_npy(path, &outputs[0])?;
+    }
     println!("compiled in {:.1} ms, ran in {run_ms:.2} ms on {} thread(s)", c.summary.compile_ms, args.threads);
     for (o, info) in outputs.iter().zip(model.outputs()) {
         println!("output {} {}{:?}", info.name, info.dtype, info.shape);
@@ -67,7 +72,6 @@ pub fn run(args: &RunArgs) -> Result<()> {
         }
     }
     if let Some(path) = &args.output {
-        effc::input::save_npy(path, &outputs[0])?;
         println!("wrote {}", path.display());
     }
     Ok(())

@@ -269,3 +269,24 @@ fn conv_then_erf_runs_and_matches_tract_at_opsets_13_and_22() {
         assert_eq!(v["pass"], true, "opset {opset}: {v}");
     }
 }
+
+/// `--output` is written even when stdout's reader goes away after the first line, and
+/// an absurd `--threads` is refused before any thread exists.
+#[test]
+fn output_survives_a_closed_stdout_and_threads_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("y.npy");
+    let model = shared("tv_b0_legacy.onnx");
+    let input = shared("inputs/cat_1x3x224x224.npy");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_effc"))
+        .args(["run", model.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    child.wait().unwrap();
+    assert_eq!(read_f32_npy(&out).len(), 1000);
+    let o = effc(&["run", model.to_str().unwrap(), "--input", input.to_str().unwrap(), "--threads", "100000"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("from 1 to 1024"), "{}", stderr(&o));
+}

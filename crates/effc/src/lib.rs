@@ -106,7 +106,10 @@ pub fn compile_bytes(bytes: Vec<u8>, dir: Option<&Path>, opts: &Options) -> Resu
 
 fn compile_loaded(model: effc_onnx::OnnxModel, opts: &Options, t0: Instant) -> Result<Compilation> {
     let decode_ms = ms(t0);
-    let import_opts = effc_onnx::ImportOptions { input_shapes: opts.input_shapes.clone(), ..Default::default() };
+    let mut import_opts = effc_onnx::ImportOptions { input_shapes: opts.input_shapes.clone(), ..Default::default() };
+    if let Some(limit) = opts.max_memory {
+        import_opts.max_folded_bytes = limit;
+    }
     let t1 = Instant::now();
     let mut graph = effc_onnx::import_model(&model, &import_opts)?;
     let import_ms = ms(t1);

@@ -26,11 +26,14 @@ pub struct ImportOptions {
     pub input_shapes: HashMap<String, Vec<usize>>,
     /// Largest constant (in elements) the importer will materialise by folding.
     pub max_folded_elements: usize,
+    /// Bytes all folding together may compute (8 a value: evaluation runs in f64), so a
+    /// chain of folds cannot add up to more memory than the caller allows.
+    pub max_folded_bytes: usize,
 }
 
 impl Default for ImportOptions {
     fn default() -> Self {
-        ImportOptions { input_shapes: HashMap::new(), max_folded_elements: 64 << 20 }
+        ImportOptions { input_shapes: HashMap::new(), max_folded_elements: 64 << 20, max_folded_bytes: 4 << 30 }
     }
 }
 
@@ -40,7 +43,7 @@ pub fn import_model(model: &OnnxModel, opts: &ImportOptions) -> Result<Graph> {
         let opset = model.opset()?;
         versions::check_opset(opset)?;
         let graph = model.proto.graph.as_ref().ok_or_else(|| Error::invalid("the model has no graph"))?;
-        let mut imp = Importer { graph: Graph::new(), values: HashMap::new(), opset, model, opts };
+        let mut imp = Importer { graph: Graph::new(), values: HashMap::new(), opset, model, opts, folded_bytes: 0 };
         imp.run(graph)?;
         Ok(imp.graph)
     })();
@@ -57,6 +60,8 @@ pub(crate) struct Importer<'m> {
     opset: i64,
     model: &'m OnnxModel,
     opts: &'m ImportOptions,
+    /// What folding has computed so far, against `opts.max_folded_bytes`.
+    folded_bytes: usize,
 }
 
 impl Importer<'_> {
@@ -308,11 +313,19 @@ impl NodeCtx<'_, '_> {
         if tag.is_empty() { base.to_string() } else { format!("{base}::{tag}") }
     }
 
-    fn check_size(&self, numel: usize) -> Result<()> {
-        if numel > self.imp.opts.max_folded_elements {
+    fn check_size(&mut self, numel: usize) -> Result<()> {
+        let opts = self.imp.opts;
+        if numel > opts.max_folded_elements {
             return Err(Error::limit(format!(
                 "a constant of {numel} elements is larger than the folding limit of {}",
-                self.imp.opts.max_folded_elements
+                opts.max_folded_elements
+            )));
+        }
+        self.imp.folded_bytes = self.imp.folded_bytes.saturating_add(numel.saturating_mul(8));
+        if self.imp.folded_bytes > opts.max_folded_bytes {
+            return Err(Error::limit(format!(
+                "constant folding would compute more than {} bytes in all (the memory limit)",
+                opts.max_folded_bytes
             )));
         }
         Ok(())
@@ -335,10 +348,10 @@ impl NodeCtx<'_, '_> {
         let names: Vec<String> = (0..types.len()).map(|p| self.out_name(p, tag)).collect();
         let all_const = inputs.iter().flatten().all(|&v| g.const_value(v).is_some());
         if op.is_foldable() && all_const {
+            let consts: Vec<Tensor> = inputs.iter().flatten().filter_map(|&v| g.const_value(v)).cloned().collect();
             for (_, s) in &types {
                 self.check_size(s.iter().product())?;
             }
-            let consts: Vec<Tensor> = inputs.iter().flatten().map(|&v| g.const_value(v).unwrap().clone()).collect();
             let refs: Vec<&Tensor> = consts.iter().collect();
             let shapes: Vec<Vec<usize>> = types.iter().map(|(_, s)| s.clone()).collect();
             let outs = eval::eval(&op, &refs, &shapes)?;
