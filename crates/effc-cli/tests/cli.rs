@@ -290,3 +290,14 @@ fn output_survives_a_closed_stdout_and_threads_are_bounded() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("from 1 to 1024"), "{}", stderr(&o));
 }
+
+/// The schedule line names the code that runs: the kernel variant, or JIT code only.
+#[test]
+fn compile_names_the_kernels_it_chose() {
+    let model = shared("tv_b0_legacy.onnx");
+    for (kernels, says) in [("portable", "portable micro-kernels (4 f32 lanes"), ("jit", "cranelift f32x4 only")] {
+        let o = effc(&["compile", model.to_str().unwrap(), "--kernels", kernels]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success() && out.contains(says), "{kernels}: {out}");
+    }
+}

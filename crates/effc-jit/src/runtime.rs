@@ -124,6 +124,7 @@ pub struct CompiledModel {
     arena_bytes: usize,
     const_bytes: usize,
     traffic_saved: u64,
+    micro: Option<effc_kernels::Isa>,
     arenas: Mutex<Vec<AlignedBuf>>,
     clif: Option<Vec<(String, String)>>,
     guards: Vec<crate::lower::Guard>,
@@ -179,12 +180,18 @@ impl CompiledModel {
             arena_bytes: lowered.arena_bytes,
             const_bytes: lowered.const_bytes,
             traffic_saved: lowered.traffic_saved,
+            micro: lowered.micro,
             arenas: Mutex::new(Vec::new()),
             clif: jit.clif.take(),
             guards: lowered.guards,
             _consts: lowered.consts,
             _code: Code(Some(jit.module)),
         })
+    }
+
+    /// The micro-kernels' instruction set the code calls, or `None` for pure JIT code.
+    pub fn kernels(&self) -> Option<effc_kernels::Isa> {
+        self.micro
     }
 
     pub fn inputs(&self) -> &[IoInfo] {

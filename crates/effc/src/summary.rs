@@ -26,9 +26,23 @@ pub struct MacsSplit {
     pub gemm: u64,
 }
 
-/// The backend's fixed layout and schedule decisions, reported with every compilation.
-const BACKEND: &str = "cranelift f32x4; activations channels-last (NHWC), rank<=2 row-major; \
-1x1 conv as 4x8 register-blocked GEMM; depthwise and pools vectorised over channels";
+/// The backend's layout and schedule decisions, reported with every compilation: what
+/// runs the compute-heavy tiles depends on the kernel variant chosen.
+fn backend(kernels: Option<effc_jit::Isa>) -> String {
+    let layout = "activations channels-last (NHWC), rank<=2 row-major";
+    match kernels {
+        Some(isa) => format!(
+            "{} micro-kernels ({} f32 lanes, {}-row GEMM tile) called from cranelift code; {layout}; \
+             1x1 conv as GEMM, depthwise rows and im2col stem in the kernels, MBConv expansions over 1 MiB streamed",
+            isa.name(),
+            isa.kernels().map_or(0, |k| k.lanes),
+            isa.gemm_rows()
+        ),
+        None => format!(
+            "cranelift f32x4 only; {layout}; 1x1 conv as 4x8 register-blocked GEMM; depthwise and pools vectorised over channels"
+        ),
+    }
+}
 
 /// The facts `effc compile` prints, as text or as JSON.
 #[derive(Clone, Debug, Serialize)]
@@ -158,7 +172,7 @@ impl Summary {
             self.weight_bytes = c.const_bytes();
             self.kernels = c.kernel_count();
             self.activation_bytes_moved = self.activation_bytes_moved.saturating_sub(c.traffic_saved());
-            self.backend = BACKEND.into();
+            self.backend = backend(c.kernels());
         }
         self.stages_ms = stages.iter().map(|(k, v)| (k.to_string(), *v)).collect();
         self.compile_ms = compile_ms;

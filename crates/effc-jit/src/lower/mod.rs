@@ -109,6 +109,8 @@ pub(crate) struct Lowered {
     /// Activation traffic the schedule avoids beyond what the graph shows (streamed
     /// expansions that are never written out and read back).
     pub traffic_saved: u64,
+    /// The micro-kernels' instruction set, or `None` for pure JIT code.
+    pub micro: Option<effc_kernels::Isa>,
 }
 
 pub(crate) struct Lowering<'g> {
@@ -407,6 +409,7 @@ impl<'g> Lowering<'g> {
             arena_bytes,
             const_bytes,
             traffic_saved: l.traffic_saved,
+            micro: l.micro,
         })
     }
 
