@@ -62,10 +62,15 @@ fn bad_initializers_are_refused() {
     let short = tensor_f32("w", &[4, 3, 1, 1], &[0.0; 11]);
     assert_err_contains(&compile_err(&conv_with_weight(short)), &["tensor 'w'", "11 elements", "need 12"]);
 
-    // A tensor claiming gigabytes it does not carry.
+    // A tensor claiming data it does not carry: 64 MB, and 16 GB (over the memory cap).
     let mut claims = tensor_f32("w", &[4, 3, 1, 1], &[0.0; 12]);
+    claims.dims = vec![1 << 12, 1 << 12, 1, 1];
+    assert_err_contains(&compile_err(&conv_with_weight(claims.clone())), &["tensor 'w'", "12 elements"]);
     claims.dims = vec![1 << 16, 1 << 16, 1, 1];
-    assert_err_contains(&compile_err(&conv_with_weight(claims)), &["tensor 'w'", "12 elements"]);
+    assert_err_contains(
+        &compile_err(&conv_with_weight(claims)),
+        &["tensor 'w'", "16384 MB, over the 4096 MB memory cap"],
+    );
 }
 
 fn external_weight(location: &str, offset: Option<u64>, length: Option<u64>) -> TensorProto {
@@ -392,4 +397,24 @@ fn folding_stays_within_the_memory_limit() {
     let c = effc::compile_bytes(bomb(1), None, &opts).unwrap();
     let x = effc::Tensor::from_f32(vec![1], vec![1.0]).unwrap();
     assert_eq!(c.model().unwrap().run(&[x]).unwrap()[0].to_f32_vec(), [3.0]);
+}
+
+/// Initializers larger in all than the memory limit are refused from their dims, before a
+/// byte of them is mapped or copied: a 1.5 GiB weight (here a sparse file) under a 1 GiB
+/// limit, used or not.
+#[test]
+fn initializers_over_the_memory_limit_are_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 400_000_000u64;
+    std::fs::File::create(dir.path().join("big.bin")).unwrap().set_len(n * 4).unwrap();
+    let mut big = external_weight("big.bin", None, None);
+    big.name = "big".into();
+    big.dims = vec![n as i64];
+    let mut m = conv_with_weight(tensor_f32("w", &[4, 3, 1, 1], &[0.5; 12]));
+    m.graph.as_mut().unwrap().initializer.push(big);
+    let path = dir.path().join("model.onnx");
+    save(&m, &path).unwrap();
+    let opts = effc::Options { max_memory: Some(1 << 30), ..Default::default() };
+    let e = effc::compile_file(&path, &opts).err().unwrap().to_string();
+    assert_err_contains(&e, &["the initializers need 1526 MB, over the 1024 MB memory cap"]);
 }

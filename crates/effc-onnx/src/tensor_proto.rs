@@ -123,6 +123,14 @@ fn external_data(t: &TensorProto, ext: &ExternalData, dt: DataType) -> Result<Te
     ext.with_bytes(location, offset, length, |bytes| from_le_bytes(dt, bytes))
 }
 
+/// The bytes the tensor will take once converted, from its dims and type alone (nothing
+/// is read), or `None` if they are not valid (conversion then says why).
+pub(crate) fn declared_bytes(t: &TensorProto) -> Option<usize> {
+    let dtype = dtype_from_onnx(t.data_type).ok()?;
+    let dims: Vec<usize> = t.dims.iter().map(|&d| usize::try_from(d).ok()).collect::<Option<_>>()?;
+    effc_ir::checked_numel(&dims).ok()?.checked_mul(dtype.size_bytes())
+}
+
 /// Converts a TensorProto, checking that the element count agrees with its dims.
 pub(crate) fn convert(t: &TensorProto, ext: &ExternalData) -> Result<Tensor> {
     let name = if t.name.is_empty() { "<unnamed>" } else { &t.name };

@@ -109,6 +109,7 @@ fn compile_loaded(model: effc_onnx::OnnxModel, opts: &Options, t0: Instant) -> R
     let mut import_opts = effc_onnx::ImportOptions { input_shapes: opts.input_shapes.clone(), ..Default::default() };
     if let Some(limit) = opts.max_memory {
         import_opts.max_folded_bytes = limit;
+        import_opts.max_weight_bytes = limit;
     }
     let t1 = Instant::now();
     let mut graph = effc_onnx::import_model(&model, &import_opts)?;

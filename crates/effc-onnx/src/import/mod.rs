@@ -29,11 +29,19 @@ pub struct ImportOptions {
     /// Bytes all folding together may compute (8 a value: evaluation runs in f64), so a
     /// chain of folds cannot add up to more memory than the caller allows.
     pub max_folded_bytes: usize,
+    /// Bytes the initializers may take in all, checked from their declared dims before
+    /// any is read.
+    pub max_weight_bytes: usize,
 }
 
 impl Default for ImportOptions {
     fn default() -> Self {
-        ImportOptions { input_shapes: HashMap::new(), max_folded_elements: 64 << 20, max_folded_bytes: 4 << 30 }
+        ImportOptions {
+            input_shapes: HashMap::new(),
+            max_folded_elements: 64 << 20,
+            max_folded_bytes: 4 << 30,
+            max_weight_bytes: 4 << 30,
+        }
     }
 }
 
@@ -66,6 +74,22 @@ pub(crate) struct Importer<'m> {
 
 impl Importer<'_> {
     fn run(&mut self, g: &GraphProto) -> Result<()> {
+        let declared: Vec<usize> =
+            g.initializer.iter().map(|t| crate::tensor_proto::declared_bytes(t).unwrap_or(0)).collect();
+        let total = declared.iter().fold(0usize, |a, &b| a.saturating_add(b));
+        if total > self.opts.max_weight_bytes {
+            let mb = |b: usize| b.div_ceil(1 << 20);
+            let largest = declared.iter().zip(&g.initializer).max_by_key(|(b, _)| **b).map(|(_, t)| t.name.as_str());
+            let e = Error::limit(format!(
+                "the initializers need {} MB, over the {} MB memory cap",
+                mb(total),
+                mb(self.opts.max_weight_bytes)
+            ));
+            return Err(match largest {
+                Some(name) => e.for_tensor(name),
+                None => e,
+            });
+        }
         let mut seen = HashSet::new();
         for init in &g.initializer {
             // Checked before the tensor is converted: a second copy is never read.
