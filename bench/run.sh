@@ -25,6 +25,7 @@ target/release/examples/write_efficientnet lite0 "$out/lite0.onnx" >/dev/null
 target/release/examples/write_efficientnet b4 "$out/b4.onnx" >/dev/null
 target/release/examples/write_efficientnet mobilenet_v3_small "$out/mobilenet_v3_small.onnx" >/dev/null
 models=(../shared/models/tv_b0_legacy.onnx ../shared/models/tv_b0_bn.onnx ../shared/models/tv_b0_dynamo.onnx
+    ../shared/models/keras_b0_nhwc.onnx ../shared/models/timm_tf_v2b0.onnx ../shared/models/timm_mnv4s.onnx
     "$out/lite0.onnx" "$out/b4.onnx" "$out/mobilenet_v3_small.onnx")
 kernels=(auto)
 grep -qw avx512f /proc/cpuinfo && kernels+=(avx2)
