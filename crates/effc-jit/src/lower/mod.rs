@@ -85,6 +85,10 @@ pub(crate) struct PendingStep {
     pub func: FuncId,
     pub extent: usize,
     pub name: String,
+    /// The run-order position of the node it computes (0 for input copies, the node
+    /// count for output copies): checked mode verifies the canaries of the buffers alive
+    /// there after it.
+    pub position: usize,
 }
 
 /// Bytes of canary around every buffer in checked mode.
@@ -96,6 +100,8 @@ pub(crate) struct Guard {
     pub offset: usize,
     pub len: usize,
     pub value: String,
+    /// Run-order positions (first, last) at which the buffer is alive.
+    pub live: (usize, usize),
 }
 
 pub(crate) struct Lowered {
@@ -124,6 +130,8 @@ pub(crate) struct Lowering<'g> {
     steps: Vec<PendingStep>,
     /// Name of the node being lowered, for kernel names and errors.
     current: String,
+    /// Its run-order position, recorded with each kernel for checked mode.
+    position: usize,
     /// Which part of a fused op the next kernels compute, for profiles (`[project]`).
     pub role: &'static str,
     pub traffic_saved: u64,
@@ -156,6 +164,7 @@ impl Detached {
             scratch,
             steps,
             current: String::new(),
+            position: 0,
             role: "",
             traffic_saved,
             micro,
@@ -301,6 +310,7 @@ impl<'g> Lowering<'g> {
                 names.push(String::new());
             }
         }
+        let live: Vec<(usize, usize)> = lifetimes.iter().map(|l| (l.first, l.last)).collect();
         if opts.checked {
             // Every buffer gets its own memory (no reuse, so a canary is never a live
             // buffer's bytes) with canaries on both sides.
@@ -318,11 +328,13 @@ impl<'g> Lowering<'g> {
         }
         let mut guards = Vec::new();
         if opts.checked {
-            for (i, ((off, lifetime), name)) in offsets.iter_mut().zip(&mut lifetimes).zip(&names).enumerate() {
+            for (i, (((off, lifetime), name), &live)) in
+                offsets.iter_mut().zip(&mut lifetimes).zip(&names).zip(&live).enumerate()
+            {
                 let inner = lifetime.bytes - 2 * GUARD_BYTES;
                 let name = if name.is_empty() { format!("scratch buffer {i}") } else { format!("value '{name}'") };
-                guards.push(Guard { offset: *off, len: GUARD_BYTES, value: name.clone() });
-                guards.push(Guard { offset: *off + GUARD_BYTES + inner, len: GUARD_BYTES, value: name });
+                guards.push(Guard { offset: *off, len: GUARD_BYTES, value: name.clone(), live });
+                guards.push(Guard { offset: *off + GUARD_BYTES + inner, len: GUARD_BYTES, value: name, live });
                 *off += GUARD_BYTES;
                 lifetime.bytes = inner;
             }
@@ -366,6 +378,7 @@ impl<'g> Lowering<'g> {
             scratch,
             steps: Vec::new(),
             current: String::new(),
+            position: 0,
             role: "",
             traffic_saved: 0,
             micro,
@@ -381,10 +394,11 @@ impl<'g> Lowering<'g> {
         }
         let mut readers = const_readers(g, &runtime);
         let mut detached = l.detach();
-        for &id in &runtime {
+        for (position, &id) in runtime.iter().enumerate() {
             let mut l = detached.attach(&graph);
             let node = graph.node(id);
             l.current = node.name.clone();
+            l.position = position;
             l.lower(id).map_err(|e| e.at_node(&node.name, node.op.name()))?;
             detached = l.detach();
             if release {
@@ -393,6 +407,7 @@ impl<'g> Lowering<'g> {
         }
         let g = &graph;
         let mut l = detached.attach(g);
+        l.position = end;
         let n_in = g.inputs.len();
         for (k, (name, v)) in g.outputs.iter().enumerate() {
             l.current = format!("output_{name}");
@@ -558,7 +573,7 @@ impl<'g> Lowering<'g> {
         let name =
             if self.role.is_empty() { self.current.clone() } else { format!("{} [{}]", self.current, self.role) };
         let func = self.jit.kernel(&name, build)?;
-        self.steps.push(PendingStep { func, extent, name });
+        self.steps.push(PendingStep { func, extent, name, position: self.position });
         Ok(())
     }
 
