@@ -41,9 +41,8 @@ fn spelling(u: Unary) -> Option<(&'static str, Vec<AttributeProto>)> {
             Some(("HardSigmoid", vec![attr_float("alpha", alpha), attr_float("beta", beta)]))
         }
         Unary::HardSwish => plain("HardSwish"),
-        // Clip's bounds are inputs from opset 11 on; the sweep builds it from Min/Max-free
-        // attributes at opset 6 instead (see `model`).
-        Unary::Clip { .. } => plain("Clip"),
+        // Bounds as attributes: the sweep writes Clip at opset 10 (see `model`).
+        Unary::Clip { min, max } => Some(("Clip", vec![attr_float("min", min), attr_float("max", max)])),
         Unary::Swish => None,
         Unary::Gelu { tanh } => Some(("Gelu", vec![attr_string("approximate", if tanh { "tanh" } else { "none" })])),
     }
@@ -140,7 +139,6 @@ fn model(u: Unary, before: Before) -> effc_onnx::proto::ModelProto {
             let s = b.node("Sigmoid", &[&y], vec![]);
             b.node("Mul", &[&y, &s], vec![])
         }
-        (Unary::Clip { min, max }, _) => b.node("Clip", &[&y], vec![attr_float("min", min), attr_float("max", max)]),
         (_, Some((op, attrs))) => b.node(op, &[&y], attrs),
         (_, None) => unreachable!("{u:?} is not a float activation"),
     };

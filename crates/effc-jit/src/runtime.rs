@@ -316,10 +316,14 @@ impl CompiledModel {
                 )));
             }
         }
-        let leftover = corrupted_guard(arena.as_mut_slice(), self.arena_bytes, self.guards.iter());
+        // Checked mode only: a normal run does no work here.
+        let leftover = match self.guards.is_empty() {
+            true => None,
+            false => corrupted_guard(arena.as_mut_slice(), self.arena_bytes, self.guards.iter()),
+        };
         self.arenas.lock().unwrap_or_else(|p| p.into_inner()).push(arena);
         match leftover {
-            Some(what) if !self.guards.is_empty() => Err(Error::other(format!(
+            Some(what) => Err(Error::other(format!(
                 "checked mode: a kernel wrote outside its buffers, into the canary of {what} (a buffer not alive \
                  at that kernel, found at the end of the run)"
             ))),

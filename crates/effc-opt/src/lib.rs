@@ -64,14 +64,24 @@ pub fn pipeline(opts: &PassOptions) -> Vec<Box<dyn Pass>> {
 /// against a pair of passes that undo each other.
 const MAX_ROUNDS: usize = 32;
 
-/// Runs `passes` until a full round changes nothing.
+/// Runs `passes` until a full round changes nothing. When the pipeline has `dead-code`,
+/// what a rewrite leaves unused is removed right after it (and counted there), not at the
+/// end of the round: a dead node still counts as a reader of its inputs, and a pass later
+/// in the round would take a value it orphaned as shared (an emptied Pad kept
+/// `form-mbconv` from taking the expansion into its block).
 pub fn optimize(g: &mut Graph, passes: &[Box<dyn Pass>]) -> Result<Vec<PassReport>> {
     let mut reports: Vec<PassReport> = passes.iter().map(|p| PassReport { name: p.name(), changes: 0 }).collect();
+    let dead_code = passes.iter().position(|p| p.name() == DeadCode.name());
     for _ in 0..MAX_ROUNDS {
         let mut changed = 0;
-        for (p, r) in passes.iter().zip(&mut reports) {
+        for (i, p) in passes.iter().enumerate() {
             let n = p.run(g)?;
-            r.changes += n;
+            let pruned = if n > 0 && dead_code.is_some_and(|d| d != i) { g.prune_dead() } else { 0 };
+            for (index, count) in [(Some(i), n), (dead_code, pruned)] {
+                if let Some(r) = index.and_then(|j| reports.get_mut(j)) {
+                    r.changes += count;
+                }
+            }
             changed += n;
         }
         if changed == 0 {

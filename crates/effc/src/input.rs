@@ -12,15 +12,9 @@ const STD: [f32; 3] = [0.229, 0.224, 0.225];
 /// image (PNG/JPEG) for an NCHW shape with 3 channels, resized and ImageNet-normalised.
 pub fn load(path: &Path, shape: &[usize]) -> Result<Tensor> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    let t = if ext == "npy" { load_npy(path, shape)? } else { load_image(path, shape)? };
-    if t.shape() != shape {
-        return Err(Error::invalid(format!(
-            "{} has shape {:?}, but the model input needs {shape:?}",
-            path.display(),
-            t.shape()
-        )));
-    }
-    Ok(t)
+    // Both readers give `shape` or an error: .npy checks its header against it before
+    // reading, an image is resized to it.
+    if ext == "npy" { load_npy(path, shape) } else { load_image(path, shape) }
 }
 
 /// Reads an f32 .npy file of shape `want`. The header's shape is checked against `want`
@@ -75,10 +69,12 @@ fn load_image(path: &Path, shape: &[usize]) -> Result<Tensor> {
     let [n, 3, h, w] = shape else {
         return Err(Error::invalid(format!("an image cannot fill an input of shape {shape:?} (needs N×3×H×W)")));
     };
-    effc_onnx::files::open_regular(path)?;
-    let img = image::open(path)
-        .map_err(|e| Error::new(ErrorKind::Other(format!("{}: cannot read image: {e}", path.display()))))?
-        .to_rgb8();
+    let (file, _) = effc_onnx::files::open_regular(path)?;
+    let cannot =
+        |e: &dyn std::fmt::Display| Error::new(ErrorKind::Other(format!("{}: cannot read image: {e}", path.display())));
+    let reader =
+        image::ImageReader::new(std::io::BufReader::new(file)).with_guessed_format().map_err(|e| cannot(&e))?;
+    let img = reader.decode().map_err(|e| cannot(&e))?.to_rgb8();
     let img = image::imageops::resize(&img, *w as u32, *h as u32, image::imageops::FilterType::Triangle);
     let mut data = vec![0f32; n * 3 * h * w];
     for (x, y, px) in img.enumerate_pixels() {
@@ -119,4 +115,25 @@ pub fn save_npy(path: &Path, t: &Tensor) -> Result<()> {
         ndarray::ArrayD::from_shape_vec(t.shape().to_vec(), t.to_f32_vec()).map_err(|e| Error::other(e.to_string()))?;
     ndarray_npy::write_npy(path, &arr)
         .map_err(|e| Error::new(ErrorKind::Other(format!("{}: cannot write: {e}", path.display()))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A solid-colour PNG is read through the opened file, resized and normalised:
+    /// every value of channel c is (colour[c]/255 − mean[c]) / std[c].
+    #[test]
+    fn a_png_fills_an_nchw_input() {
+        let path = std::env::temp_dir().join(format!("effc-input-{}.png", std::process::id()));
+        let colour = [200u8, 100, 50];
+        image::RgbImage::from_pixel(3, 2, image::Rgb(colour)).save(&path).unwrap();
+        let t = load(&path, &[1, 3, 4, 4]);
+        std::fs::remove_file(&path).unwrap();
+        let v = t.unwrap().to_f32_vec();
+        for (c, plane) in v.chunks(16).enumerate() {
+            let want = (colour[c] as f32 / 255.0 - MEAN[c]) / STD[c];
+            assert!(plane.iter().all(|&x| (x - want).abs() < 1e-6), "channel {c}: {plane:?} vs {want}");
+        }
+    }
 }

@@ -5,7 +5,7 @@
 use effc_ir::op::{Binary, Op};
 use effc_ir::{Graph, NodeId, Result, Tensor, ValueRef};
 
-use super::util::{nodes_in_order, remove_if_unused_const, single_use};
+use super::util::{absorb, nodes_in_order, remove_if_unused_const, single_use};
 use crate::Pass;
 
 /// Folds an inference BatchNormalization into the Conv before it, depthwise convs
@@ -154,11 +154,7 @@ fn fold_into_conv(g: &mut Graph, conv_out: ValueRef, affine: Affine, by: NodeId)
     if let Some(b_old) = b_old {
         remove_if_unused_const(g, b_old);
     }
-    // The conv now produces what `by` produced, under its name.
-    let by_out = ValueRef::new(by, 0);
-    g.value_mut(conv_out).name = g.value(by_out).name.clone();
-    g.replace_uses(by_out, conv_out);
-    g.remove_node(by);
+    absorb(g, conv_out, ValueRef::new(by, 0));
     Ok(true)
 }
 

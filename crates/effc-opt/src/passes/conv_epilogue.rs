@@ -4,7 +4,7 @@ use effc_ir::fusion::{Fusion, Site};
 use effc_ir::op::{Binary, Op};
 use effc_ir::{Graph, Result, ValueRef};
 
-use super::util::{nodes_in_order, single_use};
+use super::util::{absorb, nodes_in_order, single_use};
 use crate::Pass;
 
 /// Fuses what follows a Conv into its epilogue, so the result is written once:
@@ -64,12 +64,4 @@ impl Pass for FuseConvEpilogue {
         }
         Ok(changes)
     }
-}
-
-/// The conv value `conv_out` now computes what `fused` computed: take over its name and
-/// consumers, and drop the fused node.
-fn absorb(g: &mut Graph, conv_out: ValueRef, fused: ValueRef) {
-    g.value_mut(conv_out).name = g.value(fused).name.clone();
-    g.replace_uses(fused, conv_out);
-    g.remove_node(fused.node);
 }

@@ -105,22 +105,27 @@ pub fn explain_unfused(g: &Graph, fusion: &dyn Fusion) -> Vec<Unfused> {
     let mut out = Vec::new();
     for id in nodes_in_order(g) {
         let Op::Conv(c) = &g.node(id).op else { continue };
-        let reason = if pointwise_weights(g, id).is_some() && c.act.is_none() {
-            why_not_projection(g, id, fusion)
-        } else if is_depthwise(g, id, c) || pointwise_weights(g, id).is_some() {
-            let role = if is_depthwise(g, id, c) { "depthwise" } else { "expansion" };
-            match next_conv(g, ValueRef::new(id, 0)) {
-                Ok(next) => format!(
-                    "as the {role} of the block projected by '{}': {}",
-                    g.node(next).name,
-                    why_not_projection(g, next, fusion)
-                ),
-                Err(why) => {
-                    format!("as a {} conv: {why}", if role == "depthwise" { "depthwise" } else { "1×1 expansion" })
-                }
+        let pointwise = pointwise_weights(g, id).is_some();
+        let role = match (pointwise, is_depthwise(g, id, c)) {
+            (true, _) if c.act.is_none() => None,
+            (true, _) => Some(("expansion", "1×1 expansion")),
+            (false, true) => Some(("depthwise", "depthwise")),
+            (false, false) => {
+                out.push(Unfused {
+                    node: g.node(id).name.clone(),
+                    reason: "a dense k×k conv, which no super-op takes".into(),
+                });
+                continue;
             }
-        } else {
-            "a dense k×k conv, which no super-op takes".to_string()
+        };
+        let reason = match role.map(|r| (r, next_conv(g, ValueRef::new(id, 0)))) {
+            None => why_not_projection(g, id, fusion),
+            Some(((part, _), Ok(next))) => format!(
+                "as the {part} of the block projected by '{}': {}",
+                g.node(next).name,
+                why_not_projection(g, next, fusion)
+            ),
+            Some(((_, kind), Err(why))) => format!("as a {kind} conv: {why}"),
         };
         out.push(Unfused { node: g.node(id).name.clone(), reason });
     }
@@ -136,13 +141,8 @@ fn next_conv(g: &Graph, v: ValueRef) -> std::result::Result<NodeId, String> {
     };
     match &g.node(user).op {
         Op::SqueezeExcite(_) => next_conv(g, ValueRef::new(user, 0)),
-        Op::Conv(c) if pointwise_weights(g, user).is_some() || is_depthwise(g, user, c) => {
-            if is_depthwise(g, user, c) {
-                next_conv(g, ValueRef::new(user, 0))
-            } else {
-                Ok(user)
-            }
-        }
+        Op::Conv(c) if is_depthwise(g, user, c) => next_conv(g, ValueRef::new(user, 0)),
+        Op::Conv(_) if pointwise_weights(g, user).is_some() => Ok(user),
         op => Err(format!("its output feeds {} '{}', not a projection", op.name(), g.node(user).name)),
     }
 }

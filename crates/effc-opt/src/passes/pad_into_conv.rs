@@ -49,11 +49,6 @@ impl Pass for MergePadIntoConv {
                 *p += e;
             }
             g.set_input(conv_id, 0, Some(source));
-            // A Pad left behind would count as a second reader of its input until dead-code
-            // runs, and keep later passes of this round from fusing the conv before it.
-            if g.users(padded).is_empty() && !g.is_output(padded) {
-                g.remove_node(padded.node);
-            }
             changes += 1;
         }
         Ok(changes)

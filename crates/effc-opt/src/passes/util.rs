@@ -21,3 +21,11 @@ pub fn remove_if_unused_const(g: &mut Graph, v: ValueRef) {
 pub fn nodes_in_order(g: &Graph) -> Vec<NodeId> {
     g.topo_order().unwrap_or_else(|_| g.node_ids().collect())
 }
+
+/// The value `conv_out` now computes what `fused` computed: it takes over its name and
+/// consumers, and the fused node goes.
+pub fn absorb(g: &mut Graph, conv_out: ValueRef, fused: ValueRef) {
+    g.value_mut(conv_out).name = g.value(fused).name.clone();
+    g.replace_uses(fused, conv_out);
+    g.remove_node(fused.node);
+}
