@@ -87,8 +87,9 @@ enum Buffer {
     ScaledWeights,
 }
 
-/// How one MBConv block runs, decided once from its shapes and the kernel variant: the
-/// planner sizes its scratch from this and the lowering emits from the same value.
+/// How one MBConv block runs, decided from its shapes and the kernel variant alone: the
+/// planner sizes the scratch from it and the lowering emits from it (both build it with
+/// this one constructor, so they cannot disagree).
 pub(super) struct MbConvPlan {
     /// [N, C_in, H, W] and [N, C_out, OH, OW].
     x: [usize; 4],
