@@ -516,7 +516,8 @@ pub fn eval(op: &Op, inputs: &[&Tensor], out_shapes: &[Vec<usize>]) -> Result<Ve
         | Op::GlobalPool(_)
         | Op::Softmax { .. }
         | Op::SqueezeExcite(_)
-        | Op::MbConv(_) => {
+        | Op::MbConv(_)
+        | Op::Released => {
             return Err(Error::unsupported(format!("constant evaluation of {}", op.name())));
         }
     };

@@ -69,6 +69,9 @@ pub enum Op {
     SqueezeExcite(Box<SqueezeExcite>),
     /// A whole inverted-residual block as one op (see [`MbConv`]). Input: the block input.
     MbConv(Box<MbConv>),
+    /// A node whose data a backend consumed and freed (weights packed into generated
+    /// code); its outputs keep their types, but nothing may read or evaluate it.
+    Released,
 }
 
 /// A fully connected layer of a fused op: y = act(W·x + b), W is [out, in].
@@ -358,6 +361,7 @@ impl Op {
             Op::Where => "Where",
             Op::SqueezeExcite(_) => "SqueezeExcite",
             Op::MbConv(_) => "MBConv",
+            Op::Released => "Released",
         }
     }
 

@@ -166,6 +166,7 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Result<Vec<OutType>> {
     let same = |x: &ValueInfo| Ok(vec![(x.dtype, x.shape.clone())]);
     let out = match op {
         Op::Input { .. } => return Err(Error::invalid("inputs have no inferred type")),
+        Op::Released => return Err(Error::invalid("a released node has no inferred type")),
         Op::Const(t) => vec![(t.dtype(), t.shape().to_vec())],
         Op::Conv(c) => {
             let (x, w) = (x()?, need(inputs, 1, op)?);

@@ -81,13 +81,13 @@ impl std::fmt::Display for Kernels {
 impl effc_ir::fusion::Fusion for Kernels {
     fn can_fuse(&self, site: effc_ir::fusion::Site, act: effc_ir::op::Unary) -> bool {
         use effc_ir::fusion::Site;
-        if !crate::lower::can_emit(act) {
+        if !crate::emit::activation::support(act).jit {
             return false;
         }
         match (site, self.resolve()) {
             (_, Err(_)) => false,
             (Site::SqueezeExcite, Ok(_)) | (_, Ok(None)) => true,
-            (Site::Conv | Site::MbConv, Ok(Some(_))) => crate::lower::micro_activation(Some(act)).is_some(),
+            (Site::Conv | Site::MbConv, Ok(Some(_))) => crate::emit::activation::support(act).kernel.is_some(),
         }
     }
 }

@@ -1,115 +1,20 @@
 //! Unary activations, broadcasting binary ops and BatchNormalization.
 
 use cranelift_codegen::ir::condcodes::FloatCC;
-use cranelift_codegen::ir::{InstBuilder, Type, Value};
+use cranelift_codegen::ir::{InstBuilder, Value};
 use effc_ir::op::{Binary, Unary};
 use effc_ir::{DType, Error, NodeId, Result};
 
 use super::{Lowering, loaded};
 use crate::emit::Kb;
+use crate::emit::activation::{emit_unary, support};
 use crate::math;
 use crate::strided::Nest;
-
-/// Emits `u(x)` for an f32 or f32x4 value.
-pub(crate) fn emit_unary(kb: &mut Kb, u: Unary, x: Value) -> Value {
-    let ty: Type = kb.b.func.dfg.value_type(x);
-    let zero = || 0.0;
-    match u {
-        Unary::Sigmoid => math::sigmoid(kb, x),
-        Unary::Swish => {
-            let s = math::sigmoid(kb, x);
-            kb.b.ins().fmul(x, s)
-        }
-        Unary::Relu => math::clamp_below(kb, x, zero()),
-        Unary::Tanh => math::tanh(kb, x),
-        Unary::Exp => math::exp(kb, x),
-        Unary::Log => math::log(kb, x),
-        Unary::Sqrt => kb.b.ins().sqrt(x),
-        Unary::Neg => kb.b.ins().fneg(x),
-        Unary::Abs => kb.b.ins().fabs(x),
-        Unary::Ceil => kb.b.ins().ceil(x),
-        Unary::Floor => kb.b.ins().floor(x),
-        Unary::Round => kb.b.ins().nearest(x),
-        Unary::Reciprocal => {
-            let one = kb.fc(ty, 1.0);
-            kb.b.ins().fdiv(one, x)
-        }
-        Unary::Softplus => {
-            // log(1 + e^x), and x itself where e^x would swamp the 1.
-            let e = math::exp(kb, x);
-            let one = kb.fc(ty, 1.0);
-            let s = kb.b.ins().fadd(one, e);
-            let l = math::log(kb, s);
-            let big = kb.fc(ty, 20.0);
-            let is_big = kb.b.ins().fcmp(FloatCC::GreaterThan, x, big);
-            math::select(kb, is_big, x, l)
-        }
-        Unary::Softsign => {
-            let a = kb.b.ins().fabs(x);
-            let one = kb.fc(ty, 1.0);
-            let d = kb.b.ins().fadd(one, a);
-            kb.b.ins().fdiv(x, d)
-        }
-        Unary::Elu { alpha } | Unary::Selu { alpha, .. } => {
-            let e = math::exp(kb, x);
-            let one = kb.fc(ty, 1.0);
-            let em1 = kb.b.ins().fsub(e, one);
-            let a = kb.fc(ty, alpha as f64);
-            let neg = kb.b.ins().fmul(a, em1);
-            let z = kb.fc(ty, 0.0);
-            // Elu uses x < 0; Selu uses x <= 0 (identical values at 0).
-            let is_neg = kb.b.ins().fcmp(FloatCC::LessThan, x, z);
-            let y = math::select(kb, is_neg, neg, x);
-            if let Unary::Selu { gamma, .. } = u {
-                let g = kb.fc(ty, gamma as f64);
-                kb.b.ins().fmul(g, y)
-            } else {
-                y
-            }
-        }
-        Unary::LeakyRelu { alpha } => {
-            let a = kb.fc(ty, alpha as f64);
-            let ax = kb.b.ins().fmul(a, x);
-            let z = kb.fc(ty, 0.0);
-            let is_neg = kb.b.ins().fcmp(FloatCC::LessThan, x, z);
-            math::select(kb, is_neg, ax, x)
-        }
-        Unary::HardSigmoid { alpha, beta } => {
-            let a = kb.fc(ty, alpha as f64);
-            let b = kb.fc(ty, beta as f64);
-            let y = kb.fma(a, x, b);
-            let y = math::clamp_below(kb, y, 0.0);
-            math::clamp_above(kb, y, 1.0)
-        }
-        Unary::HardSwish => {
-            let a = kb.fc(ty, 1.0 / 6.0);
-            let b = kb.fc(ty, 0.5);
-            let y = kb.fma(a, x, b);
-            let y = math::clamp_below(kb, y, 0.0);
-            let y = math::clamp_above(kb, y, 1.0);
-            kb.b.ins().fmul(x, y)
-        }
-        Unary::Clip { min, max } => {
-            let y = math::clamp_below(kb, x, min as f64);
-            math::clamp_above(kb, y, max as f64)
-        }
-        Unary::Erf => math::erf(kb, x),
-        Unary::Gelu { tanh } => math::gelu(kb, x, tanh),
-        // Not is boolean: `unary` refuses it (and every non-f32 input) before emission,
-        // and `can_emit` tells the passes so; this arm is never reached with a float.
-        Unary::Not => x,
-    }
-}
-
-/// Whether JIT code computes `u` on f32 values: every float activation the IR has.
-pub(crate) fn can_emit(u: Unary) -> bool {
-    !matches!(u, Unary::Not)
-}
 
 pub(super) fn unary(l: &mut Lowering, id: NodeId, u: Unary) -> Result<()> {
     let x = l.input(id, 0)?;
     let out = l.output(id, 0)?;
-    if !can_emit(u) || x.dtype != DType::F32 {
+    if !support(u).jit || x.dtype != DType::F32 {
         return Err(Error::unsupported(format!("{} on {} at run time", u.name(), x.dtype)));
     }
     l.nest(&Nest::over(&out, &[&x]), &move |kb, _, ins, _| {

@@ -1,4 +1,4 @@
-//! MBConv super-ops and squeeze-excite.
+//! MBConv super-ops.
 //!
 //! An MBConv block runs as three or four kernels:
 //! 1. expand + depthwise, streamed when the expansion is larger than L2: for each output
@@ -16,20 +16,21 @@
 //! 4. project: GEMM with the (scaled) weights, bias and the residual add in its epilogue.
 
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{InstBuilder, Value, types};
-use effc_ir::op::{Dense, MbConv, SqueezeExcite};
+use cranelift_codegen::ir::{InstBuilder, types};
+use effc_ir::op::MbConv;
 use effc_ir::{DType, Error, NodeId, Result};
-
-use super::conv::{Epilogue, Prefetch, Rows, Window, WindowPtrs, depthwise, depthwise_weights, geom, window_row};
-use super::elementwise::emit_unary;
-use super::{Lowering, Weights, loaded};
 use effc_kernels::Isa;
 use effc_kernels::gemm::PANEL;
 
-use super::gemm::{Mat, MatMul, Micro, Ptrs, UNSET_B, call_micro, emit_rows, micro, set_const_b};
+use super::Lowering;
+use super::conv::{depthwise, depthwise_weights};
+use super::gemm::dense_product;
+use super::squeeze_excite::{GateKernel, gate_kernel};
+use crate::emit::activation::kernel_activation;
+use crate::emit::gemm::{self, BatchDim, Ptrs, emit_rows};
+use crate::emit::window::{Epilogue, RowAt, Rows, Window, WindowPtrs, WindowRows, geom};
 use crate::emit::{Base, Kb};
-use crate::layout::{Buf, activation_strides, row_major};
-use crate::strided::Nest;
+use crate::layout::{Buf, activation_strides};
 
 /// Output-row chunks per sample of the streamed expand + depthwise kernel, and rows per
 /// chunk. Each chunk recomputes the window's overlap with the previous one, so chunks are
@@ -155,54 +156,6 @@ impl MbConvPlan {
     }
 }
 
-/// Scratch for a standalone squeeze-excite: pooled vector, hidden vector, gate.
-pub(super) fn se_scratch_bytes(se: &SqueezeExcite, shape: &[usize]) -> Result<Vec<usize>> {
-    let &[n, c, ..] = shape else {
-        return Err(Error::unsupported(format!("squeeze-excite on {shape:?}")));
-    };
-    Ok(vec![n * c * 4, n * se.reduce.outputs() * 4, n * c * 4])
-}
-
-/// Stores a dense layer's weights [out, in] as the B ([in] × [out]) of `mm`.
-fn set_dense_b(l: &mut Lowering, mm: &mut MatMul, d: &Dense) -> Result<()> {
-    let data = d.w.f32_data();
-    let w = Weights::new(&data, [d.outputs(), d.inputs()], "dense layer weights")?;
-    set_const_b(l, mm, |c, r| w.at([r, c]));
-    Ok(())
-}
-
-/// Dense layer `d` applied to `rows` channels-last pixels at `a`, into `out`: a GEMM with
-/// its weights and bias stored, its activation in the epilogue and an optional residual
-/// (same layout as `out`) added before it.
-fn dense_gemm(
-    l: &mut Lowering,
-    d: &Dense,
-    (a, rows): (Base, usize),
-    out: Base,
-    residual: Option<Base>,
-) -> Result<MatMul> {
-    let (k, n) = (d.inputs(), d.outputs());
-    let bias = l.const_f32(&d.b.f32_data());
-    let mut mm = MatMul {
-        m: rows,
-        n,
-        k,
-        a: Mat { base: a, offset: 0, rs: k as isize, cs: 1 },
-        b: UNSET_B,
-        out: Mat { base: out, offset: 0, rs: n as isize, cs: 1 },
-        c: Some(Mat { base: bias, offset: 0, rs: 0, cs: 1 }),
-        alpha: 1.0,
-        beta: 1.0,
-        batch: vec![],
-        residual: residual.map(|r| Mat { base: r, offset: 0, rs: n as isize, cs: 1 }),
-        act: d.act,
-        k_scale: None,
-        b_panels: false,
-    };
-    set_dense_b(l, &mut mm, d)?;
-    Ok(mm)
-}
-
 /// Where the SE gate is applied before the projection, whose input is the depthwise
 /// output A [pixels × C_exp] and whose weights W are [C_exp × C_out].
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -223,7 +176,7 @@ enum GateScales {
 /// block, the projection's cold W +0.003–0.009).
 fn gate_scales(micro: Option<Isa>, b: &MbConv, c_out: usize, pixels: usize) -> GateScales {
     let under_one_tile = micro.is_some_and(|isa| pixels < isa.gemm_rows());
-    if under_one_tile && super::gemm::micro_activation(b.project.act).is_some() {
+    if under_one_tile && kernel_activation(b.project.act).is_some() {
         GateScales::InGemm
     } else if pixels <= 3 * c_out {
         GateScales::Activations
@@ -268,15 +221,8 @@ fn scale_activations(l: &mut Lowering, n: usize, (pixels, c): (usize, usize), a:
     })
 }
 
-/// The projection weights as rows that each scale by one gate value: (rows, width).
-/// Row-major B is [C_exp][C_out]; panel-major B is [panels][C_exp][32], row r of which
-/// belongs to channel r mod C_exp.
-fn weight_rows(mm: &MatMul) -> (usize, usize) {
-    if mm.b_panels { (mm.n.div_ceil(PANEL) * mm.k, PANEL) } else { (mm.k, mm.n) }
-}
-
 /// W'[s][r][·] = W[r][·] · gate[s][r mod C], per sample, for W as `(rows, width)` (see
-/// [`weight_rows`]) and C = `c` gate values; split over blocks of rows so threads share it,
+/// [`gemm::Product::b_rows`]) and C = `c` gate values; split over blocks of rows so threads share it,
 /// one `scale` micro-kernel call per block when the kernels are on.
 fn scale_weights(l: &mut Lowering, n: usize, c: usize, (rows, width): (usize, usize), bases: [Base; 3]) -> Result<()> {
     const ROWS: usize = 32;
@@ -320,181 +266,6 @@ fn dense_buf(base: Base, dims: &[usize]) -> Buf {
     Buf::new(base, DType::F32, dims.to_vec(), activation_strides(dims))
 }
 
-/// The SE gate of sample `n` (a kernel over samples): pooled (from row sums or already
-/// pooled) → FC1 + act → FC2 + gate → `gate` buffer.
-struct GateKernel {
-    c: usize,
-    sq: usize,
-    /// Row sums [N·rows, C] to average, or `None` when `pooled` is already filled.
-    row_sums: Option<(Base, usize, f64)>,
-    pooled: Base,
-    hidden: Base,
-    gate: Base,
-    fc: Fc,
-}
-
-/// How the gate's two FC layers run.
-#[derive(Clone, Copy)]
-enum Fc {
-    /// 1-row GEMM micro-kernel calls (a matrix-vector product vectorised over outputs):
-    /// weights packed [in][out], bias and activation in the kernel's epilogue.
-    Micro { layers: [Micro; 2], w: [Base; 2] },
-    /// One JIT dot product per output over weights [out][in].
-    Jit { w: [Base; 2], b: [Base; 2], act: [Option<effc_ir::op::Unary>; 2] },
-}
-
-impl GateKernel {
-    /// The gate of `se` over `c` channels with (pooled, hidden, gate) buffers; `pooled`
-    /// must be filled by an earlier kernel unless `row_sums` is set.
-    fn new(l: &mut Lowering, se: &SqueezeExcite, c: usize, [pooled, hidden, gate]: [Base; 3]) -> Result<Self> {
-        let fc = match fc_micro(l, se)? {
-            Some(fc) => fc,
-            None => {
-                let mut pack = |t: &effc_ir::Tensor| l.const_f32(&t.f32_data());
-                Fc::Jit {
-                    w: [pack(&se.reduce.w), pack(&se.expand.w)],
-                    b: [pack(&se.reduce.b), pack(&se.expand.b)],
-                    act: [se.reduce.act, se.expand.act],
-                }
-            }
-        };
-        Ok(GateKernel { c, sq: se.reduce.outputs(), row_sums: None, pooled, hidden, gate, fc })
-    }
-
-    /// The packed FC weights as one region to prefetch (micro-kernel layers only): they
-    /// were packed one after the other, with their biases, into the constant pool; if a
-    /// pool chunk boundary fell between them, only FC1's.
-    fn weights(&self) -> Option<Prefetch> {
-        let Fc::Micro { w: [Base::Const(w1), Base::Const(w2)], .. } = self.fc else { return None };
-        let bytes = |k: usize, n: usize| super::gemm::panel_len(k, n) * 4;
-        let (b1, b2) = (bytes(self.c, self.sq), bytes(self.sq, self.c));
-        let (lo, hi) = (w1.min(w2), (w1 + b1).max(w2 + b2));
-        let contiguous = hi - lo <= b1 + b2 + (4 << 10);
-        Some(if contiguous { Prefetch { addr: lo, bytes: hi - lo } } else { Prefetch { addr: w1, bytes: b1 } })
-    }
-}
-
-/// The SE block's FC layers as GEMM micro-kernel calls, when the kernels are on and have
-/// both activations.
-fn fc_micro(l: &mut Lowering, se: &SqueezeExcite) -> Result<Option<Fc>> {
-    let has = |d: &Dense| super::gemm::micro_activation(d.act).is_some();
-    if l.micro.is_none() || !has(&se.reduce) || !has(&se.expand) {
-        return Ok(None);
-    }
-    // One row each; the pointers are passed at run time.
-    let mut layer = |d: &Dense| {
-        let mm = dense_gemm(l, d, (Base::Arena(0), 1), Base::Arena(0), None)?;
-        let m = micro(l, &mm).ok_or_else(|| Error::other("an SE layer the GEMM micro-kernel refused"))?;
-        Ok::<_, Error>((m, mm.b.base))
-    };
-    let (m1, w1) = layer(&se.reduce)?;
-    let (m2, w2) = layer(&se.expand)?;
-    Ok(Some(Fc::Micro { layers: [m1, m2], w: [w1, w2] }))
-}
-
-fn gate_kernel(l: &mut Lowering, n: usize, k: GateKernel) -> Result<()> {
-    l.kernel(n, move |kb| {
-        let (lo, hi) = (kb.lo, kb.hi);
-        let c = k.c;
-        let addr = |kb: &mut Kb, b: Base| kb.addr(b, 0);
-        let (pooled, hidden, gate) = (addr(kb, k.pooled), addr(kb, k.hidden), addr(kb, k.gate));
-        let sums = k.row_sums.map(|(b, rows, inv)| (addr(kb, b), rows, inv));
-        kb.for_range(lo, hi, 1, |kb, s| {
-            let pooled_n = kb.offset(pooled, s, (c * 4) as i64);
-            if let Some((sums, rows, inv)) = sums {
-                let sums_n = kb.offset(sums, s, (rows * c * 4) as i64);
-                kb.for_lanes(c, |kb, off, ty| {
-                    let p = kb.b.ins().iadd(sums_n, off);
-                    let mut acc = kb.fc(ty, 0.0);
-                    for r in 0..rows {
-                        let v = kb.load(ty, p, (r * c * 4) as i32);
-                        acc = kb.b.ins().fadd(acc, v);
-                    }
-                    let f = kb.fc(ty, inv);
-                    let acc = kb.b.ins().fmul(acc, f);
-                    let q = kb.b.ins().iadd(pooled_n, off);
-                    kb.store(acc, q, 0);
-                });
-            }
-            // FC1: hidden = act1(W1 · pooled + b1); FC2: gate = act2(W2 · hidden + b2).
-            let hidden_n = kb.offset(hidden, s, (k.sq * 4) as i64);
-            let gate_n = kb.offset(gate, s, (c * 4) as i64);
-            // Constant addresses are immediates, so computing them here costs nothing.
-            match k.fc {
-                Fc::Micro { layers: [m1, m2], w } => {
-                    let one = kb.ic(1);
-                    let [w1, w2] = w.map(|b| addr(kb, b));
-                    let p1 = Ptrs { a: pooled_n, b: w1, out: hidden_n, c: None, res: None, ks: None };
-                    call_micro(kb, m1, &p1, one);
-                    let p2 = Ptrs { a: hidden_n, b: w2, out: gate_n, c: None, res: None, ks: None };
-                    call_micro(kb, m2, &p2, one);
-                }
-                Fc::Jit { w, b, act } => {
-                    let ([w1, w2], [b1, b2]) = (w.map(|x| addr(kb, x)), b.map(|x| addr(kb, x)));
-                    fully_connected(kb, (w1, b1), pooled_n, c, hidden_n, k.sq, act[0]);
-                    fully_connected(kb, (w2, b2), hidden_n, k.sq, gate_n, c, act[1]);
-                }
-            }
-        });
-    })
-}
-
-/// out[j] = act(b[j] + Σ_i w[j][i] · x[i]) for `outputs` rows of `inputs` weights.
-fn fully_connected(
-    kb: &mut Kb,
-    (w, b): (Value, Value),
-    x: Value,
-    inputs: usize,
-    out: Value,
-    outputs: usize,
-    act: Option<effc_ir::op::Unary>,
-) {
-    kb.for_n(outputs, |kb, j| {
-        let row = kb.offset(w, j, (inputs * 4) as i64);
-        let acc = dot(kb, row, x, inputs);
-        let bp = kb.offset(b, j, 4);
-        let bias = kb.load_const(types::F32, bp, 0);
-        let v = kb.b.ins().fadd(acc, bias);
-        let v = match act {
-            Some(u) => emit_unary(kb, u, v),
-            None => v,
-        };
-        let op = kb.offset(out, j, 4);
-        kb.store(v, op, 0);
-    });
-}
-
-/// Σ_i a[i]·b[i] over `len` f32s (a: constant weights, b: activations), vectorised.
-fn dot(kb: &mut Kb, a: Value, b: Value, len: usize) -> Value {
-    let mut vacc = kb.fc(types::F32X4, 0.0);
-    let nv = len / 4;
-    if nv > 0 {
-        let var = kb.b.declare_var(types::F32X4);
-        kb.b.def_var(var, vacc);
-        kb.for_n(nv, |kb, i| {
-            let ap = kb.offset(a, i, 16);
-            let bp = kb.offset(b, i, 16);
-            let x = kb.load_const(types::F32X4, ap, 0);
-            let y = kb.load(types::F32X4, bp, 0);
-            let acc = kb.b.use_var(var);
-            let acc = kb.fma(x, y, acc);
-            kb.b.def_var(var, acc);
-        });
-        vacc = kb.b.use_var(var);
-    }
-    let mut acc = kb.b.ins().extractlane(vacc, 0);
-    for lane in 1..4 {
-        let l = kb.b.ins().extractlane(vacc, lane);
-        acc = kb.b.ins().fadd(acc, l);
-    }
-    for j in nv * 4..len {
-        let x = kb.load_const(types::F32, a, (j * 4) as i32);
-        let y = kb.load(types::F32, b, (j * 4) as i32);
-        acc = kb.fma(x, y, acc);
-    }
-    acc
-}
-
 fn need_dense(buf: &Buf) -> Result<()> {
     if buf.strides != activation_strides(&buf.dims) || buf.offset != 0 || buf.dtype != DType::F32 {
         return Err(Error::unsupported("an MBConv block on a tensor that is not dense channels-last f32"));
@@ -531,13 +302,13 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
     match &b.expand {
         Some(e) if plan.streams => {
             l.traffic_saved += 2 * (n * h * w * c_exp * 4) as u64;
-            stream_expand_depthwise(l, &x, &d, b, e, epi, slot(l, Buffer::Expanded)?)?
+            stream_expand_depthwise(l, (&x, &d), (b, e), epi, slot(l, Buffer::Expanded)?)?
         }
         Some(e) => {
             let dst = slot(l, Buffer::Expanded)?;
             l.role = "expand";
-            let mm = dense_gemm(l, e, (x.base, n * h * w), dst, None)?;
-            super::gemm::emit(l, &mm)?;
+            let mm = dense_product(l, e, (x.base, n * h * w), dst, None)?;
+            gemm::emit(l, &mm)?;
             l.role = "depthwise";
             depthwise(l, &dense_buf(dst, &[n, c_exp, h, w]), &d, &b.dw, &b.dw_w, &b.dw_b.f32_data(), epi)?
         }
@@ -548,7 +319,7 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
     }
     // 3–4. The SE gate, then project (+ residual).
     let px = (oh * ow) as isize;
-    let mut mm = dense_gemm(l, &b.project, (d.base, oh * ow), out.base, b.residual.then_some(x.base))?;
+    let mut mm = dense_product(l, &b.project, (d.base, oh * ow), out.base, b.residual.then_some(x.base))?;
     // Per-sample weights stride: 0 unless the gate scales a copy of the weights per sample.
     let mut w_stride = 0;
     if let (Some(gate), Some(scales)) = (gate, plan.gate) {
@@ -566,7 +337,7 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
             GateScales::Weights => {
                 // W'[n][c][o] = W[c][o] · gate[n][c], per sample, in W's layout.
                 l.role = "se-scale";
-                let rows = weight_rows(&mm);
+                let rows = mm.b_rows();
                 let scaled = slot(l, Buffer::ScaledWeights)?;
                 scale_weights(l, n, c_exp, rows, [mm.b.base, s, scaled])?;
                 mm.b.base = scaled;
@@ -575,19 +346,16 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
         }
     }
     let cout = plan.out[1];
-    mm.batch = vec![[n as isize, px * c_exp as isize, w_stride, px * cout as isize, 0]];
+    mm.batch = vec![BatchDim { extent: n, a: px * c_exp as isize, b: w_stride, out: px * cout as isize, c: 0 }];
     l.role = "project";
-    super::gemm::emit(l, &mm)
+    gemm::emit(l, &mm)
 }
 
 /// Expansion rows are produced just ahead of the depthwise window into per-chunk rings.
-#[allow(clippy::too_many_arguments)]
 fn stream_expand_depthwise(
     l: &mut Lowering,
-    x: &Buf,
-    d: &Buf,
-    b: &MbConv,
-    e: &Dense,
+    (x, d): (&Buf, &Buf),
+    (b, e): (&MbConv, &effc_ir::op::Dense),
     epi: Epilogue,
     rings: Base,
 ) -> Result<()> {
@@ -603,10 +371,19 @@ fn stream_expand_depthwise(
     let xs = [0, 4, 0, (c_exp * 4) as i64];
     let os = [(oh * ow * c_exp * 4) as i64, 4, (ow * c_exp * 4) as i64, (c_exp * 4) as i64];
     // One expanded row: [W × C_in] × [C_in × C_exp] + bias, activation.
-    let row_mm = dense_gemm(l, e, (x.base, w), rings, None)?;
+    let row_mm = dense_product(l, e, (x.base, w), rings, None)?;
     let (we, be) = (row_mm.b.base, row_mm.c.map(|c| c.base));
-    let micro = super::gemm::micro(l, &row_mm);
-    let dw_micro = super::conv::dw_micro(l, g, op, &epi, (xs, os));
+    let micro = gemm::micro(l, &row_mm);
+    let dw_micro = crate::emit::window::dw_micro(l, g, op, &epi, (xs, os));
+    let window = WindowRows {
+        g,
+        op,
+        micro: dw_micro,
+        epi,
+        strides: (xs, os),
+        rows: Rows::Ring { k: span, row_bytes },
+        vector: true,
+    };
     let (x_base, d_base) = (x.base, d.base);
     l.kernel(n * chunks, move |kb| {
         let xb = kb.addr(x_base, 0);
@@ -614,7 +391,7 @@ fn stream_expand_depthwise(
         let ring0 = kb.addr(rings, 0);
         let wexp = kb.addr(we, 0);
         let bexp = be.map(|b| kb.addr(b, 0));
-        let sums = epi.row_sums.map(|s| kb.addr(s, 0));
+        let sums = window.epi.row_sums.map(|s| kb.addr(s, 0));
         let (wdw, bdw) = (kb.addr(wdw, 0), kb.addr(bdw, 0));
         let (lo, hi) = (kb.lo, kb.hi);
         // A thread that runs a sample's next chunk right after the previous one (all of
@@ -665,30 +442,8 @@ fn stream_expand_depthwise(
                 let r = kb.b.ins().iadd(r, ohv);
                 let o_row = kb.offset(db, r, os[2]);
                 let p = WindowPtrs { x_n: ring, o_row, residual: None, sums, w: Some(wdw), bias: Some(bdw) };
-                let rows = Rows::Ring { k: span, row_bytes };
-                window_row(kb, g, (op, dw_micro), &epi, (xs, os), rows, p, nn, ohv, r, true);
+                window.emit(kb, p, RowAt { n: nn, oh: ohv, r });
             });
         });
-    })
-}
-
-pub(super) fn squeeze_excite(l: &mut Lowering, id: NodeId, se: &SqueezeExcite) -> Result<()> {
-    let x = l.input(id, 0)?;
-    let out = l.output(id, 0)?;
-    if x.dtype != DType::F32 {
-        return Err(Error::unsupported("squeeze-excite over non-f32"));
-    }
-    let &[n, c, ..] = x.dims.as_slice() else {
-        return Err(Error::unsupported(format!("squeeze-excite on {:?}", x.dims)));
-    };
-    let pooled = Buf::new(Base::Arena(l.scratch(id, 0)?), DType::F32, vec![n, c, 1, 1], row_major(&[n, c, 1, 1]));
-    super::reduce::mean_hw(l, &pooled, &x)?;
-    let gate = Base::Arena(l.scratch(id, 2)?);
-    let k = GateKernel::new(l, se, c, [pooled.base, Base::Arena(l.scratch(id, 1)?), gate])?;
-    gate_kernel(l, n, k)?;
-    let g = Buf::new(gate, DType::F32, vec![n, c, 1, 1], row_major(&[n, c, 1, 1])).broadcast_to(&x.dims);
-    l.nest(&Nest::over(&out, &[&x, &g]), &|kb, _, ins, _| {
-        let [x, g] = loaded(ins);
-        kb.b.ins().fmul(x, g)
     })
 }

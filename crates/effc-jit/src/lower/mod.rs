@@ -11,9 +11,11 @@ mod elementwise;
 mod gemm;
 mod mbconv;
 mod reduce;
+mod squeeze_excite;
+mod weights;
 
-pub(crate) use elementwise::can_emit;
-pub(crate) use gemm::micro_activation;
+pub(crate) use weights::Weights;
+use weights::{const_readers, release_weights};
 
 use std::collections::HashMap;
 
@@ -47,37 +49,6 @@ fn loaded<const N: usize>(ins: &[Value]) -> [Value; N] {
 )]
 fn current(old: Option<Value>) -> Value {
     old.expect("the body of an accumulating nest gets the output's value")
-}
-
-/// Constant weights checked against the dims they are read with, for the packing
-/// closures, which cannot return an error.
-#[derive(Clone, Copy)]
-pub(crate) struct Weights<'a, const R: usize> {
-    data: &'a [f32],
-    dims: [usize; R],
-}
-
-impl<'a, const R: usize> Weights<'a, R> {
-    /// `data` read as row-major `dims`: an error unless it holds exactly that many values.
-    pub fn new(data: &'a [f32], dims: [usize; R], what: &str) -> Result<Self> {
-        let len = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
-        if len != Some(data.len()) {
-            return Err(Error::unsupported(format!("{what} of {} values read as {dims:?}", data.len())));
-        }
-        Ok(Weights { data, dims })
-    }
-
-    /// The value at `index`, each coordinate below its dim.
-    #[allow(
-        clippy::indexing_slicing,
-        reason = "`new` checked that data holds the product of dims values, and callers read coordinates \
-                  below the dims they passed to `new` (asserted in debug builds), so the flat index is below it"
-    )]
-    pub fn at(&self, index: [usize; R]) -> f32 {
-        debug_assert!(index.iter().zip(&self.dims).all(|(i, d)| i < d), "{index:?} outside {:?}", self.dims);
-        let flat = index.iter().zip(&self.dims).fold(0, |flat, (&i, &d)| flat * d + i);
-        self.data[flat]
-    }
 }
 
 /// One kernel launch: run `kernel` over its parallel range `0..extent`.
@@ -172,44 +143,6 @@ impl Detached {
     }
 }
 
-/// Constant nodes and how many run-time nodes still read each (over all its input ports).
-fn const_readers(g: &Graph, runtime: &[NodeId]) -> HashMap<NodeId, usize> {
-    let mut readers = HashMap::new();
-    for &id in runtime {
-        for v in g.inputs(id).into_iter().flatten() {
-            if matches!(g.node(v.node).op, Op::Const(_)) {
-                *readers.entry(v.node).or_insert(0) += 1;
-            }
-        }
-    }
-    readers
-}
-
-/// Drops the weights that node `id`, just lowered, was the last to need: those inside its
-/// op (a fused block's) and constants no later node reads (graph outputs excepted, which
-/// the output copies read at the end). Their nodes keep their outputs' shapes but no
-/// longer hold data: a later read would fail as "has no buffer", never see other values.
-fn release_weights(g: &mut Graph, id: NodeId, readers: &mut HashMap<NodeId, usize>) {
-    if matches!(g.node(id).op, Op::MbConv(_) | Op::SqueezeExcite(_)) {
-        g.node_mut(id).op = released();
-    }
-    for v in g.inputs(id).into_iter().flatten() {
-        let Some(left) = readers.get_mut(&v.node) else { continue };
-        *left -= 1;
-        let is_output = g.outputs.iter().any(|(_, o)| o.node == v.node);
-        if *left == 0 && !is_output {
-            g.node_mut(v.node).op = released();
-        }
-    }
-}
-
-/// The op a node whose weights were dropped is left with: any op without data will do,
-/// since the graph is dropped when lowering ends and a lowered node is not visited again
-/// (and a released constant is no longer a constant to a later reader).
-fn released() -> Op {
-    Op::MatMul
-}
-
 fn runtime_dtype_ok(d: DType) -> bool {
     matches!(d, DType::F32 | DType::F64 | DType::I64 | DType::I32)
 }
@@ -230,7 +163,7 @@ fn scratch_needs(g: &Graph, id: NodeId, micro: Option<effc_kernels::Isa>) -> Res
             let Some(x) = g.input(id, 0) else { return Ok(vec![]) };
             mbconv::MbConvPlan::new(b, &g.value(x).shape, &out.shape, micro)?.scratch_bytes()
         }
-        Op::SqueezeExcite(se) => mbconv::se_scratch_bytes(se, &out.shape)?,
+        Op::SqueezeExcite(se) => squeeze_excite::se_scratch_bytes(se, &out.shape)?,
         Op::Reshape { .. } => {
             let Some(v) = g.input(id, 0) else { return Ok(vec![]) };
             let info = g.value(v);
@@ -459,7 +392,8 @@ impl<'g> Lowering<'g> {
             Op::Cast { to } => copy::cast(self, id, *to),
             Op::Where => Err(Error::unsupported("Where with a run-time condition")),
             Op::MbConv(b) => mbconv::mbconv(self, id, b),
-            Op::SqueezeExcite(se) => mbconv::squeeze_excite(self, id, se),
+            Op::SqueezeExcite(se) => squeeze_excite::squeeze_excite(self, id, se),
+            Op::Released => Err(Error::other("a node whose weights were released is lowered again")),
         }
     }
 

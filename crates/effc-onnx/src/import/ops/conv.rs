@@ -1,4 +1,4 @@
-//! Conv, pools and BatchNormalization.
+//! Conv and the windowed pools.
 
 use effc_ir::op::{Conv, Op, Pool, PoolKind};
 use effc_ir::{Error, Result, ValueRef};
@@ -127,23 +127,4 @@ pub(super) fn pool(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
     });
     // MaxPool's optional second output (indices) is not produced; using it is an error.
     ctx.emit(op, &[Some(x)])
-}
-
-pub(super) fn global_pool(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
-    let x = ctx.x(0)?;
-    let kind = if ctx.node.op_type == "GlobalMaxPool" { PoolKind::Max } else { PoolKind::Average };
-    ctx.emit(Op::GlobalPool(kind), &[Some(x)])
-}
-
-pub(super) fn batch_norm(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
-    if ctx.attrs.int_or("training_mode", 0)? != 0 {
-        return Err(Error::unsupported("BatchNormalization in training mode"));
-    }
-    if ctx.opset() < 9 && ctx.attrs.int_or("spatial", 1)? == 0 {
-        return Err(Error::unsupported("BatchNormalization with spatial=0"));
-    }
-    let epsilon = ctx.attrs.float_or("epsilon", 1e-5)?;
-    let inputs = (0..5).map(|i| ctx.x(i).map(Some)).collect::<Result<Vec<_>>>()?;
-    // Only the first output exists at inference; the training statistics are not produced.
-    ctx.emit(Op::BatchNorm { epsilon }, &inputs)
 }

@@ -1,4 +1,4 @@
-//! Unary, binary and variadic elementwise ops, Clip, Cast and Where.
+//! Unary, binary and variadic elementwise ops, Clip, BatchNormalization and Where.
 
 use effc_ir::op::{Binary, Op, Unary};
 use effc_ir::{Error, Result, Tensor, ValueRef};
@@ -159,17 +159,20 @@ pub(super) fn clip(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
     ctx.emit(Op::Unary(Unary::Clip { min, max }), &[Some(x)])
 }
 
-pub(super) fn cast(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
-    let x = ctx.x(0)?;
-    let to = ctx.attrs.int("to")?.ok_or_else(|| Error::invalid("Cast needs 'to'"))?;
-    let to = crate::dtype_from_onnx(to as i32)?;
-    if ctx.info(x).dtype == to {
-        return Ok(vec![x]);
-    }
-    ctx.emit(Op::Cast { to }, &[Some(x)])
-}
-
 pub(super) fn where_(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
     let ins = (0..3).map(|i| ctx.x(i).map(Some)).collect::<Result<Vec<_>>>()?;
     ctx.emit(Op::Where, &ins)
+}
+
+pub(super) fn batch_norm(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
+    if ctx.attrs.int_or("training_mode", 0)? != 0 {
+        return Err(Error::unsupported("BatchNormalization in training mode"));
+    }
+    if ctx.opset() < 9 && ctx.attrs.int_or("spatial", 1)? == 0 {
+        return Err(Error::unsupported("BatchNormalization with spatial=0"));
+    }
+    let epsilon = ctx.attrs.float_or("epsilon", 1e-5)?;
+    let inputs = (0..5).map(|i| ctx.x(i).map(Some)).collect::<Result<Vec<_>>>()?;
+    // Only the first output exists at inference; the training statistics are not produced.
+    ctx.emit(Op::BatchNorm { epsilon }, &inputs)
 }

@@ -1,9 +1,11 @@
-//! One importer per ONNX op, grouped by family.
+//! One importer per ONNX op, grouped by family: the same family modules as the
+//! lowering's (`effc_jit`'s `lower/`), so an op is imported and lowered in files of one name.
 
 mod conv;
+mod copy;
 mod elementwise;
-mod layout;
-mod nn;
+mod gemm;
+mod reduce;
 
 use effc_ir::{ErrorKind, Result, ValueRef};
 
@@ -14,41 +16,41 @@ pub(crate) fn import(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
     match ctx.node.op_type.as_str() {
         "Conv" => conv::conv(ctx),
         "MaxPool" | "AveragePool" => conv::pool(ctx),
-        "GlobalAveragePool" | "GlobalMaxPool" => conv::global_pool(ctx),
-        "BatchNormalization" => conv::batch_norm(ctx),
+        "GlobalAveragePool" | "GlobalMaxPool" => reduce::global_pool(ctx),
+        "BatchNormalization" => elementwise::batch_norm(ctx),
 
-        "Gemm" => nn::gemm(ctx),
-        "MatMul" => nn::matmul(ctx),
-        "Softmax" | "LogSoftmax" => nn::softmax(ctx),
-        "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" | "ReduceProd" => nn::reduce(ctx),
+        "Gemm" => gemm::gemm(ctx),
+        "MatMul" => gemm::matmul(ctx),
+        "Softmax" | "LogSoftmax" => reduce::softmax(ctx),
+        "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" | "ReduceProd" => reduce::reduce(ctx),
 
         "Add" | "Sub" | "Mul" | "Div" | "Pow" | "PRelu" | "Mod" | "Equal" | "Less" | "Greater" | "And" | "Or" => {
             elementwise::binary(ctx)
         }
         "Sum" | "Max" | "Min" | "Mean" => elementwise::variadic(ctx),
         "Clip" => elementwise::clip(ctx),
-        "Cast" => elementwise::cast(ctx),
+        "Cast" => copy::cast(ctx),
         "Where" => elementwise::where_(ctx),
         op if elementwise::unary_op(op, &ctx.attrs).is_some() => elementwise::unary(ctx),
 
-        "Identity" | "Dropout" => layout::identity(ctx),
-        "Constant" => layout::constant(ctx),
-        "Shape" => layout::shape(ctx),
-        "Size" => layout::size(ctx),
-        "ConstantOfShape" => layout::constant_of_shape(ctx),
-        "Reshape" => layout::reshape(ctx),
-        "Flatten" => layout::flatten(ctx),
-        "Squeeze" => layout::squeeze(ctx),
-        "Unsqueeze" => layout::unsqueeze(ctx),
-        "Transpose" => layout::transpose(ctx),
-        "Concat" => layout::concat(ctx),
-        "Split" => layout::split(ctx),
-        "Slice" => layout::slice(ctx),
-        "Gather" => layout::gather(ctx),
-        "Tile" => layout::tile(ctx),
-        "Expand" => layout::expand(ctx),
-        "Pad" => layout::pad(ctx),
-        "Range" => layout::range(ctx),
+        "Identity" | "Dropout" => copy::identity(ctx),
+        "Constant" => copy::constant(ctx),
+        "Shape" => copy::shape(ctx),
+        "Size" => copy::size(ctx),
+        "ConstantOfShape" => copy::constant_of_shape(ctx),
+        "Reshape" => copy::reshape(ctx),
+        "Flatten" => copy::flatten(ctx),
+        "Squeeze" => copy::squeeze(ctx),
+        "Unsqueeze" => copy::unsqueeze(ctx),
+        "Transpose" => copy::transpose(ctx),
+        "Concat" => copy::concat(ctx),
+        "Split" => copy::split(ctx),
+        "Slice" => copy::slice(ctx),
+        "Gather" => copy::gather(ctx),
+        "Tile" => copy::tile(ctx),
+        "Expand" => copy::expand(ctx),
+        "Pad" => copy::pad(ctx),
+        "Range" => copy::range(ctx),
 
         other => Err(ErrorKind::UnsupportedOp { op_type: other.to_string(), domain: ctx.node.domain.clone() }.into()),
     }

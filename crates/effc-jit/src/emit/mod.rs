@@ -6,6 +6,10 @@ use cranelift_codegen::ir::{AbiParam, BlockArg, InstBuilder, MemFlagsData, Signa
 use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::FunctionBuilder;
 
+pub(crate) mod activation;
+pub(crate) mod gemm;
+pub(crate) mod window;
+
 /// Where a buffer lives at run time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Base {

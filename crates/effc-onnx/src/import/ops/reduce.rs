@@ -1,26 +1,15 @@
-//! Gemm, MatMul, (Log)Softmax and the reductions.
+//! Reductions: GlobalAveragePool / GlobalMaxPool, (Log)Softmax and the Reduce ops.
 
-use effc_ir::op::{Gemm, Op, Reduce, ReduceKind};
+use effc_ir::op::{Op, PoolKind, Reduce, ReduceKind};
 use effc_ir::{Error, Result, ValueRef};
 
 use crate::import::NodeCtx;
 use crate::import::attrs::axis;
 
-pub(super) fn gemm(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
-    let a = &ctx.attrs;
-    let op = Op::Gemm(Gemm {
-        alpha: a.float_or("alpha", 1.0)?,
-        beta: a.float_or("beta", 1.0)?,
-        trans_a: a.int_or("transA", 0)? != 0,
-        trans_b: a.int_or("transB", 0)? != 0,
-    });
-    let ins = [Some(ctx.x(0)?), Some(ctx.x(1)?), ctx.input(2)?];
-    ctx.emit(op, &ins)
-}
-
-pub(super) fn matmul(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
-    let ins = [Some(ctx.x(0)?), Some(ctx.x(1)?)];
-    ctx.emit(Op::MatMul, &ins)
+pub(super) fn global_pool(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
+    let x = ctx.x(0)?;
+    let kind = if ctx.node.op_type == "GlobalMaxPool" { PoolKind::Max } else { PoolKind::Average };
+    ctx.emit(Op::GlobalPool(kind), &[Some(x)])
 }
 
 pub(super) fn softmax(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {

@@ -1,4 +1,5 @@
-//! Shape and layout ops, constants and the ops that vanish at inference (Identity, Dropout).
+//! Shape and layout ops, Cast, constants and the ops that vanish at inference (Identity,
+//! Dropout).
 
 use effc_ir::op::{Op, Pad, PadMode, SliceAxis};
 use effc_ir::{DType, Error, Result, Tensor, ValueRef};
@@ -351,4 +352,14 @@ pub(super) fn range(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
     let t = effc_ir::eval::from_f64(dtype, vec![n], v)?;
     debug_assert!(dtype != DType::Bool);
     Ok(vec![ctx.constant(0, t)?])
+}
+
+pub(super) fn cast(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
+    let x = ctx.x(0)?;
+    let to = ctx.attrs.int("to")?.ok_or_else(|| Error::invalid("Cast needs 'to'"))?;
+    let to = crate::dtype_from_onnx(to as i32)?;
+    if ctx.info(x).dtype == to {
+        return Ok(vec![x]);
+    }
+    ctx.emit(Op::Cast { to }, &[Some(x)])
 }
