@@ -36,7 +36,7 @@ fn every_unfused_conv_says_why() {
     let c = compile_ok(&b.build());
     assert_eq!(c.summary.ops_after.get("MBConv"), Some(&2), "{:?}", c.summary.ops_after);
     let reasons: Vec<String> = c.summary.unfused.iter().map(|u| u.reason.clone()).collect();
-    assert_eq!(reasons, ["a dense k×k conv, which no super-op takes"], "{:?}", c.summary.unfused);
+    assert_eq!(reasons, ["a dense k×k conv without an activation, which no super-op takes"], "{:?}", c.summary.unfused);
 
     // A block whose depthwise output is also a model output stays apart, and its three
     // convs say so.

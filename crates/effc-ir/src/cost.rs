@@ -79,6 +79,13 @@ pub fn macs(g: &Graph) -> Macs {
                 one_by_one.push(prod(pixels_out.into_iter().chain([b.project.inputs(), b.project.outputs()])));
                 m.conv1x1 = sum(one_by_one.into_iter().chain([m.conv1x1]));
             }
+            Op::FusedMbConv(b) => {
+                let pixels_out = [out.shape[0], out.shape[2], out.shape[3]];
+                let expand = b.expand_w.shape().iter().copied();
+                m.conv_other = m.conv_other.saturating_add(prod(pixels_out.into_iter().chain(expand)));
+                let project = prod(pixels_out.into_iter().chain([b.project.inputs(), b.project.outputs()]));
+                m.conv1x1 = m.conv1x1.saturating_add(project);
+            }
             Op::SqueezeExcite(se) => {
                 m.conv1x1 = m.conv1x1.saturating_add(prod([out.shape[0], se_macs(se) as usize]));
             }
@@ -110,6 +117,7 @@ pub fn params(g: &Graph) -> u64 {
                 + b.se.as_ref().map_or(0, |se| dense_params(&se.reduce) + dense_params(&se.expand))
                 + dense_params(&b.project)
         }
+        Op::FusedMbConv(b) => (b.expand_w.numel() + b.expand_b.numel()) as u64 + dense_params(&b.project),
         _ => 0,
     }))
 }
@@ -122,7 +130,7 @@ fn dense_params(d: &crate::op::Dense) -> u64 {
 /// Estimated bytes of activations read and written by one inference: every op reads its
 /// run-time inputs and writes its outputs once; an MBConv block also writes and reads back
 /// its expanded and depthwise tensors (the SE branch and the projection's residual add
-/// make no extra pass). The backend subtracts what its schedule avoids (streamed
+/// make no extra pass), a Fused-MBConv block its expanded tensor. The backend subtracts what its schedule avoids (streamed
 /// expansions). Weights are not counted.
 pub fn activation_traffic(g: &Graph) -> u64 {
     let bytes = |v: crate::ValueRef| {
@@ -154,6 +162,10 @@ pub fn activation_traffic(g: &Graph) -> u64 {
                 parts.push(prod([2, 4, xs[0], xs[2], xs[3], c_exp]));
             }
             parts.push(prod([2, 4, out[0], out[2], out[3], c_exp]));
+        }
+        if let Op::FusedMbConv(b) = &node.op {
+            let out = &node.outputs[0].shape;
+            parts.push(prod([2, 4, out[0], out[2], out[3], b.expanded()]));
         }
     }
     // Outputs are copied out to the caller.

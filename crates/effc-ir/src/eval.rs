@@ -517,6 +517,7 @@ pub fn eval(op: &Op, inputs: &[&Tensor], out_shapes: &[Vec<usize>]) -> Result<Ve
         | Op::Softmax { .. }
         | Op::SqueezeExcite(_)
         | Op::MbConv(_)
+        | Op::FusedMbConv(_)
         | Op::Released => {
             return Err(Error::unsupported(format!("constant evaluation of {}", op.name())));
         }

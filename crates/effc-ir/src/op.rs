@@ -69,9 +69,25 @@ pub enum Op {
     SqueezeExcite(Box<SqueezeExcite>),
     /// A whole inverted-residual block as one op (see [`MbConv`]). Input: the block input.
     MbConv(Box<MbConv>),
+    /// A Fused-MBConv (EdgeResidual) block as one op (see [`FusedMbConv`]). Input: the
+    /// block input.
+    FusedMbConv(Box<FusedMbConv>),
     /// A node whose data a backend consumed and freed (weights packed into generated
     /// code); its outputs keep their types, but nothing may read or evaluate it.
     Released,
+}
+
+/// BatchNormalization at inference as the per-channel affine map it is, y = x·scale + shift
+/// with scale = γ / √(var + ε) and shift = β − mean·scale, from its parameters
+/// `[γ, β, mean, var]`; `None` unless all four have one length.
+pub fn batch_norm_affine(epsilon: f32, [gamma, beta, mean, var]: [&[f32]; 4]) -> Option<(Vec<f32>, Vec<f32>)> {
+    let c = gamma.len();
+    if [beta.len(), mean.len(), var.len()] != [c; 3] {
+        return None;
+    }
+    let scale: Vec<f32> = gamma.iter().zip(var).map(|(&g, &v)| g / (v + epsilon).sqrt()).collect();
+    let shift = beta.iter().zip(mean).zip(&scale).map(|((&b, &m), &s)| b - m * s).collect();
+    Some((scale, shift))
 }
 
 /// A fully connected layer of a fused op: y = act(W·x + b), W is [out, in].
@@ -115,6 +131,30 @@ pub struct MbConv {
     pub project: Dense,
     /// Adds the block input to the projection (stride 1, C_in == C_out).
     pub residual: bool,
+}
+
+/// A Fused-MBConv block (EfficientNetV2's early stages, EdgeTPU's EdgeResidual,
+/// MobileNetV4's conv pairs): a dense k×k expansion conv with its activation in place of
+/// MBConv's 1×1 expansion + depthwise, then a 1×1 projection, optionally adding the block
+/// input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FusedMbConv {
+    /// The expansion conv's geometry (one group) and activation; weights
+    /// [C_exp, C_in, kh, kw], bias [C_exp].
+    pub expand: Conv,
+    pub expand_w: Tensor,
+    pub expand_b: Tensor,
+    /// Projection 1×1 conv: [C_out, C_exp]; its `act` is normally None.
+    pub project: Dense,
+    /// Adds the block input to the projection (stride 1, C_in == C_out).
+    pub residual: bool,
+}
+
+impl FusedMbConv {
+    /// Channels of the expanded tensor.
+    pub fn expanded(&self) -> usize {
+        self.expand_w.shape().first().copied().unwrap_or(0)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -361,6 +401,7 @@ impl Op {
             Op::Where => "Where",
             Op::SqueezeExcite(_) => "SqueezeExcite",
             Op::MbConv(_) => "MBConv",
+            Op::FusedMbConv(_) => "FusedMBConv",
             Op::Released => "Released",
         }
     }

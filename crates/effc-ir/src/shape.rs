@@ -434,6 +434,21 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Result<Vec<OutType>> {
             }
             vec![(x.dtype, out)]
         }
+        Op::FusedMbConv(m) => {
+            let x = x()?;
+            let w = ValueInfo { name: String::new(), dtype: x.dtype, shape: m.expand_w.shape().to_vec() };
+            let mut out = conv_out(&m.expand, x, &w, None)?;
+            if m.expand.group != 1 || m.project.inputs() != m.expanded() || m.expand_b.numel() != m.expanded() {
+                return Err(Error::shape(format!("Fused-MBConv block does not fit {:?}", x.shape)));
+            }
+            if let Some(c) = out.get_mut(1) {
+                *c = m.project.outputs();
+            }
+            if m.residual && out != x.shape {
+                return Err(Error::shape("Fused-MBConv residual needs equal input and output shapes"));
+            }
+            vec![(x.dtype, out)]
+        }
         Op::Where => {
             let (c, a, b) = (x()?, need(inputs, 1, op)?, need(inputs, 2, op)?);
             if c.dtype != DType::Bool || a.dtype != b.dtype {

@@ -56,6 +56,22 @@ pub(super) fn conv(l: &mut Lowering, id: NodeId, c: &Conv) -> Result<()> {
         return Err(Error::unsupported(format!("a Conv bias of {} values for {} output channels", bias.len(), g.m)));
     }
     let epi = Epilogue { residual: l.input_opt(id, 3)?.map(|r| as_4d(&r)), act: c.act, ..Epilogue::default() };
+    conv_bufs(l, (&x4, &out4), c, &wt, &bias, epi)
+}
+
+/// A convolution of `x` into `out` (4-D views) with constant weights `wt` and `bias` (one
+/// value per output channel), `epi` after the sum: the conv op's lowering, which fused
+/// blocks also use for their dense convs.
+pub(super) fn conv_bufs(
+    l: &mut Lowering,
+    (x4, out4): (&Buf, &Buf),
+    c: &Conv,
+    wt: &effc_ir::Tensor,
+    bias: &[f32],
+    epi: Epilogue,
+) -> Result<()> {
+    let (x4, out4) = (x4.clone(), out4.clone());
+    let g = geom(&x4, &out4, &c.kernel, &c.strides, &c.dilations, &c.pads_begin)?;
     let groups = c.group;
     if groups == 0 || g.c % groups != 0 || g.m % groups != 0 {
         return Err(Error::unsupported(format!("{groups} groups of {} input and {} output channels", g.c, g.m)));
@@ -84,7 +100,7 @@ pub(super) fn conv(l: &mut Lowering, id: NodeId, c: &Conv) -> Result<()> {
         && os[0] == (g.h * g.w * g.m) as isize
     {
         // [N·H·W, C] × [C, M] + bias.
-        let bias_base = l.const_f32(&bias);
+        let bias_base = l.const_f32(bias);
         if epi.residual.as_ref().is_some_and(|r| r.strides != out4.strides) {
             return Err(Error::unsupported("a residual stored in another layout than the conv output"));
         }
@@ -108,12 +124,12 @@ pub(super) fn conv(l: &mut Lowering, id: NodeId, c: &Conv) -> Result<()> {
         return gemm::emit(l, &product);
     }
     if groups == g.c && groups == g.m && dense_rows {
-        return depthwise(l, &x4, &out4, c, &wt, &bias, epi);
+        return depthwise(l, &x4, &out4, c, wt, bias, epi);
     }
-    if groups == 1 && im2col_conv(l, &x4, &out4, g, &w_at, &bias, &epi)? {
+    if groups == 1 && im2col_conv(l, &x4, &out4, g, &w_at, bias, &epi)? {
         return Ok(());
     }
-    let bias_base = l.const_f32(&bias);
+    let bias_base = l.const_f32(bias);
     // General grouped conv: weights as [group][kh][kw][icg][ocg].
     let mut packed = Vec::with_capacity(data.len());
     for gi in 0..groups {

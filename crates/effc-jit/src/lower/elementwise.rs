@@ -78,17 +78,16 @@ pub(super) fn batch_norm(l: &mut Lowering, id: NodeId, epsilon: f32) -> Result<(
             .ok_or_else(|| Error::unsupported("BatchNormalization with run-time parameters"))
     };
     let (gamma, beta, mean, var) = (param(1)?, param(2)?, param(3)?, param(4)?);
-    let c = gamma.len();
-    if [beta.len(), mean.len(), var.len()] != [c; 3] {
+    let Some((scale, shift)) = effc_ir::op::batch_norm_affine(epsilon, [&gamma, &beta, &mean, &var]) else {
         return Err(Error::unsupported(format!(
-            "BatchNormalization parameters of {c}, {}, {} and {} values",
+            "BatchNormalization parameters of {}, {}, {} and {} values",
+            gamma.len(),
             beta.len(),
             mean.len(),
             var.len()
         )));
-    }
-    let scale: Vec<f32> = gamma.iter().zip(&var).map(|(&g, &v)| g / (v + epsilon).sqrt()).collect();
-    let shift: Vec<f32> = beta.iter().zip(&mean).zip(&scale).map(|((&b, &m), &s)| b - m * s).collect();
+    };
+    let c = scale.len();
     // Per-channel vectors viewed as [C, 1, ...] so they broadcast along dim 1.
     let mut dims = vec![c];
     dims.resize(out.dims.len() - 1, 1);

@@ -48,7 +48,7 @@ fn row_chunks(oh: usize, span: usize) -> (usize, usize) {
 const STREAM_BYTES: usize = 1 << 20;
 
 /// Dims of an MBConv block's input or output: [N, C, H, W].
-fn dims4(shape: &[usize]) -> Result<[usize; 4]> {
+pub(super) fn dims4(shape: &[usize]) -> Result<[usize; 4]> {
     let &[n, c, h, w] = shape else {
         return Err(Error::unsupported(format!("an MBConv block on {shape:?} (4-D only)")));
     };
@@ -262,11 +262,11 @@ fn scale_weights(l: &mut Lowering, n: usize, c: usize, (rows, width): (usize, us
     })
 }
 
-fn dense_buf(base: Base, dims: &[usize]) -> Buf {
+pub(super) fn dense_buf(base: Base, dims: &[usize]) -> Buf {
     Buf::new(base, DType::F32, dims.to_vec(), activation_strides(dims))
 }
 
-fn need_dense(buf: &Buf) -> Result<()> {
+pub(super) fn need_dense(buf: &Buf) -> Result<()> {
     if buf.strides != activation_strides(&buf.dims) || buf.offset != 0 || buf.dtype != DType::F32 {
         return Err(Error::unsupported("an MBConv block on a tensor that is not dense channels-last f32"));
     }

@@ -8,6 +8,7 @@
 mod conv;
 mod copy;
 mod elementwise;
+mod fused_mbconv;
 mod gemm;
 mod mbconv;
 mod reduce;
@@ -162,6 +163,10 @@ fn scratch_needs(g: &Graph, id: NodeId, micro: Option<effc_kernels::Isa>) -> Res
         Op::MbConv(b) => {
             let Some(x) = g.input(id, 0) else { return Ok(vec![]) };
             mbconv::MbConvPlan::new(b, &g.value(x).shape, &out.shape, micro)?.scratch_bytes()
+        }
+        Op::FusedMbConv(b) => {
+            let Some(x) = g.input(id, 0) else { return Ok(vec![]) };
+            fused_mbconv::FusedMbConvPlan::new(b, &g.value(x).shape, &out.shape, micro)?.scratch_bytes()
         }
         Op::SqueezeExcite(se) => squeeze_excite::se_scratch_bytes(se, &out.shape)?,
         Op::Reshape { .. } => {
@@ -392,6 +397,7 @@ impl<'g> Lowering<'g> {
             Op::Cast { to } => copy::cast(self, id, *to),
             Op::Where => Err(Error::unsupported("Where with a run-time condition")),
             Op::MbConv(b) => mbconv::mbconv(self, id, b),
+            Op::FusedMbConv(b) => fused_mbconv::fused_mbconv(self, id, b),
             Op::SqueezeExcite(se) => squeeze_excite::squeeze_excite(self, id, se),
             Op::Released => Err(Error::other("a node whose weights were released is lowered again")),
         }

@@ -54,7 +54,7 @@ pub(super) fn const_readers(g: &Graph, runtime: &[NodeId]) -> HashMap<NodeId, us
 /// the output copies read at the end). Their nodes keep their outputs' shapes but no
 /// longer hold data: a later read would fail as "has no buffer", never see other values.
 pub(super) fn release_weights(g: &mut Graph, id: NodeId, readers: &mut HashMap<NodeId, usize>) {
-    if matches!(g.node(id).op, Op::MbConv(_) | Op::SqueezeExcite(_)) {
+    if matches!(g.node(id).op, Op::MbConv(_) | Op::FusedMbConv(_) | Op::SqueezeExcite(_)) {
         g.node_mut(id).op = Op::Released;
     }
     for v in g.inputs(id).into_iter().flatten() {

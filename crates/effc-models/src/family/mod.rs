@@ -5,7 +5,7 @@
 use crate::writer::{GraphBuilder, attr_float, attr_int, attr_ints};
 
 mod networks;
-pub use networks::{Family, MobileNet, efficientnet, efficientnet_styled, mobilenet};
+pub use networks::{Family, MobileNet, efficientnet, efficientnet_styled, efficientnet_v2_b0, mobilenet};
 
 /// The activation of a block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -437,6 +437,26 @@ pub fn mbconv_styled(b: &mut GraphBuilder, w: &mut Weights, x: &str, s: &MbConvS
         y = activation(b, &y, s.act);
     }
     y = conv_bn_styled(b, w, &y, [c_exp, c_exp, s.kernel, s.stride, c_exp], style);
+    y = activation(b, &y, s.act);
+    if let Some(sq) = s.se {
+        let se_style = if style == Exporter::KerasNhwc { SeStyle::SqueezedConv } else { s.se_style };
+        y = squeeze_excite_styled(b, w, &y, c_exp, sq, s.act, (se_style, style.se_pool()));
+    }
+    y = conv_bn_styled(b, w, &y, [c_exp, s.c_out, 1, 1, 1], style);
+    if s.residual() {
+        y = b.node("Add", &[&y, x], vec![]);
+    }
+    y
+}
+
+/// One Fused-MBConv block on `x` (timm's EdgeResidual, torchvision's FusedMBConv): a
+/// dense k×k expansion conv (`s.kernel`, `s.stride`) + activation, the optional
+/// squeeze-excite, a 1×1 projection, the residual when the block keeps shape. With an
+/// expand ratio of 1 and no expansion channels of its own it is still written as two
+/// convs (EdgeTPU's form).
+pub fn fused_mbconv_styled(b: &mut GraphBuilder, w: &mut Weights, x: &str, s: &MbConvSpec, style: Exporter) -> String {
+    let c_exp = s.c_exp();
+    let mut y = conv_bn_styled(b, w, x, [s.c_in, c_exp, s.kernel, s.stride, 1], style);
     y = activation(b, &y, s.act);
     if let Some(sq) = s.se {
         let se_style = if style == Exporter::KerasNhwc { SeStyle::SqueezedConv } else { s.se_style };

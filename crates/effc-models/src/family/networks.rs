@@ -1,7 +1,10 @@
-//! Whole networks of the family (EfficientNet B0–B7 and Lite, MobileNetV2/V3) from the
+//! Whole networks of the family (EfficientNet B0–B7 and Lite, EfficientNetV2-B0,
+//! MobileNetV2/V3) from the
 //! blocks of [`super`], with seeded weights.
 
-use super::{Act, Exporter, MbConvSpec, SeStyle, Weights, activation, conv_bn_styled, mbconv_styled};
+use super::{
+    Act, Exporter, MbConvSpec, SeStyle, Weights, activation, conv_bn_styled, fused_mbconv_styled, mbconv_styled,
+};
 use crate::writer::{GraphBuilder, attr_int, attr_ints};
 
 /// One stage of the EfficientNet-B0 baseline: (expand ratio, kernel, stride, output
@@ -350,4 +353,80 @@ fn linear(b: &mut GraphBuilder, x: &str, w: &[f32], bias: &[f32]) -> String {
     let wt = b.weight_f32("fc_w", &[o, i], w);
     let bt = b.weight_f32("fc_b", &[o], bias);
     b.node("Gemm", &[x, &wt, &bt], vec![attr_int("transB", 1)])
+}
+
+/// EfficientNetV2-B0's stages as timm's `tf_efficientnetv2_b0` defines them: (block kind,
+/// expand ratio, kernel, stride, output channels, repeats, squeeze-excite).
+const V2_B0_STAGES: [(V2Block, usize, usize, usize, usize, usize, bool); 6] = [
+    (V2Block::Conv, 1, 3, 1, 16, 1, false),
+    (V2Block::Fused, 4, 3, 2, 32, 2, false),
+    (V2Block::Fused, 4, 3, 2, 48, 2, false),
+    (V2Block::MbConv, 4, 3, 2, 96, 3, true),
+    (V2Block::MbConv, 6, 3, 1, 112, 5, true),
+    (V2Block::MbConv, 6, 3, 2, 192, 8, true),
+];
+
+/// The kinds of block EfficientNetV2 stacks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum V2Block {
+    /// One k×k conv + activation (expand ratio 1, no projection).
+    Conv,
+    Fused,
+    MbConv,
+}
+
+/// EfficientNetV2-B0 with seeded weights in an exporter's spelling (NCHW styles; timm's
+/// `tf_` models are [`Exporter::TfSamePadding`]): a 3×3 stem, a single-conv stage, two
+/// Fused-MBConv stages, three MBConv stages with squeeze-excite (squeezed to a quarter of
+/// the block's input channels), a 1×1 head conv to 1280, pooling and a Linear classifier.
+pub fn efficientnet_v2_b0(
+    batch: crate::writer::Dim,
+    resolution: usize,
+    classes: usize,
+    seed: u64,
+    style: Exporter,
+) -> effc_onnx::proto::ModelProto {
+    use effc_onnx::proto::tensor_proto::DataType;
+    let mut b = GraphBuilder::new(style.opset());
+    let mut w = Weights::new(seed);
+    let r = resolution as i64;
+    let x = b.input("input", DataType::Float, &[batch, 3.into(), r.into(), r.into()]);
+    let act = Act::Swish;
+    let mut c = 32;
+    let mut y = conv_bn_styled(&mut b, &mut w, &x, [3, c, 3, 2, 1], style);
+    y = activation(&mut b, &y, act);
+    for (kind, ratio, kernel, stride, c_out, repeats, se) in V2_B0_STAGES {
+        for i in 0..repeats {
+            let stride = if i == 0 { stride } else { 1 };
+            let s = MbConvSpec {
+                c_in: c,
+                c_out,
+                expand_ratio: ratio,
+                expanded: None,
+                kernel,
+                stride,
+                se: se.then_some((c / 4).max(1)),
+                act,
+                se_style: SeStyle::Conv,
+            };
+            y = match kind {
+                V2Block::Conv => {
+                    let z = conv_bn_styled(&mut b, &mut w, &y, [c, c_out, kernel, stride, 1], style);
+                    let z = activation(&mut b, &z, act);
+                    if s.residual() { b.node("Add", &[&z, &y], vec![]) } else { z }
+                }
+                V2Block::Fused => fused_mbconv_styled(&mut b, &mut w, &y, &s, style),
+                V2Block::MbConv => mbconv_styled(&mut b, &mut w, &y, &s, style),
+            };
+            c = c_out;
+        }
+    }
+    y = conv_bn_styled(&mut b, &mut w, &y, [c, 1280, 1, 1, 1], style);
+    y = activation(&mut b, &y, act);
+    y = b.node("GlobalAveragePool", &[&y], vec![]);
+    y = b.node("Flatten", &[&y], vec![attr_int("axis", 1)]);
+    linear(&mut b, &y, &w.he(classes * 1280, 1280), &vec![0.0; classes]);
+    b.graph.node.last_mut().expect("the head was just added").output = vec!["logits".into()];
+    b.output("logits");
+    b.build()
 }

@@ -39,8 +39,9 @@ impl Pass for FoldBatchNorm {
             let (Some(gamma), Some(beta), Some(mean), Some(var)) = (param(1), param(2), param(3), param(4)) else {
                 continue;
             };
-            let scale: Vec<f32> = gamma.iter().zip(&var).map(|(g, v)| g / (v + epsilon).sqrt()).collect();
-            let shift = beta.iter().zip(&mean).zip(&scale).map(|((be, mu), s)| be - mu * s).collect();
+            let Some((scale, shift)) = effc_ir::op::batch_norm_affine(epsilon, [&gamma, &beta, &mean, &var]) else {
+                continue;
+            };
             if fold_into_conv(g, conv_out, Affine { scale: Some(scale), shift }, bn)? {
                 changes += 1;
             }

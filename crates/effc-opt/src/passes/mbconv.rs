@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use effc_ir::fusion::{Fusion, Site};
-use effc_ir::op::{MbConv, Op};
+use effc_ir::op::{Conv, FusedMbConv, MbConv, Op};
 use effc_ir::{Graph, NodeId, Result, Tensor, ValueRef};
 
 use super::squeeze_excite::{dense_of_conv, is_depthwise, pointwise_weights};
@@ -9,6 +9,7 @@ use super::util::{nodes_in_order, single_use};
 use crate::Pass;
 
 /// Forms MBConv super-ops: [expand 1×1 + act] → depthwise k×k + act → [squeeze-excite] →
+/// project 1×1 [+ block input]; and Fused-MBConv super-ops: dense k×k expansion + act →
 /// project 1×1 [+ block input]. Runs after BatchNorm folding, activation recognition,
 /// epilogue fusion and SE detection, so each part is already one node. The expansion's
 /// and the depthwise's activations must be ones the backend computes in the super-op.
@@ -17,9 +18,32 @@ pub struct FormMbConv {
 }
 
 struct Found {
-    block: MbConv,
+    block: Block,
     input: ValueRef,
     remove: Vec<NodeId>,
+}
+
+/// The super-op a projection closes.
+enum Block {
+    Mb(Box<MbConv>),
+    Fused(Box<FusedMbConv>),
+}
+
+impl Block {
+    /// The activations computed inside the super-op.
+    fn inner_activations(&self) -> Vec<effc_ir::op::Unary> {
+        match self {
+            Block::Mb(b) => b.expand.as_ref().and_then(|e| e.act).into_iter().chain(b.dw.act).collect(),
+            Block::Fused(b) => b.expand.act.into_iter().chain(b.project.act).collect(),
+        }
+    }
+
+    fn into_op(self) -> Op {
+        match self {
+            Block::Mb(b) => Op::MbConv(b),
+            Block::Fused(b) => Op::FusedMbConv(b),
+        }
+    }
 }
 
 /// Why a conv did not become part of an MBConv: the first rule of [`match_block`] that
@@ -29,13 +53,23 @@ type Refusal = &'static str;
 fn match_block(g: &Graph, proj: NodeId) -> std::result::Result<Found, Refusal> {
     // The projection may carry the block's residual input.
     let project = pointwise_weights(g, proj).ok_or("not a 1×1, stride-1, unpadded conv with constant weights")?;
-    if project.act.is_some() {
-        return Err("a projection has no activation, this conv has one");
-    }
     let mut remove = vec![];
     let mut d = g.input(proj, 0).ok_or("no input")?;
     if !single_use(g, d) {
         return Err("its input has other users");
+    }
+    if project.act.is_some() {
+        // An activated 1×1 conv after a dense k×k one closes a Fused-MBConv (MobileNetV4's
+        // conv pairs), unless it expands an MBConv: then its reader is an activated
+        // depthwise conv (a UIB block's leading depthwise conv has no activation).
+        let dense_before = matches!(&g.node(d.node).op, Op::Conv(c) if !is_depthwise(g, d.node, c));
+        let expands_next = g
+            .users(ValueRef::new(proj, 0))
+            .iter()
+            .any(|&(u, _)| matches!(&g.node(u).op, Op::Conv(c) if c.act.is_some() && is_depthwise(g, u, c)));
+        if !dense_before || expands_next {
+            return Err("a projection has no activation, this conv has one");
+        }
     }
     let se = match &g.node(d.node).op {
         Op::SqueezeExcite(se) => {
@@ -53,7 +87,10 @@ fn match_block(g: &Graph, proj: NodeId) -> std::result::Result<Found, Refusal> {
         return Err("its input is neither a depthwise conv nor a squeeze-excite over one");
     };
     if !is_depthwise(g, d.node, dw) {
-        return Err("the conv before it is not depthwise");
+        if se.is_some() {
+            return Err("its squeeze-excite reads a dense conv (a Fused-MBConv with squeeze-excite is not fused yet)");
+        }
+        return match_fused(g, proj, project, (d.node, dw), remove);
     }
     if g.input(d.node, 3).is_some() {
         return Err("the depthwise conv adds a residual");
@@ -87,7 +124,49 @@ fn match_block(g: &Graph, proj: NodeId) -> std::result::Result<Found, Refusal> {
     };
     remove.push(proj);
     let block = MbConv { expand, dw: dw.clone(), dw_w, dw_b, se, project, residual };
-    Ok(Found { block, input, remove })
+    Ok(Found { block: Block::Mb(Box::new(block)), input, remove })
+}
+
+/// The rest of [`match_block`] when the projection reads a conv that is not depthwise: a
+/// Fused-MBConv if that conv is a dense, activated, 2-D conv with constant weights.
+fn match_fused(
+    g: &Graph,
+    proj: NodeId,
+    project: effc_ir::op::Dense,
+    (exp, conv): (NodeId, &Conv),
+    mut remove: Vec<NodeId>,
+) -> std::result::Result<Found, Refusal> {
+    // A conv without an activation is the previous block's projection (or a linear conv).
+    if conv.act.is_none() || conv.group != 1 {
+        return Err("the conv before it is neither depthwise nor a dense conv with an activation");
+    }
+    if conv.kernel.len() != 2 {
+        return Err("the expansion conv is not 2-D");
+    }
+    if g.input(exp, 3).is_some() {
+        return Err("the expansion conv adds a residual");
+    }
+    let expand_w =
+        g.input(exp, 1).and_then(|w| g.const_value(w)).ok_or("the expansion weights are not constant")?.clone();
+    let c_exp = *expand_w.shape().first().ok_or("the expansion weights have no shape")?;
+    let expand_b = match g.input(exp, 2) {
+        Some(b) => g.const_value(b).ok_or("the expansion bias is not constant")?.clone(),
+        None => Tensor::from_f32(vec![c_exp], vec![0.0; c_exp]).map_err(|_| "the expansion bias")?,
+    };
+    let input = g.input(exp, 0).ok_or("the expansion conv has no input")?;
+    // Two 1×1 convs on one pixel per sample are a squeeze-excite's FC layers, which the
+    // squeeze-excite it belongs to takes once its spelling is normalised.
+    if g.value(input).shape.get(2..).is_some_and(|s| s.iter().product::<usize>() <= 1) {
+        return Err("the expansion reads a single pixel (a squeeze-excite's FC layers)");
+    }
+    let residual = match g.input(proj, 3) {
+        None => false,
+        Some(r) if r == input => true,
+        Some(_) => return Err("it adds a residual that is not the block's input"),
+    };
+    remove.extend([exp, proj]);
+    let block = FusedMbConv { expand: conv.clone(), expand_w, expand_b, project, residual };
+    Ok(Found { block: Block::Fused(Box::new(block)), input, remove })
 }
 
 /// A conv left outside every super-op, and the first rule that kept it out.
@@ -99,8 +178,9 @@ pub struct Unfused {
 }
 
 /// For every conv of an optimised graph that is not inside a super-op: why. A 1×1 conv is
-/// asked as a projection; a depthwise conv (and an expansion before one) through the
-/// conv that reads it; any other conv is a dense k×k conv, which no super-op takes yet.
+/// asked as a projection; a depthwise conv, or an activated conv that could expand a block
+/// (1×1 before a depthwise, dense k×k before a projection), through the conv that reads
+/// it; a dense conv without an activation is no part of any super-op.
 pub fn explain_unfused(g: &Graph, fusion: &dyn Fusion) -> Vec<Unfused> {
     let mut out = Vec::new();
     for id in nodes_in_order(g) {
@@ -110,10 +190,11 @@ pub fn explain_unfused(g: &Graph, fusion: &dyn Fusion) -> Vec<Unfused> {
             (true, _) if c.act.is_none() => None,
             (true, _) => Some(("expansion", "1×1 expansion")),
             (false, true) => Some(("depthwise", "depthwise")),
+            (false, false) if c.act.is_some() => Some(("expansion", "dense k×k")),
             (false, false) => {
                 out.push(Unfused {
                     node: g.node(id).name.clone(),
-                    reason: "a dense k×k conv, which no super-op takes".into(),
+                    reason: "a dense k×k conv without an activation, which no super-op takes".into(),
                 });
                 continue;
             }
@@ -155,10 +236,9 @@ fn why_not_projection(g: &Graph, proj: NodeId, fusion: &dyn Fusion) -> String {
     }
 }
 
-/// Whether the backend computes the expansion's and the depthwise's activations fused.
-fn fusable(b: &MbConv, fusion: &dyn Fusion) -> bool {
-    let acts = b.expand.as_ref().and_then(|e| e.act).into_iter().chain(b.dw.act);
-    acts.into_iter().all(|u| fusion.can_fuse(Site::MbConv, u))
+/// Whether the backend computes the block's inner activations fused.
+fn fusable(b: &Block, fusion: &dyn Fusion) -> bool {
+    b.inner_activations().into_iter().all(|u| fusion.can_fuse(Site::MbConv, u))
 }
 
 impl Pass for FormMbConv {
@@ -179,7 +259,7 @@ impl Pass for FormMbConv {
             let out = ValueRef::new(id, 0);
             let info = g.value(out).clone();
             let name = g.node(id).name.clone();
-            let node = g.add_node(name, Op::MbConv(Box::new(found.block)), &[Some(found.input)], vec![info]);
+            let node = g.add_node(name, found.block.into_op(), &[Some(found.input)], vec![info]);
             g.replace_uses(out, ValueRef::new(node, 0));
             for n in found.remove {
                 g.remove_node(n);
