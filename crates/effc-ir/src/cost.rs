@@ -64,6 +64,9 @@ pub fn macs(g: &Graph) -> Macs {
             Op::MbConv(b) => {
                 let Some(x) = g.input(id, 0) else { continue };
                 let xs = &g.value(x).shape;
+                let (started, start_macs) = start_cost(b.start.as_ref(), xs);
+                m.depthwise = m.depthwise.saturating_add(start_macs);
+                let xs = started.as_ref().unwrap_or(xs);
                 let pixels_in = [xs[0], xs[2], xs[3]];
                 let pixels_out = [out.shape[0], out.shape[2], out.shape[3]];
                 let c_exp = b.dw_w.shape()[0];
@@ -80,6 +83,9 @@ pub fn macs(g: &Graph) -> Macs {
                 m.conv1x1 = sum(one_by_one.into_iter().chain([m.conv1x1]));
             }
             Op::FusedMbConv(b) => {
+                if let Some(x) = g.input(id, 0) {
+                    m.depthwise = m.depthwise.saturating_add(start_cost(b.start.as_ref(), &g.value(x).shape).1);
+                }
                 let pixels_out = [out.shape[0], out.shape[2], out.shape[3]];
                 let expand = b.expand_w.shape().iter().copied();
                 m.conv_other = m.conv_other.saturating_add(prod(pixels_out.into_iter().chain(expand)));
@@ -100,6 +106,15 @@ pub fn macs(g: &Graph) -> Macs {
     m
 }
 
+/// A block's leading depthwise conv on an input of shape `x`: its output shape and its
+/// multiply-accumulates (none without one, or when its shape does not fit).
+fn start_cost(start: Option<&crate::op::StartDepthwise>, x: &[usize]) -> (Option<Vec<usize>>, u64) {
+    let Some(out) = start.and_then(|s| s.output_shape(x).ok()) else { return (None, 0) };
+    let taps = start.map_or(1, |s| s.conv.kernel.iter().product::<usize>());
+    let macs = prod(out.iter().copied().chain([taps]));
+    (Some(out), macs)
+}
+
 /// Multiply-accumulates of one sample through a squeeze-excite block's two FC layers.
 fn se_macs(se: &crate::op::SqueezeExcite) -> u64 {
     sum([prod([se.reduce.inputs(), se.reduce.outputs()]), prod([se.expand.inputs(), se.expand.outputs()])])
@@ -112,14 +127,21 @@ pub fn params(g: &Graph) -> u64 {
         Op::Const(t) if t.dtype().is_float() => t.numel() as u64,
         Op::SqueezeExcite(se) => dense_params(&se.reduce) + dense_params(&se.expand),
         Op::MbConv(b) => {
-            b.expand.as_ref().map_or(0, dense_params)
+            start_params(b.start.as_ref())
+                + b.expand.as_ref().map_or(0, dense_params)
                 + (b.dw_w.numel() + b.dw_b.numel()) as u64
                 + b.se.as_ref().map_or(0, |se| dense_params(&se.reduce) + dense_params(&se.expand))
                 + dense_params(&b.project)
         }
-        Op::FusedMbConv(b) => (b.expand_w.numel() + b.expand_b.numel()) as u64 + dense_params(&b.project),
+        Op::FusedMbConv(b) => {
+            start_params(b.start.as_ref()) + (b.expand_w.numel() + b.expand_b.numel()) as u64 + dense_params(&b.project)
+        }
         _ => 0,
     }))
+}
+
+fn start_params(start: Option<&crate::op::StartDepthwise>) -> u64 {
+    start.map_or(0, |s| (s.w.numel() + s.b.numel()) as u64)
 }
 
 /// A constant's elements exist in memory, so their counts add up without overflow.
@@ -156,6 +178,11 @@ pub fn activation_traffic(g: &Graph) -> u64 {
             && let Some(x) = g.input(id, 0)
         {
             let xs = &g.value(x).shape;
+            let (started, _) = start_cost(b.start.as_ref(), xs);
+            if let Some(s) = &started {
+                parts.push(prod([2, 4].into_iter().chain(s.iter().copied())));
+            }
+            let xs = started.as_ref().unwrap_or(xs);
             let out = &node.outputs[0].shape;
             let c_exp = b.dw_w.shape()[0];
             if b.expand.is_some() {
@@ -165,6 +192,11 @@ pub fn activation_traffic(g: &Graph) -> u64 {
         }
         if let Op::FusedMbConv(b) = &node.op {
             let out = &node.outputs[0].shape;
+            if let Some(x) = g.input(id, 0)
+                && let (Some(s), _) = start_cost(b.start.as_ref(), &g.value(x).shape)
+            {
+                parts.push(prod([2, 4].into_iter().chain(s)));
+            }
             parts.push(prod([2, 4, out[0], out[2], out[3], b.expanded()]));
         }
     }

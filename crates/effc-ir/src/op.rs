@@ -120,6 +120,8 @@ pub struct SqueezeExcite {
 /// project 1×1 → + input. BatchNorms are folded into the convs' weights and biases.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MbConv {
+    /// A depthwise conv on the block input before everything else (MobileNetV4's UIB).
+    pub start: Option<StartDepthwise>,
     /// Expansion 1×1 conv (absent when the expand ratio is 1): [C_exp, C_in].
     pub expand: Option<Dense>,
     /// Depthwise conv geometry; weights [C_exp, 1, k, k], bias [C_exp].
@@ -133,12 +135,33 @@ pub struct MbConv {
     pub residual: bool,
 }
 
+/// The leading depthwise conv of a MobileNetV4 Universal Inverted Bottleneck (its ExtraDW
+/// and ConvNext-like forms): it runs on the block input before the expansion, usually
+/// without an activation, and may carry the block's stride.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StartDepthwise {
+    /// Geometry (group = channels) and optional activation; weights [C, 1, kh, kw], bias [C].
+    pub conv: Conv,
+    pub w: Tensor,
+    pub b: Tensor,
+}
+
+impl StartDepthwise {
+    /// Its output shape on an input of `x`.
+    pub fn output_shape(&self, x: &[usize]) -> crate::Result<Vec<usize>> {
+        crate::shape::conv_shape(&self.conv, x, self.w.shape())
+    }
+}
+
 /// A Fused-MBConv block (EfficientNetV2's early stages, EdgeTPU's EdgeResidual,
 /// MobileNetV4's conv pairs): a dense k×k expansion conv with its activation in place of
 /// MBConv's 1×1 expansion + depthwise, then a 1×1 projection, optionally adding the block
 /// input.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FusedMbConv {
+    /// A depthwise conv on the block input before the expansion (MobileNetV4's UIB in its
+    /// ConvNext-like form: depthwise, then a 1×1 expansion and projection).
+    pub start: Option<StartDepthwise>,
     /// The expansion conv's geometry (one group) and activation; weights
     /// [C_exp, C_in, kh, kw], bias [C_exp].
     pub expand: Conv,

@@ -73,6 +73,21 @@ fn need<'a>(inputs: &[Option<&'a ValueInfo>], i: usize, op: &Op) -> Result<&'a V
     inputs.get(i).copied().flatten().ok_or_else(|| Error::invalid(format!("{} is missing input {i}", op.name())))
 }
 
+/// The output shape of `conv` on an input of shape `x` with weights of shape `w`.
+pub fn conv_shape(conv: &Conv, x: &[usize], w: &[usize]) -> Result<Vec<usize>> {
+    let info = |shape: &[usize]| ValueInfo { name: String::new(), dtype: DType::F32, shape: shape.to_vec() };
+    conv_out(conv, &info(x), &info(w), None)
+}
+
+/// What a block's leading depthwise conv (if any) makes of its input `x`.
+fn start_output(start: Option<&crate::op::StartDepthwise>, x: &ValueInfo) -> Result<Option<ValueInfo>> {
+    let Some(s) = start else { return Ok(None) };
+    if s.conv.group != x.shape.get(1).copied().unwrap_or(0) || s.b.numel() != s.conv.group {
+        return Err(Error::shape(format!("a block's leading depthwise conv does not fit {:?}", x.shape)));
+    }
+    Ok(Some(ValueInfo { name: String::new(), dtype: x.dtype, shape: s.output_shape(&x.shape)? }))
+}
+
 fn conv_out(conv: &Conv, x: &ValueInfo, w: &ValueInfo, bias: Option<&ValueInfo>) -> Result<Vec<usize>> {
     let spatial = conv.kernel.len();
     if x.shape.len() != spatial + 2 || w.shape.len() != spatial + 2 {
@@ -412,7 +427,9 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Result<Vec<OutType>> {
             return same(x);
         }
         Op::MbConv(m) => {
-            let x = x()?;
+            let block_input = x()?;
+            let started = start_output(m.start.as_ref(), block_input)?;
+            let x = started.as_ref().unwrap_or(block_input);
             let c_exp = m.dw_w.shape()[0];
             let in_ok = match &m.expand {
                 Some(e) => e.inputs() == x.shape[1] && e.outputs() == c_exp,
@@ -429,13 +446,15 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Result<Vec<OutType>> {
             let w = ValueInfo { name: String::new(), dtype: x.dtype, shape: m.dw_w.shape().to_vec() };
             let mut out = conv_out(&m.dw, &dw_in, &w, None)?;
             out[1] = m.project.outputs();
-            if m.residual && out != x.shape {
+            if m.residual && out != block_input.shape {
                 return Err(Error::shape("MBConv residual needs equal input and output shapes"));
             }
             vec![(x.dtype, out)]
         }
         Op::FusedMbConv(m) => {
-            let x = x()?;
+            let block_input = x()?;
+            let started = start_output(m.start.as_ref(), block_input)?;
+            let x = started.as_ref().unwrap_or(block_input);
             let w = ValueInfo { name: String::new(), dtype: x.dtype, shape: m.expand_w.shape().to_vec() };
             let mut out = conv_out(&m.expand, x, &w, None)?;
             if m.expand.group != 1 || m.project.inputs() != m.expanded() || m.expand_b.numel() != m.expanded() {
@@ -444,7 +463,7 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Result<Vec<OutType>> {
             if let Some(c) = out.get_mut(1) {
                 *c = m.project.outputs();
             }
-            if m.residual && out != x.shape {
+            if m.residual && out != block_input.shape {
                 return Err(Error::shape("Fused-MBConv residual needs equal input and output shapes"));
             }
             vec![(x.dtype, out)]

@@ -16,7 +16,7 @@ use effc_kernels::Isa;
 
 use super::conv::conv_bufs;
 use super::gemm::dense_product;
-use super::mbconv::{dense_buf, dims4, need_dense};
+use super::mbconv::{dense_buf, dims4, need_dense, start_depthwise};
 use super::{Lowering, Weights};
 use crate::emit::activation::kernel_activation;
 use crate::emit::gemm::{self, Mat, ProductSpec, Ptrs};
@@ -29,17 +29,25 @@ const ROW_BYTES: usize = 128 << 10;
 /// How a Fused-MBConv block runs, decided once from its shapes and the kernel variant;
 /// the planner sizes scratch from it and the lowering follows it.
 pub(super) struct FusedMbConvPlan {
-    /// Input and output dims [N, C, H, W].
+    /// Dims [N, C, H, W] of the expansion's input (after a leading depthwise conv, if any)
+    /// and of the output.
     x: [usize; 4],
     out: [usize; 4],
     c_exp: usize,
-    /// Output rows stream through stack buffers; no scratch.
+    /// Output rows stream through stack buffers (no scratch for the expansion).
     streams: bool,
+    /// The leading depthwise conv's output has a buffer.
+    started: bool,
 }
+
+/// Scratch slots of a Fused-MBConv block, in the planner's order.
+const EXPANDED: usize = 0;
+const STARTED: usize = 1;
 
 impl FusedMbConvPlan {
     pub(super) fn new(b: &FusedMbConv, x: &[usize], out: &[usize], micro: Option<Isa>) -> Result<Self> {
-        let (x, out, c_exp) = (dims4(x)?, dims4(out)?, b.expanded());
+        let started = b.start.as_ref().map(|s| s.output_shape(x)).transpose()?;
+        let (x, out, c_exp) = (dims4(started.as_deref().unwrap_or(x))?, dims4(out)?, b.expanded());
         let taps: usize = b.expand.kernel.iter().product();
         let patch = out[3].saturating_mul(taps).saturating_mul(x[1]).saturating_mul(4);
         let row = out[3].saturating_mul(c_exp).saturating_mul(4);
@@ -47,35 +55,47 @@ impl FusedMbConvPlan {
             && kernel_activation(b.expand.act).is_some()
             && kernel_activation(b.project.act).is_some();
         let streams = kernels && patch <= ROW_BYTES && row <= ROW_BYTES;
-        Ok(FusedMbConvPlan { x, out, c_exp, streams })
+        Ok(FusedMbConvPlan { x, out, c_exp, streams, started: started.is_some() })
     }
 
-    /// Scratch bytes: the whole expanded tensor unless rows stream.
+    /// Scratch bytes per slot: the whole expanded tensor unless rows stream
+    /// ([`EXPANDED`]), then the leading depthwise conv's output ([`STARTED`]).
     pub(super) fn scratch_bytes(&self) -> Vec<usize> {
-        let [n, _, oh, ow] = self.out;
-        if self.streams { vec![] } else { vec![n * oh * ow * self.c_exp * 4] }
+        let ([n, c_in, h, w], [_, _, oh, ow]) = (self.x, self.out);
+        let expanded = if self.streams { 0 } else { n * oh * ow * self.c_exp * 4 };
+        let started = if self.started { n * c_in * h * w * 4 } else { 0 };
+        vec![expanded, started]
     }
 }
 
 pub(super) fn fused_mbconv(l: &mut Lowering, id: NodeId, b: &FusedMbConv) -> Result<()> {
-    let x = l.input(id, 0)?;
+    let block_input = l.input(id, 0)?;
     let out = l.output(id, 0)?;
-    need_dense(&x)?;
+    need_dense(&block_input)?;
     need_dense(&out)?;
-    let plan = FusedMbConvPlan::new(b, &x.dims, &out.dims, l.micro)?;
+    let plan = FusedMbConvPlan::new(b, &block_input.dims, &out.dims, l.micro)?;
+    let x = match &b.start {
+        Some(s) => {
+            let started = dense_buf(Base::Arena(l.scratch(id, STARTED)?), &plan.x);
+            l.role = "start-depthwise";
+            start_depthwise(l, (&block_input, &started), s)?;
+            started
+        }
+        None => block_input.clone(),
+    };
+    let residual = b.residual.then_some(block_input.base);
     let bias = b.expand_b.f32_data();
     if plan.streams {
         l.role = "expand+project";
         l.traffic_saved += 2 * (plan.out[0] * plan.out[2] * plan.out[3] * plan.c_exp * 4) as u64;
-        return streamed(l, &plan, (x.base, out.base), b, &bias);
+        return streamed(l, &plan, (x.base, out.base, residual), b, &bias);
     }
     let [n, _, oh, ow] = plan.out;
-    let expanded = dense_buf(Base::Arena(l.scratch(id, 0)?), &[n, plan.c_exp, oh, ow]);
+    let expanded = dense_buf(Base::Arena(l.scratch(id, EXPANDED)?), &[n, plan.c_exp, oh, ow]);
     l.role = "expand";
     let epi = Epilogue { act: b.expand.act, ..Epilogue::default() };
     conv_bufs(l, (&x, &expanded), &b.expand, &b.expand_w, &bias, epi)?;
     l.role = "project";
-    let residual = b.residual.then_some(x.base);
     let product = dense_product(l, &b.project, (expanded.base, n * oh * ow), out.base, residual)?;
     gemm::emit(l, &product)
 }
@@ -84,7 +104,7 @@ pub(super) fn fused_mbconv(l: &mut Lowering, id: NodeId, b: &FusedMbConv) -> Res
 fn streamed(
     l: &mut Lowering,
     plan: &FusedMbConvPlan,
-    (x, out): (Base, Base),
+    (x, out, block_input): (Base, Base, Option<Base>),
     b: &FusedMbConv,
     bias: &[f32],
 ) -> Result<()> {
@@ -111,16 +131,16 @@ fn streamed(
         wv.at([j, ci, tap / g.kw, tap % g.kw])
     });
     // The projection of one row, the residual (the input row at the same pixel) added.
-    let residual = b.residual.then_some(Base::Arena(0));
-    let project = dense_product(l, &b.project, (Base::Arena(0), ow), Base::Arena(0), residual)?;
+    let project = dense_product(l, &b.project, (Base::Arena(0), ow), Base::Arena(0), block_input)?;
     let refused = || Error::other("a Fused-MBConv product the GEMM micro-kernel refused");
     let (m_expand, m_project) =
         (gemm::micro(l, &expand).ok_or_else(refused)?, gemm::micro(l, &project).ok_or_else(refused)?);
     let params = l.const_struct(effc_kernels::Im2colParams { c: c_in, win: g.row_window() });
     let (xs, os) = (byte_strides(&x_buf)?, byte_strides(&dense_buf(out, &[n, c_out, oh, ow]))?);
-    let (w_expand, w_project, has_residual) = (expand.b.base, project.b.base, b.residual);
+    let (w_expand, w_project) = (expand.b.base, project.b.base);
     l.kernel(n * oh, move |kb: &mut Kb| {
         let (xb, ob) = (kb.addr(x, 0), kb.addr(out, 0));
+        let rb = block_input.map(|r| kb.addr(r, 0));
         let (w1, w2) = (kb.addr(w_expand, 0), kb.addr(w_project, 0));
         let slot = |kb: &mut Kb, bytes: usize| {
             kb.b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, bytes as u32, 6))
@@ -141,8 +161,12 @@ fn streamed(
             gemm::call_micro(kb, m_expand, &p1, rows);
             let o_n = kb.offset(ob, nn, os[0]);
             let o_row = kb.offset(o_n, ohv, os[2]);
-            // A residual block keeps the input's shape: its row `oh` is the output's.
-            let res = has_residual.then(|| kb.offset(x_n, ohv, xs[2]));
+            // A residual block keeps the input's shape (and a leading depthwise conv has
+            // stride 1 there): the block input's row `oh` is the output's.
+            let res = rb.map(|rb| {
+                let r_n = kb.offset(rb, nn, xs[0]);
+                kb.offset(r_n, ohv, xs[2])
+            });
             let p2 = Ptrs { a: row_ptr, b: w2, out: o_row, c: None, res, ks: None };
             gemm::call_micro(kb, m_project, &p2, rows);
         });

@@ -72,6 +72,8 @@ fn window_span(b: &MbConv) -> Result<usize> {
 /// A scratch buffer of an MBConv block, by what it holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Buffer {
+    /// The leading depthwise conv's output (UIB blocks), the expansion's input.
+    Start,
     /// The expansion: whole, or the streamed chunks' rings.
     Expanded,
     /// The depthwise output, the projection's A.
@@ -92,7 +94,8 @@ enum Buffer {
 /// planner sizes the scratch from it and the lowering emits from it (both build it with
 /// this one constructor, so they cannot disagree).
 pub(super) struct MbConvPlan {
-    /// [N, C_in, H, W] and [N, C_out, OH, OW].
+    /// [N, C_in, H, W] of the expansion's input (after a leading depthwise conv, if any)
+    /// and [N, C_out, OH, OW].
     x: [usize; 4],
     out: [usize; 4],
     c_exp: usize,
@@ -106,9 +109,10 @@ pub(super) struct MbConvPlan {
 
 impl MbConvPlan {
     pub(super) fn new(b: &MbConv, x_shape: &[usize], out_shape: &[usize], micro: Option<Isa>) -> Result<Self> {
-        let x = dims4(x_shape)?;
+        let started = b.start.as_ref().map(|s| s.output_shape(x_shape)).transpose()?;
+        let x = dims4(started.as_deref().unwrap_or(x_shape))?;
         let out = dims4(out_shape)?;
-        let ([n, _, h, w], [_, c_out, oh, ow]) = (x, out);
+        let ([n, c_in, h, w], [_, c_out, oh, ow]) = (x, out);
         let c_exp = expanded_channels(b)?;
         let streams = b.expand.is_some() && n * h * w * c_exp * 4 > STREAM_BYTES;
         let expanded = if streams {
@@ -121,6 +125,9 @@ impl MbConvPlan {
         };
         let f32s = |k: usize| k * 4;
         let mut buffers = vec![(Buffer::Expanded, f32s(expanded)), (Buffer::Depthwise, f32s(n * oh * ow * c_exp))];
+        if started.is_some() {
+            buffers.push((Buffer::Start, f32s(n * c_in * h * w)));
+        }
         let gate = b.se.as_ref().map(|se| {
             buffers.extend([
                 (Buffer::RowSums, f32s(n * oh * c_exp)),
@@ -274,13 +281,23 @@ pub(super) fn need_dense(buf: &Buf) -> Result<()> {
 }
 
 pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
-    let x = l.input(id, 0)?;
+    let block_input = l.input(id, 0)?;
     let out = l.output(id, 0)?;
-    need_dense(&x)?;
+    need_dense(&block_input)?;
     need_dense(&out)?;
-    let plan = MbConvPlan::new(b, &x.dims, &out.dims, l.micro)?;
+    let plan = MbConvPlan::new(b, &block_input.dims, &out.dims, l.micro)?;
     let ([n, _, h, w], [_, _, oh, ow], c_exp) = (plan.x, plan.out, plan.c_exp);
     let slot = |l: &Lowering, which| plan.slot(l, id, which);
+    // 0. A UIB block's leading depthwise conv, into scratch: the expansion's input.
+    let x = match &b.start {
+        Some(s) => {
+            let started = dense_buf(slot(l, Buffer::Start)?, &plan.x);
+            l.role = "start-depthwise";
+            start_depthwise(l, (&block_input, &started), s)?;
+            started
+        }
+        None => block_input.clone(),
+    };
     // 1–2. Expand (streamed) and depthwise (+ SE pool).
     let d = dense_buf(slot(l, Buffer::Depthwise)?, &[n, c_exp, oh, ow]);
     let row_sums = match b.se {
@@ -319,7 +336,7 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
     }
     // 3–4. The SE gate, then project (+ residual).
     let px = (oh * ow) as isize;
-    let mut mm = dense_product(l, &b.project, (d.base, oh * ow), out.base, b.residual.then_some(x.base))?;
+    let mut mm = dense_product(l, &b.project, (d.base, oh * ow), out.base, b.residual.then_some(block_input.base))?;
     // Per-sample weights stride: 0 unless the gate scales a copy of the weights per sample.
     let mut w_stride = 0;
     if let (Some(gate), Some(scales)) = (gate, plan.gate) {
@@ -446,4 +463,10 @@ fn stream_expand_depthwise(
             });
         });
     })
+}
+
+/// A block's leading depthwise conv (UIB) of `x` into `out`, with its own activation.
+pub(super) fn start_depthwise(l: &mut Lowering, (x, out): (&Buf, &Buf), s: &effc_ir::op::StartDepthwise) -> Result<()> {
+    let epi = Epilogue { act: s.conv.act, ..Epilogue::default() };
+    depthwise(l, x, out, &s.conv, &s.w, &s.b.f32_data(), epi)
 }

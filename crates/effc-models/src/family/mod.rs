@@ -468,3 +468,60 @@ pub fn fused_mbconv_styled(b: &mut GraphBuilder, w: &mut Weights, x: &str, s: &M
     }
     y
 }
+
+/// One MobileNetV4 Universal Inverted Bottleneck as timm writes it (`UniversalInvertedResidual`):
+/// an optional leading depthwise conv without activation, a 1×1 expansion + activation, an
+/// optional middle depthwise conv + activation, a 1×1 projection, an optional layer scale
+/// (a per-channel Mul), and the residual when the block keeps shape. Its forms: ExtraDW
+/// (both depthwise convs), ConvNext-like (leading only), IB (middle only, an MBConv),
+/// FFN (neither).
+#[derive(Clone, Debug)]
+pub struct UibSpec {
+    pub c_in: usize,
+    pub c_out: usize,
+    pub expanded: usize,
+    /// Kernel of the leading depthwise conv, if any.
+    pub start_kernel: Option<usize>,
+    /// Kernel of the middle depthwise conv, if any.
+    pub mid_kernel: Option<usize>,
+    pub stride: usize,
+    /// Which depthwise conv carries the stride when both exist (timm's
+    /// `dw_kernel_size_mid` blocks downsample in the middle one).
+    pub stride_in_mid: bool,
+    pub act: Act,
+    /// A per-channel learned scale on the projection before the residual.
+    pub layer_scale: bool,
+}
+
+impl UibSpec {
+    /// The residual is added when the block keeps shape.
+    pub fn residual(&self) -> bool {
+        self.stride == 1 && self.c_in == self.c_out
+    }
+}
+
+/// One UIB block on `x` in an exporter's spelling; returns its output.
+pub fn uib_styled(b: &mut GraphBuilder, w: &mut Weights, x: &str, s: &UibSpec, style: Exporter) -> String {
+    let stride_start = if s.mid_kernel.is_some() && s.stride_in_mid { 1 } else { s.stride };
+    let mut y = x.to_string();
+    if let Some(k) = s.start_kernel {
+        y = conv_bn_styled(b, w, &y, [s.c_in, s.c_in, k, stride_start, s.c_in], style);
+    }
+    y = conv_bn_styled(b, w, &y, [s.c_in, s.expanded, 1, 1, 1], style);
+    y = activation(b, &y, s.act);
+    if let Some(k) = s.mid_kernel {
+        let stride = if s.start_kernel.is_none() || s.stride_in_mid { s.stride } else { 1 };
+        y = conv_bn_styled(b, w, &y, [s.expanded, s.expanded, k, stride, s.expanded], style);
+        y = activation(b, &y, s.act);
+    }
+    y = conv_bn_styled(b, w, &y, [s.expanded, s.c_out, 1, 1, 1], style);
+    if s.layer_scale {
+        let gamma: Vec<f32> = (0..s.c_out).map(|_| 0.5 + 0.25 * w.uniform()).collect();
+        let g = b.weight_f32("layer_scale", &[s.c_out as i64, 1, 1], &gamma);
+        y = b.node("Mul", &[&y, &g], vec![]);
+    }
+    if s.residual() {
+        y = b.node("Add", &[&y, x], vec![]);
+    }
+    y
+}

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use effc_ir::fusion::{Fusion, Site};
-use effc_ir::op::{Conv, FusedMbConv, MbConv, Op};
+use effc_ir::op::{Conv, FusedMbConv, MbConv, Op, StartDepthwise};
 use effc_ir::{Graph, NodeId, Result, Tensor, ValueRef};
 
 use super::squeeze_excite::{dense_of_conv, is_depthwise, pointwise_weights};
@@ -33,8 +33,14 @@ impl Block {
     /// The activations computed inside the super-op.
     fn inner_activations(&self) -> Vec<effc_ir::op::Unary> {
         match self {
-            Block::Mb(b) => b.expand.as_ref().and_then(|e| e.act).into_iter().chain(b.dw.act).collect(),
-            Block::Fused(b) => b.expand.act.into_iter().chain(b.project.act).collect(),
+            Block::Mb(b) => {
+                let start = b.start.as_ref().and_then(|s| s.conv.act);
+                start.into_iter().chain(b.expand.as_ref().and_then(|e| e.act)).chain(b.dw.act).collect()
+            }
+            Block::Fused(b) => {
+                let start = b.start.as_ref().and_then(|s| s.conv.act);
+                start.into_iter().chain(b.expand.act).chain(b.project.act).collect()
+            }
         }
     }
 
@@ -117,13 +123,18 @@ fn match_block(g: &Graph, proj: NodeId) -> std::result::Result<Found, Refusal> {
         }
         None => e,
     };
+    // A UIB block's leading depthwise conv goes in with its expansion.
+    let (start, input) = match expand {
+        Some(_) => leading_depthwise(g, proj, input, &mut remove),
+        None => (None, input),
+    };
     let residual = match g.input(proj, 3) {
         None => false,
         Some(r) if r == input => true,
         Some(_) => return Err("it adds a residual that is not the block's input"),
     };
     remove.push(proj);
-    let block = MbConv { expand, dw: dw.clone(), dw_w, dw_b, se, project, residual };
+    let block = MbConv { start, expand, dw: dw.clone(), dw_w, dw_b, se, project, residual };
     Ok(Found { block: Block::Mb(Box::new(block)), input, remove })
 }
 
@@ -154,6 +165,11 @@ fn match_fused(
         None => Tensor::from_f32(vec![c_exp], vec![0.0; c_exp]).map_err(|_| "the expansion bias")?,
     };
     let input = g.input(exp, 0).ok_or("the expansion conv has no input")?;
+    // A 1×1 expansion may follow a UIB block's leading depthwise conv (ConvNext-like form).
+    let (start, input) = match conv.kernel.iter().all(|&k| k == 1) {
+        true => leading_depthwise(g, proj, input, &mut remove),
+        false => (None, input),
+    };
     // Two 1×1 convs on one pixel per sample are a squeeze-excite's FC layers, which the
     // squeeze-excite it belongs to takes once its spelling is normalised.
     if g.value(input).shape.get(2..).is_some_and(|s| s.iter().product::<usize>() <= 1) {
@@ -165,8 +181,47 @@ fn match_fused(
         Some(_) => return Err("it adds a residual that is not the block's input"),
     };
     remove.extend([exp, proj]);
-    let block = FusedMbConv { expand: conv.clone(), expand_w, expand_b, project, residual };
+    let block = FusedMbConv { start, expand: conv.clone(), expand_w, expand_b, project, residual };
     Ok(Found { block: Block::Fused(Box::new(block)), input, remove })
+}
+
+/// The depthwise conv that computes `input`, if the block closed by `proj` takes it as its
+/// leading depthwise (MobileNetV4's UIB): `input` has no other reader, the conv has
+/// constant weights and no residual of its own, and the block's residual (if any) is the
+/// conv's input. Returns the start and the block's new input; the conv joins `remove`.
+fn leading_depthwise(
+    g: &Graph,
+    proj: NodeId,
+    input: ValueRef,
+    remove: &mut Vec<NodeId>,
+) -> (Option<StartDepthwise>, ValueRef) {
+    let found = (|| {
+        let Op::Conv(c) = &g.node(input.node).op else { return None };
+        if !single_use(g, input) || !is_depthwise(g, input.node, c) || c.kernel.len() != 2 {
+            return None;
+        }
+        if g.input(input.node, 3).is_some() {
+            return None;
+        }
+        let start_input = g.input(input.node, 0)?;
+        if g.input(proj, 3).is_some_and(|r| r != start_input) {
+            return None;
+        }
+        let w = g.const_value(g.input(input.node, 1)?)?.clone();
+        let channels = *w.shape().first()?;
+        let b = match g.input(input.node, 2) {
+            Some(b) => g.const_value(b)?.clone(),
+            None => Tensor::from_f32(vec![channels], vec![0.0; channels]).ok()?,
+        };
+        Some((StartDepthwise { conv: c.clone(), w, b }, start_input))
+    })();
+    match found {
+        Some((start, start_input)) => {
+            remove.push(input.node);
+            (Some(start), start_input)
+        }
+        None => (None, input),
+    }
 }
 
 /// A conv left outside every super-op, and the first rule that kept it out.
