@@ -525,3 +525,24 @@ pub fn uib_styled(b: &mut GraphBuilder, w: &mut Weights, x: &str, s: &UibSpec, s
     }
     y
 }
+
+/// One depthwise-separable block (MobileNetV1, LCNet, MNASNet's first block with an
+/// activated pointwise): a depthwise k×k conv + activation, an optional squeeze-excite
+/// (squeezed to `se` channels), then a 1×1 conv + activation, with no expansion and no
+/// residual; `dims` = [c_in, c_out, kernel, stride].
+pub fn depthwise_separable_styled(
+    b: &mut GraphBuilder,
+    w: &mut Weights,
+    x: &str,
+    (dims, se, act): ([usize; 4], Option<usize>, Act),
+    style: Exporter,
+) -> String {
+    let [c_in, c_out, kernel, stride] = dims;
+    let mut y = conv_bn_styled(b, w, x, [c_in, c_in, kernel, stride, c_in], style);
+    y = activation(b, &y, act);
+    if let Some(sq) = se {
+        y = squeeze_excite_styled(b, w, &y, c_in, sq, act, (SeStyle::Conv, style.se_pool()));
+    }
+    y = conv_bn_styled(b, w, &y, [c_in, c_out, 1, 1, 1], style);
+    activation(b, &y, act)
+}

@@ -35,7 +35,8 @@ impl Block {
         match self {
             Block::Mb(b) => {
                 let start = b.start.as_ref().and_then(|s| s.conv.act);
-                start.into_iter().chain(b.expand.as_ref().and_then(|e| e.act)).chain(b.dw.act).collect()
+                let expand = b.expand.as_ref().and_then(|e| e.act);
+                start.into_iter().chain(expand).chain(b.dw.act).chain(b.project.act).collect()
             }
             Block::Fused(b) => {
                 let start = b.start.as_ref().and_then(|s| s.conv.act);
@@ -65,16 +66,12 @@ fn match_block(g: &Graph, proj: NodeId) -> std::result::Result<Found, Refusal> {
         return Err("its input has other users");
     }
     if project.act.is_some() {
-        // An activated 1×1 conv after a dense k×k one closes a Fused-MBConv (MobileNetV4's
-        // conv pairs), unless it expands an MBConv: then its reader is an activated
-        // depthwise conv (a UIB block's leading depthwise conv has no activation).
-        let dense_before = matches!(&g.node(d.node).op, Op::Conv(c) if !is_depthwise(g, d.node, c));
-        let expands_next = g
-            .users(ValueRef::new(proj, 0))
-            .iter()
-            .any(|&(u, _)| matches!(&g.node(u).op, Op::Conv(c) if c.act.is_some() && is_depthwise(g, u, c)));
-        if !dense_before || expands_next {
-            return Err("a projection has no activation, this conv has one");
+        // An activated 1×1 conv closes a block where it is not the expansion of the next
+        // one: after a dense k×k conv a Fused-MBConv (MobileNetV4's conv pairs), after a
+        // depthwise conv (and its squeeze-excite) a depthwise-separable block (MobileNetV1,
+        // LCNet).
+        if expands_mbconv(g, ValueRef::new(proj, 0)) {
+            return Err("it expands the next block (an activated depthwise conv that a projection reads)");
         }
     }
     let se = match &g.node(d.node).op {
@@ -136,6 +133,35 @@ fn match_block(g: &Graph, proj: NodeId) -> std::result::Result<Found, Refusal> {
     remove.push(proj);
     let block = MbConv { start, expand, dw: dw.clone(), dw_w, dw_b, se, project, residual };
     Ok(Found { block: Block::Mb(Box::new(block)), input, remove })
+}
+
+/// Whether `v` is the expansion output of a block that follows: its one reader is a
+/// projection (a 1×1 conv without an activation: an FFN or ConvNext-like block), or an
+/// activated depthwise conv followed (through its squeeze-excite, if any) by a projection
+/// (an MBConv).
+fn expands_mbconv(g: &Graph, v: ValueRef) -> bool {
+    let one_reader = |v: ValueRef| match g.users(v).as_slice() {
+        &[(u, _)] => Some(u),
+        _ => None,
+    };
+    let projection = |p: NodeId| match &g.node(p).op {
+        Op::Conv(_) => pointwise_weights(g, p).is_some_and(|d| d.act.is_none()),
+        _ => false,
+    };
+    let Some(next) = one_reader(v) else { return false };
+    if projection(next) {
+        return true;
+    }
+    if !matches!(&g.node(next).op, Op::Conv(c) if c.act.is_some() && is_depthwise(g, next, c)) {
+        return false;
+    }
+    // Past the depthwise conv and its squeeze-excite, if any, a projection.
+    let Some(mut after) = one_reader(ValueRef::new(next, 0)) else { return false };
+    if matches!(g.node(after).op, Op::SqueezeExcite(_)) {
+        let Some(p) = one_reader(ValueRef::new(after, 0)) else { return false };
+        after = p;
+    }
+    projection(after)
 }
 
 /// The rest of [`match_block`] when the projection reads a conv that is not depthwise: a
