@@ -418,3 +418,33 @@ fn initializers_over_the_memory_limit_are_refused_before_reading() {
     let e = effc::compile_file(&path, &opts).err().unwrap().to_string();
     assert_err_contains(&e, &["the initializers need 1526 MB, over the 1024 MB memory cap"]);
 }
+
+/// Millions of empty nodes (2 bytes each in the file, a few hundred once decoded) are
+/// refused from the wire format before anything is decoded: 5 million (10 MB) under a
+/// 256 MiB limit. Real exports stay far below their limit: their bound is a small multiple
+/// of their file size.
+#[test]
+fn files_whose_decoding_exceeds_the_memory_limit_are_refused_before_decoding() {
+    use effc_onnx::proto::{GraphProto, NodeProto};
+    let mut m = conv_with_weight(tensor_f32("w", &[4, 3, 1, 1], &[0.5; 12]));
+    let graph: &mut GraphProto = m.graph.as_mut().unwrap();
+    graph.node.extend(std::iter::repeat_n(NodeProto::default(), 5_000_000));
+    let bytes = effc_models::writer::encode(&m);
+    assert!(bytes.len() < 11 << 20, "{} bytes", bytes.len());
+    let opts = effc::Options { max_memory: Some(256 << 20), ..Default::default() };
+    let t = std::time::Instant::now();
+    let e = effc::compile_bytes(bytes, None, &opts).err().unwrap().to_string();
+    assert_err_contains(&e, &["5000001 nodes), over the memory limit of 256 MiB"]);
+    assert!(t.elapsed().as_secs() < 5, "{:?}", t.elapsed());
+    for name in ["tv_b0_legacy", "tv_b0_dynamo", "keras_b0_nhwc", "timm_tf_v2b0", "timm_mnv4s"] {
+        let bytes = std::fs::read(common::shared_models().join(format!("{name}.onnx"))).unwrap();
+        let cost = effc_onnx::wire::decode_cost(&bytes).unwrap();
+        println!(
+            "{name}: {} bytes in the file, decoding bound {} bytes, {} nodes",
+            bytes.len(),
+            cost.bytes,
+            cost.nodes
+        );
+        assert!(cost.bytes < 64 << 20, "{name}: {cost:?}");
+    }
+}

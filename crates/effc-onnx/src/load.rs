@@ -38,9 +38,19 @@ impl OnnxModel {
     }
 }
 
+/// The most memory decoding may take unless the caller says otherwise (see
+/// [`load_model_within`]).
+pub const DEFAULT_DECODE_LIMIT: usize = 4 << 30;
+
 /// Reads and decodes an ONNX file. The file is read once; `raw_data` fields borrow from
 /// that buffer instead of being copied.
 pub fn load_model(path: impl AsRef<Path>) -> Result<OnnxModel> {
+    load_model_within(path, DEFAULT_DECODE_LIMIT)
+}
+
+/// [`load_model`], refusing a file whose decoding would take more than `limit` bytes
+/// (bounded from its wire format first, see [`crate::wire`]).
+pub fn load_model_within(path: impl AsRef<Path>, limit: usize) -> Result<OnnxModel> {
     let path = path.as_ref();
     let io = |source| Error::new(ErrorKind::Io { path: path.to_path_buf(), source });
     let (mut file, len) = crate::files::open_regular(path)?;
@@ -58,7 +68,7 @@ pub fn load_model(path: impl AsRef<Path>) -> Result<OnnxModel> {
         Bytes::from(buf)
     };
     let dir = path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p });
-    decode(bytes, dir.map(Path::to_path_buf))
+    decode(bytes, dir.map(Path::to_path_buf), limit)
         .map(|mut m| {
             m.path = Some(path.to_path_buf());
             m.external.model_mapped = mapped;
@@ -70,12 +80,26 @@ pub fn load_model(path: impl AsRef<Path>) -> Result<OnnxModel> {
 /// Decodes an ONNX model held in memory. External data is resolved relative to `dir`, if
 /// given; without it, a model that refers to external data is refused.
 pub fn load_model_bytes(bytes: impl Into<Bytes>, dir: Option<PathBuf>) -> Result<OnnxModel> {
-    decode(bytes.into(), dir)
+    load_model_bytes_within(bytes, dir, DEFAULT_DECODE_LIMIT)
 }
 
-fn decode(bytes: Bytes, dir: Option<PathBuf>) -> Result<OnnxModel> {
+/// [`load_model_bytes`] with a limit on the memory decoding may take.
+pub fn load_model_bytes_within(bytes: impl Into<Bytes>, dir: Option<PathBuf>, limit: usize) -> Result<OnnxModel> {
+    decode(bytes.into(), dir, limit)
+}
+
+fn decode(bytes: Bytes, dir: Option<PathBuf>, limit: usize) -> Result<OnnxModel> {
     if bytes.is_empty() {
         return Err(Error::new(ErrorKind::Decode("the file is empty".into())));
+    }
+    let cost = crate::wire::decode_cost(&bytes)?;
+    if cost.bytes > limit as u64 {
+        return Err(Error::new(ErrorKind::Decode(format!(
+            "decoding it would take up to {} MiB ({} nodes), over the memory limit of {} MiB",
+            cost.bytes >> 20,
+            cost.nodes,
+            limit >> 20
+        ))));
     }
     let proto = ModelProto::decode(bytes).map_err(|e| Error::new(ErrorKind::Decode(e.to_string())))?;
     if proto.graph.is_none() {

@@ -92,7 +92,7 @@ impl Compilation {
 pub fn compile_file(path: impl AsRef<Path>, opts: &Options) -> Result<Compilation> {
     let path = path.as_ref();
     let t0 = Instant::now();
-    let model = effc_onnx::load_model(path)?;
+    let model = effc_onnx::load_model_within(path, decode_limit(opts))?;
     compile_loaded(model, opts, t0)
 }
 
@@ -100,8 +100,13 @@ pub fn compile_file(path: impl AsRef<Path>, opts: &Options) -> Result<Compilatio
 /// relative to `dir`.
 pub fn compile_bytes(bytes: Vec<u8>, dir: Option<&Path>, opts: &Options) -> Result<Compilation> {
     let t0 = Instant::now();
-    let model = effc_onnx::load_model_bytes(bytes, dir.map(Path::to_path_buf))?;
+    let model = effc_onnx::load_model_bytes_within(bytes, dir.map(Path::to_path_buf), decode_limit(opts))?;
     compile_loaded(model, opts, t0)
+}
+
+/// Decoding counts against the memory limit like everything after it.
+fn decode_limit(opts: &Options) -> usize {
+    opts.max_memory.unwrap_or(usize::MAX)
 }
 
 fn compile_loaded(model: effc_onnx::OnnxModel, opts: &Options, t0: Instant) -> Result<Compilation> {
