@@ -69,6 +69,20 @@ pub fn run(args: &CheckArgs) -> Result<()> {
     if model.inputs().iter().any(|i| i.dtype != effc::DType::F32) {
         bail!("effc check compares f32 models; {} has non-f32 inputs", args.model.display());
     }
+    // tract holds what effc streams or plans into one arena: bound it by every activation
+    // byte the schedule moves plus the weights twice (its own copy and its packed one), and
+    // refuse before loading it rather than let it exhaust time and memory.
+    let limit = args.codegen.max_memory as u64;
+    let tract_bytes = c.summary.activation_bytes_moved.saturating_add(c.summary.params.saturating_mul(8));
+    if tract_bytes > limit {
+        bail!(
+            "{}: the reference (tract) may need up to {} MiB (every activation held, weights twice), over \
+             --max-memory {} MiB; raise --max-memory to compare",
+            args.model.display(),
+            tract_bytes >> 20,
+            limit >> 20
+        );
+    }
     let (reference, layers) = effc_tract::Reference::load_with_layers(&args.model, &shapes, &c.layers)?;
     // Where each compared tensor sits among effc's outputs.
     let mut effc_index: Vec<usize> = (0..n_outputs).collect();

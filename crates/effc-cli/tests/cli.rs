@@ -245,6 +245,11 @@ fn memory_cap_refuses_before_running() {
     assert!(stderr(&o).contains("not a size like 512M"));
     let o = effc(&["compile", model.to_str().unwrap(), "--max-memory", "64M", "--checked", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // effc fits in 64M (4 MB arena, 21 MB of weights), but the reference would hold every
+    // activation (~40 MB moved) and the weights twice: `check` says so before loading it.
+    let o = effc(&["check", model.to_str().unwrap(), "--max-memory", "64M"]);
+    assert_clean_failure(&o, "the reference (tract) may need up to");
+    assert!(stderr(&o).contains("over --max-memory 64 MiB; raise --max-memory to compare"), "{}", stderr(&o));
 }
 
 /// A 3×3 conv (16 → 16) followed by Erf, at opset 13 and at opset 22: `effc run` used to
