@@ -4,9 +4,10 @@
 //! cargo run --release --example write_efficientnet -- b0 /tmp/b0.onnx [RESOLUTION] [SEED]
 //! cargo run --release --example write_efficientnet -- lite2 /tmp/lite2.onnx
 //! cargo run --release --example write_efficientnet -- mobilenet_v3_small /tmp/mnv3s.onnx
+//! cargo run --release --example write_efficientnet -- mixnet_s /tmp/mixnet_s.onnx
 //! ```
 
-use effc_models::family::{Exporter, Family, MobileNet, efficientnet, mobilenet};
+use effc_models::family::{Exporter, Family, MobileNet, efficientnet, mixnet_s, mobilenet};
 
 /// The MobileNets by their torchvision names.
 const MOBILENETS: [(&str, MobileNet); 3] = [
@@ -19,7 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(variant), Some(path)) = (args.first(), args.get(1)) else {
         eprintln!(
-            "usage: write_efficientnet (b0..b7|lite0..lite4|mobilenet_v2|mobilenet_v3_large|mobilenet_v3_small) OUT.onnx [RESOLUTION] [SEED]"
+            "usage: write_efficientnet (b0..b7|lite0..lite4|mobilenet_v2|mobilenet_v3_large|mobilenet_v3_small|mixnet_s) OUT.onnx [RESOLUTION] [SEED]"
         );
         std::process::exit(2);
     };
@@ -31,6 +32,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         effc_models::writer::save(&model, path.as_ref())?;
         let blocks = net.layout().1.len();
         println!("wrote {name} ({blocks} inverted-residual blocks, {resolution}×{resolution}) to {path}");
+        return Ok(());
+    }
+    if variant == "mixnet_s" {
+        let resolution = resolution.unwrap_or(224);
+        effc_models::writer::save(&mixnet_s(1.into(), resolution, 1000, seed), path.as_ref())?;
+        println!("wrote mixnet_s (16 mixed-kernel blocks, {resolution}×{resolution}) to {path}");
         return Ok(());
     }
     let family = match variant.strip_prefix("lite") {

@@ -18,7 +18,7 @@ use effc_ir::{Graph, Result};
 
 pub use passes::{
     CollapseReshapes, DeadCode, DetectSqueezeExcite, FoldBatchNorm, FoldChannelAffine, FormMbConv, FuseConvEpilogue,
-    MergePadIntoConv, RecognizeActivations, Unfused, explain_unfused,
+    MergePadIntoConv, MergeSplitConvs, RecognizeActivations, Unfused, explain_unfused,
 };
 
 /// One graph rewrite.
@@ -49,6 +49,7 @@ pub struct PassOptions {
 pub fn pipeline(opts: &PassOptions) -> Vec<Box<dyn Pass>> {
     let mut passes: Vec<Box<dyn Pass>> = vec![Box::new(MergePadIntoConv), Box::new(CollapseReshapes)];
     if opts.fuse {
+        passes.push(Box::new(MergeSplitConvs));
         passes.push(Box::new(FoldBatchNorm));
         passes.push(Box::new(FoldChannelAffine));
         passes.push(Box::new(RecognizeActivations));

@@ -5,7 +5,7 @@
 use crate::writer::{GraphBuilder, attr_float, attr_int, attr_ints};
 
 mod networks;
-pub use networks::{Family, MobileNet, efficientnet, efficientnet_styled, efficientnet_v2_b0, mobilenet};
+pub use networks::{Family, MobileNet, efficientnet, efficientnet_styled, efficientnet_v2_b0, mixnet_s, mobilenet};
 
 /// The activation of a block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -545,4 +545,111 @@ pub fn depthwise_separable_styled(
     }
     y = conv_bn_styled(b, w, &y, [c_in, c_out, 1, 1, 1], style);
     activation(b, &y, act)
+}
+
+/// A MixNet conv as timm writes `MixedConv2d`: the channels split into `kernels.len()`
+/// groups (equal, the first taking the remainder), one conv per group (depthwise with its
+/// own kernel size, or 1×1 from the group's channels to its share of `c_out`), the results
+/// concatenated, then one BatchNormalization over them all (exporters fold BN only into
+/// a conv it directly follows, so it stays).
+pub fn mixed_conv(
+    b: &mut GraphBuilder,
+    w: &mut Weights,
+    x: &str,
+    [c_in, c_out]: [usize; 2],
+    kernels: &[usize],
+    (stride, depthwise): (usize, bool),
+) -> String {
+    let split = |c: usize| {
+        let n = kernels.len();
+        let mut parts = vec![c / n; n];
+        parts[0] += c - c / n * n;
+        parts
+    };
+    let (ins, outs) = (split(c_in), split(c_out));
+    let sizes: Vec<i64> = ins.iter().map(|&c| c as i64).collect();
+    let parts = if b.opset >= 13 {
+        let s = b.weight_i64("split", &sizes);
+        b.node_n("Split", &[x, &s], vec![attr_int("axis", 1)], kernels.len())
+    } else {
+        b.node_n("Split", &[x], vec![attr_int("axis", 1), attr_ints("split", &sizes)], kernels.len())
+    };
+    let mut ys = Vec::new();
+    for (i, (&k, part)) in kernels.iter().zip(&parts).enumerate() {
+        let (ci, co) = (ins[i], if depthwise { ins[i] } else { outs[i] });
+        let group = if depthwise { ci } else { 1 };
+        let fan_in = ci / group * k * k;
+        let wv = w.he(co * fan_in, fan_in);
+        let weight = b.weight_f32("w", &[co as i64, (ci / group) as i64, k as i64, k as i64], &wv);
+        let p = (k / 2) as i64;
+        let attrs = vec![
+            attr_ints("kernel_shape", &[k as i64, k as i64]),
+            attr_ints("strides", &[stride as i64, stride as i64]),
+            attr_ints("pads", &[p, p, p, p]),
+            attr_int("group", group as i64),
+        ];
+        ys.push(b.node("Conv", &[part, &weight], attrs));
+    }
+    let refs: Vec<&str> = ys.iter().map(String::as_str).collect();
+    let y = b.node("Concat", &refs, vec![attr_int("axis", 1)]);
+    let c = if depthwise { c_in } else { c_out };
+    let gamma: Vec<f32> = (0..c).map(|_| 0.8 + 0.2 * w.uniform()).collect();
+    let beta: Vec<f32> = (0..c).map(|_| 0.1 * w.uniform()).collect();
+    let mean: Vec<f32> = (0..c).map(|_| 0.1 * w.uniform()).collect();
+    let var: Vec<f32> = (0..c).map(|_| 1.0 + 0.5 * w.uniform().abs()).collect();
+    let names = [
+        b.weight_f32("bn_g", &[c as i64], &gamma),
+        b.weight_f32("bn_b", &[c as i64], &beta),
+        b.weight_f32("bn_m", &[c as i64], &mean),
+        b.weight_f32("bn_v", &[c as i64], &var),
+    ];
+    b.node("BatchNormalization", &[&y, &names[0], &names[1], &names[2], &names[3]], vec![attr_float("epsilon", 1e-3)])
+}
+
+/// One MixNet block (timm's `InvertedResidual` with mixed kernels): the expansion as
+/// `exp_groups` grouped 1×1 convs (1: a plain conv), the depthwise with `dw_kernels`, an
+/// optional squeeze-excite, the projection as `pwl_groups` grouped 1×1 convs, the residual
+/// when the block keeps shape.
+#[derive(Clone, Debug)]
+pub struct MixSpec {
+    pub c_in: usize,
+    pub c_out: usize,
+    pub expand_ratio: usize,
+    pub exp_groups: usize,
+    pub dw_kernels: Vec<usize>,
+    pub pwl_groups: usize,
+    pub stride: usize,
+    pub se: Option<usize>,
+    pub act: Act,
+}
+
+/// Writes a [`MixSpec`] block on `x` (explicit BatchNormalization spelling).
+pub fn mixnet_block(b: &mut GraphBuilder, w: &mut Weights, x: &str, s: &MixSpec) -> String {
+    let c_exp = s.c_in * s.expand_ratio;
+    let pointwise = |b: &mut GraphBuilder, w: &mut Weights, y: &str, dims: [usize; 2], groups: usize| {
+        if groups == 1 {
+            conv_bn_styled(b, w, y, [dims[0], dims[1], 1, 1, 1], Exporter::ExplicitBn)
+        } else {
+            mixed_conv(b, w, y, dims, &vec![1; groups], (1, false))
+        }
+    };
+    let mut y = x.to_string();
+    if s.expand_ratio != 1 {
+        y = pointwise(b, w, &y, [s.c_in, c_exp], s.exp_groups);
+        y = activation(b, &y, s.act);
+    }
+    y = if s.dw_kernels.len() == 1 {
+        conv_bn_styled(b, w, &y, [c_exp, c_exp, s.dw_kernels[0], s.stride, c_exp], Exporter::ExplicitBn)
+    } else {
+        mixed_conv(b, w, &y, [c_exp, c_exp], &s.dw_kernels, (s.stride, true))
+    };
+    y = activation(b, &y, s.act);
+    if let Some(sq) = s.se {
+        y = squeeze_excite_styled(b, w, &y, c_exp, sq, Act::Swish, (SeStyle::Conv, SePool::GlobalAveragePool));
+    }
+    y = pointwise(b, w, &y, [c_exp, s.c_out], s.pwl_groups);
+    if s.stride == 1 && s.c_in == s.c_out {
+        y = b.node("Add", &[&y, x], vec![]);
+    }
+    y
 }

@@ -3,7 +3,8 @@
 //! blocks of [`super`], with seeded weights.
 
 use super::{
-    Act, Exporter, MbConvSpec, SeStyle, Weights, activation, conv_bn_styled, fused_mbconv_styled, mbconv_styled,
+    Act, Exporter, MbConvSpec, MixSpec, SeStyle, Weights, activation, conv_bn_styled, fused_mbconv_styled,
+    mbconv_styled, mixnet_block,
 };
 use crate::writer::{GraphBuilder, attr_int, attr_ints};
 
@@ -426,6 +427,70 @@ pub fn efficientnet_v2_b0(
     y = b.node("GlobalAveragePool", &[&y], vec![]);
     y = b.node("Flatten", &[&y], vec![attr_int("axis", 1)]);
     linear(&mut b, &y, &w.he(classes * 1280, 1280), &vec![0.0; classes]);
+    b.graph.node.last_mut().expect("the head was just added").output = vec!["logits".into()];
+    b.output("logits");
+    b.build()
+}
+
+/// MixNet-S's blocks as timm's `mixnet_s` defines them: (repeats, depthwise kernels,
+/// expansion groups, projection groups, stride, expand ratio, output channels, squeeze
+/// ratio of the block input (0: none), swish (else relu)).
+type MixRow = (usize, &'static [usize], usize, usize, usize, usize, usize, f64, bool);
+const MIXNET_S: [MixRow; 11] = [
+    (1, &[3], 1, 1, 1, 1, 16, 0.0, false),
+    (1, &[3], 2, 2, 2, 6, 24, 0.0, false),
+    (1, &[3], 2, 2, 1, 3, 24, 0.0, false),
+    (1, &[3, 5, 7], 1, 1, 2, 6, 40, 0.5, true),
+    (3, &[3, 5], 2, 2, 1, 6, 40, 0.5, true),
+    (1, &[3, 5, 7], 1, 2, 2, 6, 80, 0.25, true),
+    (2, &[3, 5], 1, 2, 1, 6, 80, 0.25, true),
+    (1, &[3, 5, 7], 2, 2, 1, 6, 120, 0.5, true),
+    (2, &[3, 5, 7, 9], 2, 2, 1, 3, 120, 0.5, true),
+    (1, &[3, 5, 7, 9, 11], 1, 1, 2, 6, 200, 0.5, true),
+    (2, &[3, 5, 7, 9], 1, 2, 1, 6, 200, 0.5, true),
+];
+
+/// MixNet-S with seeded weights, spelled as timm exports it (explicit BatchNormalization
+/// after every mixed conv's Concat): a 3×3 stem to 16 channels, 16 blocks with mixed
+/// depthwise kernels and grouped 1×1 convs, a 1×1 head conv to 1536, pooling and a Linear
+/// classifier.
+pub fn mixnet_s(
+    batch: crate::writer::Dim,
+    resolution: usize,
+    classes: usize,
+    seed: u64,
+) -> effc_onnx::proto::ModelProto {
+    use effc_onnx::proto::tensor_proto::DataType;
+    let style = Exporter::ExplicitBn;
+    let mut b = GraphBuilder::new(style.opset());
+    let mut w = Weights::new(seed);
+    let r = resolution as i64;
+    let x = b.input("input", DataType::Float, &[batch, 3.into(), r.into(), r.into()]);
+    let mut c = 16;
+    let mut y = conv_bn_styled(&mut b, &mut w, &x, [3, c, 3, 2, 1], style);
+    y = activation(&mut b, &y, Act::Relu);
+    for (repeats, kernels, exp_groups, pwl_groups, stride, ratio, c_out, se, swish) in MIXNET_S {
+        for i in 0..repeats {
+            let s = MixSpec {
+                c_in: c,
+                c_out,
+                expand_ratio: ratio,
+                exp_groups,
+                dw_kernels: kernels.to_vec(),
+                pwl_groups,
+                stride: if i == 0 { stride } else { 1 },
+                se: (se > 0.0).then(|| ((c as f64 * se) as usize).max(1)),
+                act: if swish { Act::Swish } else { Act::Relu },
+            };
+            y = mixnet_block(&mut b, &mut w, &y, &s);
+            c = c_out;
+        }
+    }
+    y = conv_bn_styled(&mut b, &mut w, &y, [c, 1536, 1, 1, 1], style);
+    y = activation(&mut b, &y, Act::Relu);
+    y = b.node("GlobalAveragePool", &[&y], vec![]);
+    y = b.node("Flatten", &[&y], vec![attr_int("axis", 1)]);
+    linear(&mut b, &y, &w.he(classes * 1536, 1536), &vec![0.0; classes]);
     b.graph.node.last_mut().expect("the head was just added").output = vec!["logits".into()];
     b.output("logits");
     b.build()

@@ -5,6 +5,7 @@ mod dead_code;
 mod mbconv;
 mod pad_into_conv;
 mod reshapes;
+mod split_convs;
 mod squeeze_excite;
 mod util;
 
@@ -15,4 +16,5 @@ pub use dead_code::DeadCode;
 pub use mbconv::{FormMbConv, Unfused, explain_unfused};
 pub use pad_into_conv::MergePadIntoConv;
 pub use reshapes::CollapseReshapes;
+pub use split_convs::MergeSplitConvs;
 pub use squeeze_excite::DetectSqueezeExcite;
