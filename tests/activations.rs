@@ -249,3 +249,66 @@ fn the_erf_spelling_of_gelu_is_recognised_and_fused() {
         }
     }
 }
+
+/// PyTorch's decomposed hard activations (relu6(x + 3) / 6 for the hard sigmoid, with x ·
+/// before or after the division for the hard swish; the division as a Div by 6 or a Mul by
+/// 1/6) become one HardSigmoid or HardSwish, which fuses into the conv before it on every
+/// path and matches the f64 reference over the sweep.
+#[test]
+fn decomposed_hard_sigmoid_and_hard_swish_are_recognised_and_fused() {
+    // (the activation the spelling computes, product before division, division as Div)
+    let cases = [
+        (Unary::HardSigmoid { alpha: 1.0 / 6.0, beta: 0.5 }, None, true),
+        (Unary::HardSigmoid { alpha: 1.0 / 6.0, beta: 0.5 }, None, false),
+        (Unary::HardSwish, Some(true), true),
+        (Unary::HardSwish, Some(false), false),
+        (Unary::HardSwish, Some(true), false),
+    ];
+    for (u, product_first, div) in cases {
+        let mut b = GraphBuilder::new(13);
+        let x = b.input_f32("x", &[1, C as i64, H as i64, W as i64]);
+        let w: Vec<f32> = (0..C * C).map(|i| if i / C == i % C { 1.0 } else { 0.0 }).collect();
+        let w = b.weight_f32("w", &[C as i64, C as i64, 1, 1], &w);
+        let y = b.node("Conv", &[&x, &w], vec![attr_ints("kernel_shape", &[1, 1])]);
+        let three = b.weight_f32("three", &[], &[3.0]);
+        let shifted = b.node("Add", &[&three, &y], vec![]);
+        let (lo, hi) = (b.weight_f32("lo", &[], &[0.0]), b.weight_f32("hi", &[], &[6.0]));
+        let r6 = b.node("Clip", &[&shifted, &lo, &hi], vec![]);
+        let sixth = |b: &mut GraphBuilder, v: &str| {
+            if div {
+                let six = b.weight_f32("six", &[], &[6.0]);
+                b.node("Div", &[v, &six], vec![])
+            } else {
+                let sixth = b.weight_f32("sixth", &[], &[1.0 / 6.0]);
+                b.node("Mul", &[&sixth, v], vec![])
+            }
+        };
+        let out = match product_first {
+            None => sixth(&mut b, &r6),
+            Some(true) => {
+                let p = b.node("Mul", &[&y, &r6], vec![]);
+                sixth(&mut b, &p)
+            }
+            Some(false) => {
+                let s = sixth(&mut b, &r6);
+                b.node("Mul", &[&s, &y], vec![])
+            }
+        };
+        b.output(&out);
+        let model = b.build();
+        let xs = sweep();
+        let input = Tensor::from_f32(vec![1, C, H, W], xs.clone()).unwrap();
+        for kernels in variants() {
+            let opts = Options { kernels, keep_graph: true, ..Default::default() };
+            let compiled = effc::compile_bytes(effc_models::writer::encode(&model), None, &opts).unwrap();
+            let h = compiled.graph.op_histogram();
+            assert_eq!(h.keys().collect::<Vec<_>>(), ["Conv"], "{u:?} {}: {h:?}", kernels.name());
+            let got = compiled.model().unwrap().run(std::slice::from_ref(&input)).unwrap()[0].to_f32_vec();
+            for (&x, &y) in xs.iter().zip(&got) {
+                let want = eval::unary_f64(u, x as f64);
+                let ok = y as f64 == want || (y as f64 - want).abs() <= tolerance(want, x as f64);
+                assert!(ok, "{u:?} {} at {x}: {y} vs {want}", kernels.name());
+            }
+        }
+    }
+}

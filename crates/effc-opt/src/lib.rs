@@ -51,8 +51,9 @@ pub fn pipeline(opts: &PassOptions) -> Vec<Box<dyn Pass>> {
     if opts.fuse {
         passes.push(Box::new(MergeSplitConvs));
         passes.push(Box::new(FoldBatchNorm));
-        passes.push(Box::new(FoldChannelAffine));
+        // Before constant affine maps fold into convs: relu6(x + 3) / 6 would lose its + 3.
         passes.push(Box::new(RecognizeActivations));
+        passes.push(Box::new(FoldChannelAffine));
         passes.push(Box::new(FuseConvEpilogue { fusion: opts.fusion.clone() }));
         passes.push(Box::new(DetectSqueezeExcite { fusion: opts.fusion.clone() }));
         passes.push(Box::new(FormMbConv { fusion: opts.fusion.clone() }));

@@ -10,6 +10,10 @@ use crate::Pass;
 /// - ½ · x · (1 + Erf(x/√2)), the products in any order and grouping, x/√2 as a Div or a
 ///   Mul → Gelu(x) (how exporters wrote GELU before opset 20).
 ///
+/// - relu6(x + 3) / 6, the division as a Div by 6 or a Mul by 1/6 → HardSigmoid(1/6, ½)(x),
+///   and x · relu6(x + 3) / 6 → HardSwish(x) (PyTorch's decomposed spellings; the
+///   product before or after the division).
+///
 /// Relu6 needs no rewrite: Clip(0, 6) already imports as one Clip op, whether its bounds
 /// were attributes or inputs.
 pub struct RecognizeActivations;
@@ -37,7 +41,17 @@ impl Pass for RecognizeActivations {
     fn run(&self, g: &mut Graph) -> Result<usize> {
         let mut changes = 0;
         for id in nodes_in_order(g) {
-            if !g.contains(id) || g.node(id).op != Op::Binary(Binary::Mul) {
+            if !g.contains(id) {
+                continue;
+            }
+            if let Some((x, act)) = sixth_of_relu6(g, id) {
+                g.node_mut(id).op = Op::Unary(act);
+                g.set_input(id, 1, None);
+                g.set_input(id, 0, Some(x));
+                changes += 1;
+                continue;
+            }
+            if g.node(id).op != Op::Binary(Binary::Mul) {
                 continue;
             }
             let swish = gated_product(g, id, |u| *u == Unary::Sigmoid).map(|m| (m, Unary::Swish));
@@ -64,6 +78,43 @@ impl Pass for RecognizeActivations {
         }
         Ok(changes)
     }
+}
+
+/// If `v` is relu6(x + 3) (a Clip(0, 6) of x + 3, each used only here), returns x.
+fn relu6_plus_3(g: &Graph, v: ValueRef) -> Option<ValueRef> {
+    let Op::Unary(Unary::Clip { min, max }) = g.node(v.node).op else { return None };
+    if min != 0.0 || max != 6.0 || !single_use(g, v) {
+        return None;
+    }
+    let sum = g.input(v.node, 0)?;
+    if g.node(sum.node).op != Op::Binary(Binary::Add) || !single_use(g, sum) {
+        return None;
+    }
+    let (a, b) = (g.input(sum.node, 0)?, g.input(sum.node, 1)?);
+    [(a, b), (b, a)].into_iter().find(|&(_, c)| scalar(g, c).is_some_and(|c| c == 3.0)).map(|(x, _)| x)
+}
+
+/// If node `id` divides by 6 (a Div by 6 or a Mul by 1/6) relu6(x + 3), or x · relu6(x + 3),
+/// returns x and the activation it computes: HardSigmoid(1/6, ½) or HardSwish.
+fn sixth_of_relu6(g: &Graph, id: NodeId) -> Option<(ValueRef, Unary)> {
+    let (a, b) = (g.input(id, 0)?, g.input(id, 1)?);
+    let divided = match g.node(id).op {
+        Op::Binary(Binary::Div) => scalar(g, b).is_some_and(|d| d == 6.0).then_some(a),
+        Op::Binary(Binary::Mul) => [(a, b), (b, a)]
+            .into_iter()
+            .find(|&(_, c)| scalar(g, c).is_some_and(|c| near(c, 1.0 / 6.0)))
+            .map(|(v, _)| v),
+        _ => None,
+    }?;
+    if let Some(x) = relu6_plus_3(g, divided) {
+        return Some((x, Unary::HardSigmoid { alpha: 1.0 / 6.0, beta: 0.5 }));
+    }
+    // x · relu6(x + 3), then divided.
+    if g.node(divided.node).op != Op::Binary(Binary::Mul) || !single_use(g, divided) {
+        return None;
+    }
+    let (p, q) = (g.input(divided.node, 0)?, g.input(divided.node, 1)?);
+    [(p, q), (q, p)].into_iter().find(|&(x, r)| relu6_plus_3(g, r) == Some(x)).map(|(x, _)| (x, Unary::HardSwish))
 }
 
 /// The one element of a constant with a single element.
