@@ -232,20 +232,25 @@ fn the_erf_spelling_of_gelu_is_recognised_and_fused() {
             b.node("Mul", &[&m, &half], vec![])
         };
         b.output(&out);
-        let model = b.build();
-        let xs = sweep();
-        let input = Tensor::from_f32(vec![1, C, H, W], xs.clone()).unwrap();
-        for kernels in variants() {
-            let opts = Options { kernels, keep_graph: true, ..Default::default() };
-            let compiled = effc::compile_bytes(effc_models::writer::encode(&model), None, &opts).unwrap();
-            let h = compiled.graph.op_histogram();
-            assert_eq!(h.keys().collect::<Vec<_>>(), ["Conv"], "{}: {h:?}", kernels.name());
-            let got = compiled.model().unwrap().run(std::slice::from_ref(&input)).unwrap()[0].to_f32_vec();
-            for (&x, &y) in xs.iter().zip(&got) {
-                let want = eval::unary_f64(Unary::Gelu { tanh: false }, x as f64);
-                let ok = y as f64 == want || (y as f64 - want).abs() <= tolerance(want, x as f64);
-                assert!(ok, "{} at {x}: {y} vs {want}", kernels.name());
-            }
+        fuses_into_the_conv(&b.build(), Unary::Gelu { tanh: false });
+    }
+}
+
+/// Asserts that `model` (an identity 1×1 conv and an activation spelled in several ops)
+/// compiles to the conv alone on every path and computes `u` over the sweep.
+fn fuses_into_the_conv(model: &effc_onnx::proto::ModelProto, u: Unary) {
+    let xs = sweep();
+    let input = Tensor::from_f32(vec![1, C, H, W], xs.clone()).unwrap();
+    for kernels in variants() {
+        let opts = Options { kernels, keep_graph: true, ..Default::default() };
+        let compiled = effc::compile_bytes(effc_models::writer::encode(model), None, &opts).unwrap();
+        let h = compiled.graph.op_histogram();
+        assert_eq!(h.keys().collect::<Vec<_>>(), ["Conv"], "{u:?} {}: {h:?}", kernels.name());
+        let got = compiled.model().unwrap().run(std::slice::from_ref(&input)).unwrap()[0].to_f32_vec();
+        for (&x, &y) in xs.iter().zip(&got) {
+            let want = eval::unary_f64(u, x as f64);
+            let ok = y as f64 == want || (y as f64 - want).abs() <= tolerance(want, x as f64);
+            assert!(ok, "{u:?} {} at {x}: {y} vs {want}", kernels.name());
         }
     }
 }
@@ -295,20 +300,6 @@ fn decomposed_hard_sigmoid_and_hard_swish_are_recognised_and_fused() {
             }
         };
         b.output(&out);
-        let model = b.build();
-        let xs = sweep();
-        let input = Tensor::from_f32(vec![1, C, H, W], xs.clone()).unwrap();
-        for kernels in variants() {
-            let opts = Options { kernels, keep_graph: true, ..Default::default() };
-            let compiled = effc::compile_bytes(effc_models::writer::encode(&model), None, &opts).unwrap();
-            let h = compiled.graph.op_histogram();
-            assert_eq!(h.keys().collect::<Vec<_>>(), ["Conv"], "{u:?} {}: {h:?}", kernels.name());
-            let got = compiled.model().unwrap().run(std::slice::from_ref(&input)).unwrap()[0].to_f32_vec();
-            for (&x, &y) in xs.iter().zip(&got) {
-                let want = eval::unary_f64(u, x as f64);
-                let ok = y as f64 == want || (y as f64 - want).abs() <= tolerance(want, x as f64);
-                assert!(ok, "{u:?} {} at {x}: {y} vs {want}", kernels.name());
-            }
-        }
+        fuses_into_the_conv(&b.build(), u);
     }
 }

@@ -4,7 +4,6 @@
 
 mod common;
 
-use effc::compare::Comparison;
 use effc_models::family::{Act, Exporter, Weights, activation, conv_bn_styled, depthwise_separable_styled};
 use effc_models::writer::{GraphBuilder, attr_int};
 use effc_onnx::proto::ModelProto;
@@ -39,26 +38,12 @@ fn net(style: Exporter, seed: u64) -> ModelProto {
 
 #[test]
 fn depthwise_separable_blocks_fuse_and_match_tract() {
-    for (i, style) in
-        [Exporter::ExplicitBn, Exporter::TorchvisionLegacy, Exporter::TfSamePadding].into_iter().enumerate()
-    {
+    // Every block; the stem and the 1×1 conv after the pool stay.
+    let expect = [("MBConv", 4), ("Conv", 2)];
+    let gone = ["Relu", "HardSwish", "HardSigmoid", "Mul", "BatchNormalization", "Pad"];
+    let styles = [Exporter::ExplicitBn, Exporter::TorchvisionLegacy, Exporter::TfSamePadding];
+    for (i, style) in styles.into_iter().enumerate() {
         let (_dir, path) = common::write_temp(&net(style, 21 + i as u64));
-        let shape = [1, 3, 48, 48];
-        let tract = effc_tract::Reference::load(&path, &[shape.to_vec()], &[]).unwrap();
-        let x = effc::input::seeded_noise(&shape, i as u64);
-        let theirs = tract.run(&[&x.to_f32_vec()]).unwrap();
-        for kernels in common::kernel_paths() {
-            let c = effc::compile_file(&path, &effc::Options { kernels, ..Default::default() }).unwrap();
-            let (h, why) = (&c.summary.ops_after, &c.summary.unfused);
-            // Every block; the stem and the 1×1 conv after the pool stay.
-            assert_eq!(h.get("MBConv"), Some(&4), "{style:?} {kernels}: {h:?} {why:?}");
-            assert_eq!(h.get("Conv"), Some(&2), "{style:?} {kernels}: {h:?} {why:?}");
-            for gone in ["Relu", "HardSwish", "HardSigmoid", "Mul", "BatchNormalization", "Pad"] {
-                assert!(!h.contains_key(gone), "{style:?} {kernels} left {gone}: {h:?}");
-            }
-            let ours = c.model().unwrap().run(std::slice::from_ref(&x)).unwrap()[0].to_f32_vec();
-            let cmp = Comparison::new(&ours, &theirs[0].data);
-            assert!(cmp.max_rel <= 1e-4 && cmp.cosine > 0.999_999, "{style:?} {kernels}: {cmp:?}");
-        }
+        common::fused_and_matches_tract(&path, &[1, 3, 48, 48], i as u64, &expect, &gone);
     }
 }

@@ -7,7 +7,6 @@
 
 mod common;
 
-use effc::compare::Comparison;
 use effc_models::family::{Act, Exporter, MixSpec, Weights, activation, conv_bn_styled, mixnet_block};
 use effc_models::writer::{GraphBuilder, attr_int};
 use effc_onnx::proto::ModelProto;
@@ -60,23 +59,10 @@ fn net(opset: i64, seed: u64) -> ModelProto {
 
 #[test]
 fn mixnet_blocks_fuse_and_match_tract() {
+    let expect = [("MBConv", 7), ("Conv", 2)];
+    let gone = ["Split", "Concat", "BatchNormalization", "Add", "Mul", "Relu"];
     for (i, opset) in [11, 17].into_iter().enumerate() {
         let (_dir, path) = common::write_temp(&net(opset, 31 + i as u64));
-        let shape = [1, 3, 64, 64];
-        let tract = effc_tract::Reference::load(&path, &[shape.to_vec()], &[]).unwrap();
-        let x = effc::input::seeded_noise(&shape, i as u64);
-        let theirs = tract.run(&[&x.to_f32_vec()]).unwrap();
-        for kernels in common::kernel_paths() {
-            let c = effc::compile_file(&path, &effc::Options { kernels, ..Default::default() }).unwrap();
-            let (h, why) = (&c.summary.ops_after, &c.summary.unfused);
-            assert_eq!(h.get("MBConv"), Some(&7), "opset {opset} {kernels}: {h:?} {why:?}");
-            assert_eq!(h.get("Conv"), Some(&2), "opset {opset} {kernels}: {h:?} {why:?}");
-            for gone in ["Split", "Concat", "BatchNormalization", "Add", "Mul", "Relu"] {
-                assert!(!h.contains_key(gone), "opset {opset} {kernels} left {gone}: {h:?}");
-            }
-            let ours = c.model().unwrap().run(std::slice::from_ref(&x)).unwrap()[0].to_f32_vec();
-            let cmp = Comparison::new(&ours, &theirs[0].data);
-            assert!(cmp.max_rel <= 1e-4 && cmp.cosine > 0.999_999, "opset {opset} {kernels}: {cmp:?}");
-        }
+        common::fused_and_matches_tract(&path, &[1, 3, 64, 64], i as u64, &expect, &gone);
     }
 }

@@ -7,7 +7,6 @@
 
 mod common;
 
-use effc::compare::Comparison;
 use effc_models::family::{Act, Exporter, UibSpec, Weights, activation, conv_bn_styled, uib_styled};
 use effc_models::writer::{GraphBuilder, attr_int};
 use effc_onnx::proto::ModelProto;
@@ -67,46 +66,21 @@ fn net(style: Exporter, seed: u64) -> ModelProto {
 
 #[test]
 fn every_uib_form_fuses_and_matches_tract() {
+    // ExtraDW ×3 and IB as MBConv; the conv pair, ConvNext-like ×2 and FFN as Fused-MBConv;
+    // the stem and the head conv stay.
+    let expect = [("MBConv", 4), ("FusedMBConv", 4), ("Conv", 2)];
     for (i, style) in [Exporter::ExplicitBn, Exporter::TorchvisionLegacy].into_iter().enumerate() {
         let (_dir, path) = common::write_temp(&net(style, 7 + i as u64));
-        let shape = [2, 3, 64, 64];
-        let tract = effc_tract::Reference::load(&path, &[shape.to_vec()], &[]).unwrap();
-        let x = effc::input::seeded_noise(&shape, i as u64);
-        let theirs = tract.run(&[&x.to_f32_vec()]).unwrap();
-        for kernels in common::kernel_paths() {
-            let c = effc::compile_file(&path, &effc::Options { kernels, ..Default::default() }).unwrap();
-            let (h, why) = (&c.summary.ops_after, &c.summary.unfused);
-            // ExtraDW ×3 and IB as MBConv; the conv pair, ConvNext-like ×2 and FFN as
-            // Fused-MBConv; the stem and the head conv stay.
-            assert_eq!(h.get("MBConv"), Some(&4), "{style:?} {kernels}: {h:?} {why:?}");
-            assert_eq!(h.get("FusedMBConv"), Some(&4), "{style:?} {kernels}: {h:?} {why:?}");
-            assert_eq!(h.get("Conv"), Some(&2), "{style:?} {kernels}: {h:?} {why:?}");
-            for gone in ["Mul", "Add", "Relu", "BatchNormalization"] {
-                assert!(!h.contains_key(gone), "{style:?} {kernels} left {gone}: {h:?}");
-            }
-            let ours = c.model().unwrap().run(std::slice::from_ref(&x)).unwrap()[0].to_f32_vec();
-            let cmp = Comparison::new(&ours, &theirs[0].data);
-            assert!(cmp.max_rel <= 1e-4 && cmp.cosine > 0.999_999, "{style:?} {kernels}: {cmp:?}");
-        }
+        let gone = ["Mul", "Add", "Relu", "BatchNormalization"];
+        common::fused_and_matches_tract(&path, &[2, 3, 64, 64], i as u64, &expect, &gone);
     }
 }
 
 #[test]
 fn timm_mnv4s_fuses_every_block_and_matches_onnxruntime() {
-    let path = common::shared_models().join("timm_mnv4s.onnx");
-    for kernels in common::kernel_paths() {
-        let c = effc::compile_file(&path, &effc::Options { kernels, ..Default::default() }).unwrap();
-        let h = &c.summary.ops_after;
-        // The two conv pairs and the ConvNext-like UIB as Fused-MBConv, the other 11 UIB
-        // blocks as MBConv; the stem and the two 1×1 head convs stay.
-        assert_eq!(h.get("FusedMBConv"), Some(&3), "{kernels}: {h:?}");
-        assert_eq!(h.get("MBConv"), Some(&11), "{kernels}: {h:?}");
-        assert_eq!(h.get("Conv"), Some(&3), "{kernels}: {h:?}");
-        let model = c.model().unwrap();
-        for input in ["cat", "noise"] {
-            let vs_ort = common::vs_onnxruntime(model, &format!("{input}_1x3x224x224"), &format!("timm_mnv4s.{input}"));
-            println!("{kernels} {input}: vs ORT max_abs {:.2e} max_rel {:.2e}", vs_ort.max_abs, vs_ort.max_rel);
-            assert!(vs_ort.passes(1e-4), "{kernels} on {input} vs onnxruntime: {vs_ort:?}");
-        }
-    }
+    // The two conv pairs and the ConvNext-like UIB as Fused-MBConv, the other 11 UIB blocks
+    // as MBConv; the stem and the two 1×1 head convs stay.
+    let expect = [("FusedMBConv", 3), ("MBConv", 11), ("Conv", 3)];
+    let inputs = ["cat_1x3x224x224", "noise_1x3x224x224"];
+    common::shared_fused_and_matches_onnxruntime("timm_mnv4s", inputs, &expect, &["Relu", "Add"]);
 }

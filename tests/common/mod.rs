@@ -68,3 +68,51 @@ pub fn vs_onnxruntime(model: &effc::CompiledModel, input: &str, reference: &str)
     let ort = npy(shared_models().join(format!("ref/{reference}.ort.npy")));
     effc::compare::Comparison::new(&out, ort.as_slice().unwrap())
 }
+
+/// Compiles `path` on every kernel path, asserts its op histogram after fusion has
+/// `expect`'s counts and none of `gone`, and compares its first output on seeded noise of
+/// `shape` with tract's (max relative error 1e-4, cosine above 0.999999).
+#[allow(dead_code)]
+pub fn fused_and_matches_tract(path: &Path, shape: &[usize], seed: u64, expect: &[(&str, usize)], gone: &[&str]) {
+    let tract = effc_tract::Reference::load(path, &[shape.to_vec()], &[]).unwrap();
+    let x = effc::input::seeded_noise(shape, seed);
+    let theirs = tract.run(&[&x.to_f32_vec()]).unwrap();
+    for kernels in kernel_paths() {
+        let c = effc::compile_file(path, &effc::Options { kernels, ..Default::default() }).unwrap();
+        assert_histogram(&c, expect, gone, &kernels.to_string());
+        let ours = c.model().unwrap().run(std::slice::from_ref(&x)).unwrap()[0].to_f32_vec();
+        let cmp = effc::compare::Comparison::new(&ours, &theirs[0].data);
+        assert!(cmp.max_rel <= 1e-4 && cmp.cosine > 0.999_999, "{kernels}: {cmp:?}");
+    }
+}
+
+/// Asserts the op histogram after fusion: `expect`'s counts, none of `gone` (the unfused
+/// convs and their reasons are in the message).
+#[allow(dead_code)]
+pub fn assert_histogram(c: &effc::Compilation, expect: &[(&str, usize)], gone: &[&str], what: &str) {
+    let (h, why) = (&c.summary.ops_after, &c.summary.unfused);
+    for &(op, n) in expect {
+        assert_eq!(h.get(op), Some(&n), "{what}: {op} in {h:?}; unfused {why:?}");
+    }
+    for op in gone {
+        assert!(!h.contains_key(*op), "{what} left {op}: {h:?}");
+    }
+}
+
+/// Compiles the shared export `name` on every kernel path, asserts its histogram as
+/// [`assert_histogram`] does, and compares it with onnxruntime's stored outputs for both
+/// shared inputs (`input_prefix` + cat / noise, e.g. "" for `cat_1x3x224x224`).
+#[allow(dead_code)]
+pub fn shared_fused_and_matches_onnxruntime(name: &str, inputs: [&str; 2], expect: &[(&str, usize)], gone: &[&str]) {
+    let path = shared_models().join(format!("{name}.onnx"));
+    for kernels in kernel_paths() {
+        let c = effc::compile_file(&path, &effc::Options { kernels, ..Default::default() }).unwrap();
+        assert_histogram(&c, expect, gone, &format!("{name} {kernels}"));
+        let model = c.model().unwrap();
+        for (input, which) in inputs.iter().zip(["cat", "noise"]) {
+            let vs_ort = vs_onnxruntime(model, input, &format!("{name}.{which}"));
+            println!("{name} {kernels} {which}: vs ORT max_abs {:.2e} max_rel {:.2e}", vs_ort.max_abs, vs_ort.max_rel);
+            assert!(vs_ort.passes(1e-4), "{name} {kernels} on {which} vs onnxruntime: {vs_ort:?}");
+        }
+    }
+}

@@ -318,12 +318,8 @@ pub fn mobilenet(
     seed: u64,
     style: Exporter,
 ) -> effc_onnx::proto::ModelProto {
-    use effc_onnx::proto::tensor_proto::DataType;
     // The style's opset: its spelling of e.g. ReduceMean depends on it.
-    let mut b = GraphBuilder::new(style.opset());
-    let mut w = Weights::new(seed);
-    let r = resolution as i64;
-    let x = b.input("input", DataType::Float, &[batch, 3.into(), r.into(), r.into()]);
+    let (mut b, mut w, x) = begin(style, seed, batch, resolution);
     let (stem, blocks, last) = net.layout();
     let act = if net == MobileNet::V2 { Act::Relu6 } else { Act::HardSwish };
     let mut y = conv_bn_styled(&mut b, &mut w, &x, [3, stem, 3, 2, 1], style);
@@ -334,8 +330,7 @@ pub fn mobilenet(
     let c = blocks.last().map_or(stem, |s| s.c_out);
     y = conv_bn_styled(&mut b, &mut w, &y, [c, last, 1, 1, 1], style);
     y = activation(&mut b, &y, act);
-    y = b.node("GlobalAveragePool", &[&y], vec![]);
-    y = b.node("Flatten", &[&y], vec![attr_int("axis", 1)]);
+    y = pool_flatten(&mut b, &y);
     let mut width = last;
     if let Some(hidden) = net.hidden() {
         y = linear(&mut b, &y, &w.he(hidden * last, last), &vec![0.0; hidden]);
@@ -343,7 +338,29 @@ pub fn mobilenet(
         width = hidden;
     }
     linear(&mut b, &y, &w.he(classes * width, width), &vec![0.0; classes]);
-    b.graph.node.last_mut().expect("the head was just added").output = vec!["logits".into()];
+    finish(b)
+}
+
+/// A network's writer at `style`'s opset, its seeded weights, and its NCHW image input.
+fn begin(style: Exporter, seed: u64, batch: crate::writer::Dim, resolution: usize) -> (GraphBuilder, Weights, String) {
+    use effc_onnx::proto::tensor_proto::DataType;
+    let mut b = GraphBuilder::new(style.opset());
+    let r = resolution as i64;
+    let x = b.input("input", DataType::Float, &[batch, 3.into(), r.into(), r.into()]);
+    (b, Weights::new(seed), x)
+}
+
+/// Global average pooling and Flatten, as PyTorch heads write them.
+fn pool_flatten(b: &mut GraphBuilder, y: &str) -> String {
+    let y = b.node("GlobalAveragePool", &[y], vec![]);
+    b.node("Flatten", &[&y], vec![attr_int("axis", 1)])
+}
+
+/// Names the last node's output `logits`, as exporters do, and makes it the model output.
+fn finish(mut b: GraphBuilder) -> effc_onnx::proto::ModelProto {
+    if let Some(last) = b.graph.node.last_mut() {
+        last.output = vec!["logits".into()];
+    }
     b.output("logits");
     b.build()
 }
@@ -387,11 +404,7 @@ pub fn efficientnet_v2_b0(
     seed: u64,
     style: Exporter,
 ) -> effc_onnx::proto::ModelProto {
-    use effc_onnx::proto::tensor_proto::DataType;
-    let mut b = GraphBuilder::new(style.opset());
-    let mut w = Weights::new(seed);
-    let r = resolution as i64;
-    let x = b.input("input", DataType::Float, &[batch, 3.into(), r.into(), r.into()]);
+    let (mut b, mut w, x) = begin(style, seed, batch, resolution);
     let act = Act::Swish;
     let mut c = 32;
     let mut y = conv_bn_styled(&mut b, &mut w, &x, [3, c, 3, 2, 1], style);
@@ -424,12 +437,9 @@ pub fn efficientnet_v2_b0(
     }
     y = conv_bn_styled(&mut b, &mut w, &y, [c, 1280, 1, 1, 1], style);
     y = activation(&mut b, &y, act);
-    y = b.node("GlobalAveragePool", &[&y], vec![]);
-    y = b.node("Flatten", &[&y], vec![attr_int("axis", 1)]);
+    y = pool_flatten(&mut b, &y);
     linear(&mut b, &y, &w.he(classes * 1280, 1280), &vec![0.0; classes]);
-    b.graph.node.last_mut().expect("the head was just added").output = vec!["logits".into()];
-    b.output("logits");
-    b.build()
+    finish(b)
 }
 
 /// MixNet-S's blocks as timm's `mixnet_s` defines them: (repeats, depthwise kernels,
@@ -460,12 +470,8 @@ pub fn mixnet_s(
     classes: usize,
     seed: u64,
 ) -> effc_onnx::proto::ModelProto {
-    use effc_onnx::proto::tensor_proto::DataType;
     let style = Exporter::ExplicitBn;
-    let mut b = GraphBuilder::new(style.opset());
-    let mut w = Weights::new(seed);
-    let r = resolution as i64;
-    let x = b.input("input", DataType::Float, &[batch, 3.into(), r.into(), r.into()]);
+    let (mut b, mut w, x) = begin(style, seed, batch, resolution);
     let mut c = 16;
     let mut y = conv_bn_styled(&mut b, &mut w, &x, [3, c, 3, 2, 1], style);
     y = activation(&mut b, &y, Act::Relu);
@@ -488,10 +494,7 @@ pub fn mixnet_s(
     }
     y = conv_bn_styled(&mut b, &mut w, &y, [c, 1536, 1, 1, 1], style);
     y = activation(&mut b, &y, Act::Relu);
-    y = b.node("GlobalAveragePool", &[&y], vec![]);
-    y = b.node("Flatten", &[&y], vec![attr_int("axis", 1)]);
+    y = pool_flatten(&mut b, &y);
     linear(&mut b, &y, &w.he(classes * 1536, 1536), &vec![0.0; classes]);
-    b.graph.node.last_mut().expect("the head was just added").output = vec!["logits".into()];
-    b.output("logits");
-    b.build()
+    finish(b)
 }
