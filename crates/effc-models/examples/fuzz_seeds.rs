@@ -1,14 +1,145 @@
 //! Writes small fuzz seeds: one stem conv and two MBConv blocks (one with SE and a
-//! residual, one strided without SE) in every exporter's spelling and activation, so the
-//! fuzzer starts from the graphs effc is built for as well as from ONNX's conformance cases.
+//! residual, one strided without SE) in every exporter's spelling and activation; each
+//! other block form effc fuses (Fused-MBConv, the UIB forms, depthwise-separable, MixConv);
+//! and one small model of each hostile class effc refuses (a constant-folding bomb, a
+//! window of a million taps, a Split claiming 2^40 outputs, Slice steps of ±i64::MAX,
+//! thousands of empty nodes), so the fuzzer starts from the graphs effc is built for and
+//! from the edges it guards, as well as from ONNX's conformance cases.
 //!
 //! ```sh
 //! cargo run -p effc-models --example fuzz_seeds -- fuzz/corpus/seeds
 //! ```
 
-use effc_models::family::{Act, Exporter, MbConvSpec, SeStyle, Weights, conv_bn_styled, mbconv_styled};
-use effc_models::writer::{GraphBuilder, save};
+use effc_models::family::{
+    Act, Exporter, MbConvSpec, MixSpec, SeStyle, UibSpec, Weights, activation, conv_bn_styled,
+    depthwise_separable_styled, fused_mbconv_styled, mbconv_styled, mixnet_block, uib_styled,
+};
+use effc_models::writer::{GraphBuilder, attr_int, attr_ints, attr_tensor, save, tensor_f32};
 use effc_onnx::proto::tensor_proto::DataType;
+use effc_onnx::proto::{ModelProto, NodeProto};
+
+/// One model per other block form, on a 12×12 input.
+fn block_forms() -> Vec<(&'static str, ModelProto)> {
+    let start = |seed: u64| {
+        let mut b = GraphBuilder::new(17);
+        let w = Weights::new(seed);
+        let x = b.input("input", DataType::Float, &[1.into(), 8.into(), 12.into(), 12.into()]);
+        (b, w, x)
+    };
+    let mut out = Vec::new();
+    let spec = |c_in, c_out, stride| MbConvSpec {
+        c_in,
+        c_out,
+        expand_ratio: 4,
+        expanded: None,
+        kernel: 3,
+        stride,
+        se: None,
+        act: Act::Swish,
+        se_style: SeStyle::Conv,
+    };
+    let (mut b, mut w, x) = start(1);
+    let y = fused_mbconv_styled(&mut b, &mut w, &x, &spec(8, 8, 1), Exporter::ExplicitBn);
+    let y = fused_mbconv_styled(&mut b, &mut w, &y, &spec(8, 12, 2), Exporter::TfSamePadding);
+    b.output(&y);
+    out.push(("fused-mbconv", b.build()));
+    let (mut b, mut w, x) = start(2);
+    let uib = |start_kernel, mid_kernel, c_out, stride| UibSpec {
+        c_in: 8,
+        c_out,
+        expanded: 16,
+        start_kernel,
+        mid_kernel,
+        stride,
+        stride_in_mid: false,
+        act: Act::Relu,
+        layer_scale: c_out == 8,
+    };
+    let mut y = x.clone();
+    for s in
+        [uib(Some(3), Some(3), 8, 1), uib(Some(3), None, 8, 1), uib(None, None, 8, 1), uib(Some(5), Some(3), 12, 2)]
+    {
+        y = uib_styled(&mut b, &mut w, &y, &s, Exporter::ExplicitBn);
+    }
+    b.output(&y);
+    out.push(("uib", b.build()));
+    let (mut b, mut w, x) = start(3);
+    let y =
+        depthwise_separable_styled(&mut b, &mut w, &x, ([8, 16, 3, 1], Some(4), Act::HardSwish), Exporter::ExplicitBn);
+    let y = activation(&mut b, &y, Act::Relu);
+    b.output(&y);
+    out.push(("depthwise-separable", b.build()));
+    let (mut b, mut w, x) = start(4);
+    let s = MixSpec {
+        c_in: 8,
+        c_out: 8,
+        expand_ratio: 3,
+        exp_groups: 2,
+        dw_kernels: vec![3, 5, 7],
+        pwl_groups: 2,
+        stride: 1,
+        se: Some(4),
+        act: Act::Swish,
+    };
+    let y = mixnet_block(&mut b, &mut w, &x, &s);
+    b.output(&y);
+    out.push(("mixconv", b.build()));
+    out
+}
+
+/// One small model of each hostile class.
+fn hostile() -> Vec<(&'static str, ModelProto)> {
+    let mut out = Vec::new();
+    // ConstantOfShape([2^26]) → Add → ReduceMax, twice: folding would compute gigabytes.
+    let mut b = GraphBuilder::new(17);
+    let mut y = b.input("x", DataType::Float, &[1.into()]);
+    for _ in 0..2 {
+        let shape = b.weight_i64("shape", &[1 << 26]);
+        let big = b.node("ConstantOfShape", &[&shape], vec![attr_tensor("value", tensor_f32("v", &[1], &[1.0]))]);
+        let big = b.node("Add", &[&big, &big], vec![]);
+        let m = b.node("ReduceMax", &[&big], vec![attr_int("keepdims", 0)]);
+        let one = b.weight_i64("one", &[1]);
+        let m = b.node("Reshape", &[&m, &one], vec![]);
+        y = b.node("Add", &[&y, &m], vec![]);
+    }
+    b.output(&y);
+    out.push(("fold-bomb", b.build()));
+    // A MaxPool with a 1×1000000 window.
+    let mut b = GraphBuilder::new(17);
+    let x = b.input("x", DataType::Float, &[1.into(), 1.into(), 1.into(), 8.into()]);
+    let y = b.node(
+        "MaxPool",
+        &[&x],
+        vec![attr_ints("kernel_shape", &[1, 1_000_000]), attr_ints("pads", &[0, 0, 0, 999_992])],
+    );
+    b.output(&y);
+    out.push(("huge-window", b.build()));
+    // Split-18 claiming 2^40 outputs, with two.
+    let mut b = GraphBuilder::new(18);
+    let x = b.input("x", DataType::Float, &[1.into(), 4.into()]);
+    let ys = b.node_n("Split", &[&x], vec![attr_int("axis", 1), attr_int("num_outputs", 1 << 40)], 2);
+    b.output(&ys[0]);
+    out.push(("split-outputs", b.build()));
+    // Slice with steps of ±i64::MAX.
+    let mut b = GraphBuilder::new(17);
+    let x = b.input("x", DataType::Float, &[1.into(), 3.into(), 4.into(), 8.into()]);
+    let (starts, ends) = (b.weight_i64("starts", &[0, -1]), b.weight_i64("ends", &[i64::MAX, i64::MIN]));
+    let (axes, steps) = (b.weight_i64("axes", &[2, 3]), b.weight_i64("steps", &[i64::MAX, -i64::MAX]));
+    let y = b.node("Slice", &[&x, &starts, &ends, &axes, &steps], vec![]);
+    b.output(&y);
+    out.push(("slice-steps", b.build()));
+    // Thousands of empty nodes after a valid one.
+    let mut b = GraphBuilder::new(17);
+    let x = b.input("x", DataType::Float, &[1.into(), 4.into()]);
+    let y = b.node("Relu", &[&x], vec![]);
+    b.output(&y);
+    let mut m = b.build();
+    if let Some(g) = m.graph.as_mut() {
+        g.node.extend(std::iter::repeat_n(NodeProto::default(), 20_000));
+    }
+    out.push(("empty-nodes", m));
+    out
+}
 
 fn seed_model(style: Exporter, act: Act, se_style: SeStyle, seed: u64) -> effc_onnx::proto::ModelProto {
     let mut b = GraphBuilder::new(style.opset());
@@ -50,6 +181,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             save(&model, &dir.join(format!("{style:?}-{act:?}.onnx")))?;
             written += 1;
         }
+    }
+    for (name, model) in block_forms().into_iter().chain(hostile()) {
+        save(&model, &dir.join(format!("{name}.onnx")))?;
+        written += 1;
     }
     println!("wrote {written} seeds to {}", dir.display());
     Ok(())
