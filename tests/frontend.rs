@@ -229,3 +229,40 @@ fn external_data_is_read_at_its_offset() {
     assert_eq!(w_loaded.as_f32().unwrap(), weights.as_slice());
     assert_eq!(b_loaded.as_f32().unwrap(), bias.as_slice());
 }
+
+/// A graph input that also has an initializer (as old exporters list every weight): the
+/// initializer is its ONNX default, compiled in as a constant, and `overridden` makes it a
+/// run-time input the caller feeds instead, as onnxruntime lets a fed value override it.
+#[test]
+fn an_input_with_an_initializer_is_its_default_unless_overridden() {
+    let mut b = GraphBuilder::new(13);
+    let x = b.input_f32("x", &[1, 4]);
+    let w = b.input_f32("w", &[1, 4]);
+    b.graph.initializer.push(tensor_f32("w", &[1, 4], &[1.0, 2.0, 3.0, 4.0]));
+    let y = b.node("Add", &[&x, &w], vec![]);
+    b.output(&y);
+    let bytes = encode(&b.build());
+    let x = effc::Tensor::from_f32(vec![1, 4], vec![10.0, 20.0, 30.0, 40.0]).unwrap();
+    let c = effc::compile_bytes(bytes.clone(), None, &effc::Options::default()).unwrap();
+    assert_eq!(c.summary.defaulted_inputs, ["w"]);
+    let m = c.model().unwrap();
+    assert_eq!(m.inputs().len(), 1);
+    assert_eq!(m.run(std::slice::from_ref(&x)).unwrap()[0].to_f32_vec(), [11.0, 22.0, 33.0, 44.0]);
+    let opts = effc::Options { overridden: vec!["w".into()], ..Default::default() };
+    let c = effc::compile_bytes(bytes.clone(), None, &opts).unwrap();
+    assert!(c.summary.defaulted_inputs.is_empty());
+    let m = c.model().unwrap();
+    let names: Vec<&str> = m.inputs().iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["x", "w"]);
+    let w = effc::Tensor::from_f32(vec![1, 4], vec![0.5, 0.25, 0.125, 0.0]).unwrap();
+    assert_eq!(m.run(&[x, w]).unwrap()[0].to_f32_vec(), [10.5, 20.25, 30.125, 40.0]);
+    // Only such inputs can be overridden.
+    for name in ["x", "nothing"] {
+        let opts = effc::Options { overridden: vec![name.into()], ..Default::default() };
+        let e = effc::compile_bytes(bytes.clone(), None, &opts).err().unwrap().to_string();
+        assert!(
+            e.contains(&format!("--override names '{name}', which is not a graph input with an initializer")),
+            "{e}"
+        );
+    }
+}

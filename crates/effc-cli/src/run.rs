@@ -27,19 +27,39 @@ pub struct RunArgs {
     /// Shape for an input with symbolic dims, e.g. `input=1x3x224x224`.
     #[arg(long = "input-shape", value_name = "NAME=DIMS")]
     pub input_shapes: Vec<String>,
+    /// Feed a graph input that also has an initializer (its default otherwise): it then
+    /// takes its place among the --input files, in the model's input order.
+    #[arg(long = "override", value_name = "NAME")]
+    pub overridden: Vec<String>,
     #[command(flatten)]
     pub codegen: crate::compile::CodegenArgs,
 }
 
 pub fn run(args: &RunArgs) -> Result<()> {
-    let opts = effc::Options { input_shapes: parse_input_shapes(&args.input_shapes)?, ..args.codegen.options() };
+    let opts = effc::Options {
+        input_shapes: parse_input_shapes(&args.input_shapes)?,
+        overridden: args.overridden.clone(),
+        ..args.codegen.options()
+    };
     let c = effc::compile_file(&args.model, &opts)?;
     let model = c.model()?;
     if args.input.len() != model.inputs().len() {
+        let names: Vec<&str> = model.inputs().iter().map(|i| i.name.as_str()).collect();
+        let defaulted = &c.summary.defaulted_inputs;
+        let hint = match defaulted.as_slice() {
+            [] => String::new(),
+            names => format!(
+                "; {} also {} an initializer, compiled in as {} value (--override NAME feeds it)",
+                names.join(", "),
+                if names.len() == 1 { "has" } else { "have" },
+                if names.len() == 1 { "its" } else { "their" }
+            ),
+        };
         bail!(
-            "{} takes {} inputs, {} given with --input",
+            "{} takes {} inputs ({}), {} given with --input{hint}",
             args.model.display(),
             model.inputs().len(),
+            names.join(", "),
             args.input.len()
         );
     }

@@ -306,3 +306,33 @@ fn compile_names_the_kernels_it_chose() {
         assert!(o.status.success() && out.contains(says), "{kernels}: {out}");
     }
 }
+
+/// `effc run` on a model whose graph input has an initializer: the mismatch says which
+/// inputs the model takes and that the initializer is that input's value; `--override`
+/// feeds it (y = x + w, by hand).
+#[test]
+fn run_says_which_inputs_have_initializers_and_overrides_them() {
+    use effc_models::writer::{GraphBuilder, save, tensor_f32};
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = GraphBuilder::new(13);
+    let x = b.input_f32("x", &[1, 4]);
+    let w = b.input_f32("w", &[1, 4]);
+    b.graph.initializer.push(tensor_f32("w", &[1, 4], &[1.0, 2.0, 3.0, 4.0]));
+    let y = b.node("Add", &[&x, &w], vec![]);
+    b.output(&y);
+    let model = dir.path().join("m.onnx");
+    save(&b.build(), &model).unwrap();
+    let npy = |name: &str, v: [f32; 4]| {
+        let p = dir.path().join(name);
+        effc::input::save_npy(&p, &effc::Tensor::from_f32(vec![1, 4], v.to_vec()).unwrap()).unwrap();
+        p
+    };
+    let (xf, wf) = (npy("x.npy", [10.0, 20.0, 30.0, 40.0]), npy("w.npy", [0.5, 0.5, 0.5, 0.5]));
+    let (m, xs, ws) = (model.to_str().unwrap(), xf.to_str().unwrap(), wf.to_str().unwrap());
+    let o = effc(&["run", m, "--input", xs, "--input", ws]);
+    assert_clean_failure(&o, "takes 1 inputs (x), 2 given with --input; w also has an initializer");
+    let out = dir.path().join("y.npy");
+    let o = effc(&["run", m, "--override", "w", "--input", xs, "--input", ws, "--output", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read_f32_npy(&out), [10.5, 20.5, 30.5, 40.5]);
+}

@@ -47,6 +47,9 @@ pub struct Options {
     /// two (B0: ~43 MB instead of ~63 MB for a whole process), and `Compilation::graph` is
     /// left empty. The CLI compiles this way when it does not print the graph.
     pub keep_graph: bool,
+    /// Graph inputs with an initializer to feed at run time (`--override`), by name; any
+    /// other such input is frozen to its initializer, its ONNX default.
+    pub overridden: Vec<String>,
 }
 
 /// The default memory cap: 4 GiB for arena plus weights.
@@ -64,6 +67,7 @@ impl Default for Options {
             max_memory: Some(DEFAULT_MAX_MEMORY),
             kernels: Kernels::Auto,
             keep_graph: true,
+            overridden: Vec::new(),
         }
     }
 }
@@ -111,7 +115,11 @@ fn decode_limit(opts: &Options) -> usize {
 
 fn compile_loaded(model: effc_onnx::OnnxModel, opts: &Options, t0: Instant) -> Result<Compilation> {
     let decode_ms = ms(t0);
-    let mut import_opts = effc_onnx::ImportOptions { input_shapes: opts.input_shapes.clone(), ..Default::default() };
+    let mut import_opts = effc_onnx::ImportOptions {
+        input_shapes: opts.input_shapes.clone(),
+        overridden: opts.overridden.clone(),
+        ..Default::default()
+    };
     if let Some(limit) = opts.max_memory {
         import_opts.max_folded_bytes = limit;
         import_opts.max_weight_bytes = limit;
@@ -119,7 +127,7 @@ fn compile_loaded(model: effc_onnx::OnnxModel, opts: &Options, t0: Instant) -> R
     let t1 = Instant::now();
     let mut graph = effc_onnx::import_model(&model, &import_opts)?;
     let import_ms = ms(t1);
-    let source = summary::Source::of(&model)?;
+    let source = summary::Source::of(&model, &opts.overridden)?;
     let path = model.path.clone();
     drop(model);
     let ops_before = graph.op_histogram();

@@ -51,6 +51,9 @@ pub struct Summary {
     pub producer: String,
     pub opset: i64,
     pub inputs: Vec<TensorSummary>,
+    /// Graph inputs that have an initializer and were compiled with it as their value
+    /// (`--override NAME` makes one a run-time input instead).
+    pub defaulted_inputs: Vec<String>,
     pub outputs: Vec<TensorSummary>,
     /// ONNX op histogram of the file as written.
     pub ops_before: BTreeMap<String, usize>,
@@ -96,6 +99,7 @@ pub(crate) struct Source {
     producer: String,
     opset: i64,
     ops_before: BTreeMap<String, usize>,
+    defaulted_inputs: Vec<String>,
 }
 
 impl Source {
@@ -103,8 +107,18 @@ impl Source {
         self.opset
     }
 
-    pub(crate) fn of(model: &effc_onnx::OnnxModel) -> Result<Self> {
+    pub(crate) fn of(model: &effc_onnx::OnnxModel, overridden: &[String]) -> Result<Self> {
+        let defaulted_inputs = match &model.proto.graph {
+            Some(g) => g
+                .input
+                .iter()
+                .filter(|i| g.initializer.iter().any(|t| t.name == i.name) && !overridden.contains(&i.name))
+                .map(|i| i.name.clone())
+                .collect(),
+            None => Vec::new(),
+        };
         Ok(Source {
+            defaulted_inputs,
             model: model.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<memory>".into()),
             producer: format!("{} {}", model.proto.producer_name, model.proto.producer_version).trim().to_string(),
             opset: model.opset()?,
@@ -136,6 +150,7 @@ impl Summary {
                 .iter()
                 .map(|&id| tensor(&graph.node(id).outputs[0].name, effc_ir::ValueRef::new(id, 0)))
                 .collect(),
+            defaulted_inputs: model.defaulted_inputs,
             outputs: graph.outputs.iter().map(|(n, v)| tensor(n, *v)).collect(),
             ops_before: model.ops_before,
             ops_imported,

@@ -32,6 +32,10 @@ pub struct ImportOptions {
     /// Bytes the initializers may take in all, checked from their declared dims before
     /// any is read.
     pub max_weight_bytes: usize,
+    /// Graph inputs that also have an initializer, to bind as run-time inputs the caller
+    /// feeds. Any other such input takes its initializer, its default in ONNX, as a
+    /// constant (what onnxruntime computes when it is not fed).
+    pub overridden: Vec<String>,
 }
 
 impl Default for ImportOptions {
@@ -41,6 +45,7 @@ impl Default for ImportOptions {
             max_folded_elements: 64 << 20,
             max_folded_bytes: 4 << 30,
             max_weight_bytes: 4 << 30,
+            overridden: Vec::new(),
         }
     }
 }
@@ -90,18 +95,30 @@ impl Importer<'_> {
                 None => e,
             });
         }
+        for name in &self.opts.overridden {
+            let is_input = g.input.iter().any(|i| &i.name == name);
+            if !is_input || !g.initializer.iter().any(|t| &t.name == name) {
+                return Err(Error::invalid(format!(
+                    "--override names '{name}', which is not a graph input with an initializer"
+                )));
+            }
+        }
         let mut seen = HashSet::new();
         for init in &g.initializer {
             // Checked before the tensor is converted: a second copy is never read.
             if !seen.insert(init.name.as_str()) {
                 return Err(Error::invalid(format!("initializer '{}' is defined twice", init.name)));
             }
+            if self.opts.overridden.contains(&init.name) {
+                continue;
+            }
             let t = crate::tensor_proto::convert(init, &self.model.external)?;
             let v = self.graph.add_const(init.name.clone(), t);
             self.values.insert(init.name.clone(), v);
         }
         for vi in &g.input {
-            // Old exporters list weights as inputs too; the initializer wins.
+            // Old exporters list weights as inputs too; the initializer wins unless the
+            // caller overrides it.
             if !self.values.contains_key(&vi.name) {
                 self.bind_input(vi)?;
             }
