@@ -36,8 +36,11 @@ pub struct RunArgs {
 }
 
 pub fn run(args: &RunArgs) -> Result<()> {
+    // The inputs' own shapes bind the model's symbolic dims (`--input-shape` first).
+    let shapes_in_order = args.input.iter().map(|p| effc::input::file_shape(p)).collect::<effc::Result<Vec<_>>>()?;
     let opts = effc::Options {
         input_shapes: parse_input_shapes(&args.input_shapes)?,
+        shapes_in_order,
         overridden: args.overridden.clone(),
         ..args.codegen.options()
     };

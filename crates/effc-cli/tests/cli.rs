@@ -336,3 +336,38 @@ fn run_says_which_inputs_have_initializers_and_overrides_them() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(read_f32_npy(&out), [10.5, 20.5, 30.5, 40.5]);
 }
+
+/// `effc run` takes the shapes of a model's symbolic dims from its inputs: the writer's B0
+/// with a symbolic batch, fed a batch of 3, computes what tract computes for that batch;
+/// data that does not fit a static dim is one line naming the input, its declared dims and
+/// the data's shape.
+#[test]
+fn run_binds_symbolic_dims_from_its_inputs() {
+    use effc_models::family::{Exporter, Family, efficientnet_styled};
+    use effc_models::writer::{Dim, save};
+    let dir = tempfile::tempdir().unwrap();
+    let f = Family::efficientnet(0).unwrap();
+    let model = dir.path().join("b0.onnx");
+    save(&efficientnet_styled(&f, Dim::Symbolic("N".into()), 32, 8, 5, Exporter::ExplicitBn), &model).unwrap();
+    let shape = [3, 3, 32, 32];
+    let x = effc::input::seeded_noise(&shape, 2);
+    let xf = dir.path().join("x.npy");
+    effc::input::save_npy(&xf, &x).unwrap();
+    let out = dir.path().join("y.npy");
+    let (m, xs, ys) = (model.to_str().unwrap(), xf.to_str().unwrap(), out.to_str().unwrap());
+    let o = effc(&["run", m, "--input", xs, "--output", ys]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ours = read_f32_npy(&out);
+    let tract = effc_tract::Reference::load(&model, &[shape.to_vec()], &[]).unwrap();
+    let theirs = tract.run(&[&x.to_f32_vec()]).unwrap();
+    assert_eq!(theirs[0].shape, [3, 8]);
+    let cmp = effc::compare::Comparison::new(&ours, &theirs[0].data);
+    assert!(cmp.max_rel <= 1e-4, "{cmp:?}");
+    let bad = dir.path().join("bad.npy");
+    effc::input::save_npy(&bad, &effc::input::seeded_noise(&[3, 4, 32, 32], 0)).unwrap();
+    let o = effc(&["run", m, "--input", bad.to_str().unwrap()]);
+    assert_clean_failure(
+        &o,
+        "input 'input': the data's shape [3, 4, 32, 32] does not fit the declared dims [?, 3, 32, 32]",
+    );
+}

@@ -17,10 +17,26 @@ pub fn load(path: &Path, shape: &[usize]) -> Result<Tensor> {
     if ext == "npy" { load_npy(path, shape) } else { load_image(path, shape) }
 }
 
-/// Reads an f32 .npy file of shape `want`. The header's shape is checked against `want`
-/// and the file's length before the reader allocates anything from it (a 128-byte file can
-/// claim 10^12 elements).
-fn load_npy(path: &Path, want: &[usize]) -> Result<Tensor> {
+/// The shape an .npy file's header declares, read without its data; `None` for other
+/// files (an image takes the shape of the input it fills).
+pub fn file_shape(path: &Path) -> Result<Option<Vec<usize>>> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    if ext != "npy" {
+        return Ok(None);
+    }
+    Ok(Some(npy_header(path)?.shape))
+}
+
+/// An .npy file opened and its header read: the data starts at `data_start`.
+struct NpyHeader {
+    file: std::fs::File,
+    len: u64,
+    data_start: u64,
+    shape: Vec<usize>,
+}
+
+/// Reads an .npy header, checking its length against the file's before reading it.
+fn npy_header(path: &Path) -> Result<NpyHeader> {
     use std::io::{Read, Seek};
     let bad = |what: String| Error::invalid(format!("{}: {what}", path.display()));
     let io = |source| Error::new(ErrorKind::Io { path: path.to_path_buf(), source });
@@ -40,6 +56,17 @@ fn load_npy(path: &Path, want: &[usize]) -> Result<Tensor> {
     file.read_exact(&mut header).map_err(io)?;
     let header = String::from_utf8_lossy(&header);
     let shape = npy_header_shape(&header).ok_or_else(|| bad(format!("no shape in the .npy header {header:?}")))?;
+    Ok(NpyHeader { file, len, data_start: header_start + header_len, shape })
+}
+
+/// Reads an f32 .npy file of shape `want`. The header's shape is checked against `want`
+/// and the file's length before the reader allocates anything from it (a 128-byte file can
+/// claim 10^12 elements).
+fn load_npy(path: &Path, want: &[usize]) -> Result<Tensor> {
+    use std::io::Seek;
+    let bad = |what: String| Error::invalid(format!("{}: {what}", path.display()));
+    let io = |source| Error::new(ErrorKind::Io { path: path.to_path_buf(), source });
+    let NpyHeader { mut file, len, data_start, shape } = npy_header(path)?;
     if shape != want {
         return Err(Error::invalid(format!(
             "{} has shape {shape:?}, but the model input needs {want:?}",
@@ -47,7 +74,7 @@ fn load_npy(path: &Path, want: &[usize]) -> Result<Tensor> {
         )));
     }
     let data_bytes = effc_ir::checked_numel(&shape)?.saturating_mul(4) as u64;
-    if header_start + header_len + data_bytes > len {
+    if data_start + data_bytes > len {
         return Err(bad(format!("the header claims {data_bytes} bytes of data but the file has {len} bytes")));
     }
     file.rewind().map_err(io)?;

@@ -27,6 +27,9 @@ pub use summary::{Summary, TensorSummary, UnfusedConv};
 pub struct Options {
     /// Shapes for inputs with symbolic dims, by input name.
     pub input_shapes: HashMap<String, Vec<usize>>,
+    /// Shapes of the run-time inputs by position, for those `input_shapes` does not name
+    /// (the shapes of the data at hand); they must fit the declared dims.
+    pub shapes_in_order: Vec<Option<Vec<usize>>>,
     /// Run the fusion passes (`--no-fuse` turns them off).
     pub fuse: bool,
     /// Stop after the passes: no machine code (`effc compile` without running).
@@ -59,6 +62,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             input_shapes: HashMap::new(),
+            shapes_in_order: Vec::new(),
             fuse: true,
             analyze_only: false,
             keep_clif: false,
@@ -117,6 +121,7 @@ fn compile_loaded(model: effc_onnx::OnnxModel, opts: &Options, t0: Instant) -> R
     let decode_ms = ms(t0);
     let mut import_opts = effc_onnx::ImportOptions {
         input_shapes: opts.input_shapes.clone(),
+        shapes_in_order: opts.shapes_in_order.clone(),
         overridden: opts.overridden.clone(),
         ..Default::default()
     };

@@ -32,6 +32,11 @@ pub struct ImportOptions {
     /// Bytes the initializers may take in all, checked from their declared dims before
     /// any is read.
     pub max_weight_bytes: usize,
+    /// Shapes of the run-time inputs by position (the graph's inputs in order, those
+    /// compiled from their initializer left out), for inputs `input_shapes` does not name:
+    /// what a caller passes when it has the data (`effc run` reads them from its files).
+    /// Each must fit the declared dims; symbolic dims take its values.
+    pub shapes_in_order: Vec<Option<Vec<usize>>>,
     /// Graph inputs that also have an initializer, to bind as run-time inputs the caller
     /// feeds. Any other such input takes its initializer, its default in ONNX, as a
     /// constant (what onnxruntime computes when it is not fed).
@@ -45,6 +50,7 @@ impl Default for ImportOptions {
             max_folded_elements: 64 << 20,
             max_folded_bytes: 4 << 30,
             max_weight_bytes: 4 << 30,
+            shapes_in_order: Vec::new(),
             overridden: Vec::new(),
         }
     }
@@ -168,11 +174,16 @@ impl Importer<'_> {
                     .collect()
             })
             .unwrap_or_default();
-        let shape = if let Some(s) = self.opts.input_shapes.get(&vi.name) {
+        let position = self.graph.inputs.len();
+        let given = match self.opts.input_shapes.get(&vi.name) {
+            Some(s) => Some((s, "--input-shape")),
+            None => self.opts.shapes_in_order.get(position).and_then(Option::as_ref).map(|s| (s, "the data's shape")),
+        };
+        let shape = if let Some((s, from)) = given {
             let compatible =
                 s.len() == dims.len() && s.iter().zip(&dims).all(|(&a, b)| b.is_none_or(|b| b as usize == a));
             if !compatible {
-                return Err(err(format!("--input-shape {s:?} does not fit the declared dims {}", fmt_dims(&dims))));
+                return Err(err(format!("{from} {s:?} does not fit the declared dims {}", fmt_dims(&dims))));
             }
             s.clone()
         } else {
