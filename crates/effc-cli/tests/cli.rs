@@ -142,7 +142,7 @@ fn run_refuses_a_wrong_shape() {
     bytes.extend([0u8; 16]);
     std::fs::write(&bad, bytes).unwrap();
     let o = effc(&["run", shared("tv_b0_legacy.onnx").to_str().unwrap(), "--input", bad.to_str().unwrap()]);
-    assert_clean_failure(&o, "has shape [2, 2], but the model input needs [1, 3, 224, 224]");
+    assert_clean_failure(&o, "input 'input': the data's shape [2, 2] does not fit the declared dims [1, 3, 224, 224]");
 }
 
 #[test]
