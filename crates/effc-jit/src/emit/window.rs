@@ -197,12 +197,14 @@ pub(crate) fn taps(
     let ih0 = kb.b.ins().iadd_imm_s(ih0, -(g.ph as i64));
     let iw0 = kb.b.ins().imul_imm_s(ow, g.sw as i64);
     let iw0 = kb.b.ins().iadd_imm_s(iw0, -(g.pw as i64));
-    for kh in 0..g.kh {
-        let ih = kb.b.ins().iadd_imm_s(ih0, (kh * g.dil_h) as i64);
+    for_taps(kb, g.kh, &mut |kb, kh| {
+        let ih = kb.b.ins().imul_imm_s(kh, g.dil_h as i64);
+        let ih = kb.b.ins().iadd(ih0, ih);
         let ok_h = kb.b.ins().icmp_imm_s(IntCC::UnsignedLessThan, ih, g.h as i64);
         kb.if_then(ok_h, |kb| {
-            for kw in 0..g.kw {
-                let iw = kb.b.ins().iadd_imm_s(iw0, (kw * g.dil_w) as i64);
+            for_taps(kb, g.kw, &mut |kb, kw| {
+                let iw = kb.b.ins().imul_imm_s(kw, g.dil_w as i64);
+                let iw = kb.b.ins().iadd(iw0, iw);
                 let ok_w = kb.b.ins().icmp_imm_s(IntCC::UnsignedLessThan, iw, g.w as i64);
                 kb.if_then(ok_w, |kb| {
                     let off = match rows {
@@ -214,11 +216,29 @@ pub(crate) fn taps(
                     };
                     let off_w = kb.b.ins().imul_imm_s(iw, strides[3]);
                     let off = kb.b.ins().iadd(off, off_w);
-                    let t = kb.ic((kh * g.kw + kw) as i64);
+                    let t = kb.b.ins().imul_imm_s(kh, g.kw as i64);
+                    let t = kb.b.ins().iadd(t, kw);
                     inside(kb, off, t, iw);
                 });
-            }
+            });
         });
+    });
+}
+
+/// Kernel positions along one dim whose taps are unrolled; wider windows loop at run time,
+/// so that code size (and compile time) stays bounded by this, not by the window.
+const UNROLLED_TAPS: usize = 64;
+
+/// Calls `body(kb, k)` for k in 0..n: unrolled with constant k (whose offsets fold into
+/// immediates) up to [`UNROLLED_TAPS`], as a run-time loop past that.
+fn for_taps(kb: &mut Kb, n: usize, body: &mut dyn FnMut(&mut Kb, Value)) {
+    if n <= UNROLLED_TAPS {
+        for k in 0..n {
+            let k = kb.ic(k as i64);
+            body(kb, k);
+        }
+    } else {
+        kb.for_n(n, |kb, k| body(kb, k));
     }
 }
 
