@@ -152,7 +152,8 @@ fn dense_params(d: &crate::op::Dense) -> u64 {
 /// Estimated bytes of activations read and written by one inference: every op reads its
 /// run-time inputs and writes its outputs once; an MBConv block also writes and reads back
 /// its expanded and depthwise tensors (the SE branch and the projection's residual add
-/// make no extra pass), a Fused-MBConv block its expanded tensor. The backend subtracts what its schedule avoids (streamed
+/// make no extra pass), a Fused-MBConv block its expanded tensor, and either its leading
+/// depthwise conv's output. The backend subtracts what its schedule avoids (streamed
 /// expansions). Weights are not counted.
 pub fn activation_traffic(g: &Graph) -> u64 {
     let bytes = |v: crate::ValueRef| {

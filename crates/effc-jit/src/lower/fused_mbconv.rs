@@ -75,12 +75,7 @@ pub(super) fn fused_mbconv(l: &mut Lowering, id: NodeId, b: &FusedMbConv) -> Res
     need_dense(&out)?;
     let plan = FusedMbConvPlan::new(b, &block_input.dims, &out.dims, l.micro)?;
     let x = match &b.start {
-        Some(s) => {
-            let started = dense_buf(Base::Arena(l.scratch(id, STARTED)?), &plan.x);
-            l.role = "start-depthwise";
-            start_depthwise(l, (&block_input, &started), s)?;
-            started
-        }
+        Some(s) => start_depthwise(l, &block_input, s, dense_buf(Base::Arena(l.scratch(id, STARTED)?), &plan.x))?,
         None => block_input.clone(),
     };
     let residual = b.residual.then_some(block_input.base);

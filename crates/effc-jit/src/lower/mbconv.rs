@@ -290,12 +290,7 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
     let slot = |l: &Lowering, which| plan.slot(l, id, which);
     // 0. A UIB block's leading depthwise conv, into scratch: the expansion's input.
     let x = match &b.start {
-        Some(s) => {
-            let started = dense_buf(slot(l, Buffer::Start)?, &plan.x);
-            l.role = "start-depthwise";
-            start_depthwise(l, (&block_input, &started), s)?;
-            started
-        }
+        Some(s) => start_depthwise(l, &block_input, s, dense_buf(slot(l, Buffer::Start)?, &plan.x))?,
         None => block_input.clone(),
     };
     // 1–2. Expand (streamed) and depthwise (+ SE pool).
@@ -465,8 +460,11 @@ fn stream_expand_depthwise(
     })
 }
 
-/// A block's leading depthwise conv (UIB) of `x` into `out`, with its own activation.
-pub(super) fn start_depthwise(l: &mut Lowering, (x, out): (&Buf, &Buf), s: &effc_ir::op::StartDepthwise) -> Result<()> {
+/// A block's leading depthwise conv (UIB) of `x` into `out`, with its own activation;
+/// returns `out`, the expansion's input.
+pub(super) fn start_depthwise(l: &mut Lowering, x: &Buf, s: &effc_ir::op::StartDepthwise, out: Buf) -> Result<Buf> {
     let epi = Epilogue { act: s.conv.act, ..Epilogue::default() };
-    depthwise(l, x, out, &s.conv, &s.w, &s.b.f32_data(), epi)
+    l.role = "start-depthwise";
+    depthwise(l, x, &out, &s.conv, &s.w, &s.b.f32_data(), epi)?;
+    Ok(out)
 }

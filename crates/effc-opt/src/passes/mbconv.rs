@@ -2,9 +2,9 @@ use std::sync::Arc;
 
 use effc_ir::fusion::{Fusion, Site};
 use effc_ir::op::{Conv, FusedMbConv, MbConv, Op, StartDepthwise};
-use effc_ir::{Graph, NodeId, Result, Tensor, ValueRef};
+use effc_ir::{Graph, NodeId, Result, ValueRef};
 
-use super::squeeze_excite::{dense_of_conv, is_depthwise, pointwise_weights};
+use super::squeeze_excite::{conv_params, dense_of_conv, is_depthwise, pointwise_weights};
 use super::util::{nodes_in_order, single_use};
 use crate::Pass;
 
@@ -101,13 +101,7 @@ fn match_block(g: &Graph, proj: NodeId) -> std::result::Result<Found, Refusal> {
     if dw.kernel.len() != 2 {
         return Err("the depthwise conv is not 2-D");
     }
-    let dw_w =
-        g.input(d.node, 1).and_then(|w| g.const_value(w)).ok_or("the depthwise weights are not constant")?.clone();
-    let c_exp = *dw_w.shape().first().ok_or("the depthwise weights have no shape")?;
-    let dw_b = match g.input(d.node, 2) {
-        Some(b) => g.const_value(b).ok_or("the depthwise bias is not constant")?.clone(),
-        None => Tensor::from_f32(vec![c_exp], vec![0.0; c_exp]).map_err(|_| "the depthwise bias")?,
-    };
+    let (dw_w, dw_b) = conv_params(g, d.node).ok_or("the depthwise weights or bias are not constant")?;
     remove.push(d.node);
     let e = g.input(d.node, 0).ok_or("the depthwise conv has no input")?;
     // An expansion conv has an activation; a conv without one is the previous block's
@@ -125,11 +119,7 @@ fn match_block(g: &Graph, proj: NodeId) -> std::result::Result<Found, Refusal> {
         Some(_) => leading_depthwise(g, proj, input, &mut remove),
         None => (None, input),
     };
-    let residual = match g.input(proj, 3) {
-        None => false,
-        Some(r) if r == input => true,
-        Some(_) => return Err("it adds a residual that is not the block's input"),
-    };
+    let residual = adds_block_input(g, proj, input)?;
     remove.push(proj);
     let block = MbConv { start, expand, dw: dw.clone(), dw_w, dw_b, se, project, residual };
     Ok(Found { block: Block::Mb(Box::new(block)), input, remove })
@@ -183,32 +173,33 @@ fn match_fused(
     if g.input(exp, 3).is_some() {
         return Err("the expansion conv adds a residual");
     }
-    let expand_w =
-        g.input(exp, 1).and_then(|w| g.const_value(w)).ok_or("the expansion weights are not constant")?.clone();
-    let c_exp = *expand_w.shape().first().ok_or("the expansion weights have no shape")?;
-    let expand_b = match g.input(exp, 2) {
-        Some(b) => g.const_value(b).ok_or("the expansion bias is not constant")?.clone(),
-        None => Tensor::from_f32(vec![c_exp], vec![0.0; c_exp]).map_err(|_| "the expansion bias")?,
-    };
+    let (expand_w, expand_b) = conv_params(g, exp).ok_or("the expansion weights or bias are not constant")?;
     let input = g.input(exp, 0).ok_or("the expansion conv has no input")?;
     // A 1×1 expansion may follow a UIB block's leading depthwise conv (ConvNext-like form).
-    let (start, input) = match conv.kernel.iter().all(|&k| k == 1) {
-        true => leading_depthwise(g, proj, input, &mut remove),
-        false => (None, input),
+    let (start, input) = if conv.kernel.iter().all(|&k| k == 1) {
+        leading_depthwise(g, proj, input, &mut remove)
+    } else {
+        (None, input)
     };
     // Two 1×1 convs on one pixel per sample are a squeeze-excite's FC layers, which the
     // squeeze-excite it belongs to takes once its spelling is normalised.
     if g.value(input).shape.get(2..).is_some_and(|s| s.iter().product::<usize>() <= 1) {
         return Err("the expansion reads a single pixel (a squeeze-excite's FC layers)");
     }
-    let residual = match g.input(proj, 3) {
-        None => false,
-        Some(r) if r == input => true,
-        Some(_) => return Err("it adds a residual that is not the block's input"),
-    };
+    let residual = adds_block_input(g, proj, input)?;
     remove.extend([exp, proj]);
     let block = FusedMbConv { start, expand: conv.clone(), expand_w, expand_b, project, residual };
     Ok(Found { block: Block::Fused(Box::new(block)), input, remove })
+}
+
+/// Whether projection `proj` adds the block's input (the residual), which is the only
+/// value a block may add.
+fn adds_block_input(g: &Graph, proj: NodeId, input: ValueRef) -> std::result::Result<bool, Refusal> {
+    match g.input(proj, 3) {
+        None => Ok(false),
+        Some(r) if r == input => Ok(true),
+        Some(_) => Err("it adds a residual that is not the block's input"),
+    }
 }
 
 /// The depthwise conv that computes `input`, if the block closed by `proj` takes it as its
@@ -233,12 +224,7 @@ fn leading_depthwise(
         if g.input(proj, 3).is_some_and(|r| r != start_input) {
             return None;
         }
-        let w = g.const_value(g.input(input.node, 1)?)?.clone();
-        let channels = *w.shape().first()?;
-        let b = match g.input(input.node, 2) {
-            Some(b) => g.const_value(b)?.clone(),
-            None => Tensor::from_f32(vec![channels], vec![0.0; channels]).ok()?,
-        };
+        let (w, b) = conv_params(g, input.node)?;
         Some((StartDepthwise { conv: c.clone(), w, b }, start_input))
     })();
     match found {

@@ -1,6 +1,7 @@
 use effc_ir::op::{Conv, Op};
 use effc_ir::{Graph, NodeId, Result, Tensor, ValueRef};
 
+use super::squeeze_excite::conv_params;
 use super::util::{nodes_in_order, single_use};
 use crate::Pass;
 
@@ -22,7 +23,7 @@ pub struct MergeSplitConvs;
 struct Part {
     conv: Conv,
     w: Tensor,
-    b: Option<Tensor>,
+    b: Tensor,
     node: NodeId,
 }
 
@@ -76,11 +77,7 @@ fn match_parts(g: &Graph, concat: NodeId) -> Option<(NodeId, Vec<Part>)> {
         if x.port != i || sizes.len() != inputs.len() || !single_use(g, x) || *split.get_or_insert(x.node) != x.node {
             return None;
         }
-        let w = g.const_value(g.input(v.node, 1)?)?.clone();
-        let b = match g.input(v.node, 2) {
-            Some(b) => Some(g.const_value(b)?.clone()),
-            None => None,
-        };
+        let (w, b) = conv_params(g, v.node)?;
         parts.push(Part { conv: conv.clone(), w, b, node: v.node });
     }
     Some((split?, parts))
@@ -102,11 +99,7 @@ fn merge(parts: &[Part]) -> Option<(Conv, Tensor, Tensor)> {
     let pointwise =
         parts.iter().all(|p| p.conv.group == 1 && p.conv.kernel == [1, 1] && p.conv.pads_begin.iter().all(|&x| x == 0));
     let (m_total, c_total) = dims.iter().fold((0, 0), |(m, c), &(pm, pc)| (m + pm, c + pc));
-    let bias: Vec<f32> = parts
-        .iter()
-        .zip(&dims)
-        .flat_map(|(p, &(m, _))| p.b.as_ref().map_or_else(|| vec![0.0; m], Tensor::to_f32_vec))
-        .collect();
+    let bias: Vec<f32> = parts.iter().flat_map(|p| p.b.to_f32_vec()).collect();
     if bias.len() != m_total {
         return None;
     }

@@ -38,13 +38,20 @@ pub(crate) fn pointwise_weights(g: &Graph, id: NodeId) -> Option<Dense> {
     if !pointwise {
         return None;
     }
-    let w = g.const_value(g.input(id, 1)?)?;
+    let (w, b) = conv_params(g, id)?;
     let (&o, &i) = (w.shape().first()?, w.shape().get(1)?);
+    Some(Dense { w: w.reshaped(vec![o, i]).ok()?, b, act: c.act })
+}
+
+/// A conv node's constant weights and bias (zeros when it has none), if both are constant.
+pub(crate) fn conv_params(g: &Graph, id: NodeId) -> Option<(Tensor, Tensor)> {
+    let w = g.const_value(g.input(id, 1)?)?.clone();
+    let out = *w.shape().first()?;
     let b = match g.input(id, 2) {
         Some(b) => g.const_value(b)?.clone(),
-        None => Tensor::from_f32(vec![o], vec![0.0; o]).ok()?,
+        None => Tensor::from_f32(vec![out], vec![0.0; out]).ok()?,
     };
-    Some(Dense { w: w.reshaped(vec![o, i]).ok()?, b, act: c.act })
+    Some((w, b))
 }
 
 fn is_spatial_mean(g: &Graph, id: NodeId) -> bool {
