@@ -373,23 +373,7 @@ fn slice_with_extreme_steps_takes_one_element() {
 /// bytes of ConstantOfShape → Add → ReduceMax chains no longer fold gigabytes.
 #[test]
 fn folding_stays_within_the_memory_limit() {
-    let bomb = |repeats: usize| {
-        let mut b = GraphBuilder::new(13);
-        let x = b.input_f32("x", &[1]);
-        let mut y = x.clone();
-        for _ in 0..repeats {
-            let shape = b.weight_i64("shape", &[1 << 20]);
-            let value = attr_tensor("value", tensor_f32("v", &[1], &[1.0]));
-            let big = b.node("ConstantOfShape", &[&shape], vec![value]);
-            let big = b.node("Add", &[&big, &big], vec![]);
-            let m = b.node("ReduceMax", &[&big], vec![attr_int("keepdims", 0)]);
-            let one = b.weight_i64("one", &[1]);
-            let m = b.node("Reshape", &[&m, &one], vec![]);
-            y = b.node("Add", &[&y, &m], vec![]);
-        }
-        b.output(&y);
-        effc_models::writer::encode(&b.build())
-    };
+    let bomb = |repeats| effc_models::writer::encode(&effc_models::hostile::fold_bomb(repeats, 1 << 20));
     let opts = effc::Options { max_memory: Some(32 << 20), ..Default::default() };
     let e = effc::compile_bytes(bomb(2), None, &opts).err().unwrap().to_string();
     assert_err_contains(&e, &["constant folding would compute more than 33554432 bytes"]);

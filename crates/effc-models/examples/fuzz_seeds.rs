@@ -14,7 +14,7 @@ use effc_models::family::{
     Act, Exporter, MbConvSpec, MixSpec, SeStyle, UibSpec, Weights, activation, conv_bn_styled,
     depthwise_separable_styled, fused_mbconv_styled, mbconv_styled, mixnet_block, uib_styled,
 };
-use effc_models::writer::{GraphBuilder, attr_int, attr_ints, attr_tensor, save, tensor_f32};
+use effc_models::writer::{GraphBuilder, attr_int, attr_ints, save};
 use effc_onnx::proto::tensor_proto::DataType;
 use effc_onnx::proto::{ModelProto, NodeProto};
 
@@ -91,19 +91,7 @@ fn block_forms() -> Vec<(&'static str, ModelProto)> {
 fn hostile() -> Vec<(&'static str, ModelProto)> {
     let mut out = Vec::new();
     // ConstantOfShape([2^26]) → Add → ReduceMax, twice: folding would compute gigabytes.
-    let mut b = GraphBuilder::new(17);
-    let mut y = b.input("x", DataType::Float, &[1.into()]);
-    for _ in 0..2 {
-        let shape = b.weight_i64("shape", &[1 << 26]);
-        let big = b.node("ConstantOfShape", &[&shape], vec![attr_tensor("value", tensor_f32("v", &[1], &[1.0]))]);
-        let big = b.node("Add", &[&big, &big], vec![]);
-        let m = b.node("ReduceMax", &[&big], vec![attr_int("keepdims", 0)]);
-        let one = b.weight_i64("one", &[1]);
-        let m = b.node("Reshape", &[&m, &one], vec![]);
-        y = b.node("Add", &[&y, &m], vec![]);
-    }
-    b.output(&y);
-    out.push(("fold-bomb", b.build()));
+    out.push(("fold-bomb", effc_models::hostile::fold_bomb(2, 1 << 26)));
     // A MaxPool with a 1×1000000 window.
     let mut b = GraphBuilder::new(17);
     let x = b.input("x", DataType::Float, &[1.into(), 1.into(), 1.into(), 8.into()]);

@@ -4,4 +4,5 @@
 //! ([`family`]). The frontend itself never writes models, so none of this ships in it.
 
 pub mod family;
+pub mod hostile;
 pub mod writer;
