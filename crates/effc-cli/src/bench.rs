@@ -1,13 +1,14 @@
 //! `effc bench`: latency of effc (and tract, in the same run) on seeded inputs.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use clap::Args;
 use serde::Serialize;
 
-use crate::compile::parse_input_shapes;
+use crate::compile::{parse_input_shape, parse_input_shapes};
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -34,7 +35,9 @@ pub struct BenchArgs {
     /// Print the time spent in each fused op (kernel), slowest first, with --threads threads.
     #[arg(long)]
     pub profile: bool,
-    /// Shape for an input with symbolic dims, e.g. `input=1x3x224x224`.
+    /// Shape for an input with symbolic dims, e.g. `input=1x3x224x224`. Given more than
+    /// once for an input, a sweep: one model fed each shape in turn (first call, cached
+    /// calls, per-image time and resident memory for each).
     #[arg(long = "input-shape", value_name = "NAME=DIMS")]
     pub input_shapes: Vec<String>,
     #[command(flatten)]
@@ -115,13 +118,22 @@ fn median_compile_ms(model: &std::path::Path, opts: &effc::Options, first: f64) 
 
 /// VmHWM from /proc/self/status, in MB.
 fn peak_rss_mb() -> Option<f64> {
+    proc_status_mb("VmHWM:")
+}
+
+/// A memory field of /proc/self/status (given in kB), in MB.
+fn proc_status_mb(field: &str) -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
+    let points = sweep_points(&args.input_shapes)?;
+    if points.len() > 1 {
+        return sweep(args, &points);
+    }
     let opts = effc::Options {
         input_shapes: parse_input_shapes(&args.input_shapes)?,
         fuse: !args.no_fuse,
@@ -214,6 +226,113 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         println!("ratio  effc/tract median = {r:.3}");
     }
     Ok(())
+}
+
+/// The shapes of each point of a sweep: every input given once keeps its shape, and those
+/// given k times take their i-th shape at point i.
+fn sweep_points(specs: &[String]) -> Result<Vec<HashMap<String, Vec<usize>>>> {
+    let mut given: Vec<(String, Vec<Vec<usize>>)> = Vec::new();
+    for spec in specs {
+        let (name, dims) = parse_input_shape(spec)?;
+        match given.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, list)) => list.push(dims),
+            None => given.push((name, vec![dims])),
+        }
+    }
+    let points = given.iter().map(|(_, l)| l.len()).max().unwrap_or(1);
+    if let Some((name, l)) = given.iter().find(|(_, l)| l.len() != 1 && l.len() != points) {
+        bail!(
+            "--input-shape gives '{name}' {} times but another input {points} times: a sweep needs one count",
+            l.len()
+        );
+    }
+    Ok((0..points).map(|i| given.iter().map(|(n, l)| (n.clone(), l[i.min(l.len() - 1)].clone())).collect()).collect())
+}
+
+/// One point of a sweep.
+#[derive(Serialize)]
+struct SweepPoint {
+    shapes: Vec<Vec<usize>>,
+    /// The first call with these shapes: compiling them, then one run (at load for the first).
+    first_call_ms: f64,
+    #[serde(flatten)]
+    cached: Stats,
+    /// The cached median over the leading dim of the first input (the batch).
+    per_image_ms: f64,
+    /// Resident memory after the point (VmRSS), in MB, and the shapes cached by then.
+    rss_mb: Option<f64>,
+    shapes_cached: usize,
+}
+
+/// `--input-shape` given several times for an input: one [`effc::Model`] fed each point in
+/// turn, as a server fed requests of several batch sizes would be.
+fn sweep(args: &BenchArgs, points: &[HashMap<String, Vec<usize>>]) -> Result<()> {
+    let t = Instant::now();
+    let opts = effc::Options {
+        input_shapes: HashMap::new(),
+        fuse: !args.no_fuse,
+        shape_cache: points.len(),
+        keep_graph: false,
+        ..args.codegen.options()
+    };
+    // The inputs' order, to give the first point's shapes to the model at load.
+    let file = effc_onnx::load_model_within(&args.model, opts.max_memory.unwrap_or(usize::MAX))?;
+    let names: Vec<String> = effc_onnx::declared_inputs(&file, &[])?.into_iter().map(|i| i.name).collect();
+    drop(file);
+    let in_order = |point: &HashMap<String, Vec<usize>>| names.iter().map(|n| point.get(n).cloned()).collect();
+    let model = effc::Model::load(&args.model, &effc::Options { shapes_in_order: in_order(&points[0]), ..opts })?;
+    let load_ms = t.elapsed().as_secs_f64() * 1e3;
+    let at_load = model.cached_shapes().into_iter().next().unwrap_or_default();
+    let session = effc::Session::new(&model, args.threads)?;
+    let mut report = Vec::new();
+    for (i, point) in points.iter().enumerate() {
+        let shapes: Vec<Vec<usize>> = in_order(point)
+            .into_iter()
+            .zip(&at_load)
+            .map(|(given, bound): (Option<Vec<usize>>, _)| given.unwrap_or_else(|| bound.clone()))
+            .collect();
+        let inputs: Vec<effc::Tensor> =
+            shapes.iter().enumerate().map(|(k, s)| effc::input::seeded_noise(s, k as u64)).collect();
+        let t = Instant::now();
+        session.run(&inputs)?;
+        let first_call_ms = if i == 0 { load_ms } else { 0.0 } + t.elapsed().as_secs_f64() * 1e3;
+        let cached = time(args.runs, args.warmup, || {
+            session.run(&inputs)?;
+            Ok(())
+        })?;
+        let images = shapes.first().and_then(|s| s.first()).copied().unwrap_or(1).max(1);
+        report.push(SweepPoint {
+            per_image_ms: cached.median_ms / images as f64,
+            shapes,
+            first_call_ms,
+            cached,
+            rss_mb: current_rss_mb(),
+            shapes_cached: model.cached_shapes().len(),
+        });
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!("{} ({} threads, {} runs per shape)", args.model.display(), args.threads, args.runs);
+    println!("cpu    {}", cpu_model());
+    for p in &report {
+        println!(
+            "{:<24} first call {:>8.1} ms  cached median {:>8.2} ms  per image {:>7.3} ms  rss {:>6.0} MB  ({} cached)",
+            format!("{:?}", p.shapes),
+            p.first_call_ms,
+            p.cached.median_ms,
+            p.per_image_ms,
+            p.rss_mb.unwrap_or(f64::NAN),
+            p.shapes_cached
+        );
+    }
+    Ok(())
+}
+
+/// VmRSS from /proc/self/status, in MB.
+fn current_rss_mb() -> Option<f64> {
+    proc_status_mb("VmRSS:")
 }
 
 /// The CPU's model name with its family and model numbers (`AMD EPYC (family 25, model

@@ -90,19 +90,25 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
 pub fn parse_input_shapes(specs: &[String]) -> Result<HashMap<String, Vec<usize>>> {
     let mut map = HashMap::new();
     for spec in specs {
-        let (name, dims) = spec
-            .rsplit_once('=')
-            .with_context(|| format!("--input-shape '{spec}' should look like NAME=1x3x224x224"))?;
-        let dims = dims
-            .split(['x', ','])
-            .map(|d| d.trim().parse::<usize>().ok().filter(|&d| d > 0))
-            .collect::<Option<Vec<_>>>()
-            .with_context(|| format!("--input-shape '{spec}': dims must be positive integers"))?;
-        if map.insert(name.to_string(), dims).is_some() {
+        let (name, dims) = parse_input_shape(spec)?;
+        if map.contains_key(&name) {
             bail!("--input-shape gives '{name}' twice");
         }
+        map.insert(name, dims);
     }
     Ok(map)
+}
+
+/// One `--input-shape NAME=1x3x224x224`.
+pub fn parse_input_shape(spec: &str) -> Result<(String, Vec<usize>)> {
+    let (name, dims) =
+        spec.rsplit_once('=').with_context(|| format!("--input-shape '{spec}' should look like NAME=1x3x224x224"))?;
+    let dims = dims
+        .split(['x', ','])
+        .map(|d| d.trim().parse::<usize>().ok().filter(|&d| d > 0))
+        .collect::<Option<Vec<_>>>()
+        .with_context(|| format!("--input-shape '{spec}': dims must be positive integers"))?;
+    Ok((name.to_string(), dims))
 }
 
 fn histogram_line(h: &BTreeMap<String, usize>) -> String {

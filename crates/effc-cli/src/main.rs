@@ -4,6 +4,7 @@ mod bench;
 mod check;
 mod compile;
 mod demo;
+mod labels;
 mod run;
 
 use std::process::ExitCode;

@@ -112,7 +112,11 @@ fn run_prints_top_k_and_writes_output() {
     // onnxruntime's top class for this input.
     let ort: Vec<f32> = read_f32_npy(&shared("ref/tv_b0_legacy.cat.ort.npy"));
     let best = (0..ort.len()).max_by(|&a, &b| ort[a].total_cmp(&ort[b])).unwrap();
-    assert!(text.contains(&format!("#1  index {best} ")), "{text}");
+    let names =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/imagenet_classes.txt")).unwrap();
+    let name = names.lines().nth(best).unwrap();
+    let first = text.lines().find(|l| l.contains("#1 ")).unwrap();
+    assert!(first.contains(&format!("#1  index {best} ")) && first.ends_with(&format!("  {name}")), "{text}");
     let written = read_f32_npy(&out);
     assert_eq!(written.len(), 1000);
     let max_rel = written.iter().zip(&ort).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max)
@@ -363,11 +367,41 @@ fn run_binds_symbolic_dims_from_its_inputs() {
     assert_eq!(theirs[0].shape, [3, 8]);
     let cmp = effc::compare::Comparison::new(&ours, &theirs[0].data);
     assert!(cmp.max_rel <= 1e-4, "{cmp:?}");
+    // Each image of the batch gets its own top classes.
+    let text = String::from_utf8_lossy(&o.stdout);
+    for (image, row) in theirs[0].data.chunks(8).enumerate() {
+        let best = (0..8).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap();
+        let at = text.find(&format!("  image {image}\n")).unwrap_or_else(|| panic!("{text}"));
+        assert!(text[at..].lines().nth(1).unwrap().contains(&format!("#1  index {best} ")), "{text}");
+    }
     let bad = dir.path().join("bad.npy");
     effc::input::save_npy(&bad, &effc::input::seeded_noise(&[3, 4, 32, 32], 0)).unwrap();
     let o = effc(&["run", m, "--input", bad.to_str().unwrap()]);
     assert_clean_failure(
         &o,
-        "input 'input': the data's shape [3, 4, 32, 32] does not fit the declared dims [?, 3, 32, 32]",
+        "input 'input': the data's shape [3, 4, 32, 32] does not fit the declared dims [N, 3, 32, 32]",
     );
+}
+
+/// `--labels none` prints indices only; a labels file names the classes of an output with
+/// as many classes and is refused in one line when it fits no output.
+#[test]
+fn run_labels_can_be_turned_off_or_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, x) = (shared("tv_b0_legacy.onnx"), shared("inputs/cat_1x3x224x224.npy"));
+    let (m, x) = (m.to_str().unwrap(), x.to_str().unwrap());
+    let o = effc(&["run", m, "--input", x, "--top", "1", "--labels", "none"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    let first = text.lines().find(|l| l.contains("#1 ")).unwrap();
+    assert!(first.trim_end().ends_with(|c: char| c.is_ascii_digit()), "{text}");
+    let mine = dir.path().join("mine.txt");
+    std::fs::write(&mine, (0..1000).map(|i| format!("class-{i}\n")).collect::<String>()).unwrap();
+    let o = effc(&["run", m, "--input", x, "--top", "1", "--labels", mine.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    let ort: Vec<f32> = read_f32_npy(&shared("ref/tv_b0_legacy.cat.ort.npy"));
+    let best = (0..ort.len()).max_by(|&a, &b| ort[a].total_cmp(&ort[b])).unwrap();
+    assert!(text.contains(&format!("  class-{best}\n")), "{text}");
+    std::fs::write(&mine, "cat\ndog\n").unwrap();
+    let o = effc(&["run", m, "--input", x, "--labels", mine.to_str().unwrap()]);
+    assert_clean_failure(&o, "has 2 class names, but the outputs have 1000 classes");
 }

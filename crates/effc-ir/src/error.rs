@@ -43,6 +43,8 @@ pub struct Context {
     pub opset: Option<i64>,
     /// The tensor (initializer, constant) the error is about.
     pub tensor: Option<String>,
+    /// The input shapes being compiled, when a model is specialised to shapes at run time.
+    pub input_shapes: Option<String>,
 }
 
 /// effc's one error type: an [`ErrorKind`] plus where it happened (file, node, op, opset).
@@ -100,6 +102,13 @@ impl Error {
         self
     }
 
+    /// Records the input shapes a model was being compiled for, unless already set.
+    pub fn for_input_shapes(mut self, shapes: &[Vec<usize>]) -> Self {
+        let text = shapes.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
+        self.context.input_shapes.get_or_insert(text);
+        self
+    }
+
     pub fn with_opset(mut self, opset: i64) -> Self {
         self.context.opset.get_or_insert(opset);
         self
@@ -133,6 +142,9 @@ impl fmt::Display for Error {
         let c = &self.context;
         if let Some(file) = &c.file {
             write!(f, "{}: ", file.display())?;
+        }
+        if let Some(shapes) = &c.input_shapes {
+            write!(f, "input shapes {shapes}: ")?;
         }
         match (&c.node, &c.op_type) {
             (Some(node), Some(op)) => {

@@ -6,6 +6,8 @@
 //! thousands, and a few TLB entries to stream through at run time.
 
 use std::alloc::{Layout, alloc_zeroed, dealloc};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
 
 pub const ALIGN: usize = 64;
 
@@ -92,6 +94,17 @@ impl AlignedBuf {
         self.ptr
     }
 
+    /// The first `len` bytes (at most the buffer's length).
+    fn bytes(&self, len: usize) -> &[u8] {
+        let len = len.min(self.len);
+        if len == 0 {
+            return &[];
+        }
+        // SAFETY: ptr is a live allocation of self.len >= len bytes owned by self, only
+        // written through `&mut self`.
+        unsafe { std::slice::from_raw_parts(self.ptr, len) }
+    }
+
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         if self.len == 0 {
             return &mut [];
@@ -120,9 +133,61 @@ impl Drop for AlignedBuf {
     }
 }
 
+/// Packed weights shared by every model compiled with the same store: the specialisations
+/// of one ONNX model to different input shapes pack the same weights the same way, and each
+/// packed tensor is then held once. Entries are found by content (a hash, then a full
+/// comparison), so no packing rule has to be described as a key; they are weak, so a packed
+/// tensor lives as long as some model that uses it.
+#[derive(Debug, Default)]
+pub struct WeightStore {
+    entries: Mutex<HashMap<ContentKey, Vec<Weak<AlignedBuf>>>>,
+}
+
+/// A packed tensor's content hash and length.
+type ContentKey = (u64, usize);
+
+impl WeightStore {
+    /// `buf` (`len` meaningful bytes) if no equal packed tensor is held, else that one.
+    fn intern(&self, buf: AlignedBuf, len: usize) -> Arc<AlignedBuf> {
+        let key = (content_hash(buf.bytes(len)), len);
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let same = entries.entry(key).or_default();
+        same.retain(|w| w.strong_count() > 0);
+        if let Some(held) = same.iter().filter_map(Weak::upgrade).find(|h| h.bytes(len) == buf.bytes(len)) {
+            return held;
+        }
+        let held = Arc::new(buf);
+        same.push(Arc::downgrade(&held));
+        held
+    }
+
+    /// Bytes of packed tensors held, each counted once however many models use it.
+    pub fn bytes(&self) -> usize {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.iter().map(|(&(_, len), held)| len * held.iter().filter(|w| w.strong_count() > 0).count()).sum()
+    }
+}
+
+/// A fast 64-bit hash of packed bytes (8 at a time): equal hashes are confirmed by a full
+/// comparison, so collisions only cost time.
+fn content_hash(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut words = bytes.chunks_exact(8);
+    let mut h = bytes.len() as u64;
+    for w in &mut words {
+        let w = u64::from_le_bytes(w.try_into().expect("chunks of 8"));
+        h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+    }
+    for &b in words.remainder() {
+        h = (h.rotate_left(5) ^ b as u64).wrapping_mul(K);
+    }
+    h
+}
+
 /// A model's immutable data (packed weights, kernel parameters), bump-allocated in chunks
 /// that double from 64 KiB up to 4 MiB: a small model stays small, and a large one lands in
-/// a few huge-page mappings rather than hundreds of small blocks.
+/// a few huge-page mappings rather than hundreds of small blocks. With a [`WeightStore`],
+/// large constants (packed weights) are held there instead, shared with other models.
 #[derive(Default)]
 pub struct ConstPool {
     buffers: Vec<AlignedBuf>,
@@ -130,11 +195,47 @@ pub struct ConstPool {
     current: Option<(usize, usize)>,
     /// Bytes handed out (what the model's constants occupy).
     bytes: usize,
+    store: Option<Arc<WeightStore>>,
+    /// Constants held in the store that this model uses, and their bytes.
+    shared: Vec<Arc<AlignedBuf>>,
+    shared_bytes: usize,
 }
 
 impl ConstPool {
     const CHUNK: usize = 4 << 20;
     const FIRST_CHUNK: usize = 64 << 10;
+    /// Constants from this size on go to the store: weights, not kernel parameters.
+    const SHARED_FROM: usize = 4 << 10;
+
+    pub fn with_store(store: Option<Arc<WeightStore>>) -> Self {
+        ConstPool { store, ..Default::default() }
+    }
+
+    /// `len` bytes written by `fill` (given them zeroed and 64-byte aligned), at an
+    /// address fixed for the pool's lifetime; large ones shared through the store.
+    pub fn put(&mut self, len: usize, fill: impl FnOnce(&mut [u8])) -> *const u8 {
+        match &self.store {
+            Some(store) if len >= Self::SHARED_FROM => {
+                let mut buf = AlignedBuf::zeroed(len);
+                fill(buf.as_mut_slice());
+                let held = store.intern(buf, len);
+                let ptr = held.as_ptr();
+                self.shared_bytes += len;
+                self.shared.push(held);
+                ptr
+            }
+            _ => {
+                let buf = self.alloc(len);
+                fill(buf);
+                buf.as_ptr()
+            }
+        }
+    }
+
+    /// Bytes of constants used from the store (also counted by [`bytes`](Self::bytes)).
+    pub fn shared_bytes(&self) -> usize {
+        self.shared_bytes
+    }
 
     /// `len` zeroed bytes, 64-byte aligned, at an address fixed for the pool's lifetime.
     pub fn alloc(&mut self, len: usize) -> &mut [u8] {
@@ -157,9 +258,9 @@ impl ConstPool {
         &mut self.buffers[chunk].as_mut_slice()[start..start + len]
     }
 
-    /// Bytes of constants held.
+    /// Bytes of constants this model uses, its own and shared ones.
     pub fn bytes(&self) -> usize {
-        self.bytes
+        self.bytes + self.shared_bytes
     }
 }
 
@@ -186,5 +287,30 @@ mod tests {
             assert!(bytes.iter().all(|&b| b == v), "allocation {k} was overwritten");
         }
         assert_eq!(pool.bytes(), spans.iter().map(|s| s.1).sum::<usize>());
+    }
+
+    /// Two pools with one store hold equal large constants once, distinct ones apart, and
+    /// the store lets a constant go with the last pool that uses it.
+    #[test]
+    fn a_store_shares_equal_large_constants_between_pools() {
+        let store = Arc::new(WeightStore::default());
+        let big = ConstPool::SHARED_FROM;
+        let fill = |v: u8| move |b: &mut [u8]| b.fill(v);
+        let mut a = ConstPool::with_store(Some(store.clone()));
+        let mut b = ConstPool::with_store(Some(store.clone()));
+        let (a1, a2) = (a.put(big, fill(1)), a.put(big, fill(2)));
+        let (b1, b2, b_small) = (b.put(big, fill(1)), b.put(big + 8, fill(2)), b.put(64, fill(1)));
+        assert_eq!(a1, b1, "equal contents share one buffer");
+        assert_ne!(a2, b2, "different lengths are different constants");
+        assert_ne!(a1, a2);
+        assert_ne!(b_small, b1, "small constants stay in their pool");
+        assert_eq!(store.bytes(), 3 * big + 8);
+        assert_eq!((a.bytes(), b.bytes()), (2 * big, 2 * big + 8 + 64));
+        drop(a);
+        assert_eq!(store.bytes(), 2 * big + 8, "b still uses the shared one");
+        // SAFETY: b is alive and its constant holds `big` bytes.
+        assert!(unsafe { std::slice::from_raw_parts(b1, big) }.iter().all(|&x| x == 1));
+        drop(b);
+        assert_eq!(store.bytes(), 0);
     }
 }

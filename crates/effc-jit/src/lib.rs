@@ -16,6 +16,7 @@ mod runtime;
 mod strided;
 mod threads;
 
+pub use aligned::WeightStore;
 pub use kernels::{Isa, Kernels};
 pub use runtime::{CompiledModel, IoInfo, JitOptions, TensorMut, TensorRef};
 pub use threads::Team;

@@ -25,6 +25,10 @@ pub struct JitOptions {
     pub max_memory: Option<usize>,
     /// Which code runs matrix products: micro-kernels of an instruction set or pure JIT.
     pub kernels: crate::Kernels,
+    /// Where packed weights are held, shared with every model compiled with the same
+    /// store (the specialisations of one model to several input shapes); `None`: the
+    /// model holds its own.
+    pub weights: Option<std::sync::Arc<crate::WeightStore>>,
 }
 
 /// Name, dtype and shape of a model input or output.
@@ -125,6 +129,7 @@ pub struct CompiledModel {
     outputs: Vec<IoInfo>,
     arena_bytes: usize,
     const_bytes: usize,
+    shared_const_bytes: usize,
     traffic_saved: u64,
     micro: Option<effc_kernels::Isa>,
     arenas: Mutex<Vec<AlignedBuf>>,
@@ -183,6 +188,7 @@ impl CompiledModel {
             outputs,
             arena_bytes: lowered.arena_bytes,
             const_bytes: lowered.const_bytes,
+            shared_const_bytes: lowered.consts.shared_bytes(),
             traffic_saved: lowered.traffic_saved,
             micro: lowered.micro,
             arenas: Mutex::new(Vec::new()),
@@ -212,9 +218,15 @@ impl CompiledModel {
         self.arena_bytes
     }
 
-    /// Bytes of packed weights and constants the model owns.
+    /// Bytes of packed weights and constants the model uses, its own and shared ones.
     pub fn const_bytes(&self) -> usize {
         self.const_bytes
+    }
+
+    /// Of [`const_bytes`](Self::const_bytes), those held in the [`JitOptions::weights`]
+    /// store, shared with the other models compiled with it.
+    pub fn shared_const_bytes(&self) -> usize {
+        self.shared_const_bytes
     }
 
     /// Activation bytes per run that the schedule avoids moving beyond what the graph

@@ -12,6 +12,7 @@
 
 pub mod compare;
 pub mod input;
+mod model;
 mod summary;
 
 use std::collections::HashMap;
@@ -19,7 +20,9 @@ use std::path::Path;
 use std::time::Instant;
 
 pub use effc_ir::{DType, Error, ErrorKind, Graph, Result, Tensor, TensorData};
-pub use effc_jit::{CompiledModel, IoInfo, Isa, Kernels, Team, TensorMut, TensorRef};
+pub use effc_jit::{CompiledModel, IoInfo, Isa, Kernels, Team, TensorMut, TensorRef, WeightStore};
+pub use effc_onnx::{DeclaredDim, DeclaredInput};
+pub use model::{Model, Specialised};
 pub use summary::{Summary, TensorSummary, UnfusedConv};
 
 /// How to compile a model.
@@ -53,6 +56,12 @@ pub struct Options {
     /// Graph inputs with an initializer to feed at run time (`--override`), by name; any
     /// other such input is frozen to its initializer, its ONNX default.
     pub overridden: Vec<String>,
+    /// How many input shapes a [`Model`] with symbolic dims keeps compiled (least recently
+    /// used first out); at least 1.
+    pub shape_cache: usize,
+    /// Where packed weights are held: a store shared by the compilations that use it (a
+    /// [`Model`]'s specialisations), or `None` for weights of the compilation's own.
+    pub weights: Option<std::sync::Arc<WeightStore>>,
 }
 
 /// The default memory cap: 4 GiB for arena plus weights.
@@ -72,6 +81,8 @@ impl Default for Options {
             kernels: Kernels::Auto,
             keep_graph: true,
             overridden: Vec::new(),
+            shape_cache: 4,
+            weights: None,
         }
     }
 }
@@ -118,6 +129,22 @@ fn decode_limit(opts: &Options) -> usize {
 }
 
 fn compile_loaded(model: effc_onnx::OnnxModel, opts: &Options, t0: Instant) -> Result<Compilation> {
+    let imported = import(&model, opts, t0)?;
+    drop(model);
+    optimize_and_compile(imported, opts, t0)
+}
+
+/// A model imported into the IR, with what the summary needs from its file.
+pub(crate) struct Imported {
+    graph: Graph,
+    source: summary::Source,
+    path: Option<std::path::PathBuf>,
+    decode_ms: f64,
+    import_ms: f64,
+}
+
+/// Imports `model` with the shapes `opts` gives; the file is not needed past this.
+pub(crate) fn import(model: &effc_onnx::OnnxModel, opts: &Options, t0: Instant) -> Result<Imported> {
     let decode_ms = ms(t0);
     let mut import_opts = effc_onnx::ImportOptions {
         input_shapes: opts.input_shapes.clone(),
@@ -130,11 +157,16 @@ fn compile_loaded(model: effc_onnx::OnnxModel, opts: &Options, t0: Instant) -> R
         import_opts.max_weight_bytes = limit;
     }
     let t1 = Instant::now();
-    let mut graph = effc_onnx::import_model(&model, &import_opts)?;
+    let graph = effc_onnx::import_model(model, &import_opts)?;
     let import_ms = ms(t1);
-    let source = summary::Source::of(&model, &opts.overridden)?;
-    let path = model.path.clone();
-    drop(model);
+    let source = summary::Source::of(model, &opts.overridden)?;
+    Ok(Imported { graph, source, path: model.path.clone(), decode_ms, import_ms })
+}
+
+/// Runs the passes over an imported model and generates its code (unless
+/// [`Options::analyze_only`]).
+pub(crate) fn optimize_and_compile(imported: Imported, opts: &Options, t0: Instant) -> Result<Compilation> {
+    let Imported { mut graph, source, path, decode_ms, import_ms } = imported;
     let ops_before = graph.op_histogram();
     let t2 = Instant::now();
     let fusion = std::sync::Arc::new(opts.kernels);
@@ -165,6 +197,7 @@ fn compile_loaded(model: effc_onnx::OnnxModel, opts: &Options, t0: Instant) -> R
             checked: opts.checked,
             max_memory: opts.max_memory,
             kernels: opts.kernels,
+            weights: opts.weights.clone(),
         };
         let (c, graph) = if opts.keep_graph {
             (CompiledModel::compile(&graph, &jit_opts), graph)
@@ -201,14 +234,26 @@ fn expose_layers(graph: &mut Graph) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// A compiled model plus the threads that run it: `threads` = 1 runs on the caller.
-pub struct Session<'m> {
-    model: &'m CompiledModel,
+/// What a [`Session`] runs: a model compiled for one set of shapes, or a [`Model`] that
+/// compiles (and caches) code for each set of shapes it is fed.
+pub trait Runnable: Sync {
+    fn run_with(&self, team: Option<&Team>, inputs: &[Tensor]) -> Result<Vec<Tensor>>;
+}
+
+impl Runnable for CompiledModel {
+    fn run_with(&self, team: Option<&Team>, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        CompiledModel::run_with(self, team, inputs)
+    }
+}
+
+/// A model plus the threads that run it: `threads` = 1 runs on the caller.
+pub struct Session<'m, M: Runnable + ?Sized = CompiledModel> {
+    model: &'m M,
     team: Option<Team>,
 }
 
-impl<'m> Session<'m> {
-    pub fn new(model: &'m CompiledModel, threads: usize) -> Result<Self> {
+impl<'m, M: Runnable + ?Sized> Session<'m, M> {
+    pub fn new(model: &'m M, threads: usize) -> Result<Self> {
         if threads == 0 {
             return Err(Error::invalid("--threads must be at least 1"));
         }
@@ -219,6 +264,13 @@ impl<'m> Session<'m> {
         self.model.run_with(self.team.as_ref(), inputs)
     }
 
+    /// The thread team (`None` for one thread).
+    pub fn team(&self) -> Option<&Team> {
+        self.team.as_ref()
+    }
+}
+
+impl Session<'_, CompiledModel> {
     pub fn run_into(&self, inputs: &[TensorRef], outputs: &mut [TensorMut]) -> Result<()> {
         self.model.run_into_with(self.team.as_ref(), inputs, outputs)
     }

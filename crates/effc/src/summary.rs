@@ -99,7 +99,7 @@ pub(crate) struct Source {
     producer: String,
     opset: i64,
     ops_before: BTreeMap<String, usize>,
-    defaulted_inputs: Vec<String>,
+    pub(crate) defaulted_inputs: Vec<String>,
 }
 
 impl Source {

@@ -310,7 +310,7 @@ impl<'g> Lowering<'g> {
         let mut l = Lowering {
             g,
             jit,
-            consts: ConstPool::default(),
+            consts: ConstPool::with_store(opts.weights.clone()),
             const_bufs: HashMap::new(),
             bufs,
             scratch,
@@ -452,9 +452,7 @@ impl<'g> Lowering<'g> {
 
     /// Stores `bytes` as immutable model data and returns its address.
     pub fn const_bytes(&mut self, bytes: &[u8]) -> Base {
-        let buf = self.consts.alloc(bytes.len());
-        buf.copy_from_slice(bytes);
-        Base::Const(buf.as_ptr() as usize)
+        Base::Const(self.consts.put(bytes.len(), |buf| buf.copy_from_slice(bytes)) as usize)
     }
 
     /// Stores a plain-data struct (kernel parameters) as immutable model data; returns its
@@ -478,21 +476,23 @@ impl<'g> Lowering<'g> {
     /// `len` f32s of model data written in place by `fill`, so that large weights are
     /// packed straight into the pool rather than through a temporary copy.
     pub fn const_f32_with(&mut self, len: usize, fill: impl FnOnce(&mut [f32])) -> Base {
-        let buf = self.consts.alloc(len * 4);
-        // SAFETY: every bit pattern is a valid f32; the pool hands out 64-byte aligned
-        // memory, so the whole buffer is the middle part.
-        let (head, floats, tail) = unsafe { buf.align_to_mut::<f32>() };
-        debug_assert!(head.is_empty() && tail.is_empty());
-        fill(floats);
-        Base::Const(floats.as_ptr() as usize)
+        let at = self.consts.put(len * 4, |buf| {
+            // SAFETY: every bit pattern is a valid f32; the pool hands out 64-byte aligned
+            // memory, so the whole buffer is the middle part.
+            let (head, floats, tail) = unsafe { buf.align_to_mut::<f32>() };
+            debug_assert!(head.is_empty() && tail.is_empty());
+            fill(floats);
+        });
+        Base::Const(at as usize)
     }
 
     pub fn const_f32(&mut self, data: &[f32]) -> Base {
-        let buf = self.consts.alloc(std::mem::size_of_val(data));
-        for (dst, v) in buf.chunks_exact_mut(4).zip(data) {
-            dst.copy_from_slice(&v.to_ne_bytes());
-        }
-        Base::Const(buf.as_ptr() as usize)
+        let at = self.consts.put(std::mem::size_of_val(data), |buf| {
+            for (dst, v) in buf.chunks_exact_mut(4).zip(data) {
+                dst.copy_from_slice(&v.to_ne_bytes());
+            }
+        });
+        Base::Const(at as usize)
     }
 
     /// A constant tensor as a row-major buffer of its own dtype.

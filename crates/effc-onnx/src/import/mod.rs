@@ -157,23 +157,10 @@ impl Importer<'_> {
 
     fn bind_input(&mut self, vi: &ValueInfoProto) -> Result<()> {
         let err = |m: String| Error::invalid(format!("input '{}': {m}", vi.name));
-        let Some(type_proto::Value::TensorType(tt)) = vi.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
-            return Err(err("only tensor inputs are supported".into()));
-        };
-        let dtype = crate::dtype_from_onnx(tt.elem_type)?;
-        let dims: Vec<Option<i64>> = tt
-            .shape
-            .as_ref()
-            .map(|s| {
-                s.dim
-                    .iter()
-                    .map(|d| match d.value {
-                        Some(dimension::Value::DimValue(v)) => Some(v),
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let declared = DeclaredInput::of(vi)?;
+        let dtype = declared.dtype;
+        let has_shape = declared.dims.is_some();
+        let dims: Vec<Option<i64>> = declared.dims.unwrap_or_default().iter().map(DeclaredDim::fixed).collect();
         let position = self.graph.inputs.len();
         let given = match self.opts.input_shapes.get(&vi.name) {
             Some(s) => Some((s, "--input-shape")),
@@ -188,7 +175,7 @@ impl Importer<'_> {
             s.clone()
         } else {
             let symbolic: Vec<usize> = (0..dims.len()).filter(|&i| dims[i].is_none()).collect();
-            if tt.shape.is_none() || symbolic.len() > 1 || symbolic.first().is_some_and(|&i| i != 0) {
+            if !has_shape || symbolic.len() > 1 || symbolic.first().is_some_and(|&i| i != 0) {
                 return Err(err(format!(
                     "dims {} are not static; give them with --input-shape {}=AxBxC...",
                     fmt_dims(&dims),
@@ -234,6 +221,59 @@ impl Importer<'_> {
         }
         Ok(())
     }
+}
+
+/// A dim of a graph input as the file declares it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DeclaredDim {
+    Fixed(i64),
+    /// A symbolic dim: its name (`N`, `batch_size`), or `None` when the file names none.
+    Symbol(Option<String>),
+}
+
+impl DeclaredDim {
+    pub fn fixed(&self) -> Option<i64> {
+        match self {
+            DeclaredDim::Fixed(v) => Some(*v),
+            DeclaredDim::Symbol(_) => None,
+        }
+    }
+}
+
+/// A graph input fed at run time, as declared: what a caller may feed it.
+#[derive(Clone, Debug)]
+pub struct DeclaredInput {
+    pub name: String,
+    pub dtype: effc_ir::DType,
+    /// `None` when the file declares no shape at all.
+    pub dims: Option<Vec<DeclaredDim>>,
+}
+
+impl DeclaredInput {
+    fn of(vi: &ValueInfoProto) -> Result<Self> {
+        let Some(type_proto::Value::TensorType(tt)) = vi.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
+            return Err(Error::invalid(format!("input '{}': only tensor inputs are supported", vi.name)));
+        };
+        let dims = tt.shape.as_ref().map(|s| {
+            s.dim
+                .iter()
+                .map(|d| match &d.value {
+                    Some(dimension::Value::DimValue(v)) => DeclaredDim::Fixed(*v),
+                    Some(dimension::Value::DimParam(p)) if !p.is_empty() => DeclaredDim::Symbol(Some(p.clone())),
+                    _ => DeclaredDim::Symbol(None),
+                })
+                .collect()
+        });
+        Ok(DeclaredInput { name: vi.name.clone(), dtype: crate::dtype_from_onnx(tt.elem_type)?, dims })
+    }
+}
+
+/// The graph inputs fed at run time, in order: those without an initializer, and those with
+/// one that `overridden` names (see [`ImportOptions::overridden`]).
+pub fn declared_inputs(model: &OnnxModel, overridden: &[String]) -> Result<Vec<DeclaredInput>> {
+    let g = model.proto.graph.as_ref().ok_or_else(|| Error::invalid("the model has no graph"))?;
+    let defaulted = |name: &String| g.initializer.iter().any(|t| &t.name == name) && !overridden.contains(name);
+    g.input.iter().filter(|vi| !defaulted(&vi.name)).map(DeclaredInput::of).collect()
 }
 
 fn fmt_dims(dims: &[Option<i64>]) -> String {
