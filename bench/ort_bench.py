@@ -1,5 +1,7 @@
 """Times onnxruntime (CPU EP) on one model: prints one JSON object with min/p10/median/p90
-in ms, the thread count and the onnxruntime version. Called by bench/run.sh."""
+in ms, the thread count and the onnxruntime version. Called by bench/run.sh.
+
+Usage: ort_bench.py MODEL THREADS RUNS WARMUP [BATCH]; symbolic dims take BATCH (default 1)."""
 import json
 import sys
 import time
@@ -10,6 +12,7 @@ import onnxruntime as ort
 
 def main():
     model, threads, runs, warmup = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    batch = int(sys.argv[5]) if len(sys.argv) > 5 else 1
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
@@ -21,7 +24,7 @@ def main():
     rng = np.random.default_rng(0)
     feeds = {}
     for i in sess.get_inputs():
-        shape = [d if isinstance(d, int) else 1 for d in i.shape]
+        shape = [d if isinstance(d, int) else batch for d in i.shape]
         feeds[i.name] = rng.standard_normal(shape, dtype=np.float32)
     for _ in range(warmup):
         sess.run(None, feeds)

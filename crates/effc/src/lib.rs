@@ -21,7 +21,7 @@ use std::time::Instant;
 
 pub use effc_ir::{DType, Error, ErrorKind, Graph, Result, Tensor, TensorData};
 pub use effc_jit::{CompiledModel, IoInfo, Isa, Kernels, Team, TensorMut, TensorRef, WeightStore};
-pub use effc_onnx::{DeclaredDim, DeclaredInput};
+pub use effc_onnx::{DeclaredDim, DeclaredTensor};
 pub use model::{Model, Specialised};
 pub use summary::{Summary, TensorSummary, UnfusedConv};
 

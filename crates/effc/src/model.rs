@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
-use effc_onnx::{DeclaredDim, DeclaredInput, OnnxModel};
+use effc_onnx::{DeclaredDim, DeclaredTensor, OnnxModel};
 
 use crate::{CompiledModel, Error, Options, Result, Runnable, Summary, Team, Tensor, WeightStore};
 
@@ -40,7 +40,9 @@ impl Specialised {
 pub struct Model {
     opts: Options,
     /// The run-time inputs as the file declares them.
-    inputs: Vec<DeclaredInput>,
+    inputs: Vec<DeclaredTensor>,
+    /// The graph outputs as declared.
+    outputs: Vec<DeclaredTensor>,
     /// Graph inputs compiled with their initializer as value (not fed at run time).
     defaulted_inputs: Vec<String>,
     /// The file, for errors; `None` for a model read from memory.
@@ -87,6 +89,7 @@ impl Model {
             None => e,
         };
         let inputs = effc_onnx::declared_inputs(&source, &opts.overridden).map_err(locate)?;
+        let outputs = effc_onnx::declared_outputs(&source).map_err(locate)?;
         let defaulted_inputs = crate::summary::Source::of(&source, &opts.overridden)?.defaulted_inputs;
         let opts = Options {
             keep_graph: false,
@@ -102,6 +105,7 @@ impl Model {
         let initial = initial_binding(&inputs, &opts);
         let mut model = Model {
             inputs,
+            outputs,
             defaulted_inputs,
             path: source.path.clone(),
             source: None,
@@ -122,8 +126,13 @@ impl Model {
     }
 
     /// The run-time inputs as declared, symbolic dims included.
-    pub fn inputs(&self) -> &[DeclaredInput] {
+    pub fn inputs(&self) -> &[DeclaredTensor] {
         &self.inputs
+    }
+
+    /// The graph outputs as declared (dims as the file gives them, possibly none).
+    pub fn outputs(&self) -> &[DeclaredTensor] {
+        &self.outputs
     }
 
     /// Graph inputs that also have an initializer and take it as their value (see
@@ -360,7 +369,7 @@ impl Cache {
 
 /// The shapes to compile at load: those `opts` gives, static dims, and a lone symbolic
 /// leading dim (the batch) bound to 1; `None` if some dim is still free.
-fn initial_binding(inputs: &[DeclaredInput], opts: &Options) -> Option<Vec<Vec<usize>>> {
+fn initial_binding(inputs: &[DeclaredTensor], opts: &Options) -> Option<Vec<Vec<usize>>> {
     inputs
         .iter()
         .enumerate()
@@ -382,7 +391,7 @@ fn shapes_of(cell: &OnceLock<Option<Arc<Specialised>>>) -> Vec<Vec<usize>> {
     cell.get().and_then(Option::as_ref).map(|s| s.shapes.clone()).unwrap_or_default()
 }
 
-fn fmt_declared(input: &DeclaredInput) -> String {
+fn fmt_declared(input: &DeclaredTensor) -> String {
     let Some(dims) = &input.dims else { return "(no shape declared)".into() };
     let parts: Vec<String> = dims
         .iter()

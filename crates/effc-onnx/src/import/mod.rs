@@ -157,7 +157,7 @@ impl Importer<'_> {
 
     fn bind_input(&mut self, vi: &ValueInfoProto) -> Result<()> {
         let err = |m: String| Error::invalid(format!("input '{}': {m}", vi.name));
-        let declared = DeclaredInput::of(vi)?;
+        let declared = DeclaredTensor::of(vi)?;
         let dtype = declared.dtype;
         let has_shape = declared.dims.is_some();
         let dims: Vec<Option<i64>> = declared.dims.unwrap_or_default().iter().map(DeclaredDim::fixed).collect();
@@ -240,16 +240,16 @@ impl DeclaredDim {
     }
 }
 
-/// A graph input fed at run time, as declared: what a caller may feed it.
+/// A graph input or output as declared: what a caller may feed it, or get back.
 #[derive(Clone, Debug)]
-pub struct DeclaredInput {
+pub struct DeclaredTensor {
     pub name: String,
     pub dtype: effc_ir::DType,
     /// `None` when the file declares no shape at all.
     pub dims: Option<Vec<DeclaredDim>>,
 }
 
-impl DeclaredInput {
+impl DeclaredTensor {
     fn of(vi: &ValueInfoProto) -> Result<Self> {
         let Some(type_proto::Value::TensorType(tt)) = vi.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
             return Err(Error::invalid(format!("input '{}': only tensor inputs are supported", vi.name)));
@@ -264,16 +264,32 @@ impl DeclaredInput {
                 })
                 .collect()
         });
-        Ok(DeclaredInput { name: vi.name.clone(), dtype: crate::dtype_from_onnx(tt.elem_type)?, dims })
+        Ok(DeclaredTensor { name: vi.name.clone(), dtype: crate::dtype_from_onnx(tt.elem_type)?, dims })
     }
 }
 
 /// The graph inputs fed at run time, in order: those without an initializer, and those with
 /// one that `overridden` names (see [`ImportOptions::overridden`]).
-pub fn declared_inputs(model: &OnnxModel, overridden: &[String]) -> Result<Vec<DeclaredInput>> {
+pub fn declared_inputs(model: &OnnxModel, overridden: &[String]) -> Result<Vec<DeclaredTensor>> {
     let g = model.proto.graph.as_ref().ok_or_else(|| Error::invalid("the model has no graph"))?;
     let defaulted = |name: &String| g.initializer.iter().any(|t| &t.name == name) && !overridden.contains(name);
-    g.input.iter().filter(|vi| !defaulted(&vi.name)).map(DeclaredInput::of).collect()
+    g.input.iter().filter(|vi| !defaulted(&vi.name)).map(DeclaredTensor::of).collect()
+}
+
+/// The graph outputs as declared; an output whose type the file leaves out reads as f32
+/// of no declared shape.
+pub fn declared_outputs(model: &OnnxModel) -> Result<Vec<DeclaredTensor>> {
+    let g = model.proto.graph.as_ref().ok_or_else(|| Error::invalid("the model has no graph"))?;
+    Ok(g.output
+        .iter()
+        .map(|vi| {
+            DeclaredTensor::of(vi).unwrap_or(DeclaredTensor {
+                name: vi.name.clone(),
+                dtype: effc_ir::DType::F32,
+                dims: None,
+            })
+        })
+        .collect())
 }
 
 fn fmt_dims(dims: &[Option<i64>]) -> String {
