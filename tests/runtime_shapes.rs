@@ -167,4 +167,19 @@ fn shapes_that_do_not_fit_are_named() {
     let y = model.run(&[t(3), t(3)]).unwrap();
     assert_eq!(y[0].shape(), [3, 4]);
     assert_eq!(y[0].to_f32_vec(), (0..12).map(|i| 2.0 * i as f32).collect::<Vec<_>>());
+
+    // Two symbolic dims have no default: a single compilation names them, a Model waits for
+    // data to bind them.
+    let mut g = GraphBuilder::new(17);
+    let x = g.input("x", DataType::Float, &[Dim::Symbolic("N".into()), Dim::Symbolic("C".into())]);
+    let y = g.node("Relu", &[&x], vec![]);
+    g.output(&y);
+    let m = g.build();
+    let e = common::compile_err(&m);
+    assert!(e.contains("input 'x': dims [N, C] are not static"), "{e}");
+    let (_d3, free) = common::write_temp(&m);
+    let model = Model::load(&free, &Options::default()).unwrap();
+    assert!(model.cached_shapes().is_empty(), "nothing to compile before data binds N and C");
+    let x = Tensor::new(vec![2, 3], TensorData::F32(vec![-1.0, 2.0, -3.0, 4.0, 0.5, -0.5].into())).unwrap();
+    assert_eq!(model.run(&[x]).unwrap()[0].to_f32_vec(), [0.0, 2.0, 0.0, 4.0, 0.5, 0.0]);
 }

@@ -16,7 +16,9 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/onnx.rs"));
 }
 
-pub use import::{DeclaredDim, DeclaredTensor, ImportOptions, declared_inputs, declared_outputs, import_model};
+pub use import::{
+    DeclaredDim, DeclaredTensor, ImportOptions, declared_inputs, declared_outputs, defaulted_inputs, import_model,
+};
 pub use load::{
     DEFAULT_DECODE_LIMIT, OnnxModel, load_model, load_model_bytes, load_model_bytes_within, load_model_within,
 };

@@ -263,11 +263,6 @@ impl<'m, M: Runnable + ?Sized> Session<'m, M> {
     pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
         self.model.run_with(self.team.as_ref(), inputs)
     }
-
-    /// The thread team (`None` for one thread).
-    pub fn team(&self) -> Option<&Team> {
-        self.team.as_ref()
-    }
 }
 
 impl Session<'_, CompiledModel> {

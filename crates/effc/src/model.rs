@@ -90,7 +90,7 @@ impl Model {
         };
         let inputs = effc_onnx::declared_inputs(&source, &opts.overridden).map_err(locate)?;
         let outputs = effc_onnx::declared_outputs(&source).map_err(locate)?;
-        let defaulted_inputs = crate::summary::Source::of(&source, &opts.overridden)?.defaulted_inputs;
+        let defaulted_inputs = effc_onnx::defaulted_inputs(&source, &opts.overridden);
         let opts = Options {
             keep_graph: false,
             analyze_only: false,
@@ -268,7 +268,7 @@ impl Model {
                 Error::invalid(format!(
                     "input '{}': the data's shape {shape:?} does not fit the declared dims {}",
                     input.name,
-                    fmt_declared(input)
+                    input.dims_text()
                 ))
             };
             if let Some(fixed) = self.opts.input_shapes.get(&input.name) {
@@ -367,39 +367,17 @@ impl Cache {
     }
 }
 
-/// The shapes to compile at load: those `opts` gives, static dims, and a lone symbolic
-/// leading dim (the batch) bound to 1; `None` if some dim is still free.
+/// The shapes to compile at load: those `opts` gives, else each input's default shape
+/// (see [`DeclaredTensor::default_shape`]); `None` if some dim is still free.
 fn initial_binding(inputs: &[DeclaredTensor], opts: &Options) -> Option<Vec<Vec<usize>>> {
-    inputs
-        .iter()
-        .enumerate()
-        .map(|(i, input)| {
-            if let Some(s) = opts.input_shapes.get(&input.name) {
-                return Some(s.clone());
-            }
-            if let Some(Some(s)) = opts.shapes_in_order.get(i) {
-                return Some(s.clone());
-            }
-            let dims = input.dims.as_ref()?;
-            let leading_only = dims.iter().skip(1).all(|d| d.fixed().is_some());
-            leading_only.then(|| dims.iter().map(|d| d.fixed().map_or(1, |v| v.max(0) as usize)).collect())
+    (inputs.iter().enumerate())
+        .map(|(i, input)| match (opts.input_shapes.get(&input.name), opts.shapes_in_order.get(i)) {
+            (Some(s), _) | (None, Some(Some(s))) => Some(s.clone()),
+            _ => input.default_shape(),
         })
         .collect()
 }
 
 fn shapes_of(cell: &OnceLock<Option<Arc<Specialised>>>) -> Vec<Vec<usize>> {
     cell.get().and_then(Option::as_ref).map(|s| s.shapes.clone()).unwrap_or_default()
-}
-
-fn fmt_declared(input: &DeclaredTensor) -> String {
-    let Some(dims) = &input.dims else { return "(no shape declared)".into() };
-    let parts: Vec<String> = dims
-        .iter()
-        .map(|d| match d {
-            DeclaredDim::Fixed(v) => v.to_string(),
-            DeclaredDim::Symbol(Some(name)) => name.clone(),
-            DeclaredDim::Symbol(None) => "?".into(),
-        })
-        .collect();
-    format!("[{}]", parts.join(", "))
 }

@@ -99,7 +99,7 @@ pub(crate) struct Source {
     producer: String,
     opset: i64,
     ops_before: BTreeMap<String, usize>,
-    pub(crate) defaulted_inputs: Vec<String>,
+    defaulted_inputs: Vec<String>,
 }
 
 impl Source {
@@ -108,17 +108,8 @@ impl Source {
     }
 
     pub(crate) fn of(model: &effc_onnx::OnnxModel, overridden: &[String]) -> Result<Self> {
-        let defaulted_inputs = match &model.proto.graph {
-            Some(g) => g
-                .input
-                .iter()
-                .filter(|i| g.initializer.iter().any(|t| t.name == i.name) && !overridden.contains(&i.name))
-                .map(|i| i.name.clone())
-                .collect(),
-            None => Vec::new(),
-        };
         Ok(Source {
-            defaulted_inputs,
+            defaulted_inputs: effc_onnx::defaulted_inputs(model, overridden),
             model: model.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<memory>".into()),
             producer: format!("{} {}", model.proto.producer_name, model.proto.producer_version).trim().to_string(),
             opset: model.opset()?,

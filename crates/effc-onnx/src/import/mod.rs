@@ -158,9 +158,10 @@ impl Importer<'_> {
     fn bind_input(&mut self, vi: &ValueInfoProto) -> Result<()> {
         let err = |m: String| Error::invalid(format!("input '{}': {m}", vi.name));
         let declared = DeclaredTensor::of(vi)?;
-        let dtype = declared.dtype;
-        let has_shape = declared.dims.is_some();
-        let dims: Vec<Option<i64>> = declared.dims.unwrap_or_default().iter().map(DeclaredDim::fixed).collect();
+        let dims = declared.dims.as_deref().unwrap_or_default();
+        if let Some(d) = dims.iter().filter_map(DeclaredDim::fixed).find(|&d| d < 0) {
+            return Err(err(format!("negative dim {d}")));
+        }
         let position = self.graph.inputs.len();
         let given = match self.opts.input_shapes.get(&vi.name) {
             Some(s) => Some((s, "--input-shape")),
@@ -168,32 +169,26 @@ impl Importer<'_> {
         };
         let shape = if let Some((s, from)) = given {
             let compatible =
-                s.len() == dims.len() && s.iter().zip(&dims).all(|(&a, b)| b.is_none_or(|b| b as usize == a));
+                s.len() == dims.len() && s.iter().zip(dims).all(|(&a, b)| b.fixed().is_none_or(|b| b as usize == a));
             if !compatible {
-                return Err(err(format!("{from} {s:?} does not fit the declared dims {}", fmt_dims(&dims))));
+                return Err(err(format!("{from} {s:?} does not fit the declared dims {}", declared.dims_text())));
             }
             s.clone()
         } else {
-            let symbolic: Vec<usize> = (0..dims.len()).filter(|&i| dims[i].is_none()).collect();
-            if !has_shape || symbolic.len() > 1 || symbolic.first().is_some_and(|&i| i != 0) {
-                return Err(err(format!(
+            declared.default_shape().ok_or_else(|| {
+                err(format!(
                     "dims {} are not static; give them with --input-shape {}=AxBxC...",
-                    fmt_dims(&dims),
+                    declared.dims_text(),
                     vi.name
-                )));
-            }
-            // A lone symbolic leading dim is the batch: default it to 1.
-            dims.iter().map(|d| d.unwrap_or(1).max(-1)).map(|d| d as usize).collect()
+                ))
+            })?
         };
-        if let Some(d) = dims.iter().flatten().find(|&&d| d < 0) {
-            return Err(err(format!("negative dim {d}")));
-        }
         if shape.contains(&0) {
             return Err(Error::unsupported(format!("input '{}': empty tensors (zero-size dim in {shape:?})", vi.name)));
         }
         effc_ir::checked_numel(&shape).map_err(|e| err(e.kind.to_string()))?;
         let index = self.graph.inputs.len();
-        let info = ValueInfo { name: vi.name.clone(), dtype, shape };
+        let info = ValueInfo { name: vi.name.clone(), dtype: declared.dtype, shape };
         let id = self.graph.add_node(vi.name.clone(), Op::Input { index }, &[], vec![info]);
         self.graph.inputs.push(id);
         self.values.insert(vi.name.clone(), ValueRef::new(id, 0));
@@ -266,14 +261,49 @@ impl DeclaredTensor {
         });
         Ok(DeclaredTensor { name: vi.name.clone(), dtype: crate::dtype_from_onnx(tt.elem_type)?, dims })
     }
+
+    /// The shape compiled when the caller gives none: the static dims, with a lone symbolic
+    /// leading dim (the batch) bound to 1; `None` if another dim is symbolic or negative, or
+    /// no shape is declared.
+    pub fn default_shape(&self) -> Option<Vec<usize>> {
+        let dims = self.dims.as_ref()?;
+        (dims.iter().enumerate())
+            .map(|(i, d)| match d {
+                DeclaredDim::Fixed(v) => usize::try_from(*v).ok(),
+                DeclaredDim::Symbol(_) => (i == 0).then_some(1),
+            })
+            .collect()
+    }
+
+    /// The declared dims for messages: numbers, symbols by name, `?` for unnamed ones.
+    pub fn dims_text(&self) -> String {
+        let Some(dims) = &self.dims else { return "(no shape declared)".into() };
+        let parts: Vec<String> = dims
+            .iter()
+            .map(|d| match d {
+                DeclaredDim::Fixed(v) => v.to_string(),
+                DeclaredDim::Symbol(Some(name)) => name.clone(),
+                DeclaredDim::Symbol(None) => "?".into(),
+            })
+            .collect();
+        format!("[{}]", parts.join(", "))
+    }
+}
+
+/// Graph inputs that also have an initializer and are not `overridden`: compiled with the
+/// initializer as their value, their ONNX default, and not fed at run time.
+pub fn defaulted_inputs(model: &OnnxModel, overridden: &[String]) -> Vec<String> {
+    let Some(g) = &model.proto.graph else { return Vec::new() };
+    let defaulted = |name: &String| g.initializer.iter().any(|t| &t.name == name) && !overridden.contains(name);
+    g.input.iter().map(|i| &i.name).filter(|n| defaulted(n)).cloned().collect()
 }
 
 /// The graph inputs fed at run time, in order: those without an initializer, and those with
 /// one that `overridden` names (see [`ImportOptions::overridden`]).
 pub fn declared_inputs(model: &OnnxModel, overridden: &[String]) -> Result<Vec<DeclaredTensor>> {
     let g = model.proto.graph.as_ref().ok_or_else(|| Error::invalid("the model has no graph"))?;
-    let defaulted = |name: &String| g.initializer.iter().any(|t| &t.name == name) && !overridden.contains(name);
-    g.input.iter().filter(|vi| !defaulted(&vi.name)).map(DeclaredTensor::of).collect()
+    let defaulted = defaulted_inputs(model, overridden);
+    g.input.iter().filter(|vi| !defaulted.contains(&vi.name)).map(DeclaredTensor::of).collect()
 }
 
 /// The graph outputs as declared; an output whose type the file leaves out reads as f32
@@ -290,11 +320,6 @@ pub fn declared_outputs(model: &OnnxModel) -> Result<Vec<DeclaredTensor>> {
             })
         })
         .collect())
-}
-
-fn fmt_dims(dims: &[Option<i64>]) -> String {
-    let parts: Vec<String> = dims.iter().map(|d| d.map_or("?".into(), |v| v.to_string())).collect();
-    format!("[{}]", parts.join(", "))
 }
 
 /// Orders nodes so that every node comes after the producers of its inputs. Files are
