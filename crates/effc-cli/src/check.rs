@@ -57,8 +57,13 @@ struct LayerReport {
 }
 
 pub fn run(args: &CheckArgs) -> Result<()> {
+    // The first case's .npy shapes bind the model's symbolic dims, as in `effc run`.
+    let first_case = args.input.first().map(|spec| spec.split(',').collect::<Vec<_>>()).unwrap_or_default();
+    let shapes_in_order =
+        first_case.iter().map(|f| effc::input::file_shape(f.as_ref())).collect::<effc::Result<Vec<_>>>()?;
     let opts = effc::Options {
         input_shapes: parse_input_shapes(&args.input_shapes)?,
+        shapes_in_order,
         expose_layers: args.layers,
         ..args.codegen.options()
     };
@@ -122,7 +127,7 @@ pub fn run(args: &CheckArgs) -> Result<()> {
             if o.shape() != t.shape.as_slice() {
                 bail!("output {k}: effc shape {:?}, tract shape {:?}", o.shape(), t.shape);
             }
-            let cmp = Comparison::new(&o.to_f32_vec(), &t.data);
+            let cmp = Comparison::of_output(&o.to_f32_vec(), &t.data, o.shape());
             worst[k] = Some(match worst[k].take() {
                 Some(w) => w.worst(cmp),
                 None => cmp,

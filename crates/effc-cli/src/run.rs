@@ -124,7 +124,7 @@ struct Scores {
 impl Scores {
     fn of(shape: &[usize]) -> Self {
         let numel: usize = shape.iter().product();
-        let images = if shape.len() >= 2 { shape[0] } else { 1 };
+        let images = effc::compare::images(shape);
         Scores { images, classes: numel.checked_div(images).unwrap_or(0) }
     }
 }

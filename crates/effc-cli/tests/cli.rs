@@ -374,6 +374,11 @@ fn run_binds_symbolic_dims_from_its_inputs() {
         let at = text.find(&format!("  image {image}\n")).unwrap_or_else(|| panic!("{text}"));
         assert!(text[at..].lines().nth(1).unwrap().contains(&format!("#1  index {best} ")), "{text}");
     }
+    // `check` on that batch: tract agrees, each image ranking its classes the same.
+    let o = effc(&["check", m, "--input", xs, "--json"]);
+    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["pass"], true, "{v}");
     let bad = dir.path().join("bad.npy");
     effc::input::save_npy(&bad, &effc::input::seeded_noise(&[3, 4, 32, 32], 0)).unwrap();
     let o = effc(&["run", m, "--input", bad.to_str().unwrap()]);

@@ -25,7 +25,33 @@ pub fn top_k(v: &[f32], k: usize) -> Vec<usize> {
     idx
 }
 
+/// How many images an output of `shape` holds: its first dim (the batch) when it has two
+/// or more; one otherwise. Class rankings are per image.
+pub fn images(shape: &[usize]) -> usize {
+    if shape.len() >= 2 { shape[0] } else { 1 }
+}
+
+/// Whether `got` and `want` have the same arg-max and the same five largest, in order.
+fn tops_agree(got: &[f32], want: &[f32]) -> (bool, bool) {
+    let k = 5.min(got.len());
+    (top_k(got, 1) == top_k(want, 1), top_k(got, k) == top_k(want, k))
+}
+
 impl Comparison {
+    /// Like [`new`](Self::new) for an output of `shape`: top-1 and top-5 must agree for each
+    /// image of the batch (see [`images`]), not over the whole flattened output, where the
+    /// ranking mixes images.
+    pub fn of_output(got: &[f32], want: &[f32], shape: &[usize]) -> Self {
+        let mut c = Self::new(got, want);
+        let images = images(shape);
+        if images > 1 && got.len() % images == 0 {
+            let per_image = got.len() / images;
+            let each = got.chunks(per_image).zip(want.chunks(per_image)).map(|(g, w)| tops_agree(g, w));
+            (c.top1_agree, c.top5_agree) = each.fold((true, true), |(a1, a5), (t1, t5)| (a1 && t1, a5 && t5));
+        }
+        c
+    }
+
     pub fn new(got: &[f32], want: &[f32]) -> Self {
         assert_eq!(got.len(), want.len(), "compared outputs differ in size");
         let (mut max_abs, mut max_ref, mut dot, mut ng, mut nw) = (0f64, 0f64, 0f64, 0f64, 0f64);
@@ -52,14 +78,8 @@ impl Comparison {
         } else {
             0.0
         };
-        let k = 5.min(got.len());
-        Comparison {
-            max_abs,
-            max_rel,
-            cosine,
-            top1_agree: top_k(got, 1) == top_k(want, 1),
-            top5_agree: top_k(got, k) == top_k(want, k),
-        }
+        let (top1_agree, top5_agree) = tops_agree(got, want);
+        Comparison { max_abs, max_rel, cosine, top1_agree, top5_agree }
     }
 
     /// The default acceptance rule: relative max error within `tolerance` and the same top-5.
@@ -98,6 +118,24 @@ mod tests {
         assert_eq!(top_k(&want, 3), [3, 1, 5]);
         let same = Comparison::new(&want, &want);
         assert!((same.cosine - 1.0).abs() < 1e-12 && same.passes(0.0));
+    }
+
+    /// A batch's rankings are compared per image: two images whose flattened arg-max
+    /// agrees can still disagree inside the second image, and two that agree per image
+    /// can have their flattened ranking differ where the images' scores interleave.
+    #[test]
+    fn batched_outputs_rank_per_image() {
+        let want = [9.0, 1.0, 2.0, /* image 1 */ 3.0, 2.0, 1.0];
+        let got = [9.0, 1.0, 2.0, /* image 1 */ 2.0, 3.0, 1.0];
+        assert!(Comparison::new(&got, &want).top1_agree);
+        assert!(!Comparison::of_output(&got, &want, &[2, 3]).top1_agree);
+        let want = [5.0, 1.0, /* image 1 */ 5.0, 4.0];
+        let got = [5.0, 1.0, /* image 1 */ 5.0001, 4.0];
+        assert!(!Comparison::new(&got, &want).top1_agree, "the two images' maxima interleave");
+        let c = Comparison::of_output(&got, &want, &[2, 2]);
+        assert!(c.top1_agree && c.top5_agree);
+        assert_eq!(c.max_abs, Comparison::new(&got, &want).max_abs);
+        assert_eq!(images(&[1000]), 1);
     }
 
     /// The same NaN or infinity on both sides agrees (a negative BatchNorm variance gives
