@@ -44,7 +44,7 @@ impl Comparison {
     pub fn of_output(got: &[f32], want: &[f32], shape: &[usize]) -> Self {
         let mut c = Self::new(got, want);
         let images = images(shape);
-        if images > 1 && got.len() % images == 0 {
+        if images > 1 && got.len().is_multiple_of(images) {
             let per_image = got.len() / images;
             let each = got.chunks(per_image).zip(want.chunks(per_image)).map(|(g, w)| tops_agree(g, w));
             (c.top1_agree, c.top5_agree) = each.fold((true, true), |(a1, a5), (t1, t5)| (a1 && t1, a5 && t5));
