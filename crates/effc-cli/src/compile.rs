@@ -16,13 +16,23 @@ pub struct CompileArgs {
     /// Print the summary as one JSON object.
     #[arg(long)]
     pub json: bool,
-    /// Also write an artefact: `dot` (the optimised graph for Graphviz) or `clif` (the
-    /// Cranelift IR of every kernel).
+    /// Also write an artefact: `dot` (the optimised graph for Graphviz), `clif` (the
+    /// Cranelift IR of every kernel) or `lib` (a static library OUT.a and its C header
+    /// OUT.h, which a C program links; no effc at run time).
     #[arg(long, value_enum)]
     pub emit: Vec<Emit>,
-    /// Where `--emit` writes (default: the model's name with the artefact's extension).
+    /// Where `--emit` writes (default: the model's name with the artefact's extension;
+    /// for `lib`, the path without `.a`).
     #[arg(long, short = 'o')]
     pub output: Option<PathBuf>,
+    /// `--emit lib`: the prefix of the library's C symbols (default: OUT's file name made
+    /// a C identifier).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// `--emit lib`: the CPUs the code is for: native (this one), x86-64-v3 (AVX2) or
+    /// x86-64-v4 (AVX-512). The library refuses, in NAME_new, to run on a CPU without them.
+    #[arg(long, default_value = "native")]
+    pub target_cpu: effc::TargetCpu,
     /// List the passes with how many changes each made.
     #[arg(long)]
     pub print_passes: bool,
@@ -39,6 +49,8 @@ pub enum Emit {
     Dot,
     /// The Cranelift IR of every kernel.
     Clif,
+    /// A static library and its C header.
+    Lib,
 }
 
 /// How to generate code, shared by every command that compiles a model.
@@ -121,7 +133,69 @@ fn millions(n: u64) -> String {
     format!("{:.1} M", n as f64 / 1e6)
 }
 
+/// Where `--emit lib` writes: OUT.a and OUT.h.
+struct LibPaths {
+    archive: PathBuf,
+    header: PathBuf,
+}
+
+impl LibPaths {
+    fn of(args: &CompileArgs) -> Result<Self> {
+        let out = args.output.clone().unwrap_or_else(|| args.model.with_extension(""));
+        let out = match out.extension().and_then(|e| e.to_str()) {
+            Some("a" | "h") => out.with_extension(""),
+            _ => out,
+        };
+        let with = |ext: &str| {
+            let mut p = out.clone().into_os_string();
+            p.push(ext);
+            PathBuf::from(p)
+        };
+        let paths = LibPaths { archive: with(".a"), header: with(".h") };
+        // Found out before compiling: a path that cannot be written (a file that is not
+        // there yet is made and removed again, an existing one kept as it is).
+        for p in [&paths.archive, &paths.header] {
+            let existed = p.exists();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(p)
+                .with_context(|| format!("cannot write {}", p.display()))?;
+            if !existed {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        Ok(paths)
+    }
+
+    /// The symbols' prefix: `--name`, else the file name made a C identifier.
+    fn name(&self, args: &CompileArgs) -> Result<String> {
+        if let Some(n) = &args.name {
+            if !effc::is_c_identifier(n) {
+                bail!("--name '{n}': the library's name prefixes C symbols, so it must be a C identifier");
+            }
+            return Ok(n.clone());
+        }
+        let stem = self.archive.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        let mut name: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+        if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            name.insert_str(0, "model_");
+        }
+        if !effc::is_c_identifier(&name) {
+            name.push_str("_model");
+        }
+        Ok(name)
+    }
+}
+
 pub fn run(args: &CompileArgs) -> Result<()> {
+    if args.emit.iter().any(|e| matches!(e, Emit::Lib)) {
+        if args.emit.len() > 1 {
+            bail!("--emit lib writes OUT.a and OUT.h alone; run effc compile again for dot or clif");
+        }
+        return emit_lib(args);
+    }
     let opts = effc::Options {
         input_shapes: parse_input_shapes(&args.input_shapes)?,
         fuse: !args.no_fuse,
@@ -139,6 +213,7 @@ pub fn run(args: &CompileArgs) -> Result<()> {
                     println!("wrote {}", path.display());
                 }
             }
+            Emit::Lib => unreachable!("--emit lib returned above"),
             Emit::Clif => {
                 let path = args.output.clone().unwrap_or_else(|| args.model.with_extension("clif"));
                 let model = c.model()?;
@@ -153,7 +228,48 @@ pub fn run(args: &CompileArgs) -> Result<()> {
             }
         }
     }
-    let s = &c.summary;
+    print_summary(&c.summary, args)
+}
+
+/// `effc compile --emit lib`: the static library, its header, and the command to link them.
+fn emit_lib(args: &CompileArgs) -> Result<()> {
+    let paths = LibPaths::of(args)?;
+    let name = paths.name(args)?;
+    // Artifacts hold Cranelift code only until the micro-kernels' runtime archive exists.
+    let kernels = match args.codegen.kernels {
+        effc::Kernels::Auto => effc::Kernels::Jit,
+        k => k,
+    };
+    let opts = effc::Options {
+        input_shapes: parse_input_shapes(&args.input_shapes)?,
+        fuse: !args.no_fuse,
+        artifact: Some(effc::LibOptions { name: name.clone(), target: args.target_cpu }),
+        ..effc::Options { kernels, ..args.codegen.options() }
+    };
+    let c = effc::compile_file(&args.model, &opts)?;
+    let artifact = c.artifact.context("the compilation made no artifact")?;
+    let archive = std::path::absolute(&paths.archive).unwrap_or_else(|_| paths.archive.clone());
+    let archive_text = archive.display().to_string();
+    std::fs::write(&paths.archive, &artifact.archive)
+        .with_context(|| format!("cannot write {}", paths.archive.display()))?;
+    let source = args.model.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
+    std::fs::write(&paths.header, artifact.header(&archive_text, &source))
+        .with_context(|| format!("cannot write {}", paths.header.display()))?;
+    if !args.json {
+        println!(
+            "wrote     {} ({:.1} MB) and {}: {name}_new, {name}_run, ... for --target-cpu {}",
+            paths.archive.display(),
+            artifact.archive.len() as f64 / 1e6,
+            paths.header.display(),
+            artifact.target
+        );
+        println!("cpu       {name}_new checks for {}", artifact.features.join(", "));
+        println!("link      {}", artifact.link_command(&archive_text));
+    }
+    print_summary(&c.summary, args)
+}
+
+fn print_summary(s: &effc::Summary, args: &CompileArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(s)?);
         return Ok(());

@@ -259,6 +259,11 @@ fn content_hash(bytes: &[u8]) -> u64 {
 #[derive(Default)]
 pub struct ConstPool {
     buffers: Vec<AlignedBuf>,
+    /// Per buffer, the bytes handed out from its start (an object file holds those only).
+    used: Vec<usize>,
+    /// Whether some constant holds the address of another (tables of kernel parameters):
+    /// such data is only valid in this process, never in an object file.
+    holds_addresses: bool,
     /// The chunk being filled (an index into `buffers`) and the bytes used in it.
     current: Option<(usize, usize)>,
     /// Bytes handed out (what the model's constants occupy).
@@ -312,6 +317,7 @@ impl ConstPool {
         if len > Self::CHUNK / 2 {
             // Large: a buffer of its own.
             self.buffers.push(AlignedBuf::zeroed(len));
+            self.used.push(len);
             return self.buffers.last_mut().expect("just pushed").as_mut_slice();
         }
         let fits = |chunk: usize, used: usize| used.next_multiple_of(ALIGN) + len <= self.buffers[chunk].len;
@@ -320,16 +326,40 @@ impl ConstPool {
             _ => {
                 let size = self.bytes.next_power_of_two().clamp(Self::FIRST_CHUNK, Self::CHUNK).max(len);
                 self.buffers.push(AlignedBuf::zeroed(size));
+                self.used.push(0);
                 (self.buffers.len() - 1, 0)
             }
         };
         self.current = Some((chunk, start + len));
+        self.used[chunk] = start + len;
         &mut self.buffers[chunk].as_mut_slice()[start..start + len]
     }
 
     /// Bytes of constants this model uses, its own and shared ones.
     pub fn bytes(&self) -> usize {
         self.bytes + self.shared_bytes
+    }
+
+    /// Notes that a constant holds addresses of others (see `holds_addresses`).
+    pub fn mark_holds_addresses(&mut self) {
+        self.holds_addresses = true;
+    }
+
+    pub fn holds_addresses(&self) -> bool {
+        self.holds_addresses
+    }
+
+    /// The pool's own buffer holding `addr`, and `addr`'s offset in it.
+    pub fn locate(&self, addr: usize) -> Option<(usize, usize)> {
+        self.buffers.iter().zip(&self.used).enumerate().find_map(|(i, (b, &used))| {
+            let start = b.as_ptr() as usize;
+            (addr >= start && addr < start + used.max(1)).then(|| (i, addr - start))
+        })
+    }
+
+    /// The bytes handed out of each of the pool's own buffers (index as in [`locate`](Self::locate)).
+    pub fn chunk(&self, i: usize) -> &[u8] {
+        self.buffers[i].bytes(self.used[i])
     }
 }
 

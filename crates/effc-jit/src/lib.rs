@@ -5,6 +5,7 @@
 //! in order over one arena per run, whose layout is planned at compile time by liveness.
 
 mod aligned;
+mod artifact;
 mod emit;
 mod kernels;
 mod layout;
@@ -17,6 +18,7 @@ mod strided;
 mod threads;
 
 pub use aligned::WeightStore;
+pub use artifact::{Artifact, LibOptions, TargetCpu, compile_lib, is_c_identifier};
 pub use kernels::{Isa, Kernels};
 pub use runtime::{CompiledModel, IoInfo, JitOptions, TensorMut, TensorRef};
 pub use threads::Team;

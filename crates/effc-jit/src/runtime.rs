@@ -121,6 +121,17 @@ impl Step {
     }
 }
 
+/// The graph's inputs and outputs.
+pub(crate) fn io_of(graph: &Graph) -> (Vec<IoInfo>, Vec<IoInfo>) {
+    let info = |name: &str, v: effc_ir::ValueRef| {
+        let i = graph.value(v);
+        IoInfo { name: name.to_string(), dtype: i.dtype, shape: i.shape.clone() }
+    };
+    let inputs =
+        graph.inputs.iter().map(|&id| info(&graph.node(id).outputs[0].name, effc_ir::ValueRef::new(id, 0))).collect();
+    (inputs, graph.outputs.iter().map(|(n, v)| info(n, *v)).collect())
+}
+
 /// A model compiled to machine code: compile once, run many times from many threads.
 pub struct CompiledModel {
     steps: Vec<Step>,
@@ -145,7 +156,7 @@ pub struct CompiledModel {
 impl CompiledModel {
     /// Lowers `graph` (shapes static, passes done) to machine code.
     pub fn compile(graph: &Graph, opts: &JitOptions) -> Result<Self> {
-        let io = Self::io(graph);
+        let io = io_of(graph);
         let jit = Jit::new(opts.keep_clif)?;
         Self::finish(Lowering::run(graph, jit, opts)?, io)
     }
@@ -154,23 +165,9 @@ impl CompiledModel {
     /// soon as the last kernel that needs it has packed its own copy, so compiling holds
     /// about one copy of the weights at a time instead of two.
     pub fn compile_owned(graph: Graph, opts: &JitOptions) -> Result<Self> {
-        let io = Self::io(&graph);
+        let io = io_of(&graph);
         let jit = Jit::new(opts.keep_clif)?;
         Self::finish(Lowering::run_releasing(graph, jit, opts)?, io)
-    }
-
-    /// The graph's inputs and outputs.
-    fn io(graph: &Graph) -> (Vec<IoInfo>, Vec<IoInfo>) {
-        let info = |name: &str, v: effc_ir::ValueRef| {
-            let i = graph.value(v);
-            IoInfo { name: name.to_string(), dtype: i.dtype, shape: i.shape.clone() }
-        };
-        let inputs = graph
-            .inputs
-            .iter()
-            .map(|&id| info(&graph.node(id).outputs[0].name, effc_ir::ValueRef::new(id, 0)))
-            .collect();
-        (inputs, graph.outputs.iter().map(|(n, v)| info(n, *v)).collect())
     }
 
     fn finish(lowered: crate::lower::Lowered, (inputs, outputs): (Vec<IoInfo>, Vec<IoInfo>)) -> Result<Self> {
@@ -196,7 +193,10 @@ impl CompiledModel {
             live_guards: live_guards(&lowered.guards),
             guards: lowered.guards,
             _consts: lowered.consts,
-            _code: Code(Some(jit.module)),
+            _code: Code(match jit.sink {
+                crate::module::Sink::Memory(m) => Some(*m),
+                crate::module::Sink::Object(_) => None,
+            }),
         })
     }
 

@@ -20,7 +20,10 @@ use std::path::Path;
 use std::time::Instant;
 
 pub use effc_ir::{DType, Error, ErrorKind, Graph, Result, Tensor, TensorData};
-pub use effc_jit::{CompiledModel, IoInfo, Isa, Kernels, Team, TensorMut, TensorRef, WeightStore};
+pub use effc_jit::{
+    Artifact, CompiledModel, IoInfo, Isa, Kernels, LibOptions, TargetCpu, Team, TensorMut, TensorRef, WeightStore,
+    is_c_identifier,
+};
 pub use effc_onnx::{DeclaredDim, DeclaredTensor};
 pub use model::{Model, Specialised};
 pub use summary::{Summary, TensorSummary, UnfusedConv};
@@ -62,6 +65,9 @@ pub struct Options {
     /// Where packed weights are held: a store shared by the compilations that use it (a
     /// [`Model`]'s specialisations), or `None` for weights of the compilation's own.
     pub weights: Option<std::sync::Arc<WeightStore>>,
+    /// Compile into an ahead-of-time artifact ([`Compilation::artifact`]) instead of JIT
+    /// memory (`effc compile --emit lib`).
+    pub artifact: Option<LibOptions>,
 }
 
 /// The default memory cap: 4 GiB for arena plus weights.
@@ -83,6 +89,7 @@ impl Default for Options {
             overridden: Vec::new(),
             shape_cache: 4,
             weights: None,
+            artifact: None,
         }
     }
 }
@@ -92,8 +99,10 @@ impl Default for Options {
 pub struct Compilation {
     /// The optimised graph; empty unless [`Options::keep_graph`].
     pub graph: Graph,
-    /// `None` with [`Options::analyze_only`].
+    /// `None` with [`Options::analyze_only`] or [`Options::artifact`].
     pub model: Option<CompiledModel>,
+    /// With [`Options::artifact`]: the static library and what its header declares.
+    pub artifact: Option<Artifact>,
     pub summary: Summary,
     /// With [`Options::expose_layers`]: the intermediate tensors returned after the model's
     /// own outputs, in execution order.
@@ -129,9 +138,37 @@ fn decode_limit(opts: &Options) -> usize {
 }
 
 fn compile_loaded(model: effc_onnx::OnnxModel, opts: &Options, t0: Instant) -> Result<Compilation> {
+    if opts.artifact.is_some() {
+        let in_file = |e: Error| match &model.path {
+            Some(p) => e.in_file(p),
+            None => e,
+        };
+        shapes_bound(&model, opts).map_err(in_file)?;
+    }
     let imported = import(&model, opts, t0)?;
     drop(model);
     optimize_and_compile(imported, opts, t0)
+}
+
+/// An artifact's shapes are fixed: every input with a symbolic dim needs its shape from
+/// `--input-shape` (import would otherwise default a batch dim to 1 silently).
+fn shapes_bound(model: &effc_onnx::OnnxModel, opts: &Options) -> Result<()> {
+    for input in effc_onnx::declared_inputs(model, &opts.overridden)? {
+        let fixed = input.dims.as_ref().is_some_and(|d| d.iter().all(|d| d.fixed().is_some()));
+        if fixed || opts.input_shapes.contains_key(&input.name) {
+            continue;
+        }
+        let example = input
+            .default_shape()
+            .map_or("DIMS".to_string(), |s| s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x"));
+        return Err(Error::invalid(format!(
+            "input '{}' has dims {}, but an artifact's shapes are fixed: give them with --input-shape {}={example}",
+            input.name,
+            input.dims_text(),
+            input.name
+        )));
+    }
+    Ok(())
 }
 
 /// A model imported into the IR, with what the summary needs from its file.
@@ -189,28 +226,37 @@ pub(crate) fn optimize_and_compile(imported: Imported, opts: &Options, t0: Insta
         summary.unfused = unfused.into_iter().map(|u| UnfusedConv { node: u.node, reason: u.reason }).collect();
     }
     let t3 = Instant::now();
-    let (compiled, graph) = if opts.analyze_only {
-        (None, graph)
-    } else {
-        let jit_opts = effc_jit::JitOptions {
-            keep_clif: opts.keep_clif,
-            checked: opts.checked,
-            max_memory: opts.max_memory,
-            kernels: opts.kernels,
-            weights: opts.weights.clone(),
-        };
-        let (c, graph) = if opts.keep_graph {
-            (CompiledModel::compile(&graph, &jit_opts), graph)
-        } else {
-            (CompiledModel::compile_owned(graph, &jit_opts), Graph::default())
-        };
-        let c = c.map_err(locate)?;
-        (Some(c), graph)
+    let jit_opts = effc_jit::JitOptions {
+        keep_clif: opts.keep_clif,
+        checked: opts.checked,
+        max_memory: opts.max_memory,
+        kernels: opts.kernels,
+        weights: opts.weights.clone(),
+    };
+    let (compiled, artifact, graph) = match &opts.artifact {
+        _ if opts.analyze_only => (None, None, graph),
+        Some(lib) => {
+            let artifact = effc_jit::compile_lib(graph, &jit_opts, lib).map_err(locate)?;
+            (None, Some(artifact), Graph::default())
+        }
+        None => {
+            let (c, graph) = if opts.keep_graph {
+                (CompiledModel::compile(&graph, &jit_opts), graph)
+            } else {
+                (CompiledModel::compile_owned(graph, &jit_opts), Graph::default())
+            };
+            (Some(c.map_err(locate)?), None, graph)
+        }
     };
     let codegen_ms = ms(t3);
     let stages = [("decode", decode_ms), ("import", import_ms), ("optimize", optimize_ms), ("codegen", codegen_ms)];
-    summary.add_code(compiled.as_ref(), stages, ms(t0));
-    Ok(Compilation { graph, model: compiled, summary, layers })
+    let figures = match (&compiled, &artifact) {
+        (Some(c), _) => Some(summary::CodeFigures::of_model(c)),
+        (None, Some(a)) => Some(summary::CodeFigures::of_artifact(a)),
+        (None, None) => None,
+    };
+    summary.add_code(figures, stages, ms(t0));
+    Ok(Compilation { graph, model: compiled, artifact, summary, layers })
 }
 
 /// Makes every named intermediate tensor a model output; returns their names. Values

@@ -95,6 +95,7 @@ impl Model {
             keep_graph: false,
             analyze_only: false,
             expose_layers: false,
+            artifact: None,
             shape_cache: opts.shape_cache.max(1),
             ..opts.clone()
         };

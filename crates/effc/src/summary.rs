@@ -28,6 +28,37 @@ pub struct MacsSplit {
 
 /// The backend's layout and schedule decisions, reported with every compilation: what
 /// runs the compute-heavy tiles depends on the kernel variant chosen.
+/// What the summary reports of generated code, in JIT memory or in an artifact.
+pub(crate) struct CodeFigures {
+    arena_bytes: usize,
+    const_bytes: usize,
+    kernels: usize,
+    traffic_saved: u64,
+    micro: Option<effc_jit::Isa>,
+}
+
+impl CodeFigures {
+    pub(crate) fn of_model(c: &effc_jit::CompiledModel) -> Self {
+        CodeFigures {
+            arena_bytes: c.arena_bytes(),
+            const_bytes: c.const_bytes(),
+            kernels: c.kernel_count(),
+            traffic_saved: c.traffic_saved(),
+            micro: c.kernels(),
+        }
+    }
+
+    pub(crate) fn of_artifact(a: &effc_jit::Artifact) -> Self {
+        CodeFigures {
+            arena_bytes: a.arena_bytes,
+            const_bytes: a.const_bytes,
+            kernels: a.kernel_count,
+            traffic_saved: a.traffic_saved,
+            micro: None,
+        }
+    }
+}
+
 fn backend(kernels: Option<effc_jit::Isa>) -> String {
     let layout = "activations channels-last (NHWC), rank<=2 row-major";
     match kernels {
@@ -166,19 +197,19 @@ impl Summary {
         })
     }
 
-    /// The compiled model's figures (if any) and the compile times.
+    /// The generated code's figures (if any) and the compile times.
     pub(crate) fn add_code<const N: usize>(
         &mut self,
-        compiled: Option<&effc_jit::CompiledModel>,
+        code: Option<CodeFigures>,
         stages: [(&str, f64); N],
         compile_ms: f64,
     ) {
-        if let Some(c) = compiled {
-            self.arena_bytes = c.arena_bytes();
-            self.weight_bytes = c.const_bytes();
-            self.kernels = c.kernel_count();
-            self.activation_bytes_moved = self.activation_bytes_moved.saturating_sub(c.traffic_saved());
-            self.backend = backend(c.kernels());
+        if let Some(c) = code {
+            self.arena_bytes = c.arena_bytes;
+            self.weight_bytes = c.const_bytes;
+            self.kernels = c.kernels;
+            self.activation_bytes_moved = self.activation_bytes_moved.saturating_sub(c.traffic_saved);
+            self.backend = backend(c.micro);
         }
         self.stages_ms = stages.iter().map(|(k, v)| (k.to_string(), *v)).collect();
         self.compile_ms = compile_ms;

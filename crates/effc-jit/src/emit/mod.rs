@@ -6,6 +6,8 @@ use cranelift_codegen::ir::{AbiParam, BlockArg, InstBuilder, MemFlagsData, Signa
 use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::FunctionBuilder;
 
+use crate::module::ConstAccess;
+
 pub(crate) mod activation;
 pub(crate) mod gemm;
 pub(crate) mod window;
@@ -17,7 +19,8 @@ pub enum Base {
     Arena(usize),
     /// Entry `i` of the caller's input/output pointer table.
     Io(usize),
-    /// An absolute address of immutable data owned by the compiled model (weights).
+    /// Immutable data owned by the compiled model (weights), by its address in the
+    /// constant pool; code reaches it through [`Kb::addr`], which knows the sink.
     Const(usize),
 }
 
@@ -31,6 +34,8 @@ pub struct Kb<'a> {
     pub has_fma: bool,
     /// The host's C calling convention, for calls into micro-kernels.
     pub call_conv: CallConv,
+    /// How constants are addressed: immediates in JIT memory, symbols in an object file.
+    pub consts: ConstAccess<'a>,
 }
 
 /// Loads and stores of activations: never trap (addresses are planned), not assumed aligned.
@@ -44,13 +49,23 @@ fn const_flags() -> MemFlagsData {
 }
 
 impl<'a> Kb<'a> {
-    pub fn new(b: FunctionBuilder<'a>, [arena, io, lo, hi]: [Value; 4], has_fma: bool, call_conv: CallConv) -> Self {
-        Kb { b, arena, io, lo, hi, has_fma, call_conv }
+    pub fn new(
+        b: FunctionBuilder<'a>,
+        [arena, io, lo, hi]: [Value; 4],
+        has_fma: bool,
+        call_conv: CallConv,
+        consts: ConstAccess<'a>,
+    ) -> Self {
+        Kb { b, arena, io, lo, hi, has_fma, call_conv, consts }
     }
 
     /// Calls the C-ABI function at `addr` with pointer-sized arguments. The call spills
     /// every live vector register, so it belongs around a tile's worth of work.
     pub fn call_c(&mut self, addr: usize, args: &[Value]) {
+        if let ConstAccess::Symbols(s) = &mut self.consts {
+            s.refuse("a call to a micro-kernel");
+            return;
+        }
         let mut sig = Signature::new(self.call_conv);
         sig.params.extend(args.iter().map(|_| AbiParam::new(types::I64)));
         let sig = self.b.import_signature(sig);
@@ -70,7 +85,20 @@ impl<'a> Kb<'a> {
                 let p = self.b.ins().load(types::I64, const_flags(), self.io, (i * 8) as i32);
                 if byte_offset == 0 { p } else { self.b.ins().iadd_imm_s(p, byte_offset) }
             }
-            Base::Const(a) => self.ic(a as i64 + byte_offset),
+            Base::Const(a) => self.const_addr(a, byte_offset),
+        }
+    }
+
+    /// The address of the constant at pool address `a`, plus `byte_offset`.
+    fn const_addr(&mut self, a: usize, byte_offset: i64) -> Value {
+        let ConstAccess::Symbols(s) = &mut self.consts else { return self.ic(a as i64 + byte_offset) };
+        match s.global(self.b.func, a) {
+            Some((gv, offset)) => {
+                let p = self.b.ins().symbol_value(types::I64, gv);
+                self.b.ins().iadd_imm_s(p, offset + byte_offset)
+            }
+            // The kernel is refused after it is built; any value keeps the CLIF valid.
+            None => self.ic(0),
         }
     }
 

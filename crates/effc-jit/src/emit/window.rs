@@ -133,7 +133,8 @@ impl Prefetch {
     /// The start of share `item` of `share` bytes.
     fn start(&self, kb: &mut Kb, item: Value, share: usize) -> Value {
         let off = kb.b.ins().imul_imm_s(item, share as i64);
-        kb.b.ins().iadd_imm_s(off, self.addr as i64)
+        let start = kb.addr(Base::Const(self.addr), 0);
+        kb.b.ins().iadd(start, off)
     }
 }
 

@@ -459,6 +459,8 @@ impl<'g> Lowering<'g> {
     /// address, which stays fixed for the model's lifetime.
     pub fn const_struct<T: Copy>(&mut self, value: T) -> usize {
         const { assert!(std::mem::align_of::<T>() <= crate::aligned::ALIGN) };
+        // Kernel parameters may point at weights.
+        self.consts.mark_holds_addresses();
         let buf = self.consts.alloc(std::mem::size_of::<T>());
         // SAFETY: the pool hands out 64-byte aligned, zeroed bytes of T's size; writing
         // (not reading) the value leaves no uninitialised byte to be read as u8.
@@ -470,6 +472,7 @@ impl<'g> Lowering<'g> {
     /// index at run time.
     pub fn const_addresses(&mut self, addrs: &[usize]) -> Base {
         let bytes: Vec<u8> = addrs.iter().flat_map(|a| a.to_ne_bytes()).collect();
+        self.consts.mark_holds_addresses();
         self.const_bytes(&bytes)
     }
 
@@ -512,7 +515,7 @@ impl<'g> Lowering<'g> {
     pub fn kernel(&mut self, extent: usize, build: impl FnOnce(&mut Kb)) -> Result<()> {
         let name =
             if self.role.is_empty() { self.current.clone() } else { format!("{} [{}]", self.current, self.role) };
-        let func = self.jit.kernel(&name, build)?;
+        let func = self.jit.kernel(&name, &self.consts, build)?;
         self.steps.push(PendingStep { func, extent, name, position: self.position });
         Ok(())
     }
