@@ -3,11 +3,12 @@
  *
  *   effc compile b0.onnx --emit lib -o b0
  *   cc -O2 -DMODEL=b0 -include b0.h examples/c/top5.c b0.a -o top5   (see b0.h's link line)
- *   ./top5 image.npy [-o output.npy] [--runs N]
+ *   ./top5 image.npy [-o output.npy] [--runs N] [--threads T]
  *
  * Inputs are float32 .npy files in C order, one per model input, whose element counts
  * match the model's. `-o` writes the first output as a float32 .npy; `--runs N` times
- * N more runs after the first and prints the median. */
+ * N more runs after the first and prints the median; `--threads T` runs each step on T
+ * threads (artifacts with micro-kernels). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,12 +102,14 @@ static int by_time(const void *a, const void *b) {
 int main(int argc, char **argv) {
     const char *inputs[API(NUM_INPUTS)];
     const char *out_path = NULL;
-    int n_inputs = 0, runs = 0;
+    int n_inputs = 0, runs = 0, threads = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-o") && i + 1 < argc) {
             out_path = argv[++i];
         } else if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
             runs = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+            threads = atoi(argv[++i]);
         } else if (n_inputs < API(NUM_INPUTS)) {
             inputs[n_inputs++] = argv[i];
         } else {
@@ -114,7 +117,7 @@ int main(int argc, char **argv) {
         }
     }
     if (n_inputs != API(NUM_INPUTS)) {
-        fprintf(stderr, "usage: top5 INPUT.npy (one per model input, %d) [-o OUTPUT.npy] [--runs N]\n",
+        fprintf(stderr, "usage: top5 INPUT.npy (one per model input, %d) [-o OUTPUT.npy] [--runs N] [--threads T]\n",
                 API(NUM_INPUTS));
         return 2;
     }
@@ -129,7 +132,7 @@ int main(int argc, char **argv) {
         if (!out[i]) return fail("output", "out of memory");
     }
     double t0 = now_ms();
-    API(ctx) *ctx = API(new)(1);
+    API(ctx) *ctx = API(new)(threads);
     if (!ctx) return fail("new", API(last_error)());
     if (API(run)(ctx, (const float *const *)in, out)) return fail("run", API(last_error)());
     double first = now_ms() - t0;

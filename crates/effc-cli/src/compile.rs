@@ -235,16 +235,11 @@ pub fn run(args: &CompileArgs) -> Result<()> {
 fn emit_lib(args: &CompileArgs) -> Result<()> {
     let paths = LibPaths::of(args)?;
     let name = paths.name(args)?;
-    // Artifacts hold Cranelift code only until the micro-kernels' runtime archive exists.
-    let kernels = match args.codegen.kernels {
-        effc::Kernels::Auto => effc::Kernels::Jit,
-        k => k,
-    };
     let opts = effc::Options {
         input_shapes: parse_input_shapes(&args.input_shapes)?,
         fuse: !args.no_fuse,
         artifact: Some(effc::LibOptions { name: name.clone(), target: args.target_cpu }),
-        ..effc::Options { kernels, ..args.codegen.options() }
+        ..args.codegen.options()
     };
     let c = effc::compile_file(&args.model, &opts)?;
     let artifact = c.artifact.context("the compilation made no artifact")?;
@@ -252,6 +247,14 @@ fn emit_lib(args: &CompileArgs) -> Result<()> {
     let archive_text = archive.display().to_string();
     std::fs::write(&paths.archive, &artifact.archive)
         .with_context(|| format!("cannot write {}", paths.archive.display()))?;
+    if artifact.needs_runtime {
+        // One runtime archive per directory, shared by the artifacts written there.
+        let runtime = paths.archive.with_file_name(effc::RUNTIME_FILE);
+        let bytes = effc::runtime_archive()?;
+        if std::fs::read(&runtime).ok().as_deref() != Some(&bytes[..]) {
+            std::fs::write(&runtime, &bytes).with_context(|| format!("cannot write {}", runtime.display()))?;
+        }
+    }
     let source = args.model.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
     std::fs::write(&paths.header, artifact.header(&archive_text, &source))
         .with_context(|| format!("cannot write {}", paths.header.display()))?;
@@ -264,6 +267,12 @@ fn emit_lib(args: &CompileArgs) -> Result<()> {
             artifact.target
         );
         println!("cpu       {name}_new checks for {}", artifact.features.join(", "));
+        if artifact.needs_runtime {
+            println!(
+                "runtime   {} (micro-kernels and the thread team)",
+                archive.with_file_name(effc::RUNTIME_FILE).display()
+            );
+        }
         println!("link      {}", artifact.link_command(&archive_text));
     }
     print_summary(&c.summary, args)

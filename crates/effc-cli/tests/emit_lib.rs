@@ -1,6 +1,8 @@
 //! `effc compile --emit lib`: the static library and header link into a C program
 //! (examples/c/top5.c) with the system `cc`, whose outputs are onnxruntime's within
-//! float tolerance and the JIT's bit for bit; bad use is one line.
+//! float tolerance and the JIT's bit for bit, on the same kernels and any thread count;
+//! two models link into one program; the runtime archive exports `effc_rt_*` only; bad
+//! use is one line.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -63,21 +65,22 @@ fn build_top5(model: &Path, dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
     app
 }
 
-/// Runs the program on `input`; returns its first output and its stdout.
-fn run_top5(app: &Path, input: &Path, dir: &Path) -> (Vec<f32>, String) {
+/// Runs the program on `input` with `threads`; returns its first output and its stdout.
+fn run_top5(app: &Path, input: &Path, dir: &Path, threads: usize) -> (Vec<f32>, String) {
     let out = dir.join("out.npy");
-    let o = Command::new(app).arg(input).arg("-o").arg(&out).output().unwrap();
+    let o =
+        Command::new(app).arg(input).arg("-o").arg(&out).args(["--threads", &threads.to_string()]).output().unwrap();
     assert!(o.status.success(), "{}", text(&o.stderr));
     (read_f32_npy(&out), text(&o.stdout))
 }
 
-/// The same model through the JIT with the same code choice (pure Cranelift, one thread).
-fn jit_output(model: &Path, input: &Path) -> Vec<f32> {
-    let opts = effc::Options { kernels: effc::Kernels::Jit, keep_graph: false, ..Default::default() };
+/// The same model through the JIT with the same kernels and threads.
+fn jit_output(model: &Path, input: &Path, kernels: effc::Kernels, threads: usize) -> Vec<f32> {
+    let opts = effc::Options { kernels, keep_graph: false, ..Default::default() };
     let c = effc::compile_file(model, &opts).unwrap();
     let m = c.model().unwrap();
     let x = effc::input::load(input, &m.inputs()[0].shape).unwrap();
-    m.run(&[x]).unwrap()[0].to_f32_vec()
+    effc::Session::new(m, threads).unwrap().run(&[x]).unwrap()[0].to_f32_vec()
 }
 
 fn top5(v: &[f32]) -> Vec<usize> {
@@ -102,11 +105,13 @@ fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
 
-/// The shared torchvision B0 (NCHW) and Keras B0 (NHWC, raw pixels) as libraries: the C
-/// program's outputs are onnxruntime's, and the JIT's bit for bit.
+/// The shared torchvision B0 (NCHW) and Keras B0 (NHWC, raw pixels) as libraries, with
+/// this CPU's micro-kernels (the runtime archive) and with Cranelift code only: the C
+/// program's outputs are onnxruntime's, and the JIT's bit for bit on 1 and 2 threads.
 #[test]
 fn b0_libraries_link_into_c_and_match_onnxruntime_and_the_jit() {
     let dir = tempfile::tempdir().unwrap();
+    let best = effc::Kernels::Isa(effc::Isa::detect());
     for (model, name, inputs) in [
         ("tv_b0_legacy.onnx", "tv_b0", [("cat_1x3x224x224.npy", "cat"), ("noise_1x3x224x224.npy", "noise")]),
         (
@@ -116,30 +121,40 @@ fn b0_libraries_link_into_c_and_match_onnxruntime_and_the_jit() {
         ),
     ] {
         let model = shared(model);
-        let app = build_top5(&model, dir.path(), name, &[]);
-        for (input, tag) in inputs {
-            let input = shared(&format!("inputs/{input}"));
-            let (ours, printed) = run_top5(&app, &input, dir.path());
-            let stem = model.file_stem().unwrap().to_str().unwrap();
-            assert_matches_ort(&ours, &shared(&format!("ref/{stem}.{tag}.ort.npy")), &printed);
-            assert!(bits(&ours) == bits(&jit_output(&model, &input)), "{name} on {tag}: not the JIT's bits");
+        for (kernels, flag) in [(best, "auto"), (effc::Kernels::Jit, "jit")] {
+            let name = format!("{name}_{flag}");
+            let app = build_top5(&model, dir.path(), &name, &["--kernels", flag]);
+            let header = std::fs::read_to_string(dir.path().join(format!("{name}.h"))).unwrap();
+            let runtime = header.lines().next().unwrap().contains(effc::RUNTIME_FILE);
+            assert_eq!(runtime, kernels != effc::Kernels::Jit, "{header}");
+            for (input, tag) in inputs {
+                let input = shared(&format!("inputs/{input}"));
+                let stem = model.file_stem().unwrap().to_str().unwrap();
+                let jit = bits(&jit_output(&model, &input, kernels, 1));
+                // Cranelift-only artifacts run on the calling thread.
+                for threads in if runtime { vec![1, 2] } else { vec![1] } {
+                    let (ours, printed) = run_top5(&app, &input, dir.path(), threads);
+                    assert_matches_ort(&ours, &shared(&format!("ref/{stem}.{tag}.ort.npy")), &printed);
+                    assert!(bits(&ours) == jit, "{name} on {tag}, {threads} threads: not the JIT's bits");
+                }
+            }
         }
     }
 }
 
-/// `--target-cpu`: x86-64-v3 code runs on every host of the project and computes the same
-/// bits; x86-64-v4 code runs where AVX-512 is, and elsewhere `NAME_new` refuses it in one
-/// line instead of faulting.
+/// `--target-cpu`: x86-64-v3 code (AVX2 micro-kernels) runs on every host of the project
+/// and computes the JIT's bits with those kernels; x86-64-v4 code runs where AVX-512 is,
+/// and elsewhere `NAME_new` refuses it in one line instead of faulting.
 #[test]
 fn target_levels_run_where_the_cpu_has_them_and_are_refused_cleanly_elsewhere() {
     let dir = tempfile::tempdir().unwrap();
     let model = shared("tv_b0_legacy.onnx");
     let input = shared("inputs/cat_1x3x224x224.npy");
-    let jit = jit_output(&model, &input);
     let v3 = build_top5(&model, dir.path(), "b0_v3", &["--target-cpu", "x86-64-v3"]);
-    let (ours, _) = run_top5(&v3, &input, dir.path());
+    let (ours, _) = run_top5(&v3, &input, dir.path(), 1);
+    let jit = jit_output(&model, &input, effc::Kernels::Isa(effc::Isa::Avx2), 1);
     assert!(bits(&ours) == bits(&jit), "x86-64-v3 code computes other bits than the JIT");
-    let v4 = build_top5(&model, dir.path(), "b0_v4", &["--target-cpu", "x86-64-v4"]);
+    let v4 = build_top5(&model, dir.path(), "b0_v4", &["--target-cpu", "x86-64-v4", "--kernels", "jit"]);
     let o = Command::new(&v4).arg(&input).output().unwrap();
     let has_v4 = ["avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"].iter().all(|f| match *f {
         "avx512f" => std::arch::is_x86_feature_detected!("avx512f"),
@@ -158,9 +173,112 @@ fn target_levels_run_where_the_cpu_has_them_and_are_refused_cleanly_elsewhere() 
     }
 }
 
+/// Two models compiled with different names, one with micro-kernels and one without,
+/// link into one C program with the one runtime archive of their directory, and each
+/// computes its own model's outputs; the archives define their own symbols only.
+#[test]
+fn two_models_link_into_one_program() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tv, keras) = (shared("tv_b0_legacy.onnx"), shared("keras_b0_nhwc.onnx"));
+    for (model, name, kernels) in [(&tv, "tv", "auto"), (&keras, "keras", "avx2")] {
+        let o = effc(
+            &["compile", model.to_str().unwrap(), "--emit", "lib", "-o"]
+                .into_iter()
+                .chain([dir.path().join(name).to_str().unwrap(), "--kernels", kernels])
+                .collect::<Vec<_>>(),
+        );
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+    let program = r#"
+#include <stdio.h>
+#include <stdlib.h>
+#include "tv.h"
+#include "keras.h"
+/* argv: tv input, keras input, tv output, keras output (raw little-endian f32). */
+static float *load(const char *path, size_t n) {
+    float *v = malloc(n * sizeof(float));
+    FILE *f = fopen(path, "rb");
+    if (!v || !f || fread(v, sizeof(float), n, f) != n) exit(3);
+    fclose(f);
+    return v;
+}
+static void save(const char *path, const float *v, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(v, sizeof(float), n, f) != n || fclose(f)) exit(4);
+}
+int main(int argc, char **argv) {
+    if (argc != 5) return 2;
+    float *x1 = load(argv[1], tv_input_size(0)), *x2 = load(argv[2], keras_input_size(0));
+    float *y1 = malloc(tv_output_size(0) * sizeof(float)), *y2 = malloc(keras_output_size(0) * sizeof(float));
+    tv_ctx *a = tv_new(2);
+    keras_ctx *b = keras_new(1);
+    if (!a || !b) { fprintf(stderr, "%s%s\n", tv_last_error(), keras_last_error()); return 1; }
+    const float *in1[] = {x1}, *in2[] = {x2};
+    float *out1[] = {y1}, *out2[] = {y2};
+    if (tv_run(a, in1, out1) || keras_run(b, in2, out2)) return 1;
+    save(argv[3], y1, tv_output_size(0));
+    save(argv[4], y2, keras_output_size(0));
+    tv_free(a);
+    keras_free(b);
+    return 0;
+}
+"#;
+    std::fs::write(dir.path().join("two.c"), program).unwrap();
+    let (tv_h, keras_h) = (dir.path().join("tv.h"), dir.path().join("keras.h"));
+    let link = |h: &Path| {
+        let header = std::fs::read_to_string(h).unwrap();
+        let line = header.lines().next().unwrap().strip_prefix("// link: cc app.c ").unwrap().to_string();
+        line.split_whitespace().map(str::to_string).collect::<Vec<_>>()
+    };
+    let (l1, l2) = (link(&tv_h), link(&keras_h));
+    let runtime = dir.path().join(effc::RUNTIME_FILE);
+    assert!(l1.contains(&runtime.display().to_string()) && l2.contains(&runtime.display().to_string()));
+    let mut words: Vec<String> = l1.clone();
+    words.extend(l2.into_iter().filter(|w| !l1.contains(w)));
+    let app = dir.path().join("two");
+    let o = Command::new("cc")
+        .args(["-O2", "-Wall", "-Werror", "-I", dir.path().to_str().unwrap()])
+        .arg(dir.path().join("two.c"))
+        .args(&words)
+        .arg("-o")
+        .arg(&app)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "cc: {}", text(&o.stderr));
+    let raw = |npy: &Path, name: &str| {
+        let v = read_f32_npy(npy);
+        let p = dir.path().join(name);
+        std::fs::write(&p, v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+        p
+    };
+    let x1 = raw(&shared("inputs/cat_1x3x224x224.npy"), "x1.bin");
+    let x2 = raw(&shared("inputs/keras_cat_1x224x224x3.npy"), "x2.bin");
+    let (y1, y2) = (dir.path().join("y1.bin"), dir.path().join("y2.bin"));
+    let o = Command::new(&app).args([&x1, &x2, &y1, &y2]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let floats = |p: &Path| -> Vec<f32> {
+        std::fs::read(p).unwrap().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+    };
+    for (y, r) in [(&y1, "ref/tv_b0_legacy.cat.ort.npy"), (&y2, "ref/keras_b0_nhwc.cat.ort.npy")] {
+        let cmp = effc::compare::Comparison::new(&floats(y), &read_f32_npy(&shared(r)));
+        assert!(cmp.max_rel <= 1e-4, "{r}: {cmp:?}");
+    }
+    // What each archive exports: its own prefix only (no Rust standard library symbol).
+    for (archive, prefix) in [("tv.a", "tv_"), ("keras.a", "keras_"), (effc::RUNTIME_FILE, "effc_rt_")] {
+        let o =
+            Command::new("nm").args(["-g", "--defined-only", "--format=posix"]).arg(dir.path().join(archive)).output();
+        let Ok(o) = o else { continue };
+        let listed = text(&o.stdout);
+        let names: Vec<&str> =
+            listed.lines().filter(|l| !l.ends_with(':')).filter_map(|l| l.split_whitespace().next()).collect();
+        assert!(!names.is_empty(), "{archive}: {listed}");
+        assert!(names.iter().all(|n| n.starts_with(prefix)), "{archive} exports {names:?}");
+    }
+}
+
 /// Bad use is one line before anything is written: a model whose batch is symbolic (says
 /// which `--input-shape` to give), an unwritable `-o`, a name that is no C identifier, an
-/// unknown level, micro-kernels (not in artifacts yet).
+/// unknown level, micro-kernels the level lacks.
 #[test]
 fn bad_use_of_emit_lib_is_one_line() {
     use effc_models::family::{Exporter, Family, efficientnet_styled};
@@ -195,9 +313,14 @@ fn bad_use_of_emit_lib_is_one_line() {
         "-o",
         out.to_str().unwrap(),
         "--kernels",
-        "portable",
+        "avx512",
+        "--target-cpu",
+        "x86-64-v3",
         "--input-shape",
         shape,
     ]);
-    assert_clean_failure(&o, "--kernels portable");
+    assert_clean_failure(
+        &o,
+        "--kernels avx512: its micro-kernels need AVX-512F, which --target-cpu x86-64-v3 does not have",
+    );
 }

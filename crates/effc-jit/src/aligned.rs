@@ -261,9 +261,9 @@ pub struct ConstPool {
     buffers: Vec<AlignedBuf>,
     /// Per buffer, the bytes handed out from its start (an object file holds those only).
     used: Vec<usize>,
-    /// Whether some constant holds the address of another (tables of kernel parameters):
-    /// such data is only valid in this process, never in an object file.
-    holds_addresses: bool,
+    /// Addresses of the 8-byte slots of constants that hold the address of another
+    /// constant (kernel parameters and tables of them): an object file relocates them.
+    pointer_slots: Vec<usize>,
     /// The chunk being filled (an index into `buffers`) and the bytes used in it.
     current: Option<(usize, usize)>,
     /// Bytes handed out (what the model's constants occupy).
@@ -340,13 +340,27 @@ impl ConstPool {
         self.bytes + self.shared_bytes
     }
 
-    /// Notes that a constant holds addresses of others (see `holds_addresses`).
-    pub fn mark_holds_addresses(&mut self) {
-        self.holds_addresses = true;
+    /// Notes that the 8 bytes at `slot` (in a constant) hold the address of a constant.
+    pub fn mark_pointer(&mut self, slot: usize) {
+        self.pointer_slots.push(slot);
     }
 
-    pub fn holds_addresses(&self) -> bool {
-        self.holds_addresses
+    /// The pointer slots in buffer `chunk`: (offset in it, the address it holds).
+    pub fn pointers_in(&self, chunk: usize) -> Vec<(usize, usize)> {
+        let start = self.buffers[chunk].as_ptr() as usize;
+        let bytes = self.chunk(chunk);
+        let mut slots: Vec<(usize, usize)> = self
+            .pointer_slots
+            .iter()
+            .filter(|&&a| a >= start && a + 8 <= start + bytes.len())
+            .map(|&a| {
+                let at = a - start;
+                (at, usize::from_ne_bytes(bytes[at..at + 8].try_into().expect("8 bytes")))
+            })
+            .collect();
+        slots.sort_unstable();
+        slots.dedup();
+        slots
     }
 
     /// The pool's own buffer holding `addr`, and `addr`'s offset in it.

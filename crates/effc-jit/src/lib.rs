@@ -15,10 +15,11 @@ mod module;
 mod plan;
 mod runtime;
 mod strided;
-mod threads;
 
 pub use aligned::WeightStore;
-pub use artifact::{Artifact, LibOptions, TargetCpu, compile_lib, is_c_identifier};
+pub use artifact::{
+    Artifact, LibOptions, RUNTIME_FILE, TargetCpu, artifact_kernels, compile_lib, is_c_identifier, runtime_archive,
+};
+pub use effc_kernels::Team;
 pub use kernels::{Isa, Kernels};
 pub use runtime::{CompiledModel, IoInfo, JitOptions, TensorMut, TensorRef};
-pub use threads::Team;

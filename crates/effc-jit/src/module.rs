@@ -19,10 +19,7 @@ use effc_ir::{Error, Result};
 use crate::aligned::ConstPool;
 use crate::emit::Kb;
 
-/// Signature of every kernel: `(arena, io, lo, hi)`. `arena` is the run's scratch memory,
-/// `io` points at the table of caller input/output buffers, and the kernel handles the
-/// slice `lo..hi` of its outermost (parallel) loop.
-pub type KernelFn = unsafe extern "C" fn(arena: *mut u8, io: *const *mut u8, lo: u64, hi: u64);
+pub use effc_kernels::KernelFn;
 
 /// Cranelift's flags for effc's code: `is_pic` for object files, which are linked into
 /// position-independent executables.
@@ -91,8 +88,16 @@ pub(crate) struct SymbolAccess<'a> {
     pool: &'a ConstPool,
     module: &'a mut ObjectModule,
     data: &'a mut HashMap<usize, DataId>,
+    /// Set when the code calls a micro-kernel, which the runtime archive holds.
+    calls_runtime: &'a mut bool,
     /// The first reference that could not be made (reported after the kernel is built).
     pub error: Option<String>,
+}
+
+/// The runtime symbol of each function JIT code may call, by address.
+fn entry_points() -> &'static [(String, usize)] {
+    static POINTS: std::sync::OnceLock<Vec<(String, usize)>> = std::sync::OnceLock::new();
+    POINTS.get_or_init(effc_kernels::entry_points)
 }
 
 impl SymbolAccess<'_> {
@@ -114,9 +119,26 @@ impl SymbolAccess<'_> {
         Some((self.module.declare_data_in_func(id, func), offset as i64))
     }
 
-    /// Notes what an object file cannot hold (a call to a micro-kernel by address).
-    pub fn refuse(&mut self, what: &str) {
-        self.error.get_or_insert_with(|| format!("{what} cannot go into an object file yet"));
+    /// The micro-kernel at `addr` as a function of `func`, imported by its runtime symbol.
+    pub fn function(
+        &mut self,
+        func: &mut Function,
+        addr: usize,
+        sig: &cranelift_codegen::ir::Signature,
+    ) -> Option<cranelift_codegen::ir::FuncRef> {
+        let Some((name, _)) = entry_points().iter().find(|(_, a)| *a == addr) else {
+            self.error.get_or_insert_with(|| format!("a call to {addr:#x}, which the runtime does not export"));
+            return None;
+        };
+        let id = match self.module.declare_function(name, Linkage::Import, sig) {
+            Ok(id) => id,
+            Err(e) => {
+                self.error.get_or_insert_with(|| e.to_string());
+                return None;
+            }
+        };
+        *self.calls_runtime = true;
+        Some(self.module.declare_func_in_func(id, func))
     }
 }
 
@@ -130,6 +152,8 @@ pub(crate) struct Jit {
     count: usize,
     /// Object sink: the data symbol of each constant-pool buffer referenced so far.
     pub const_data: HashMap<usize, DataId>,
+    /// Object sink: whether some kernel calls a micro-kernel (of the runtime archive).
+    pub calls_runtime: bool,
 }
 
 impl Jit {
@@ -157,6 +181,7 @@ impl Jit {
             clif: keep_clif.then(Vec::new),
             count: 0,
             const_data: HashMap::new(),
+            calls_runtime: false,
         }
     }
 
@@ -189,6 +214,7 @@ impl Jit {
                 pool: consts,
                 module: m.as_mut(),
                 data: &mut self.const_data,
+                calls_runtime: &mut self.calls_runtime,
                 error: None,
             }),
         };

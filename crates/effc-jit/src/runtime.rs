@@ -12,7 +12,7 @@ use effc_ir::{DType, Error, Graph, Result, Tensor, TensorData};
 use crate::aligned::AlignedBuf;
 use crate::lower::Lowering;
 use crate::module::{Jit, KernelFn};
-use crate::threads::Team;
+use effc_kernels::Team;
 
 #[derive(Clone, Debug, Default)]
 pub struct JitOptions {

@@ -20,6 +20,7 @@ pub struct Im2colParams {
 /// # Safety
 /// `rows` points at `kh` pointers, each null or readable at `[iw·c + ch]` for `iw < w`,
 /// `ch < c`; `patch` is writable at `ow·kh·kw·c` elements; `params` is valid.
+#[unsafe(export_name = "effc_rt_im2col_row")]
 pub unsafe extern "C" fn im2col_row(rows: *const *const f32, patch: *mut f32, params: *const Im2colParams) {
     // SAFETY: the caller passes valid params, `kh` row pointers and the patch.
     let p = unsafe { &*params };

@@ -18,6 +18,7 @@ mod peak;
 pub mod prefetch;
 pub mod scale;
 pub mod simd;
+pub mod team;
 mod window;
 
 pub use act::{ActKind, Activation};
@@ -25,6 +26,7 @@ pub use depthwise::{DwFn, DwParams};
 pub use gemm::{GemmFn, GemmParams};
 pub use im2col::{Im2colParams, im2col_row};
 pub use peak::peak_gflops;
+pub use team::{KernelFn, Team};
 pub use window::RowWindow;
 
 /// An instruction set the kernels are built for.
@@ -162,6 +164,24 @@ impl Isa {
 }
 
 /// Whether the CPU has the named feature (the names the kernel table uses).
+/// Every function JIT code calls, with the symbol it is exported under (`export_name`
+/// on each; the runtime archive of artifacts, `effc-rt`, carries them): the kernel
+/// table's rows and im2col. An artifact's object calls them by these names.
+pub fn entry_points() -> Vec<(String, usize)> {
+    let mut points = vec![("effc_rt_im2col_row".to_string(), im2col_row as *const () as usize)];
+    for isa in Isa::ALL {
+        let Some(k) = isa.row() else { continue };
+        let n = isa.name();
+        points.extend([
+            (format!("effc_rt_gemm_{n}"), k.gemm as *const () as usize),
+            (format!("effc_rt_dw_row_{n}"), k.depthwise as *const () as usize),
+            (format!("effc_rt_scale_rows_{n}"), k.scale_rows as *const () as usize),
+            (format!("effc_rt_scale_columns_{n}"), k.scale_columns as *const () as usize),
+        ]);
+    }
+    points
+}
+
 fn feature_detected(name: &str) -> bool {
     #[cfg(target_arch = "x86_64")]
     {

@@ -35,6 +35,7 @@ macro_rules! variant {
         /// # Safety
         /// See [`ScaleRowsFn`].
         $(#[cfg(target_arch = "x86_64")] #[target_feature(enable = $feature)])?
+        #[unsafe(export_name = concat!("effc_rt_scale_", stringify!($rows)))]
         pub unsafe extern "C" fn $rows(
             src: *const f32,
             gate: *const f32,
@@ -68,6 +69,7 @@ macro_rules! variant {
         /// # Safety
         /// See [`ScaleColumnsFn`].
         $(#[cfg(target_arch = "x86_64")] #[target_feature(enable = $feature)])?
+        #[unsafe(export_name = concat!("effc_rt_scale_", stringify!($columns)))]
         pub unsafe extern "C" fn $columns(a: *mut f32, gate: *const f32, pixels: usize, c: usize) {
             if pixels == 0 || c == 0 {
                 return;

@@ -21,8 +21,8 @@ use std::time::Instant;
 
 pub use effc_ir::{DType, Error, ErrorKind, Graph, Result, Tensor, TensorData};
 pub use effc_jit::{
-    Artifact, CompiledModel, IoInfo, Isa, Kernels, LibOptions, TargetCpu, Team, TensorMut, TensorRef, WeightStore,
-    is_c_identifier,
+    Artifact, CompiledModel, IoInfo, Isa, Kernels, LibOptions, RUNTIME_FILE, TargetCpu, Team, TensorMut, TensorRef,
+    WeightStore, is_c_identifier, runtime_archive,
 };
 pub use effc_onnx::{DeclaredDim, DeclaredTensor};
 pub use model::{Model, Specialised};
@@ -138,13 +138,19 @@ fn decode_limit(opts: &Options) -> usize {
 }
 
 fn compile_loaded(model: effc_onnx::OnnxModel, opts: &Options, t0: Instant) -> Result<Compilation> {
-    if opts.artifact.is_some() {
-        let in_file = |e: Error| match &model.path {
-            Some(p) => e.in_file(p),
-            None => e,
-        };
-        shapes_bound(&model, opts).map_err(in_file)?;
-    }
+    let Some(lib) = &opts.artifact else {
+        let imported = import(&model, opts, t0)?;
+        drop(model);
+        return optimize_and_compile(imported, opts, t0);
+    };
+    let in_file = |e: Error| match &model.path {
+        Some(p) => e.in_file(p),
+        None => e,
+    };
+    shapes_bound(&model, opts).map_err(in_file)?;
+    // The passes fuse for the kernels the artifact will call.
+    let kernels = effc_jit::artifact_kernels(lib.target, opts.kernels).map_err(in_file)?;
+    let opts = &Options { kernels, ..opts.clone() };
     let imported = import(&model, opts, t0)?;
     drop(model);
     optimize_and_compile(imported, opts, t0)

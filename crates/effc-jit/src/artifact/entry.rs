@@ -1,7 +1,8 @@
 //! An artifact's C API, emitted in CLIF beside the kernels: `NAME_new` checks the CPU
 //! and allocates a context (its arena), `NAME_run` is the step loop calling every kernel
-//! in order, and the rest answer questions from tables. Nothing calls outside the object
-//! but the C library's `calloc` and `free`.
+//! in order (or shares each out on the runtime's thread team), and the rest answer
+//! questions from tables. Nothing calls outside the object but the C library's `calloc`
+//! and `free`, and, with micro-kernels, the runtime archive (`effc_rt_*`).
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
@@ -15,8 +16,10 @@ use crate::IoInfo;
 use crate::lower::PendingStep;
 use crate::module::Jit;
 
-/// The context header `NAME_new` allocates ahead of the arena: the arena's address.
-const HEADER: i64 = 8;
+/// The context header `NAME_new` allocates ahead of the arena: the arena's address, then
+/// the thread team's (NULL for one thread).
+const HEADER: i64 = 16;
+const TEAM: i32 = 8;
 /// Arena alignment, as the JIT's (`aligned::ALIGN`).
 const ALIGN: i64 = crate::aligned::ALIGN as i64;
 
@@ -31,6 +34,8 @@ pub(crate) struct Api<'a> {
     pub cpu_check: FuncId,
     pub features: &'a [&'static str],
     pub target: &'a str,
+    /// Whether the runtime archive is linked: then contexts may run on a thread team.
+    pub team: bool,
 }
 
 /// Defines the C API's functions; returns their exported symbol names.
@@ -79,9 +84,24 @@ pub(crate) fn define(jit: &mut Jit, api: &Api) -> Result<Vec<String>> {
             ))
         })
         .collect::<Result<_>>()?;
-    let threads_msg = e.string(&format!(
-        "{n}_new: threads must be 0 or 1: this artifact runs on the calling thread (compiled with --kernels jit)"
-    ))?;
+    let max_threads: i64 = if api.team { 1024 } else { 1 };
+    let threads_msg = e.string(&if api.team {
+        format!("{n}_new: threads must be 0 to 1024")
+    } else {
+        format!(
+            "{n}_new: threads must be 0 or 1: this artifact runs on the calling thread (compiled with --kernels jit)"
+        )
+    })?;
+    let team_msg = e.string(&format!("{n}_new: could not start the thread team"))?;
+    let team_fns = if api.team {
+        Some((
+            e.import("effc_rt_team_new", &[ptr], Some(ptr))?,
+            e.import("effc_rt_team_run", &[ptr; 5], None)?,
+            e.import("effc_rt_team_free", &[ptr], None)?,
+        ))
+    } else {
+        None
+    };
     let ctx_bytes = api.arena_bytes as i64 + HEADER + ALIGN;
     let oom_msg = e.string(&format!("{n}_new: out of memory allocating {ctx_bytes} bytes"))?;
     let calloc = e.import("calloc", &[ptr, ptr], Some(ptr))?;
@@ -99,7 +119,7 @@ pub(crate) fn define(jit: &mut Jit, api: &Api) -> Result<Vec<String>> {
             let index = b.ins().iadd_imm_s(which, -1);
             pick(b, index, globals.into_iter().map(Choice::Global))
         });
-        let too_many = b.ins().icmp_imm_u(IntCC::UnsignedGreaterThan, p[0], 1);
+        let too_many = b.ins().icmp_imm_u(IntCC::UnsignedGreaterThan, p[0], max_threads);
         fail_if(b, m, too_many, error, |b, m| global_addr(b, m, threads_msg));
         let calloc = m.declare_func_in_func(calloc, b.func);
         let one = b.ins().iconst(ptr, 1);
@@ -112,12 +132,48 @@ pub(crate) fn define(jit: &mut Jit, api: &Api) -> Result<Vec<String>> {
         let arena = b.ins().iadd_imm_s(ctx, HEADER + ALIGN - 1);
         let arena = b.ins().band_imm_s(arena, !(ALIGN - 1));
         b.ins().store(MemFlagsData::trusted(), arena, ctx, 0);
+        if let Some((team_new, _, _)) = team_fns {
+            // More than one thread: a team (calloc left the slot NULL otherwise).
+            let (start, done) = (b.create_block(), b.create_block());
+            let several = b.ins().icmp_imm_u(IntCC::UnsignedGreaterThan, p[0], 1);
+            b.ins().brif(several, start, &[], done, &[]);
+            b.switch_to_block(start);
+            let team_new = m.declare_func_in_func(team_new, b.func);
+            let threads = b.ins().uextend(ptr, p[0]);
+            let call = b.ins().call(team_new, &[threads]);
+            let team = b.inst_results(call)[0];
+            b.ins().store(MemFlagsData::trusted(), team, ctx, TEAM);
+            let failed = b.ins().icmp_imm_s(IntCC::Equal, team, 0);
+            let (give_up, ok) = (b.create_block(), b.create_block());
+            b.ins().brif(failed, give_up, &[], ok, &[]);
+            b.switch_to_block(give_up);
+            let free = m.declare_func_in_func(free, b.func);
+            b.ins().call(free, &[ctx]);
+            let msg = global_addr(b, m, team_msg);
+            let slot = global_addr(b, m, error);
+            b.ins().store(MemFlagsData::trusted(), msg, slot, 0);
+            let null = b.ins().iconst(ptr, 0);
+            b.ins().return_(&[null]);
+            b.switch_to_block(ok);
+            b.ins().jump(done, &[]);
+            b.switch_to_block(done);
+        }
         b.ins().return_(&[ctx]);
     })?;
 
     // void NAME_free(NAME_ctx *ctx)
     let (id, sig) = e.export("free", &[ptr], None)?;
     e.jit.function(id, sig, |b, m, p| {
+        if let Some((_, _, team_free)) = team_fns {
+            let (has_ctx, done) = (b.create_block(), b.create_block());
+            b.ins().brif(p[0], has_ctx, &[], done, &[]);
+            b.switch_to_block(has_ctx);
+            let team = b.ins().load(ptr, MemFlagsData::trusted(), p[0], TEAM);
+            let team_free = m.declare_func_in_func(team_free, b.func);
+            b.ins().call(team_free, &[team]);
+            b.ins().jump(done, &[]);
+            b.switch_to_block(done);
+        }
         let free = m.declare_func_in_func(free, b.func);
         b.ins().call(free, &[p[0]]);
         b.ins().return_(&[]);
@@ -156,9 +212,25 @@ pub(crate) fn define(jit: &mut Jit, api: &Api) -> Result<Vec<String>> {
         }
         fail_if(b, m, any_null, error, |b, m| global_addr(b, m, null_io));
         let arena = b.ins().load(ptr, MemFlagsData::trusted(), ctx, 0);
+        let kernels: Vec<FuncRef> = api.steps.iter().map(|s| m.declare_func_in_func(s.func, b.func)).collect();
+        if let Some((_, team_run, _)) = team_fns {
+            // With a team, each step is shared out as the JIT's runtime does.
+            let team = b.ins().load(ptr, MemFlagsData::trusted(), ctx, TEAM);
+            let (shared, alone) = (b.create_block(), b.create_block());
+            b.ins().brif(team, shared, &[], alone, &[]);
+            b.switch_to_block(shared);
+            let team_run = m.declare_func_in_func(team_run, b.func);
+            for (step, &f) in api.steps.iter().zip(&kernels) {
+                let kernel = b.ins().func_addr(ptr, f);
+                let extent = b.ins().iconst(ptr, step.extent as i64);
+                b.ins().call(team_run, &[team, kernel, extent, arena, io]);
+            }
+            let ok = b.ins().iconst(types::I32, 0);
+            b.ins().return_(&[ok]);
+            b.switch_to_block(alone);
+        }
         let zero = b.ins().iconst(ptr, 0);
-        for step in api.steps {
-            let f: FuncRef = m.declare_func_in_func(step.func, b.func);
+        for (step, &f) in api.steps.iter().zip(&kernels) {
             let extent = b.ins().iconst(ptr, step.extent as i64);
             b.ins().call(f, &[arena, io, zero, extent]);
         }

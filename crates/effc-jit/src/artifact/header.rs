@@ -25,7 +25,7 @@ pub(super) fn write(a: &Artifact, archive_path: &str, source: &str) -> String {
     format!(
         "// link: {link}
 // {n}: {source} compiled ahead of time by effc {version} for --target-cpu {target}
-// (CPU features checked by {n}_new: {features}), kernels jit, one thread.
+// (CPU features checked by {n}_new: {features}), {kernels}.
 // Inputs and outputs are dense row-major f32 arrays in the model's own layout. A context
 // is used by one thread at a time; any number of contexts share the weights, which are
 // read-only data of the library. Scratch memory per context: {arena} bytes.
@@ -52,9 +52,9 @@ const char *{n}_output_name(size_t i);
 
 typedef struct {n}_ctx {n}_ctx;
 
-/* A context to run the model with. threads: 0 or 1 (this artifact runs on the calling
-   thread). NULL on failure: the CPU lacks a feature the code was compiled for, more
-   threads asked for, or no memory; {n}_last_error() says which. */
+/* A context to run the model with. threads: {threads}. NULL on failure: the CPU lacks a
+   feature the code was compiled for, more threads asked for, or no memory;
+   {n}_last_error() says which. */
 {n}_ctx *{n}_new(int threads);
 
 /* Runs the model: inputs[i] points at {n}_input_size(i) floats, outputs[i] at
@@ -75,6 +75,15 @@ void {n}_free({n}_ctx *ctx);
 #endif /* {guard} */
 ",
         link = a.link_command(archive_path),
+        kernels = match a.micro {
+            Some(isa) => format!("{} micro-kernels from libeffc_rt.a", isa.name()),
+            None => "Cranelift code only (--kernels jit)".into(),
+        },
+        threads = if a.needs_runtime {
+            "0 or 1 runs on the calling thread; more (up to 1024) share each\n   step with a team of threads the context owns (the caller is one of them)"
+        } else {
+            "0 or 1 (this artifact runs on the calling thread; artifacts with\n   micro-kernels run on a team)"
+        },
         source = comment_safe(source),
         version = env!("CARGO_PKG_VERSION"),
         target = a.target.name(),

@@ -8,10 +8,15 @@ mod cpu;
 mod entry;
 mod header;
 
-use std::collections::BTreeSet;
+/// The runtime object effc-jit's build script made (see build.rs).
+mod rt {
+    include!(concat!(env!("OUT_DIR"), "/rt/runtime.rs"));
+}
+
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use cranelift_module::{DataDescription, Module};
+use cranelift_module::{DataDescription, Linkage, Module};
 use effc_ir::{DType, Error, Graph, Result};
 
 pub use cpu::TargetCpu;
@@ -41,6 +46,11 @@ pub struct Artifact {
     pub features: Vec<&'static str>,
     /// Libraries the object needs besides the C library (`-lm` for Cranelift's libcalls).
     pub libs: Vec<String>,
+    /// Whether the code calls micro-kernels: then the program links the runtime archive
+    /// ([`runtime_archive`]) too, and contexts may run on a thread team.
+    pub needs_runtime: bool,
+    /// The micro-kernels' instruction set, or `None` for Cranelift code only.
+    pub micro: Option<effc_kernels::Isa>,
     pub arena_bytes: usize,
     pub const_bytes: usize,
     pub kernel_count: usize,
@@ -53,12 +63,82 @@ impl Artifact {
         header::write(self, archive_path, source)
     }
 
-    /// The command that links a program `app.c` with the artifact.
+    /// The command that links a program `app.c` with the artifact, whose archive is at
+    /// `archive_path` and the runtime's (if it needs it) beside it.
     pub fn link_command(&self, archive_path: &str) -> String {
         let mut parts = vec!["cc".to_string(), "app.c".into(), archive_path.to_string()];
-        parts.extend(self.libs.iter().cloned());
+        if self.needs_runtime {
+            let dir = std::path::Path::new(archive_path).parent().unwrap_or(std::path::Path::new(""));
+            parts.push(dir.join(RUNTIME_FILE).display().to_string());
+            parts.extend(rt::LIBS.split_whitespace().map(str::to_string));
+        }
+        for lib in &self.libs {
+            if !parts.contains(lib) {
+                parts.push(lib.clone());
+            }
+        }
         parts.join(" ")
     }
+}
+
+/// The runtime archive's file name; effc writes it beside each artifact that needs it.
+pub const RUNTIME_FILE: &str = "libeffc_rt.a";
+
+/// The runtime archive artifacts with micro-kernels link: the kernels and the thread
+/// team, every symbol but `effc_rt_*` local.
+pub fn runtime_archive() -> Result<Vec<u8>> {
+    if !rt::MISSING.is_empty() {
+        return Err(Error::unsupported(format!(
+            "this effc was built without the runtime archive ({}); artifacts with micro-kernels need it: \
+             use --kernels jit",
+            rt::MISSING
+        )));
+    }
+    let symbols: Vec<(String, usize)> = rt::SYMBOLS.iter().map(|s| (s.to_string(), 0)).collect();
+    Ok(archive::write(&[("effc_rt.o", rt::OBJECT)], &symbols))
+}
+
+/// The kernels an artifact for `target` uses: `auto` picks the micro-kernels of the
+/// target's level (this CPU's best for `native`); an explicit choice must fit the level.
+/// Micro-kernels are compiled in for the instruction sets this CPU has only.
+pub fn artifact_kernels(target: TargetCpu, requested: Kernels) -> Result<Kernels> {
+    use effc_kernels::Isa;
+    let isa = match (requested, target) {
+        (Kernels::Jit, _) => return Ok(Kernels::Jit),
+        (Kernels::Isa(isa), _) => isa,
+        (Kernels::Auto, TargetCpu::Native) => Isa::detect(),
+        (Kernels::Auto, TargetCpu::X86_64V3) => Isa::Avx2,
+        (Kernels::Auto, TargetCpu::X86_64V4) => Isa::Avx512,
+    };
+    if !rt::MISSING.is_empty() {
+        return match requested {
+            // Without the runtime, `auto` means the code that needs none.
+            Kernels::Auto => Ok(Kernels::Jit),
+            _ => runtime_archive().map(|_| Kernels::Jit),
+        };
+    }
+    let level = crate::module::target_isa(&target, true)?;
+    let has: Vec<&str> = target.required(level.as_ref()).iter().map(|f| f.name).collect();
+    let needs: &[&str] = match isa {
+        Isa::Avx512 => &["AVX-512F"],
+        Isa::Avx2 => &["AVX2", "FMA"],
+        Isa::Portable => &[],
+    };
+    if let Some(f) = needs.iter().find(|f| !has.contains(f)) {
+        return Err(Error::unsupported(format!(
+            "--kernels {}: its micro-kernels need {f}, which --target-cpu {} does not have",
+            isa.name(),
+            target
+        )));
+    }
+    if let Some(f) = isa.missing_feature() {
+        return Err(Error::unsupported(format!(
+            "--kernels {}: this CPU lacks {f}, and effc compiles micro-kernels in for the instruction sets of the \
+             CPU it runs on",
+            isa.name()
+        )));
+    }
+    Ok(Kernels::Isa(isa))
 }
 
 /// Whether `name` can prefix C symbols: an identifier, not a keyword, not reserved.
@@ -117,6 +197,47 @@ pub fn is_c_identifier(name: &str) -> bool {
         && name.len() <= 64
 }
 
+/// Defines the pool buffers the code refers to as data objects, and those their pointer
+/// slots refer to (kernel parameters point at weights), with a relocation per slot.
+fn define_constants(jit: &mut Jit, pool: &crate::aligned::ConstPool) -> Result<()> {
+    let err = |e: cranelift_module::ModuleError| Error::other(format!("weights: {e}"));
+    let mut ids: HashMap<usize, cranelift_module::DataId> = jit.const_data.clone();
+    let mut todo: Vec<usize> = ids.keys().copied().collect();
+    let mut done = HashSet::new();
+    while let Some(chunk) = todo.pop() {
+        if !done.insert(chunk) {
+            continue;
+        }
+        let mut bytes = pool.chunk(chunk).to_vec();
+        let mut desc = DataDescription::new();
+        for (at, target) in pool.pointers_in(chunk) {
+            if target == 0 {
+                continue;
+            }
+            let (to, offset) = pool
+                .locate(target)
+                .ok_or_else(|| Error::other(format!("a constant points at {target:#x}, outside the model's pool")))?;
+            let id = match ids.get(&to) {
+                Some(&id) => id,
+                None => {
+                    let id = jit.module().declare_data(&format!("effc_const{to}"), Linkage::Local, false, false);
+                    let id = id.map_err(err)?;
+                    ids.insert(to, id);
+                    todo.push(to);
+                    id
+                }
+            };
+            let gv = jit.module().declare_data_in_data(id, &mut desc);
+            desc.write_data_addr(at as u32, gv, offset as i64);
+            bytes[at..at + 8].fill(0);
+        }
+        desc.define(bytes.into());
+        desc.set_align(crate::aligned::ALIGN as u64);
+        jit.module().define_data(ids[&chunk], &desc).map_err(err)?;
+    }
+    Ok(())
+}
+
 /// Compiles `graph` (shapes static, passes done) into an artifact.
 pub fn compile_lib(graph: Graph, opts: &JitOptions, lib: &LibOptions) -> Result<Artifact> {
     if !is_c_identifier(&lib.name) {
@@ -125,12 +246,7 @@ pub fn compile_lib(graph: Graph, opts: &JitOptions, lib: &LibOptions) -> Result<
             lib.name
         )));
     }
-    if opts.kernels != Kernels::Jit {
-        return Err(Error::unsupported(format!(
-            "--emit lib with --kernels {}: artifacts hold JIT code only for now (--kernels jit)",
-            opts.kernels
-        )));
-    }
+    let kernels = artifact_kernels(lib.target, opts.kernels)?;
     let (inputs, outputs) = crate::runtime::io_of(&graph);
     if let Some(t) = inputs.iter().chain(&outputs).find(|t| t.dtype != DType::F32) {
         return Err(Error::unsupported(format!(
@@ -146,20 +262,13 @@ pub fn compile_lib(graph: Graph, opts: &JitOptions, lib: &LibOptions) -> Result<
         name
     });
     let jit = Jit::object(&format!("{}.o", lib.name), &lib.target, names)?;
-    let opts = JitOptions { keep_clif: false, checked: false, weights: None, ..opts.clone() };
+    let opts = JitOptions { keep_clif: false, checked: false, weights: None, kernels, ..opts.clone() };
     let lowered = Lowering::run_releasing(graph, jit, &opts)?;
-    if lowered.consts.holds_addresses() {
-        return Err(Error::unsupported("constants holding addresses (micro-kernel parameters) in an artifact"));
-    }
     let mut jit = lowered.jit;
-    // The weights: one read-only data object per pool buffer the kernels refer to.
-    let mut chunks: Vec<_> = jit.const_data.iter().map(|(&c, &id)| (c, id)).collect();
-    chunks.sort_unstable();
-    for (chunk, id) in chunks {
-        let mut desc = DataDescription::new();
-        desc.define(lowered.consts.chunk(chunk).into());
-        desc.set_align(crate::aligned::ALIGN as u64);
-        jit.module().define_data(id, &desc).map_err(|e| Error::other(format!("weights: {e}")))?;
+    define_constants(&mut jit, &lowered.consts)?;
+    let needs_runtime = jit.calls_runtime;
+    if needs_runtime {
+        runtime_archive()?;
     }
     let required = lib.target.required(jit.module().isa());
     let features: Vec<&'static str> = required.iter().map(|f| f.name).collect();
@@ -173,6 +282,7 @@ pub fn compile_lib(graph: Graph, opts: &JitOptions, lib: &LibOptions) -> Result<
         cpu_check,
         features: &features,
         target: lib.target.name(),
+        team: needs_runtime,
     };
     let exported = entry::define(&mut jit, &api)?;
     let Sink::Object(module) = jit.sink else { return Err(Error::other("an artifact compiled into JIT memory")) };
@@ -190,6 +300,8 @@ pub fn compile_lib(graph: Graph, opts: &JitOptions, lib: &LibOptions) -> Result<
         outputs,
         features,
         libs: if needs_libm { vec!["-lm".into()] } else { Vec::new() },
+        needs_runtime,
+        micro: lowered.micro,
         arena_bytes: lowered.arena_bytes,
         const_bytes: lowered.const_bytes,
         kernel_count: lowered.steps.len(),

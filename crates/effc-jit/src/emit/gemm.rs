@@ -380,7 +380,7 @@ fn micro_params(
 
 /// Calls the micro-kernel on `rows` (a value) rows at the tile pointers `p`.
 pub(crate) fn call_micro(kb: &mut Kb, m: Micro, p: &Ptrs, rows: Value) {
-    let params = kb.ic(m.params as i64);
+    let params = kb.addr(Base::Const(m.params), 0);
     call_micro_with(kb, m, p, rows, params);
 }
 

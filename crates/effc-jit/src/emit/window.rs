@@ -502,7 +502,7 @@ impl WindowRows {
         let WindowPtrs { x_n, o_row, residual: rb, sums, w: wb, bias: bb } = p;
         if let Some(m) = micro {
             let sums = sums.map(|s| kb.offset(s, r, (g.c * 4) as i64));
-            let params = kb.ic(m.params as i64);
+            let params = kb.addr(Base::Const(m.params), 0);
             let prefetch = m.prefetch.map(|(p, share)| p.start(kb, r, share));
             let call = DwRowCall { func: m.func, params, rows, x_n, row_stride: xs[2], o_row, sums, prefetch };
             call.emit(kb, g, oh);

@@ -207,7 +207,7 @@ fn im2col_conv(
             let x_n = kb.offset(xb, n, xs[0]);
             let table = row_table(kb, g, Rows::Strided, (x_n, xs[2]), oh);
             let patch_ptr = kb.b.ins().stack_addr(types::I64, patch, 0);
-            let params = kb.ic(params as i64);
+            let params = kb.addr(Base::Const(params), 0);
             kb.call_c(effc_kernels::im2col_row as *const () as usize, &[table, patch_ptr, params]);
             let at = |kb: &mut Kb, base: Value| {
                 let p = kb.offset(base, n, os[0]);

@@ -149,7 +149,7 @@ fn streamed(
             let table = row_table(kb, g, Rows::Strided, (x_n, xs[2]), ohv);
             let patch_ptr = kb.b.ins().stack_addr(types::I64, patch, 0);
             let row_ptr = kb.b.ins().stack_addr(types::I64, row, 0);
-            let params = kb.ic(params as i64);
+            let params = kb.addr(Base::Const(params), 0);
             kb.call_c(effc_kernels::im2col_row as *const () as usize, &[table, patch_ptr, params]);
             let rows = kb.ic(ow as i64);
             let p1 = Ptrs { a: patch_ptr, b: w1, out: row_ptr, c: None, res: None, ks: None };

@@ -63,6 +63,25 @@ pub(crate) struct PendingStep {
     pub position: usize,
 }
 
+/// Kernel parameters stored as constants: where in them the addresses of other
+/// constants are, so that an object file relocates them.
+pub(crate) trait KernelParams: Copy {
+    const POINTERS: &'static [usize];
+}
+
+impl KernelParams for effc_kernels::GemmParams {
+    const POINTERS: &'static [usize] = &[std::mem::offset_of!(effc_kernels::GemmParams, bias)];
+}
+
+impl KernelParams for effc_kernels::DwParams {
+    const POINTERS: &'static [usize] =
+        &[std::mem::offset_of!(effc_kernels::DwParams, weights), std::mem::offset_of!(effc_kernels::DwParams, bias)];
+}
+
+impl KernelParams for effc_kernels::Im2colParams {
+    const POINTERS: &'static [usize] = &[];
+}
+
 /// Bytes of canary around every buffer in checked mode.
 pub(crate) const GUARD_BYTES: usize = 64;
 
@@ -457,23 +476,30 @@ impl<'g> Lowering<'g> {
 
     /// Stores a plain-data struct (kernel parameters) as immutable model data; returns its
     /// address, which stays fixed for the model's lifetime.
-    pub fn const_struct<T: Copy>(&mut self, value: T) -> usize {
+    pub fn const_struct<T: KernelParams>(&mut self, value: T) -> usize {
         const { assert!(std::mem::align_of::<T>() <= crate::aligned::ALIGN) };
-        // Kernel parameters may point at weights.
-        self.consts.mark_holds_addresses();
         let buf = self.consts.alloc(std::mem::size_of::<T>());
         // SAFETY: the pool hands out 64-byte aligned, zeroed bytes of T's size; writing
         // (not reading) the value leaves no uninitialised byte to be read as u8.
         unsafe { std::ptr::write(buf.as_mut_ptr() as *mut T, value) };
-        buf.as_ptr() as usize
+        let at = buf.as_ptr() as usize;
+        for &offset in T::POINTERS {
+            self.consts.mark_pointer(at + offset);
+        }
+        at
     }
 
     /// Stores a table of addresses (e.g. of per-part kernel parameters) that kernels
     /// index at run time.
     pub fn const_addresses(&mut self, addrs: &[usize]) -> Base {
         let bytes: Vec<u8> = addrs.iter().flat_map(|a| a.to_ne_bytes()).collect();
-        self.consts.mark_holds_addresses();
-        self.const_bytes(&bytes)
+        let table = self.const_bytes(&bytes);
+        if let Base::Const(at) = table {
+            for i in 0..addrs.len() {
+                self.consts.mark_pointer(at + 8 * i);
+            }
+        }
+        table
     }
 
     /// `len` f32s of model data written in place by `fill`, so that large weights are

@@ -90,6 +90,7 @@ macro_rules! entry {
         /// # Safety
         /// The pointers satisfy [`DwFn`]'s contract and the CPU supports the instruction set.
         $(#[cfg(target_arch = "x86_64")] #[target_feature(enable = $feature)])?
+        #[unsafe(export_name = concat!("effc_rt_", stringify!($name)))]
         pub unsafe extern "C" fn $name(
             rows: *const *const f32,
             out: *mut f32,

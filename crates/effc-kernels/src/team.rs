@@ -16,6 +16,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+/// Signature of every kernel the JIT emits: `(arena, io, lo, hi)`. `arena` is the run's
+/// scratch memory, `io` points at the table of caller input/output buffers, and the
+/// kernel handles the slice `lo..hi` of its outermost (parallel) loop.
+pub type KernelFn = unsafe extern "C" fn(arena: *mut u8, io: *const *mut u8, lo: u64, hi: u64);
+
 /// Chunks per thread's share: enough that the others can take over a stalled thread's
 /// rest, few enough that most kernels run each share in a handful of calls.
 const CHUNKS_PER_SHARE: usize = 4;
@@ -75,7 +80,7 @@ impl Slot {
                 // the unclaimed range past it), and kernels write the items of disjoint
                 // ranges without overlap.
                 unsafe {
-                    let f: crate::module::KernelFn = std::mem::transmute::<usize, crate::module::KernelFn>(k);
+                    let f: KernelFn = std::mem::transmute::<usize, KernelFn>(k);
                     f(
                         self.arena.load(Ordering::Relaxed) as *mut u8,
                         self.io.load(Ordering::Relaxed) as *const *mut u8,
@@ -244,13 +249,7 @@ impl Team {
     ///
     /// # Safety
     /// `kernel` must be valid to call on `arena`/`io` for every sub-range of `0..extent`.
-    pub(crate) unsafe fn run_step(
-        &self,
-        kernel: crate::module::KernelFn,
-        extent: u64,
-        arena: *mut u8,
-        io: *const *mut u8,
-    ) {
+    pub unsafe fn run_step(&self, kernel: KernelFn, extent: u64, arena: *mut u8, io: *const *mut u8) {
         let s = &self.shared;
         // (Items are counted in 32 bits: a larger range, which no model has, runs alone.)
         let alone = s.threads == 1
