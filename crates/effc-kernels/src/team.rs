@@ -221,7 +221,14 @@ pub struct Team {
 }
 
 impl Team {
+    /// A team of `threads` (at least 1); panics if the system cannot start a thread.
     pub fn new(threads: usize) -> Self {
+        Self::try_new(threads).unwrap_or_else(|e| panic!("cannot start a thread: {e}"))
+    }
+
+    /// A team of `threads` (at least 1), or why the system could not start its threads
+    /// (those started are stopped again).
+    pub fn try_new(threads: usize) -> std::io::Result<Self> {
         let threads = threads.max(1);
         let shared = Arc::new(Shared {
             slots: [Slot::new(threads), Slot::new(threads)],
@@ -230,13 +237,13 @@ impl Team {
             threads,
             busy: AtomicBool::new(false),
         });
-        let workers = (1..threads)
-            .map(|index| {
-                let s = shared.clone();
-                std::thread::spawn(move || s.worker(index))
-            })
-            .collect();
-        Team { shared, workers }
+        let mut team = Team { shared, workers: Vec::with_capacity(threads - 1) };
+        for index in 1..threads {
+            let s = team.shared.clone();
+            // On failure, dropping the team stops the workers started so far.
+            team.workers.push(std::thread::Builder::new().spawn(move || s.worker(index))?);
+        }
+        Ok(team)
     }
 
     pub fn threads(&self) -> usize {

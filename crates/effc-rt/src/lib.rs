@@ -12,11 +12,11 @@ use effc_kernels::{KernelFn, Team};
 pub use effc_kernels;
 
 /// A team of `threads` threads, the calling thread one of them; NULL for fewer than 2 or
-/// more than 1024.
+/// more than 1024, or when the system cannot start the threads.
 #[unsafe(no_mangle)]
 pub extern "C" fn effc_rt_team_new(threads: u64) -> *mut Team {
     match usize::try_from(threads) {
-        Ok(n @ 2..=1024) => Box::into_raw(Box::new(Team::new(n))),
+        Ok(n @ 2..=1024) => Team::try_new(n).map_or(std::ptr::null_mut(), |team| Box::into_raw(Box::new(team))),
         _ => std::ptr::null_mut(),
     }
 }
