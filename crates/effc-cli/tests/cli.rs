@@ -1,27 +1,11 @@
 //! The `effc` binary: output format, exit codes and one-line errors.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn effc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_effc")).args(args).output().expect("effc runs")
-}
+use std::path::Path;
+use std::process::Command;
 
-fn shared(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/models").join(name)
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// A failure is exit code 1 with exactly one line on stderr (so: no panic, no backtrace).
-fn assert_clean_failure(o: &Output, needle: &str) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
-    assert!(err.contains(needle), "{err:?} should contain {needle:?}");
-}
+use common::{assert_clean_failure, effc, read_f32_npy, shared, stderr, write_b0_with_symbolic_batch};
 
 #[test]
 fn compile_json_reports_b0_cost() {
@@ -122,15 +106,6 @@ fn run_prints_top_k_and_writes_output() {
     let max_rel = written.iter().zip(&ort).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max)
         / ort.iter().fold(0f32, |m, v| m.max(v.abs()));
     assert!(max_rel < 1e-4, "{max_rel}");
-}
-
-/// Reads a little-endian f32 .npy (version 1 header) without extra dependencies.
-fn read_f32_npy(path: &Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap();
-    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    let header = String::from_utf8_lossy(&bytes[10..10 + header_len]);
-    assert!(header.contains("'<f4'"), "{header}");
-    bytes[10 + header_len..].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
 }
 
 #[test]
@@ -347,12 +322,9 @@ fn run_says_which_inputs_have_initializers_and_overrides_them() {
 /// the data's shape.
 #[test]
 fn run_binds_symbolic_dims_from_its_inputs() {
-    use effc_models::family::{Exporter, Family, efficientnet_styled};
-    use effc_models::writer::{Dim, save};
     let dir = tempfile::tempdir().unwrap();
-    let f = Family::efficientnet(0).unwrap();
     let model = dir.path().join("b0.onnx");
-    save(&efficientnet_styled(&f, Dim::Symbolic("N".into()), 32, 8, 5, Exporter::ExplicitBn), &model).unwrap();
+    write_b0_with_symbolic_batch(&model);
     let shape = [3, 3, 32, 32];
     let x = effc::input::seeded_noise(&shape, 2);
     let xf = dir.path().join("x.npy");

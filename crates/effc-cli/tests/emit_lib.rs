@@ -4,35 +4,15 @@
 //! two models link into one program; the runtime archive exports `effc_rt_*` only; bad
 //! use is one line.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn effc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_effc")).args(args).output().expect("effc runs")
-}
-
-fn shared(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/models").join(name)
-}
+use common::{assert_clean_failure, effc, read_f32_npy, shared, stderr, write_b0_with_symbolic_batch};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A failure is exit code 1 with exactly one line on stderr.
-fn assert_clean_failure(o: &Output, needle: &str) {
-    let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
-    assert!(err.contains(needle), "{err:?} should contain {needle:?}");
-}
-
-fn read_f32_npy(path: &Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap();
-    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    let header = String::from_utf8_lossy(&bytes[10..10 + header_len]);
-    assert!(header.contains("'<f4'"), "{header}");
-    bytes[10 + header_len..].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
 }
 
 /// Compiles `model` into `dir/name.{a,h}` with `extra` flags and links examples/c/top5.c
@@ -42,7 +22,7 @@ fn build_top5(model: &Path, dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
     let mut args = vec!["compile", model.to_str().unwrap(), "--emit", "lib", "-o", out.to_str().unwrap()];
     args.extend(extra);
     let o = effc(&args);
-    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(o.status.success(), "{}", stderr(&o));
     let said = text(&o.stdout);
     let header = std::fs::read_to_string(dir.join(format!("{name}.h"))).unwrap();
     let link = header.lines().find_map(|l| l.strip_prefix("// link: ")).expect("a link line");
@@ -61,7 +41,7 @@ fn build_top5(model: &Path, dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
         .arg(&app)
         .output()
         .expect("the system cc runs");
-    assert!(o.status.success(), "cc: {}", text(&o.stderr));
+    assert!(o.status.success(), "cc: {}", stderr(&o));
     app
 }
 
@@ -70,7 +50,7 @@ fn run_top5(app: &Path, input: &Path, dir: &Path, threads: usize) -> (Vec<f32>, 
     let out = dir.join("out.npy");
     let o =
         Command::new(app).arg(input).arg("-o").arg(&out).args(["--threads", &threads.to_string()]).output().unwrap();
-    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(o.status.success(), "{}", stderr(&o));
     (read_f32_npy(&out), text(&o.stdout))
 }
 
@@ -164,9 +144,9 @@ fn target_levels_run_where_the_cpu_has_them_and_are_refused_cleanly_elsewhere() 
         _ => std::arch::is_x86_feature_detected!("avx512vl"),
     });
     if has_v4 {
-        assert!(o.status.success(), "{}", text(&o.stderr));
+        assert!(o.status.success(), "{}", stderr(&o));
     } else {
-        let err = text(&o.stderr);
+        let err = stderr(&o);
         assert_eq!(o.status.code(), Some(1), "{err}");
         assert!(err.contains("b0_v4_new: this CPU (or its OS) lacks AVX-512"), "{err}");
         assert!(err.contains("--target-cpu x86-64-v4"), "{err}");
@@ -187,7 +167,7 @@ fn two_models_link_into_one_program() {
                 .chain([dir.path().join(name).to_str().unwrap(), "--kernels", kernels])
                 .collect::<Vec<_>>(),
         );
-        assert!(o.status.success(), "{}", text(&o.stderr));
+        assert!(o.status.success(), "{}", stderr(&o));
     }
     let program = r#"
 #include <stdio.h>
@@ -244,7 +224,7 @@ int main(int argc, char **argv) {
         .arg(&app)
         .output()
         .unwrap();
-    assert!(o.status.success(), "cc: {}", text(&o.stderr));
+    assert!(o.status.success(), "cc: {}", stderr(&o));
     let raw = |npy: &Path, name: &str| {
         let v = read_f32_npy(npy);
         let p = dir.path().join(name);
@@ -255,7 +235,7 @@ int main(int argc, char **argv) {
     let x2 = raw(&shared("inputs/keras_cat_1x224x224x3.npy"), "x2.bin");
     let (y1, y2) = (dir.path().join("y1.bin"), dir.path().join("y2.bin"));
     let o = Command::new(&app).args([&x1, &x2, &y1, &y2]).output().unwrap();
-    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(o.status.success(), "{}", stderr(&o));
     let floats = |p: &Path| -> Vec<f32> {
         std::fs::read(p).unwrap().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
     };
@@ -281,21 +261,18 @@ int main(int argc, char **argv) {
 /// unknown level, micro-kernels the level lacks.
 #[test]
 fn bad_use_of_emit_lib_is_one_line() {
-    use effc_models::family::{Exporter, Family, efficientnet_styled};
-    use effc_models::writer::{Dim, save};
     let dir = tempfile::tempdir().unwrap();
-    let f = Family::efficientnet(0).unwrap();
     let dynamic = dir.path().join("b0_n.onnx");
-    save(&efficientnet_styled(&f, Dim::Symbolic("N".into()), 32, 8, 5, Exporter::ExplicitBn), &dynamic).unwrap();
+    write_b0_with_symbolic_batch(&dynamic);
     let (m, out) = (dynamic.to_str().unwrap(), dir.path().join("lib"));
     let o = effc(&["compile", m, "--emit", "lib", "-o", out.to_str().unwrap()]);
     assert_clean_failure(&o, "input 'input' has dims [N, 3, 32, 32], but an artifact's shapes are fixed");
-    assert!(text(&o.stderr).contains("--input-shape input=1x3x32x32"), "{}", text(&o.stderr));
-    assert!(text(&o.stderr).contains("b0_n.onnx"), "{}", text(&o.stderr));
+    assert!(stderr(&o).contains("--input-shape input=1x3x32x32"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("b0_n.onnx"), "{}", stderr(&o));
     assert!(!out.with_extension("a").exists() && !out.with_extension("h").exists(), "nothing written");
     // With the shape given, it compiles.
     let o = effc(&["compile", m, "--emit", "lib", "-o", out.to_str().unwrap(), "--input-shape", "input=2x3x32x32"]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(o.status.success(), "{}", stderr(&o));
     let header = std::fs::read_to_string(out.with_extension("h")).unwrap();
     assert!(header.contains("f32 [2, 3, 32, 32]") && header.contains("size_t lib_input_size(size_t i);"), "{header}");
     let o = effc(&["compile", m, "--emit", "lib", "-o", "/nonexistent/dir/b0"]);
@@ -303,7 +280,7 @@ fn bad_use_of_emit_lib_is_one_line() {
     let o = effc(&["compile", m, "--emit", "lib", "-o", out.to_str().unwrap(), "--name", "9lives"]);
     assert_clean_failure(&o, "--name '9lives'");
     let o = effc(&["compile", m, "--emit", "lib", "-o", out.to_str().unwrap(), "--target-cpu", "x86-64-v9"]);
-    assert!(!o.status.success() && text(&o.stderr).contains("x86-64-v9"), "{}", text(&o.stderr));
+    assert!(!o.status.success() && stderr(&o).contains("x86-64-v9"), "{}", stderr(&o));
     let shape = "input=1x3x32x32";
     let o = effc(&[
         "compile",
