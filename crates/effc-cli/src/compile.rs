@@ -247,12 +247,11 @@ fn emit_lib(args: &CompileArgs) -> Result<()> {
     let archive_text = archive.display().to_string();
     std::fs::write(&paths.archive, &artifact.archive)
         .with_context(|| format!("cannot write {}", paths.archive.display()))?;
-    if artifact.needs_runtime {
-        // One runtime archive per directory, shared by the artifacts written there.
-        let runtime = paths.archive.with_file_name(effc::RUNTIME_FILE);
+    let runtime = artifact.runtime_path(&archive);
+    if let Some(runtime) = &runtime {
         let bytes = effc::runtime_archive()?;
-        if std::fs::read(&runtime).ok().as_deref() != Some(&bytes[..]) {
-            std::fs::write(&runtime, &bytes).with_context(|| format!("cannot write {}", runtime.display()))?;
+        if std::fs::read(runtime).ok().as_deref() != Some(&bytes[..]) {
+            std::fs::write(runtime, &bytes).with_context(|| format!("cannot write {}", runtime.display()))?;
         }
     }
     let source = args.model.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
@@ -267,11 +266,8 @@ fn emit_lib(args: &CompileArgs) -> Result<()> {
             artifact.target
         );
         println!("cpu       {name}_new checks for {}", artifact.features.join(", "));
-        if artifact.needs_runtime {
-            println!(
-                "runtime   {} (micro-kernels and the thread team)",
-                archive.with_file_name(effc::RUNTIME_FILE).display()
-            );
+        if let Some(runtime) = &runtime {
+            println!("runtime   {} (micro-kernels and the thread team)", runtime.display());
         }
         println!("link      {}", artifact.link_command(&archive_text));
     }

@@ -264,8 +264,8 @@ pub struct ConstPool {
     /// Addresses of the 8-byte slots of constants that hold the address of another
     /// constant (kernel parameters and tables of them): an object file relocates them.
     pointer_slots: Vec<usize>,
-    /// The chunk being filled (an index into `buffers`) and the bytes used in it.
-    current: Option<(usize, usize)>,
+    /// The chunk being filled (an index into `buffers`; its bytes used are in `used`).
+    current: Option<usize>,
     /// Bytes handed out (what the model's constants occupy).
     bytes: usize,
     store: Option<Arc<WeightStore>>,
@@ -320,9 +320,9 @@ impl ConstPool {
             self.used.push(len);
             return self.buffers.last_mut().expect("just pushed").as_mut_slice();
         }
-        let fits = |chunk: usize, used: usize| used.next_multiple_of(ALIGN) + len <= self.buffers[chunk].len;
+        let start_in = |chunk: usize| self.used[chunk].next_multiple_of(ALIGN);
         let (chunk, start) = match self.current {
-            Some((chunk, used)) if fits(chunk, used) => (chunk, used.next_multiple_of(ALIGN)),
+            Some(chunk) if start_in(chunk) + len <= self.buffers[chunk].len => (chunk, start_in(chunk)),
             _ => {
                 let size = self.bytes.next_power_of_two().clamp(Self::FIRST_CHUNK, Self::CHUNK).max(len);
                 self.buffers.push(AlignedBuf::zeroed(size));
@@ -330,7 +330,7 @@ impl ConstPool {
                 (self.buffers.len() - 1, 0)
             }
         };
-        self.current = Some((chunk, start + len));
+        self.current = Some(chunk);
         self.used[chunk] = start + len;
         &mut self.buffers[chunk].as_mut_slice()[start..start + len]
     }

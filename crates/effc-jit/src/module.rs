@@ -94,6 +94,23 @@ pub(crate) struct SymbolAccess<'a> {
     pub error: Option<String>,
 }
 
+/// The read-only data symbol of pool buffer `chunk` in an object, declared on first use
+/// (then `true`) and kept in `data`.
+pub(crate) fn const_symbol(
+    module: &mut dyn Module,
+    data: &mut HashMap<usize, DataId>,
+    chunk: usize,
+) -> Result<(DataId, bool)> {
+    if let Some(&id) = data.get(&chunk) {
+        return Ok((id, false));
+    }
+    let id = module
+        .declare_data(&format!("effc_const{chunk}"), Linkage::Local, false, false)
+        .map_err(|e| Error::other(format!("weights: {e}")))?;
+    data.insert(chunk, id);
+    Ok((id, true))
+}
+
 /// The runtime symbol of each function JIT code may call, by address.
 fn entry_points() -> &'static [(String, usize)] {
     static POINTS: std::sync::OnceLock<Vec<(String, usize)>> = std::sync::OnceLock::new();
@@ -107,13 +124,11 @@ impl SymbolAccess<'_> {
             self.error.get_or_insert_with(|| format!("a constant at {addr:#x} is not in the model's pool"));
             return None;
         };
-        let id = match self.data.get(&chunk) {
-            Some(&id) => id,
-            None => {
-                let declared = self.module.declare_data(&format!("effc_const{chunk}"), Linkage::Local, false, false);
-                let id = declared.map_err(|e| self.error.get_or_insert_with(|| e.to_string()).clone()).ok()?;
-                self.data.insert(chunk, id);
-                id
+        let id = match const_symbol(self.module, self.data, chunk) {
+            Ok((id, _)) => id,
+            Err(e) => {
+                self.error.get_or_insert_with(|| e.to_string());
+                return None;
             }
         };
         Some((self.module.declare_data_in_func(id, func), offset as i64))

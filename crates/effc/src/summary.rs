@@ -26,8 +26,6 @@ pub struct MacsSplit {
     pub gemm: u64,
 }
 
-/// The backend's layout and schedule decisions, reported with every compilation: what
-/// runs the compute-heavy tiles depends on the kernel variant chosen.
 /// What the summary reports of generated code, in JIT memory or in an artifact.
 pub(crate) struct CodeFigures {
     arena_bytes: usize,
@@ -59,6 +57,8 @@ impl CodeFigures {
     }
 }
 
+/// The backend's layout and schedule decisions, reported with every compilation: what
+/// runs the compute-heavy tiles depends on the kernel variant chosen.
 fn backend(kernels: Option<effc_jit::Isa>) -> String {
     let layout = "activations channels-last (NHWC), rank<=2 row-major";
     match kernels {

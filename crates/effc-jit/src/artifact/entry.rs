@@ -144,17 +144,11 @@ pub(crate) fn define(jit: &mut Jit, api: &Api) -> Result<Vec<String>> {
             let team = b.inst_results(call)[0];
             b.ins().store(MemFlagsData::trusted(), team, ctx, TEAM);
             let failed = b.ins().icmp_imm_s(IntCC::Equal, team, 0);
-            let (give_up, ok) = (b.create_block(), b.create_block());
-            b.ins().brif(failed, give_up, &[], ok, &[]);
-            b.switch_to_block(give_up);
-            let free = m.declare_func_in_func(free, b.func);
-            b.ins().call(free, &[ctx]);
-            let msg = global_addr(b, m, team_msg);
-            let slot = global_addr(b, m, error);
-            b.ins().store(MemFlagsData::trusted(), msg, slot, 0);
-            let null = b.ins().iconst(ptr, 0);
-            b.ins().return_(&[null]);
-            b.switch_to_block(ok);
+            fail_if(b, m, failed, error, |b, m| {
+                let free = m.declare_func_in_func(free, b.func);
+                b.ins().call(free, &[ctx]);
+                global_addr(b, m, team_msg)
+            });
             b.ins().jump(done, &[]);
             b.switch_to_block(done);
         }
@@ -260,8 +254,9 @@ fn pick(b: &mut FunctionBuilder, index: Value, choices: impl Iterator<Item = Cho
     r
 }
 
-/// When `cond` holds: stores the message `message` makes in the error slot and returns
-/// the function's failure value (NULL or 1, by its return type).
+/// When `cond` holds: stores the message `message` makes (after any cleanup it emits)
+/// in the error slot and returns the function's failure value (NULL or 1, by its return
+/// type).
 fn fail_if(
     b: &mut FunctionBuilder,
     m: &mut dyn Module,

@@ -76,7 +76,7 @@ void {n}_free({n}_ctx *ctx);
 ",
         link = a.link_command(archive_path),
         kernels = match a.micro {
-            Some(isa) => format!("{} micro-kernels from libeffc_rt.a", isa.name()),
+            Some(isa) => format!("{} micro-kernels from {}", isa.name(), super::RUNTIME_FILE),
             None => "Cranelift code only (--kernels jit)".into(),
         },
         threads = if a.needs_runtime {

@@ -13,16 +13,16 @@ mod rt {
     include!(concat!(env!("OUT_DIR"), "/rt/runtime.rs"));
 }
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
 
-use cranelift_module::{DataDescription, Linkage, Module};
+use cranelift_module::{DataDescription, Module};
 use effc_ir::{DType, Error, Graph, Result};
 
 pub use cpu::TargetCpu;
 
 use crate::lower::Lowering;
-use crate::module::{Jit, Sink};
+use crate::module::{Jit, Sink, const_symbol};
 use crate::{IoInfo, JitOptions, Kernels};
 
 /// What an artifact is called and which CPUs it runs on.
@@ -63,13 +63,18 @@ impl Artifact {
         header::write(self, archive_path, source)
     }
 
+    /// Where the runtime archive goes for an artifact at `archive_path`: beside it, one
+    /// per directory, shared by the artifacts there; `None` if it needs none.
+    pub fn runtime_path(&self, archive_path: &std::path::Path) -> Option<std::path::PathBuf> {
+        self.needs_runtime.then(|| archive_path.with_file_name(RUNTIME_FILE))
+    }
+
     /// The command that links a program `app.c` with the artifact, whose archive is at
     /// `archive_path` and the runtime's (if it needs it) beside it.
     pub fn link_command(&self, archive_path: &str) -> String {
         let mut parts = vec!["cc".to_string(), "app.c".into(), archive_path.to_string()];
-        if self.needs_runtime {
-            let dir = std::path::Path::new(archive_path).parent().unwrap_or(std::path::Path::new(""));
-            parts.push(dir.join(RUNTIME_FILE).display().to_string());
+        if let Some(runtime) = self.runtime_path(std::path::Path::new(archive_path)) {
+            parts.push(runtime.display().to_string());
             parts.extend(rt::LIBS.split_whitespace().map(str::to_string));
         }
         for lib in &self.libs {
@@ -81,7 +86,7 @@ impl Artifact {
     }
 }
 
-/// The runtime archive's file name; effc writes it beside each artifact that needs it.
+/// The runtime archive's file name.
 pub const RUNTIME_FILE: &str = "libeffc_rt.a";
 
 /// The runtime archive artifacts with micro-kernels link: the kernels and the thread
@@ -201,8 +206,7 @@ pub fn is_c_identifier(name: &str) -> bool {
 /// slots refer to (kernel parameters point at weights), with a relocation per slot.
 fn define_constants(jit: &mut Jit, pool: &crate::aligned::ConstPool) -> Result<()> {
     let err = |e: cranelift_module::ModuleError| Error::other(format!("weights: {e}"));
-    let mut ids: HashMap<usize, cranelift_module::DataId> = jit.const_data.clone();
-    let mut todo: Vec<usize> = ids.keys().copied().collect();
+    let mut todo: Vec<usize> = jit.const_data.keys().copied().collect();
     let mut done = HashSet::new();
     while let Some(chunk) = todo.pop() {
         if !done.insert(chunk) {
@@ -217,23 +221,18 @@ fn define_constants(jit: &mut Jit, pool: &crate::aligned::ConstPool) -> Result<(
             let (to, offset) = pool
                 .locate(target)
                 .ok_or_else(|| Error::other(format!("a constant points at {target:#x}, outside the model's pool")))?;
-            let id = match ids.get(&to) {
-                Some(&id) => id,
-                None => {
-                    let id = jit.module().declare_data(&format!("effc_const{to}"), Linkage::Local, false, false);
-                    let id = id.map_err(err)?;
-                    ids.insert(to, id);
-                    todo.push(to);
-                    id
-                }
-            };
+            let (id, new) = const_symbol(jit.sink.module(), &mut jit.const_data, to)?;
+            if new {
+                todo.push(to);
+            }
             let gv = jit.module().declare_data_in_data(id, &mut desc);
             desc.write_data_addr(at as u32, gv, offset as i64);
             bytes[at..at + 8].fill(0);
         }
         desc.define(bytes.into());
         desc.set_align(crate::aligned::ALIGN as u64);
-        jit.module().define_data(ids[&chunk], &desc).map_err(err)?;
+        let id = jit.const_data[&chunk];
+        jit.module().define_data(id, &desc).map_err(err)?;
     }
     Ok(())
 }
