@@ -12,6 +12,7 @@ use effc_ir::op::{Op, Unary};
 use effc_ir::{Tensor, eval};
 use effc_models::writer::{GraphBuilder, attr_float, attr_int, attr_ints, attr_string};
 use effc_onnx::proto::AttributeProto;
+use effc_onnx::proto::tensor_proto::DataType;
 
 /// The ONNX spelling of `u`, or `None` for ops that are not float activations. The match
 /// has no catch-all: a new variant of `Unary` must be added here, and so to the sweep.
@@ -43,14 +44,16 @@ fn spelling(u: Unary) -> Option<(&'static str, Vec<AttributeProto>)> {
         Unary::HardSwish => plain("HardSwish"),
         // Bounds as attributes: the sweep writes Clip at opset 10 (see `model`).
         Unary::Clip { min, max } => Some(("Clip", vec![attr_float("min", min), attr_float("max", max)])),
-        Unary::Swish => None,
+        Unary::Swish | Unary::QuantizeDequantize { .. } => None,
         Unary::Gelu { tanh } => Some(("Gelu", vec![attr_string("approximate", if tanh { "tanh" } else { "none" })])),
     }
 }
 
 /// Every float unary op, with non-default parameters where it has them. Swish has no ONNX
-/// op of its own: it is tested through its Sigmoid·x spelling.
-const UNARIES: [Unary; 24] = [
+/// op of its own: it is tested through its Sigmoid·x spelling, and the quantization snap
+/// through its QuantizeLinear → DequantizeLinear pair (uint8 levels over −12.8…12.7 and
+/// int8 levels over −6.25…6.5, so the sweep saturates both).
+const UNARIES: [Unary; 26] = [
     Unary::Sigmoid,
     Unary::Relu,
     Unary::Tanh,
@@ -75,6 +78,8 @@ const UNARIES: [Unary; 24] = [
     Unary::Swish,
     Unary::Gelu { tanh: false },
     Unary::Gelu { tanh: true },
+    Unary::QuantizeDequantize { scale: 0.1, zero_point: 128, lo: 0, hi: 255 },
+    Unary::QuantizeDequantize { scale: 0.05, zero_point: -3, lo: -128, hi: 127 },
 ];
 
 const C: usize = 16;
@@ -138,6 +143,10 @@ fn model(u: Unary, before: Before) -> effc_onnx::proto::ModelProto {
         (Unary::Swish, _) => {
             let s = b.node("Sigmoid", &[&y], vec![]);
             b.node("Mul", &[&y, &s], vec![])
+        }
+        (Unary::QuantizeDequantize { scale, zero_point, lo, .. }, _) => {
+            let data_type = if lo < 0 { DataType::Int8 } else { DataType::Uint8 };
+            b.quantize_dequantize(&y, scale, zero_point, data_type)
         }
         (_, Some((op, attrs))) => b.node(op, &[&y], attrs),
         (_, None) => unreachable!("{u:?} is not a float activation"),

@@ -11,6 +11,7 @@ lists the ones that must pass.
 import os
 import shutil
 import dataclasses
+import numpy
 import sys
 import warnings
 
@@ -27,6 +28,7 @@ Sigmoid Relu Tanh Exp Log Sqrt Neg Abs Ceil Floor Round Reciprocal Softplus Soft
 Elu Selu LeakyRelu HardSigmoid HardSwish Gelu
 Identity Dropout Constant Shape Size ConstantOfShape Reshape Flatten Squeeze Unsqueeze
 Transpose Concat Split Slice Gather Tile Expand Pad Range
+QuantizeLinear DequantizeLinear
 """.split())
 
 # Cases larger than this (model plus data) are left out to keep the repository small.
@@ -56,7 +58,12 @@ def write_case(case, root):
 # Inputs that are parameters in a real model: ONNX's node tests feed them as graph inputs,
 # effc needs them constant (it specialises code to the weights). Each case that feeds one
 # at run time is also written with them as initializers, from its first data set.
-PARAMETERS = {"Conv": (1, 2), "BatchNormalization": (1, 2, 3, 4)}
+PARAMETERS = {
+    "Conv": (1, 2),
+    "BatchNormalization": (1, 2, 3, 4),
+    "QuantizeLinear": (1, 2),
+    "DequantizeLinear": (1, 2),
+}
 
 
 def parameters(model):
@@ -112,7 +119,12 @@ def main():
         ops = case_ops(case.model)
         if any(d not in ("", "ai.onnx") or op not in EFFC_OPS for d, op in ops):
             continue
-        if any(not isinstance(v, __import__("numpy").ndarray) for ds in case.data_sets for v in ds[0] + ds[1]):
+        # numpy scalars (a few cases' scales and zero points) are 0-d tensors.
+        case = dataclasses.replace(case, data_sets=[
+            tuple([numpy.asarray(v) if isinstance(v, numpy.generic) else v for v in part] for part in ds)
+            for ds in case.data_sets
+        ])
+        if any(not isinstance(v, numpy.ndarray) for ds in case.data_sets for v in ds[0] + ds[1]):
             continue  # sequences and optionals: effc has neither
         if size_of(case) > MAX_BYTES:
             continue

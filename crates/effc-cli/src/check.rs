@@ -23,6 +23,10 @@ pub struct CheckArgs {
     /// Largest accepted max |effc − tract| / max |tract|.
     #[arg(long, default_value_t = 1e-4)]
     pub tolerance: f64,
+    /// For outputs a DequantizeLinear produces (QDQ int8 models): the largest accepted
+    /// difference in steps of its scale; engines round ties and requantize differently.
+    #[arg(long, default_value_t = 2)]
+    pub quanta: u64,
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -42,6 +46,7 @@ struct Report {
     pass: bool,
     cases: usize,
     tolerance: f64,
+    quanta: u64,
     outputs: BTreeMap<String, Comparison>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     layers: Vec<LayerReport>,
@@ -127,7 +132,9 @@ pub fn run(args: &CheckArgs) -> Result<()> {
             if o.shape() != t.shape.as_slice() {
                 bail!("output {k}: effc shape {:?}, tract shape {:?}", o.shape(), t.shape);
             }
-            let cmp = Comparison::of_output(&o.to_f32_vec(), &t.data, o.shape());
+            let got = o.to_f32_vec();
+            let quantum = c.output_quanta.get(i).copied().flatten();
+            let cmp = Comparison::of_output(&got, &t.data, o.shape()).with_quanta(&got, &t.data, quantum);
             worst[k] = Some(match worst[k].take() {
                 Some(w) => w.worst(cmp),
                 None => cmp,
@@ -145,8 +152,20 @@ pub fn run(args: &CheckArgs) -> Result<()> {
         model.outputs()[..n_outputs].iter().map(|info| (info.name.clone(), worst.next().unwrap())).collect();
     let layers: Vec<LayerReport> = layers.into_iter().zip(worst).map(|(name, cmp)| LayerReport { name, cmp }).collect();
     let first_bad_layer = layers.iter().find(|l| l.cmp.max_rel > args.tolerance).map(|l| l.name.clone());
-    let pass = outputs.values().all(|c| c.passes(args.tolerance)) && first_bad_layer.is_none();
-    let report = Report { pass, cases: cases.len(), tolerance: args.tolerance, outputs, layers, first_bad_layer };
+    let passes = |c: &Comparison| match c.quanta {
+        Some(_) => c.passes_quanta(args.quanta),
+        None => c.passes(args.tolerance),
+    };
+    let pass = outputs.values().all(passes) && first_bad_layer.is_none();
+    let report = Report {
+        pass,
+        cases: cases.len(),
+        tolerance: args.tolerance,
+        quanta: args.quanta,
+        outputs,
+        layers,
+        first_bad_layer,
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -159,8 +178,16 @@ pub fn run(args: &CheckArgs) -> Result<()> {
                 c.cosine,
                 if c.top1_agree { "same" } else { "DIFFERS" },
                 if c.top5_agree { "same" } else { "DIFFERS" },
-                if c.passes(args.tolerance) { "ok" } else { "FAIL" }
+                if passes(c) { "ok" } else { "FAIL" }
             );
+            if let Some(q) = &c.quanta {
+                let [d0, d1, d2, more] = q.off_by;
+                println!(
+                    "    in quanta of {:.4e} (tolerance {}): {d0} values off by 0, {d1} by 1, {d2} by 2, {more} by more; \
+                     largest {}",
+                    q.quantum, args.quanta, q.max
+                );
+            }
         }
         for l in &report.layers {
             let c = &l.cmp;

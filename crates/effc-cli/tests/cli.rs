@@ -144,6 +144,39 @@ fn check_json_passes_against_tract() {
     assert_eq!(v["pass"], false);
 }
 
+/// A QDQ model's dequantized output is compared in quanta of its scale: the histogram
+/// covers every value of every case, and a tolerance of 0 quanta is stricter than the
+/// default 2.
+#[test]
+fn check_compares_a_qdq_models_output_in_quanta() {
+    use effc_models::family::{Exporter, Family, efficientnet_styled};
+    use effc_models::quantize;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lite0_qdq.onnx");
+    let float = quantize::fold_batch_norms(&efficientnet_styled(
+        &Family::lite(0).unwrap(),
+        1.into(),
+        48,
+        10,
+        3,
+        Exporter::Lukemelas,
+    ));
+    // Every tensor quantized over −6…6 (no calibration needed to compare two engines).
+    let ranges: quantize::Ranges =
+        quantize::calibration_outputs(&float).into_iter().map(|n| (n, (-6.0, 6.0))).collect();
+    effc_models::writer::save(&quantize::qdq(&float, &ranges), &path).unwrap();
+    let o = effc(&["check", path.to_str().unwrap(), "--random", "2", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let q = &v["outputs"]["logits"]["quanta"];
+    assert!((q["quantum"].as_f64().unwrap() - 12.0 / 255.0).abs() < 1e-7, "{v}");
+    let off_by: Vec<u64> = q["off_by"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).collect();
+    assert_eq!(off_by.iter().sum::<u64>(), 20, "{v}");
+    assert_eq!(v["pass"], q["max"].as_u64().unwrap() <= 2 && v["outputs"]["logits"]["top1_agree"] == true, "{v}");
+    assert_eq!(o.status.success(), v["pass"] == true);
+    let text = effc(&["check", path.to_str().unwrap(), "--random", "1"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("in quanta of"), "{}", stderr(&text));
+}
+
 #[test]
 fn emit_clif_dumps_every_kernel() {
     let dir = tempfile::tempdir().unwrap();

@@ -26,6 +26,15 @@ impl DType {
         matches!(self, DType::F32 | DType::F64)
     }
 
+    /// The values a quantized tensor of this type holds (QuantizeLinear saturates to them).
+    pub fn quant_range(self) -> Option<(i32, i32)> {
+        match self {
+            DType::U8 => Some((0, 255)),
+            DType::I8 => Some((-128, 127)),
+            _ => None,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             DType::F32 => "f32",

@@ -5,7 +5,7 @@
 //! by its value. Float math runs in f64 and is rounded back to the tensor's dtype; integer
 //! math runs in i64.
 
-use crate::op::{Binary, Op, PadMode, Reduce, ReduceKind, SliceAxis, Unary};
+use crate::op::{self, Binary, Op, PadMode, Quantization, Reduce, ReduceKind, SliceAxis, Unary};
 use crate::shape::broadcast;
 use crate::tensor::checked_numel;
 use crate::{DType, Error, Result, Tensor, TensorData, map_tensor_data};
@@ -168,6 +168,15 @@ pub fn unary_f64(u: Unary, x: f64) -> f64 {
                 x.max(min as f64).min(max as f64)
             }
         }
+        // In f32, as QuantizeLinear and DequantizeLinear compute it.
+        Unary::QuantizeDequantize { scale, zero_point, lo, hi } => {
+            let x = x as f32;
+            if x.is_nan() {
+                x as f64
+            } else {
+                op::dequantize(op::quantize(x, scale, zero_point, (lo, hi)), scale, zero_point) as f64
+            }
+        }
     }
 }
 
@@ -200,7 +209,8 @@ fn unary(u: Unary, x: &Tensor) -> Result<Tensor> {
         | Unary::HardSigmoid { .. }
         | Unary::HardSwish
         | Unary::Swish
-        | Unary::Gelu { .. } => {
+        | Unary::Gelu { .. }
+        | Unary::QuantizeDequantize { .. } => {
             return Err(Error::unsupported(format!("{} on {} constants", u.name(), x.dtype())));
         }
     };
@@ -459,6 +469,65 @@ fn reduce(x: &Tensor, r: &Reduce, out_shape: Vec<usize>) -> Result<Tensor> {
     from_f64(x.dtype(), out_shape, acc)
 }
 
+/// Per element of a tensor of `shape`, which of QuantizeLinear's (or DequantizeLinear's)
+/// scales and zero points applies, with those as f32 and i32.
+struct QuantParams {
+    scales: Vec<f32>,
+    zero_points: Vec<i32>,
+    /// Elements per index of the axis (per-axis scales).
+    inner: usize,
+}
+
+impl QuantParams {
+    fn new(q: &Quantization, shape: &[usize], scale: &Tensor, zero_point: Option<&&Tensor>) -> Result<Self> {
+        let scales = scale.to_f32_vec();
+        let zero_points = match zero_point {
+            Some(z) => z.to_i64_vec()?.into_iter().map(|v| v as i32).collect(),
+            None => vec![0; scales.len()],
+        };
+        let inner = shape.get(q.axis + 1..).map_or(1, |s| s.iter().product());
+        Ok(QuantParams { scales, zero_points, inner })
+    }
+
+    /// Scale and zero point of flat element `i`.
+    fn at(&self, i: usize) -> (f32, i32) {
+        let k = if self.scales.len() == 1 { 0 } else { (i / self.inner.max(1)) % self.scales.len() };
+        (self.scales[k], self.zero_points[k])
+    }
+}
+
+fn quantize_tensor(q: &Quantization, inputs: &[&Tensor]) -> Result<Tensor> {
+    let x = inputs[0];
+    let p = QuantParams::new(q, x.shape(), inputs[1], inputs.get(2))?;
+    let range = q.dtype.quant_range().ok_or_else(|| Error::unsupported(format!("QuantizeLinear to {}", q.dtype)))?;
+    let v = x
+        .to_f32_vec()
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let (s, z) = p.at(i);
+            op::quantize(v, s, z, range) as i64
+        })
+        .collect();
+    from_i64(q.dtype, x.shape().to_vec(), v)
+}
+
+fn dequantize_tensor(q: &Quantization, inputs: &[&Tensor]) -> Result<Tensor> {
+    let x = inputs[0];
+    let p = QuantParams::new(q, x.shape(), inputs[1], inputs.get(2))?;
+    let v = x
+        .to_i64_vec()?
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let (s, z) = p.at(i);
+            // int32 values (biases) need not fit an f32 exactly: ONNX converts, then scales.
+            ((v - z as i64) as f32 * s) as f64
+        })
+        .collect();
+    from_f64(DType::F32, x.shape().to_vec(), v)
+}
+
 /// Evaluates a foldable op. `out_shapes` are the inferred output shapes.
 pub fn eval(op: &Op, inputs: &[&Tensor], out_shapes: &[Vec<usize>]) -> Result<Vec<Tensor>> {
     let x = inputs.first().copied().ok_or_else(|| Error::invalid("op has no inputs"))?;
@@ -483,6 +552,8 @@ pub fn eval(op: &Op, inputs: &[&Tensor], out_shapes: &[Vec<usize>]) -> Result<Ve
             gather(x, &idx, out)?
         }
         Op::Pad(p) => pad(x, p.mode, &p.begin, shape0())?,
+        Op::Quantize(q) => quantize_tensor(q, inputs)?,
+        Op::Dequantize(q) => dequantize_tensor(q, inputs)?,
         Op::Reduce(r) => reduce(x, r, shape0())?,
         Op::Where => {
             let (a, b) = (inputs[1], inputs[2]);

@@ -65,6 +65,12 @@ pub enum Op {
     },
     /// Inputs: condition, x, y.
     Where,
+    /// ONNX QuantizeLinear: y = saturate(round_half_even(x / scale) + zero_point) in `to`.
+    /// Inputs: x, scale, optional zero point (of dtype `to`).
+    Quantize(Quantization),
+    /// ONNX DequantizeLinear: y = (x − zero_point) · scale. Inputs: x, scale, optional zero
+    /// point (of x's dtype).
+    Dequantize(Quantization),
     /// x · gate(FC2(act(FC1(mean over H, W of x)))), recognised from its exported parts.
     SqueezeExcite(Box<SqueezeExcite>),
     /// A whole inverted-residual block as one op (see [`MbConv`]). Input: the block input.
@@ -180,6 +186,29 @@ impl FusedMbConv {
     }
 }
 
+/// What QuantizeLinear and DequantizeLinear share: the integer type and the axis a 1-D
+/// scale runs along (one scale per index of that axis); a scale of one value covers the
+/// whole tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quantization {
+    /// Normalised (non-negative); only read for per-axis scales.
+    pub axis: usize,
+    /// The quantized type: QuantizeLinear's output, DequantizeLinear's input.
+    pub dtype: DType,
+}
+
+/// QuantizeLinear of one value, as the ONNX reference computes it: the division in f32,
+/// rounded half to even, saturated to `range`. NaN becomes 0 (ONNX leaves it undefined).
+pub fn quantize(x: f32, scale: f32, zero_point: i32, (lo, hi): (i32, i32)) -> i32 {
+    let q = (x / scale).round_ties_even() + zero_point as f32;
+    if q.is_nan() { 0 } else { q.clamp(lo as f32, hi as f32) as i32 }
+}
+
+/// DequantizeLinear of one value: (q − zero_point) · scale in f32.
+pub fn dequantize(q: i32, scale: f32, zero_point: i32) -> f32 {
+    (q - zero_point) as f32 * scale
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Conv {
     pub kernel: Vec<usize>,
@@ -237,6 +266,16 @@ pub enum Unary {
     Gelu {
         tanh: bool,
     },
+    /// DequantizeLinear(QuantizeLinear(x)) with one scale and zero point: x snapped to
+    /// the nearest of the `lo..=hi` quantization levels, staying in f32. This is how a
+    /// QDQ model's activations run (the levels as [`quantize`] and [`dequantize`] compute
+    /// them, bit for bit); NaN stays NaN.
+    QuantizeDequantize {
+        scale: f32,
+        zero_point: i32,
+        lo: i32,
+        hi: i32,
+    },
 }
 
 impl Unary {
@@ -266,6 +305,7 @@ impl Unary {
             Unary::Swish => "Swish",
             Unary::Clip { .. } => "Clip",
             Unary::Gelu { .. } => "Gelu",
+            Unary::QuantizeDequantize { .. } => "QuantizeDequantize",
         }
     }
 }
@@ -422,6 +462,8 @@ impl Op {
             Op::Expand { .. } => "Expand",
             Op::Cast { .. } => "Cast",
             Op::Where => "Where",
+            Op::Quantize(_) => "QuantizeLinear",
+            Op::Dequantize(_) => "DequantizeLinear",
             Op::SqueezeExcite(_) => "SqueezeExcite",
             Op::MbConv(_) => "MBConv",
             Op::FusedMbConv(_) => "FusedMBConv",
@@ -446,6 +488,8 @@ impl Op {
                 | Op::Expand { .. }
                 | Op::Cast { .. }
                 | Op::Where
+                | Op::Quantize(_)
+                | Op::Dequantize(_)
                 | Op::Reduce(_)
                 | Op::Pad(_)
         )

@@ -1,6 +1,6 @@
 //! Static shape and dtype inference for every op.
 
-use crate::op::{Binary, Conv, Op, Pool, Unary};
+use crate::op::{Binary, Conv, Op, Pool, Quantization, Unary};
 use crate::tensor::checked_numel;
 use crate::{DType, Error, Result, ValueInfo};
 
@@ -173,6 +173,33 @@ fn matmul_out(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
         out.push(b2[b2.len() - 1]);
     }
     Ok(out)
+}
+
+/// Checks QuantizeLinear's or DequantizeLinear's scale and zero point against x (inputs 1
+/// and 2): one value for the whole tensor, or one per index of `q.axis`, the zero point
+/// shaped like the scale and of the quantized dtype. Returns the scale's dtype.
+fn quantization_params(q: &Quantization, x: &ValueInfo, inputs: &[Option<&ValueInfo>]) -> Result<DType> {
+    let scale = inputs.get(1).copied().flatten().ok_or_else(|| Error::invalid("the scale (input 1) is missing"))?;
+    if scale.dtype != DType::F32 {
+        return Err(Error::unsupported(format!("a {} scale (effc computes in f32)", scale.dtype)));
+    }
+    let n = scale.numel();
+    let per_axis = scale.shape.len() == 1 && x.shape.get(q.axis) == Some(&n);
+    if n != 1 && !per_axis {
+        return Err(Error::shape(format!(
+            "a scale of shape {:?} fits neither the whole tensor nor axis {} of {:?}",
+            scale.shape, q.axis, x.shape
+        )));
+    }
+    if let Some(zp) = inputs.get(2).copied().flatten() {
+        if zp.shape != scale.shape && !(zp.numel() == 1 && n == 1) {
+            return Err(Error::shape(format!("zero point {:?} and scale {:?} differ in shape", zp.shape, scale.shape)));
+        }
+        if zp.dtype != q.dtype {
+            return Err(Error::invalid(format!("a {} zero point for {} values", zp.dtype, q.dtype)));
+        }
+    }
+    Ok(scale.dtype)
 }
 
 /// Infers the dtype and shape of every output of `op` from its inputs.
@@ -419,6 +446,28 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Result<Vec<OutType>> {
             vec![(x.dtype, broadcast(&x.shape, shape)?)]
         }
         Op::Cast { to } => vec![(*to, x()?.shape.clone())],
+        Op::Quantize(q) => {
+            let x = x()?;
+            if !x.dtype.is_float() || q.dtype.quant_range().is_none() {
+                return Err(Error::unsupported(format!(
+                    "QuantizeLinear from {} to {} (effc quantizes f32 to uint8 and int8)",
+                    x.dtype, q.dtype
+                )));
+            }
+            quantization_params(q, x, inputs)?;
+            vec![(q.dtype, x.shape.clone())]
+        }
+        Op::Dequantize(q) => {
+            let x = x()?;
+            if x.dtype != q.dtype || !matches!(x.dtype, DType::U8 | DType::I8 | DType::I32) {
+                return Err(Error::unsupported(format!(
+                    "DequantizeLinear of {} values (effc dequantizes uint8, int8 and int32)",
+                    x.dtype
+                )));
+            }
+            let scale = quantization_params(q, x, inputs)?;
+            vec![(scale, x.shape.clone())]
+        }
         Op::SqueezeExcite(se) => {
             let x = x()?;
             if x.shape.len() != 4 || se.reduce.inputs() != x.shape[1] || se.expand.outputs() != x.shape[1] {

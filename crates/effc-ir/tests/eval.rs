@@ -1,9 +1,9 @@
 //! Constant evaluation and shape inference against hand-computed results.
 
 use effc_ir::eval::{broadcast_index, eval};
-use effc_ir::op::{Binary, Op, Pad, PadMode, Reduce, ReduceKind, SliceAxis, Unary};
+use effc_ir::op::{Binary, Op, Pad, PadMode, Quantization, Reduce, ReduceKind, SliceAxis, Unary};
 use effc_ir::shape::{broadcast, window_out};
-use effc_ir::{DType, Tensor};
+use effc_ir::{DType, Tensor, TensorData};
 
 fn t(shape: &[usize], v: &[f32]) -> Tensor {
     Tensor::from_f32(shape.to_vec(), v.to_vec()).unwrap()
@@ -97,4 +97,55 @@ fn window_sizes() {
     // Kernel 8, stride 16, pads 1 + 3 over 7: ⌈3/16⌉ + 1 = 2, the second window would start
     // past input + left pad (16 ≥ 8), so 1 (onnxruntime agrees; ONNX's shape inference says 2).
     assert_eq!(window_out(7, 8, 16, 1, 1, 3, true).unwrap(), 1);
+}
+
+fn q(axis: usize, dtype: DType) -> Quantization {
+    Quantization { axis, dtype }
+}
+
+/// QuantizeLinear divides, rounds half to even, adds the zero point and saturates; per
+/// axis, each index of the axis has its own scale and zero point.
+#[test]
+fn quantize_linear_rounds_half_to_even_and_saturates() {
+    let x = t(&[8], &[-1.0, 0.0, 0.25, 0.75, 1.25, 300.0, -300.0, 2.5]);
+    let scale = t(&[], &[0.5]);
+    let zp = Tensor::new(vec![], TensorData::U8(vec![128u8].into())).unwrap();
+    let y = eval(&Op::Quantize(q(0, DType::U8)), &[&x, &scale, &zp], &[vec![8]]).unwrap();
+    assert_eq!(y[0].dtype(), DType::U8);
+    assert_eq!(y[0].to_i64_vec().unwrap(), [126, 128, 128, 130, 130, 255, 0, 133]);
+
+    let x = t(&[1, 2, 2], &[1.0, -1.0, 3.0, -3.0]);
+    let scales = t(&[2], &[0.5, 2.0]);
+    let zps = Tensor::new(vec![2], TensorData::I8(vec![0i8, -1].into())).unwrap();
+    let y = eval(&Op::Quantize(q(1, DType::I8)), &[&x, &scales, &zps], &[vec![1, 2, 2]]).unwrap();
+    assert_eq!(y[0].to_i64_vec().unwrap(), [2, -2, 1, -3]);
+    // Without a zero point: uint8 around 0.
+    let y = eval(&Op::Quantize(q(0, DType::U8)), &[&t(&[2], &[-3.0, 3.0]), &scale], &[vec![2]]).unwrap();
+    assert_eq!(y[0].to_i64_vec().unwrap(), [0, 6]);
+}
+
+#[test]
+fn dequantize_linear_subtracts_the_zero_point_and_scales() {
+    let x = Tensor::new(vec![3], TensorData::U8(vec![0u8, 128, 255].into())).unwrap();
+    let zp = Tensor::new(vec![], TensorData::U8(vec![128u8].into())).unwrap();
+    assert_eq!(run(Op::Dequantize(q(0, DType::U8)), &[&x, &t(&[], &[0.5]), &zp], &[3]), [-64.0, 0.0, 63.5]);
+    // int32 biases: zero point 0.
+    let b = Tensor::new(vec![2], TensorData::I32(vec![-7, 1000].into())).unwrap();
+    assert_eq!(run(Op::Dequantize(q(0, DType::I32)), &[&b, &t(&[], &[0.25])], &[2]), [-1.75, 250.0]);
+    // Per axis 0 of a [2, 2] int8 weight.
+    let w = Tensor::new(vec![2, 2], TensorData::I8(vec![-127i8, 5, 127, -5].into())).unwrap();
+    assert_eq!(
+        run(Op::Dequantize(q(0, DType::I8)), &[&w, &t(&[2], &[0.5, 0.25])], &[2, 2]),
+        [-63.5, 2.5, 31.75, -1.25]
+    );
+}
+
+/// The snap a QuantizeLinear → DequantizeLinear pair computes, on the levels' edges.
+#[test]
+fn quantize_dequantize_snaps_to_the_levels() {
+    let snap = Unary::QuantizeDequantize { scale: 0.5, zero_point: 128, lo: 0, hi: 255 };
+    let got: Vec<f64> =
+        [0.2, 0.25, 0.75, -64.0, -64.3, 63.5, 100.0].iter().map(|&x| effc_ir::eval::unary_f64(snap, x)).collect();
+    assert_eq!(got, [0.0, 0.0, 1.0, -64.0, -64.0, 63.5, 63.5]);
+    assert!(effc_ir::eval::unary_f64(snap, f64::NAN).is_nan());
 }

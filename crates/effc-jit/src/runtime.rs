@@ -46,6 +46,8 @@ pub enum TensorRef<'a> {
     F64(&'a [f64]),
     I64(&'a [i64]),
     I32(&'a [i32]),
+    U8(&'a [u8]),
+    I8(&'a [i8]),
 }
 
 /// A caller's output buffer, row-major in the model's logical (ONNX) layout.
@@ -55,6 +57,8 @@ pub enum TensorMut<'a> {
     F64(&'a mut [f64]),
     I64(&'a mut [i64]),
     I32(&'a mut [i32]),
+    U8(&'a mut [u8]),
+    I8(&'a mut [i8]),
 }
 
 impl TensorRef<'_> {
@@ -64,6 +68,8 @@ impl TensorRef<'_> {
             TensorRef::F64(s) => (DType::F64, s.len(), s.as_ptr() as *mut u8),
             TensorRef::I64(s) => (DType::I64, s.len(), s.as_ptr() as *mut u8),
             TensorRef::I32(s) => (DType::I32, s.len(), s.as_ptr() as *mut u8),
+            TensorRef::U8(s) => (DType::U8, s.len(), s.as_ptr().cast_mut()),
+            TensorRef::I8(s) => (DType::I8, s.len(), s.as_ptr() as *mut u8),
         }
     }
 }
@@ -75,6 +81,8 @@ impl TensorMut<'_> {
             TensorMut::F64(s) => (DType::F64, s.len(), s.as_mut_ptr() as *mut u8),
             TensorMut::I64(s) => (DType::I64, s.len(), s.as_mut_ptr() as *mut u8),
             TensorMut::I32(s) => (DType::I32, s.len(), s.as_mut_ptr() as *mut u8),
+            TensorMut::U8(s) => (DType::U8, s.len(), s.as_mut_ptr()),
+            TensorMut::I8(s) => (DType::I8, s.len(), s.as_mut_ptr() as *mut u8),
         }
     }
 }
@@ -417,6 +425,8 @@ impl CompiledModel {
                 TensorData::F64(v) => TensorRef::F64(v),
                 TensorData::I64(v) => TensorRef::I64(v),
                 TensorData::I32(v) => TensorRef::I32(v),
+                TensorData::U8(v) => TensorRef::U8(v),
+                TensorData::I8(v) => TensorRef::I8(v),
                 _ => return Err(Error::unsupported(format!("{} inputs", t.dtype()))),
             });
         }
@@ -429,6 +439,8 @@ impl CompiledModel {
                     DType::F64 => TensorData::F64(vec![0.0; n].into()),
                     DType::I64 => TensorData::I64(vec![0; n].into()),
                     DType::I32 => TensorData::I32(vec![0; n].into()),
+                    DType::U8 => TensorData::U8(vec![0; n].into()),
+                    DType::I8 => TensorData::I8(vec![0; n].into()),
                     _ => TensorData::F32(vec![0.0; n].into()),
                 }
             })
@@ -441,6 +453,8 @@ impl CompiledModel {
                     TensorData::F64(v) => TensorMut::F64(std::sync::Arc::get_mut(v).unwrap()),
                     TensorData::I64(v) => TensorMut::I64(std::sync::Arc::get_mut(v).unwrap()),
                     TensorData::I32(v) => TensorMut::I32(std::sync::Arc::get_mut(v).unwrap()),
+                    TensorData::U8(v) => TensorMut::U8(std::sync::Arc::get_mut(v).unwrap()),
+                    TensorData::I8(v) => TensorMut::I8(std::sync::Arc::get_mut(v).unwrap()),
                     _ => unreachable!(),
                 })
                 .collect();

@@ -37,6 +37,7 @@ pub fn clif_type(d: DType) -> Option<Type> {
         DType::F64 => types::F64,
         DType::I64 => types::I64,
         DType::I32 => types::I32,
+        DType::U8 | DType::I8 => types::I8,
         _ => return None,
     })
 }

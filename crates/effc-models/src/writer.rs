@@ -86,6 +86,24 @@ pub fn tensor_i64(name: &str, dims: &[i64], data: &[i64]) -> TensorProto {
     }
 }
 
+/// A uint8, int8 or int32 tensor (quantized weights, zero points and biases) stored as
+/// little-endian `raw_data`, as onnxruntime's quantizer writes them; `data` must fit the
+/// type.
+pub fn tensor_quantized(name: &str, dims: &[i64], data_type: DataType, data: &[i32]) -> TensorProto {
+    let raw: Vec<u8> = match data_type {
+        DataType::Uint8 => data.iter().map(|&v| v as u8).collect(),
+        DataType::Int8 => data.iter().map(|&v| v as i8 as u8).collect(),
+        _ => data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    };
+    TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: data_type as i32,
+        raw_data: raw.into(),
+        ..Default::default()
+    }
+}
+
 fn value_info(name: &str, elem_type: DataType, dims: Option<&[Dim]>) -> ValueInfoProto {
     let shape = dims.map(|dims| TensorShapeProto {
         dim: dims
@@ -153,6 +171,16 @@ impl GraphBuilder {
     pub fn weight_i64(&mut self, prefix: &str, data: &[i64]) -> String {
         let name = self.fresh(prefix);
         self.weight(tensor_i64(&name, &[data.len() as i64], data))
+    }
+
+    /// x → QuantizeLinear → DequantizeLinear with one scale and zero point of `data_type`
+    /// (uint8 or int8): the pair onnxruntime's `quantize_static` puts on activations.
+    pub fn quantize_dequantize(&mut self, x: &str, scale: f32, zero_point: i32, data_type: DataType) -> String {
+        let s = self.weight_f32("scale", &[], &[scale]);
+        let z = self.fresh("zero_point");
+        let z = self.weight(tensor_quantized(&z, &[], data_type, &[zero_point]));
+        let q = self.node("QuantizeLinear", &[x, &s, &z], vec![]);
+        self.node("DequantizeLinear", &[&q, &s, &z], vec![])
     }
 
     /// Adds a node with `n_out` fresh outputs and returns their names.

@@ -17,8 +17,8 @@ use effc_ir::fusion::Fusion;
 use effc_ir::{Graph, Result};
 
 pub use passes::{
-    CollapseReshapes, DeadCode, DetectSqueezeExcite, FoldBatchNorm, FoldChannelAffine, FormMbConv, FuseConvEpilogue,
-    MergePadIntoConv, MergeSplitConvs, RecognizeActivations, Unfused, explain_unfused,
+    CollapseReshapes, DeadCode, DetectSqueezeExcite, FoldBatchNorm, FoldChannelAffine, FoldQuantizePairs, FormMbConv,
+    FuseConvEpilogue, MergePadIntoConv, MergeSplitConvs, RecognizeActivations, Unfused, explain_unfused,
 };
 
 /// One graph rewrite.
@@ -47,7 +47,8 @@ pub struct PassOptions {
 
 /// The standard pipeline, in order.
 pub fn pipeline(opts: &PassOptions) -> Vec<Box<dyn Pass>> {
-    let mut passes: Vec<Box<dyn Pass>> = vec![Box::new(MergePadIntoConv), Box::new(CollapseReshapes)];
+    let mut passes: Vec<Box<dyn Pass>> =
+        vec![Box::new(FoldQuantizePairs), Box::new(MergePadIntoConv), Box::new(CollapseReshapes)];
     if opts.fuse {
         passes.push(Box::new(MergeSplitConvs));
         passes.push(Box::new(FoldBatchNorm));

@@ -15,6 +15,43 @@ pub struct Comparison {
     pub top1_agree: bool,
     /// Same five largest elements, in the same order.
     pub top5_agree: bool,
+    /// For an output a DequantizeLinear of one scale produces (an int8 model's): the
+    /// difference in steps of that scale.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quanta: Option<Quanta>,
+}
+
+/// How far a quantized model's dequantized output is from the reference in quanta (its
+/// DequantizeLinear's scale): engines round ties and requantize differently, so such an
+/// output is judged in steps of its scale, not by relative error.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Quanta {
+    pub quantum: f32,
+    /// How many values are off by 0, 1, 2 and more than 2 quanta.
+    pub off_by: [usize; 4],
+    /// The largest difference, in quanta.
+    pub max: u64,
+}
+
+impl Quanta {
+    pub fn new(got: &[f32], want: &[f32], quantum: f32) -> Self {
+        let (mut off_by, mut max) = ([0; 4], 0u64);
+        for (&g, &w) in got.iter().zip(want) {
+            let d = ((g as f64 - w as f64).abs() / quantum as f64).round();
+            // NaN on one side counts as the largest difference.
+            let steps = if d.is_nan() { u64::MAX } else { d as u64 };
+            off_by[steps.min(3) as usize] += 1;
+            max = max.max(steps);
+        }
+        Quanta { quantum, off_by, max }
+    }
+
+    /// Both sets of cases together.
+    fn merge(self, other: Quanta) -> Quanta {
+        let mut off_by = self.off_by;
+        off_by.iter_mut().zip(other.off_by).for_each(|(a, b)| *a += b);
+        Quanta { quantum: self.quantum, off_by, max: self.max.max(other.max) }
+    }
 }
 
 /// Indices of the `k` largest values, largest first.
@@ -79,7 +116,19 @@ impl Comparison {
             0.0
         };
         let (top1_agree, top5_agree) = tops_agree(got, want);
-        Comparison { max_abs, max_rel, cosine, top1_agree, top5_agree }
+        Comparison { max_abs, max_rel, cosine, top1_agree, top5_agree, quanta: None }
+    }
+
+    /// Adds the difference in quanta of `quantum` (an output's DequantizeLinear scale).
+    pub fn with_quanta(mut self, got: &[f32], want: &[f32], quantum: Option<f32>) -> Self {
+        self.quanta = quantum.map(|q| Quanta::new(got, want, q));
+        self
+    }
+
+    /// The acceptance rule for a quantized output: within `max_quanta` everywhere and the
+    /// same top-1 (quantized scores tie, so the order below it may differ).
+    pub fn passes_quanta(&self, max_quanta: u64) -> bool {
+        self.quanta.is_some_and(|q| q.max <= max_quanta) && self.top1_agree
     }
 
     /// The default acceptance rule: relative max error within `tolerance` and the same top-5.
@@ -95,6 +144,10 @@ impl Comparison {
             cosine: self.cosine.min(other.cosine),
             top1_agree: self.top1_agree && other.top1_agree,
             top5_agree: self.top5_agree && other.top5_agree,
+            quanta: match (self.quanta, other.quanta) {
+                (Some(a), Some(b)) => Some(a.merge(b)),
+                (a, b) => a.or(b),
+            },
         }
     }
 }
@@ -118,6 +171,19 @@ mod tests {
         assert_eq!(top_k(&want, 3), [3, 1, 5]);
         let same = Comparison::new(&want, &want);
         assert!((same.cosine - 1.0).abs() < 1e-12 && same.passes(0.0));
+    }
+
+    #[test]
+    fn quanta_count_steps_of_the_scale() {
+        let want = [0.0, 0.5, 1.0, 1.5, 2.0];
+        let got = [0.0, 1.0, 1.0, 0.5, 4.0];
+        let c = Comparison::new(&got, &want).with_quanta(&got, &want, Some(0.5));
+        let q = c.quanta.unwrap();
+        assert_eq!((q.off_by, q.max), ([2, 1, 1, 1], 4));
+        assert!(c.passes_quanta(4) && !c.passes_quanta(3));
+        let merged = c.clone().worst(c).quanta.unwrap();
+        assert_eq!((merged.off_by, merged.max), ([4, 2, 2, 2], 4));
+        assert_eq!(Quanta::new(&[f32::NAN], &[1.0], 0.5).max, u64::MAX);
     }
 
     /// A batch's rankings are compared per image: two images whose flattened arg-max

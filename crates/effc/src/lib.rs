@@ -107,6 +107,9 @@ pub struct Compilation {
     /// With [`Options::expose_layers`]: the intermediate tensors returned after the model's
     /// own outputs, in execution order.
     pub layers: Vec<String>,
+    /// For each model output a DequantizeLinear of one scale produces (a QDQ model's), that
+    /// scale: the step its values move in, which `effc check` compares in.
+    pub output_quanta: Vec<Option<f32>>,
 }
 
 impl Compilation {
@@ -211,6 +214,7 @@ pub(crate) fn import(model: &effc_onnx::OnnxModel, opts: &Options, t0: Instant) 
 pub(crate) fn optimize_and_compile(imported: Imported, opts: &Options, t0: Instant) -> Result<Compilation> {
     let Imported { mut graph, source, path, decode_ms, import_ms } = imported;
     let ops_before = graph.op_histogram();
+    let output_quanta = graph.outputs.iter().map(|&(_, v)| dequantized_quantum(&graph, v)).collect();
     let t2 = Instant::now();
     let fusion = std::sync::Arc::new(opts.kernels);
     let passes = effc_opt::pipeline(&effc_opt::PassOptions { fuse: opts.fuse, fusion });
@@ -262,7 +266,17 @@ pub(crate) fn optimize_and_compile(imported: Imported, opts: &Options, t0: Insta
         (None, None) => None,
     };
     summary.add_code(figures, stages, ms(t0));
-    Ok(Compilation { graph, model: compiled, artifact, summary, layers })
+    Ok(Compilation { graph, model: compiled, artifact, summary, layers, output_quanta })
+}
+
+/// The scale of the DequantizeLinear producing `v`, if it has one scale.
+fn dequantized_quantum(graph: &Graph, v: effc_ir::ValueRef) -> Option<f32> {
+    let effc_ir::Op::Dequantize(_) = graph.node(v.node).op else { return None };
+    let scale = graph.const_value(graph.input(v.node, 1)?)?;
+    match scale.to_f32_vec()[..] {
+        [s] => Some(s),
+        _ => None,
+    }
 }
 
 /// Makes every named intermediate tensor a model output; returns their names. Values

@@ -36,6 +36,7 @@ pub(crate) fn support(u: Unary) -> Support {
         Unary::LeakyRelu { alpha } => (true, true, kernel(Activation::with(ActKind::LeakyRelu, alpha, 0.0))),
         Unary::HardSigmoid { alpha, beta } => (true, true, kernel(Activation::with(ActKind::HardSigmoid, alpha, beta))),
         Unary::HardSwish => (true, true, kernel(Activation::new(ActKind::HardSwish))),
+        Unary::QuantizeDequantize { .. } => (true, true, None),
         Unary::Sigmoid => (true, false, kernel(Activation::new(ActKind::Sigmoid))),
         Unary::Swish => (true, false, kernel(Activation::new(ActKind::Swish))),
         Unary::Erf => (true, false, kernel(Activation::new(ActKind::Erf))),
@@ -153,6 +154,16 @@ pub(crate) fn emit_unary(kb: &mut Kb, u: Unary, x: Value) -> Value {
         }
         Unary::Erf => math::erf(kb, x),
         Unary::Gelu { tanh } => math::gelu(kb, x, tanh),
+        Unary::QuantizeDequantize { scale, zero_point, lo, hi } => {
+            // clamp(round(x / s) + zp, lo, hi) − zp is clamp(round(x / s), lo − zp, hi − zp):
+            // the levels are small integers, exact in f32.
+            let s = kb.fc(ty, scale as f64);
+            let q = kb.b.ins().fdiv(x, s);
+            let q = kb.b.ins().nearest(q);
+            let q = math::clamp_below(kb, q, (lo - zero_point) as f64);
+            let q = math::clamp_above(kb, q, (hi - zero_point) as f64);
+            kb.b.ins().fmul(q, s)
+        }
         // Not is boolean: `support` says JIT code does not compute it, so the lowering
         // refuses it before emission; this arm is never reached with a float.
         Unary::Not => x,

@@ -114,6 +114,9 @@ impl<'a> Kb<'a> {
 
     /// An integer constant of type `ty` (scalar, or splatted).
     pub fn int_const(&mut self, ty: Type, v: i64) -> Value {
+        // Cranelift wants a narrow type's immediate zero-extended (−1 as i8 is 255).
+        let bits = ty.lane_type().bits();
+        let v = if bits < 64 { v & ((1i64 << bits) - 1) } else { v };
         let s = self.b.ins().iconst(ty.lane_type(), v);
         if ty.is_vector() { self.b.ins().splat(ty, s) } else { s }
     }

@@ -1,13 +1,15 @@
-//! Unary activations, broadcasting binary ops and BatchNormalization.
+//! Unary activations, broadcasting binary ops, BatchNormalization, and QuantizeLinear /
+//! DequantizeLinear on quantized tensors at run time.
 
 use cranelift_codegen::ir::condcodes::FloatCC;
-use cranelift_codegen::ir::{InstBuilder, Value};
-use effc_ir::op::{Binary, Unary};
+use cranelift_codegen::ir::{InstBuilder, Value, types};
+use effc_ir::op::{Binary, Quantization, Unary};
 use effc_ir::{DType, Error, NodeId, Result};
 
 use super::{Lowering, loaded};
 use crate::emit::Kb;
 use crate::emit::activation::{emit_unary, support};
+use crate::layout::Buf;
 use crate::math;
 use crate::strided::Nest;
 
@@ -56,7 +58,10 @@ pub(super) fn binary(l: &mut Lowering, id: NodeId, b: Binary) -> Result<()> {
     let x = l.input(id, 0)?;
     let y = l.input(id, 1)?;
     let out = l.output(id, 0)?;
-    let emitter = binary_emitter(b, x.dtype.is_float()).filter(|_| b != Binary::Pow || x.dtype == DType::F32);
+    // Integer ops compute on i32 and i64 (8-bit values would need unsigned forms).
+    let emitter = binary_emitter(b, x.dtype.is_float())
+        .filter(|_| b != Binary::Pow || x.dtype == DType::F32)
+        .filter(|_| x.dtype.size_bytes() >= 4);
     let Some(emit) = emitter else {
         return Err(Error::unsupported(format!("{} on {} at run time", b.name(), x.dtype)));
     };
@@ -94,10 +99,79 @@ pub(super) fn batch_norm(l: &mut Lowering, id: NodeId, epsilon: f32) -> Result<(
     let strides = crate::layout::row_major(&dims);
     let sb = l.const_f32(&scale);
     let tb = l.const_f32(&shift);
-    let s = crate::layout::Buf::new(sb, DType::F32, dims.clone(), strides.clone()).broadcast_to(&out.dims);
-    let t = crate::layout::Buf::new(tb, DType::F32, dims, strides).broadcast_to(&out.dims);
+    let s = Buf::new(sb, DType::F32, dims.clone(), strides.clone()).broadcast_to(&out.dims);
+    let t = Buf::new(tb, DType::F32, dims, strides).broadcast_to(&out.dims);
     l.nest(&Nest::over(&out, &[&x, &s, &t]), &|kb, _, ins, _| {
         let [x, s, t] = loaded(ins);
         kb.fma(x, s, t)
+    })
+}
+
+/// QuantizeLinear's or DequantizeLinear's scale and zero point as f32 values broadcast
+/// over `dims`: one value, or one per index of `q.axis`.
+fn quantization_params(l: &mut Lowering, id: NodeId, q: &Quantization, dims: &[usize]) -> Result<[Buf; 2]> {
+    let name = l.g.node(id).op.name();
+    let scale = l.const_tensor(id, 1).ok_or_else(|| Error::unsupported(format!("{name} with a run-time scale")))?;
+    let scale = scale.to_f32_vec();
+    let zero_point = match l.g.input(id, 2) {
+        None => vec![0.0; scale.len()],
+        Some(_) => {
+            let z = l
+                .const_tensor(id, 2)
+                .ok_or_else(|| Error::unsupported(format!("{name} with a run-time zero point")))?;
+            z.to_i64_vec()?.iter().map(|&v| v as f32).collect()
+        }
+    };
+    let mut param_dims = vec![1; dims.len()];
+    if scale.len() != 1 {
+        *param_dims.get_mut(q.axis).ok_or_else(|| Error::other(format!("{name}: axis {} out of range", q.axis)))? =
+            scale.len();
+    }
+    let strides = crate::layout::row_major(&param_dims);
+    let buf = |base| Buf::new(base, DType::F32, param_dims.clone(), strides.clone()).broadcast_to(dims);
+    let (s, z) = (l.const_f32(&scale), l.const_f32(&zero_point));
+    Ok([buf(s), buf(z)])
+}
+
+/// QuantizeLinear at run time: f32 in, uint8 or int8 out, as `effc_ir::op::quantize`
+/// computes it (NaN becomes 0, as the saturating conversion makes it).
+pub(super) fn quantize(l: &mut Lowering, id: NodeId, q: &Quantization) -> Result<()> {
+    let x = l.input(id, 0)?;
+    let out = l.output(id, 0)?;
+    let Some((lo, hi)) = q.dtype.quant_range().filter(|_| x.dtype == DType::F32) else {
+        return Err(Error::unsupported(format!("QuantizeLinear from {} to {} at run time", x.dtype, q.dtype)));
+    };
+    let [s, z] = quantization_params(l, id, q, &out.dims)?;
+    l.nest(&Nest::over(&out, &[&x, &s, &z]), &move |kb, ty, ins, _| {
+        let [x, s, z] = loaded(ins);
+        let r = kb.b.ins().fdiv(x, s);
+        let r = kb.b.ins().nearest(r);
+        let r = kb.b.ins().fadd(r, z);
+        let r = math::clamp_below(kb, r, lo as f64);
+        let r = math::clamp_above(kb, r, hi as f64);
+        let r = kb.b.ins().fcvt_to_sint_sat(types::I32, r);
+        kb.b.ins().ireduce(ty, r)
+    })
+}
+
+/// DequantizeLinear at run time: uint8, int8 or int32 in, f32 out.
+pub(super) fn dequantize(l: &mut Lowering, id: NodeId, q: &Quantization) -> Result<()> {
+    let x = l.input(id, 0)?;
+    let out = l.output(id, 0)?;
+    if out.dtype != DType::F32 || !matches!(x.dtype, DType::U8 | DType::I8 | DType::I32) {
+        return Err(Error::unsupported(format!("DequantizeLinear from {} to {} at run time", x.dtype, out.dtype)));
+    }
+    let [s, z] = quantization_params(l, id, q, &out.dims)?;
+    let dtype = x.dtype;
+    l.nest(&Nest::over(&out, &[&x, &s, &z]), &move |kb, _, ins, _| {
+        let [x, s, z] = loaded(ins);
+        let x = match dtype {
+            DType::U8 => kb.b.ins().uextend(types::I32, x),
+            DType::I8 => kb.b.ins().sextend(types::I32, x),
+            _ => x,
+        };
+        let x = kb.b.ins().fcvt_from_sint(types::F32, x);
+        let d = kb.b.ins().fsub(x, z);
+        kb.b.ins().fmul(d, s)
     })
 }

@@ -164,7 +164,7 @@ impl Detached {
 }
 
 fn runtime_dtype_ok(d: DType) -> bool {
-    matches!(d, DType::F32 | DType::F64 | DType::I64 | DType::I32)
+    matches!(d, DType::F32 | DType::F64 | DType::I64 | DType::I32 | DType::U8 | DType::I8)
 }
 
 /// Bytes of scratch memory a node needs while it runs. A node without the input or output
@@ -415,6 +415,8 @@ impl<'g> Lowering<'g> {
             Op::Expand { .. } => copy::expand(self, id),
             Op::Cast { to } => copy::cast(self, id, *to),
             Op::Where => Err(Error::unsupported("Where with a run-time condition")),
+            Op::Quantize(q) => elementwise::quantize(self, id, q),
+            Op::Dequantize(q) => elementwise::dequantize(self, id, q),
             Op::MbConv(b) => mbconv::mbconv(self, id, b),
             Op::FusedMbConv(b) => fused_mbconv::fused_mbconv(self, id, b),
             Op::SqueezeExcite(se) => squeeze_excite::squeeze_excite(self, id, se),

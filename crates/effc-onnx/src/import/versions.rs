@@ -30,7 +30,8 @@ const fn v(op: &'static str, since: &'static [i64], implemented: i64) -> Version
 
 /// Every op the importer reads. Where `implemented` is newer than 21, the later
 /// definitions differ from the one before only in types effc does not run (or, for
-/// Cast-24 and Range-27, in an attribute that only acts on such types).
+/// Cast-24 and Range-27, in an attribute that only acts on such types; for the
+/// quantization ops, in attributes the importer checks).
 const TABLE: &[Versions] = &[
     v("Abs", &[1, 6, 13], 13),
     v("Add", &[1, 6, 7, 13, 14], 14),
@@ -44,6 +45,9 @@ const TABLE: &[Versions] = &[
     v("Constant", &[1, 9, 11, 12, 13, 19, 21, 23, 24, 25], 25),
     v("ConstantOfShape", &[9, 20, 21, 23, 24, 25], 25),
     v("Conv", &[1, 11, 22], 22),
+    // 23 adds QuantizeLinear's `precision` and DequantizeLinear's `output_dtype`
+    // (effc reads both: f32 only); the later ones add float8/6/4 and int2 types.
+    v("DequantizeLinear", &[10, 13, 19, 21, 23, 24, 25, 28], 28),
     v("Div", &[1, 6, 7, 13, 14], 14),
     v("Dropout", &[1, 6, 7, 10, 12, 13, 22], 22),
     v("Elu", &[1, 6, 22], 22),
@@ -80,6 +84,7 @@ const TABLE: &[Versions] = &[
     v("PRelu", &[1, 6, 7, 9, 16], 16),
     v("Pad", &[1, 2, 11, 13, 18, 19, 21, 23, 24, 25], 25),
     v("Pow", &[1, 7, 12, 13, 15], 15),
+    v("QuantizeLinear", &[10, 13, 19, 21, 23, 24, 25, 28], 28),
     v("Range", &[11, 27], 27),
     v("Reciprocal", &[1, 6, 13], 13),
     v("ReduceMax", &[1, 11, 12, 13, 18, 20], 20),

@@ -1,7 +1,8 @@
-//! Unary, binary and variadic elementwise ops, Clip, BatchNormalization and Where.
+//! Unary, binary and variadic elementwise ops, Clip, BatchNormalization, Where, and
+//! QuantizeLinear / DequantizeLinear.
 
-use effc_ir::op::{Binary, Op, Unary};
-use effc_ir::{Error, Result, Tensor, ValueRef};
+use effc_ir::op::{Binary, Op, Quantization, Unary};
+use effc_ir::{DType, Error, Result, Tensor, ValueRef};
 
 use crate::import::{Attrs, NodeCtx};
 
@@ -175,4 +176,41 @@ pub(super) fn batch_norm(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
     let inputs = (0..5).map(|i| ctx.x(i).map(Some)).collect::<Result<Vec<_>>>()?;
     // Only the first output exists at inference; the training statistics are not produced.
     ctx.emit(Op::BatchNorm { epsilon }, &inputs)
+}
+
+/// QuantizeLinear and DequantizeLinear: a scale for the whole tensor or one per index of
+/// `axis`, uint8 and int8 (and int32 for DequantizeLinear, as biases come), the zero point
+/// optional; blocked scales (opset 21's `block_size`) are refused.
+pub(super) fn quantization(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
+    let quantize = ctx.node.op_type == "QuantizeLinear";
+    if ctx.attrs.int_or("block_size", 0)? != 0 {
+        return Err(Error::unsupported("blocked quantization (block_size)"));
+    }
+    // Opset 23's computation precision (QuantizeLinear) and result type (DequantizeLinear):
+    // unset (0) or f32 (1).
+    let float_attr = if quantize { "precision" } else { "output_dtype" };
+    let v = ctx.attrs.int_or(float_attr, 0)?;
+    if !matches!(v, 0 | 1) {
+        return Err(Error::unsupported(format!("{float_attr} = {v} (effc quantizes from and to f32)")));
+    }
+    let (x, scale, zero_point) = (ctx.x(0)?, ctx.x(1)?, ctx.input(2)?);
+    let rank = ctx.shape(x).len();
+    let per_tensor = ctx.info(scale).numel() == 1;
+    let axis = match crate::import::attrs::axis(ctx.attrs.int_or("axis", 1)?, rank) {
+        Ok(a) => a,
+        // The axis is not read for one scale: a scalar x keeps the default axis 1.
+        Err(_) if per_tensor => 0,
+        Err(e) => return Err(e),
+    };
+    let dtype = match (quantize, zero_point) {
+        (false, _) => ctx.info(x).dtype,
+        (true, Some(z)) => ctx.info(z).dtype,
+        (true, None) => match ctx.attrs.int_or("output_dtype", 0)? {
+            0 => DType::U8,
+            code => crate::dtype_from_onnx(code as i32)?,
+        },
+    };
+    let q = Quantization { axis, dtype };
+    let op = if quantize { Op::Quantize(q) } else { Op::Dequantize(q) };
+    ctx.emit(op, &[Some(x), Some(scale), zero_point])
 }

@@ -31,6 +31,7 @@ pub(crate) fn import(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
         "Clip" => elementwise::clip(ctx),
         "Cast" => copy::cast(ctx),
         "Where" => elementwise::where_(ctx),
+        "QuantizeLinear" | "DequantizeLinear" => elementwise::quantization(ctx),
         op if elementwise::unary_op(op, &ctx.attrs).is_some() => elementwise::unary(ctx),
 
         "Identity" | "Dropout" => copy::identity(ctx),

@@ -1,0 +1,87 @@
+//! QDQ int8 models in onnxruntime's `quantize_static` spelling (written by
+//! `effc_models::quantize` from the family writer's float models, calibrated on seeded
+//! inputs) compile, run and agree with tract within a few output quanta.
+
+mod common;
+
+use effc_ir::Tensor;
+use effc_models::family::{Exporter, Family, efficientnet_styled};
+use effc_models::quantize::{self, Ranges};
+use effc_onnx::proto::ModelProto;
+
+/// Each calibrated tensor's range over the outputs of `model` (BatchNorms folded) on
+/// seeded inputs, run by effc.
+fn calibrate(model: &ModelProto, shape: &[usize], seeds: std::ops::Range<u64>) -> Ranges {
+    let names = quantize::calibration_outputs(model);
+    let c = common::compile_ok(&quantize::with_outputs(model, &names));
+    let m = c.model().unwrap();
+    let mut ranges = Ranges::new();
+    for seed in seeds {
+        let x = effc::input::seeded_noise(shape, seed);
+        for (info, t) in m.outputs().iter().zip(m.run(&[x]).unwrap()) {
+            let v = t.to_f32_vec();
+            let (lo, hi) = v.iter().fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+            let r = ranges.entry(info.name.clone()).or_insert((lo, hi));
+            *r = (r.0.min(lo), r.1.max(hi));
+        }
+    }
+    ranges
+}
+
+/// How far apart two dequantized outputs are, in quanta of `scale`: counts of 0, 1, 2 and
+/// more.
+fn quanta_histogram(a: &[f32], b: &[f32], scale: f32) -> [usize; 4] {
+    let mut h = [0; 4];
+    for (x, y) in a.iter().zip(b) {
+        let q = ((x - y).abs() / scale).round() as usize;
+        h[q.min(3)] += 1;
+    }
+    h
+}
+
+fn argmax(v: &[f32]) -> usize {
+    v.iter().enumerate().fold(0, |best, (i, &x)| if x > v[best] { i } else { best })
+}
+
+/// EfficientNet-Lite0 in lukemelas' spelling (explicit Pads, ReLU6 as Clip), quantized as
+/// onnxruntime's tools quantize the real one: every pair becomes a snap, the weights fold
+/// to f32, and the logits agree with tract's within 2 quanta (≥ 99 %), top-1 equal.
+#[test]
+fn qdq_lite0_runs_and_agrees_with_tract() {
+    let f = Family::lite(0).unwrap();
+    let res = 96;
+    let shape = vec![1, 3, res, res];
+    let float = quantize::fold_batch_norms(&efficientnet_styled(&f, 1.into(), res, 100, 5, Exporter::Lukemelas));
+    let ranges = calibrate(&float, &shape, 0..4);
+    let qdq = quantize::qdq(&float, &ranges);
+    let ops = |op: &str| qdq.graph.as_ref().unwrap().node.iter().filter(|n| n.op_type == op).count();
+    // The spelling: a pair per activation, a DequantizeLinear per weight and bias.
+    assert!(
+        ops("QuantizeLinear") > 60 && ops("DequantizeLinear") > 150,
+        "{} {}",
+        ops("QuantizeLinear"),
+        ops("DequantizeLinear")
+    );
+    assert_eq!(ops("Clip"), 0);
+    let (_dir, path) = common::write_temp(&qdq);
+    let tract = effc_tract::Reference::load(&path, std::slice::from_ref(&shape), &[]).unwrap();
+    let (out_scale, _) = quantize::activation_params(ranges["logits"]);
+    for kernels in common::kernel_paths() {
+        let opts = effc::Options { kernels, ..Default::default() };
+        let c = effc::compile_file(&path, &opts).unwrap_or_else(|e| panic!("{}: {e}", kernels.name()));
+        let h = &c.summary.ops_after;
+        for gone in ["QuantizeLinear", "DequantizeLinear", "Pad"] {
+            assert!(!h.contains_key(gone), "{} left {gone}: {h:?}", kernels.name());
+        }
+        for seed in 10..12 {
+            let x: Tensor = effc::input::seeded_noise(&shape, seed);
+            let ours = c.model().unwrap().run(std::slice::from_ref(&x)).unwrap()[0].to_f32_vec();
+            let theirs = &tract.run(&[&x.to_f32_vec()]).unwrap()[0].data;
+            let h = quanta_histogram(&ours, theirs, out_scale);
+            let within2 = (h[0] + h[1] + h[2]) as f64 / ours.len() as f64;
+            println!("{} seed {seed}: quanta off by 0/1/2/more: {h:?}", kernels.name());
+            assert!(within2 >= 0.99, "{} seed {seed}: {h:?}", kernels.name());
+            assert_eq!(argmax(&ours), argmax(theirs), "{} seed {seed}", kernels.name());
+        }
+    }
+}
