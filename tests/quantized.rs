@@ -45,7 +45,8 @@ fn argmax(v: &[f32]) -> usize {
 
 /// EfficientNet-Lite0 in lukemelas' spelling (explicit Pads, ReLU6 as Clip), quantized as
 /// onnxruntime's tools quantize the real one: every pair becomes a snap, the weights fold
-/// to f32, and the logits agree with tract's within 2 quanta (≥ 99 %), top-1 equal.
+/// to f32, the blocks fuse, and the logits agree with tract's within 2 quanta (≥ 99 %),
+/// top-1 equal.
 #[test]
 fn qdq_lite0_runs_and_agrees_with_tract() {
     let f = Family::lite(0).unwrap();
@@ -73,6 +74,8 @@ fn qdq_lite0_runs_and_agrees_with_tract() {
         for gone in ["QuantizeLinear", "DequantizeLinear", "Pad"] {
             assert!(!h.contains_key(gone), "{} left {gone}: {h:?}", kernels.name());
         }
+        // The snaps fuse as activations do: every block is one MBConv super-op.
+        assert_eq!(h.get("MBConv"), Some(&f.blocks().len()), "{}: {h:?}", kernels.name());
         for seed in 10..12 {
             let x: Tensor = effc::input::seeded_noise(&shape, seed);
             let ours = c.model().unwrap().run(std::slice::from_ref(&x)).unwrap()[0].to_f32_vec();

@@ -25,6 +25,9 @@ pub enum ActKind {
     Gelu = 9,
     /// ½x(1 + tanh(√(2/π)(x + 0.044715x³))) = x / (1 + e^−2√(2/π)(x + 0.044715x³))
     GeluTanh = 10,
+    /// clamp(round_half_even(x / a), b, c) · a: a QDQ model's QuantizeLinear →
+    /// DequantizeLinear pair, with b and c the lowest and highest level less the zero point
+    QuantizeDequantize = 11,
 }
 
 /// An activation and its parameters, laid out for machine code to pass around.
@@ -34,17 +37,23 @@ pub struct Activation {
     pub kind: ActKind,
     pub a: f32,
     pub b: f32,
+    pub c: f32,
 }
 
 impl Activation {
-    pub const IDENTITY: Activation = Activation { kind: ActKind::Identity, a: 0.0, b: 0.0 };
+    pub const IDENTITY: Activation = Activation { kind: ActKind::Identity, a: 0.0, b: 0.0, c: 0.0 };
 
     pub fn new(kind: ActKind) -> Self {
-        Activation { kind, a: 0.0, b: 0.0 }
+        Activation { kind, a: 0.0, b: 0.0, c: 0.0 }
     }
 
     pub fn with(kind: ActKind, a: f32, b: f32) -> Self {
-        Activation { kind, a, b }
+        Activation { kind, a, b, c: 0.0 }
+    }
+
+    /// The snap to quantization levels `scale · (lo..=hi)` (levels less the zero point).
+    pub fn quantize_dequantize(scale: f32, lo: f32, hi: f32) -> Self {
+        Activation { kind: ActKind::QuantizeDequantize, a: scale, b: lo, c: hi }
     }
 
     /// The reference definition, in f32 with the standard library's `exp`.
@@ -88,6 +97,8 @@ impl Activation {
                 let z = (2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x);
                 (0.5 * x * (1.0 + z.tanh())) as f32
             }
+            ActKind::QuantizeDequantize if x.is_nan() => x,
+            ActKind::QuantizeDequantize => (x / self.a).round_ties_even().clamp(self.b, self.c) * self.a,
         }
     }
 }

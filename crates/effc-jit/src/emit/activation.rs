@@ -36,7 +36,10 @@ pub(crate) fn support(u: Unary) -> Support {
         Unary::LeakyRelu { alpha } => (true, true, kernel(Activation::with(ActKind::LeakyRelu, alpha, 0.0))),
         Unary::HardSigmoid { alpha, beta } => (true, true, kernel(Activation::with(ActKind::HardSigmoid, alpha, beta))),
         Unary::HardSwish => (true, true, kernel(Activation::new(ActKind::HardSwish))),
-        Unary::QuantizeDequantize { .. } => (true, true, None),
+        Unary::QuantizeDequantize { scale, zero_point, lo, hi } => {
+            let levels = ((lo - zero_point) as f32, (hi - zero_point) as f32);
+            (true, true, kernel(Activation::quantize_dequantize(scale, levels.0, levels.1)))
+        }
         Unary::Sigmoid => (true, false, kernel(Activation::new(ActKind::Sigmoid))),
         Unary::Swish => (true, false, kernel(Activation::new(ActKind::Swish))),
         Unary::Erf => (true, false, kernel(Activation::new(ActKind::Erf))),

@@ -105,6 +105,8 @@ pub unsafe trait Simd: Copy {
     fn min(self, a: Self::V, b: Self::V) -> Self::V;
     /// `a > b ? a : b` per lane: `b` when either is NaN.
     fn max(self, a: Self::V, b: Self::V) -> Self::V;
+    /// The nearest integer per lane, ties to even (NaN through).
+    fn round(self, a: Self::V) -> Self::V;
     /// 2^n from `k = n + SHIFTER` (the sum holds the integer n in its low mantissa bits),
     /// for n in [−126, 127]: one integer add and shift on the float's bits.
     fn pow2_shifted(self, k: Self::V) -> Self::V;
@@ -206,6 +208,10 @@ pub fn activate_all<S: Simd, const M: usize, const V: usize>(s: S, tile: &mut [[
         ActKind::Erf => each!(|x| erf(s, x)),
         ActKind::Gelu => each!(|x| gelu(s, x)),
         ActKind::GeluTanh => each!(|x| gelu_tanh(s, x)),
+        ActKind::QuantizeDequantize => {
+            let (scale, lo, hi) = (s.splat(act.a), s.splat(act.b), s.splat(act.c));
+            each!(|x| s.mul(s.min(hi, s.max(lo, s.round(s.div(x, scale)))), scale))
+        }
     }
 }
 

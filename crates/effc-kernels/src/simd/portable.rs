@@ -119,6 +119,10 @@ unsafe impl Simd for Portable {
         Self::map2(a, b, |x, y| if x > y { x } else { y })
     }
     #[inline(always)]
+    fn round(self, a: F32x4) -> F32x4 {
+        F32x4(a.0.map(f32::round_ties_even))
+    }
+    #[inline(always)]
     fn pow2_shifted(self, k: F32x4) -> F32x4 {
         F32x4(k.0.map(|k| f32::from_bits(k.to_bits().wrapping_add(127) << 23)))
     }
