@@ -103,7 +103,14 @@ pub fn fold_batch_norms(model: &ModelProto) -> ModelProto {
         }
         i += 1;
     }
+    retain_read_initializers(g);
     model
+}
+
+/// Drops the initializers no node reads (the float weights a rewrite replaced).
+fn retain_read_initializers(g: &mut GraphProto) {
+    let read: std::collections::HashSet<String> = g.node.iter().flat_map(|n| n.input.iter().cloned()).collect();
+    g.initializer.retain(|t| read.contains(&t.name));
 }
 
 fn fold_one(g: &mut GraphProto, conv_at: usize, bn: &NodeProto) -> bool {
@@ -326,11 +333,10 @@ pub fn qdq(model: &ModelProto, ranges: &Ranges) -> ModelProto {
             o.name = w.quantized.get(r).map_or_else(|| r.clone(), |(_, dq)| dq.clone());
         }
     }
-    // The float weights now quantized are read by nothing.
-    let read: std::collections::HashSet<&String> = w.nodes.iter().flat_map(|n| &n.input).collect();
-    w.g.initializer.retain(|t| read.contains(&t.name));
     let mut model = model.clone();
     w.g.node = w.nodes;
+    // The float weights now quantized are read by nothing.
+    retain_read_initializers(&mut w.g);
     model.graph = Some(w.g);
     model
 }
