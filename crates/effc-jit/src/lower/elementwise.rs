@@ -92,15 +92,9 @@ pub(super) fn batch_norm(l: &mut Lowering, id: NodeId, epsilon: f32) -> Result<(
             var.len()
         )));
     };
-    let c = scale.len();
-    // Per-channel vectors viewed as [C, 1, ...] so they broadcast along dim 1.
-    let mut dims = vec![c];
-    dims.resize(out.dims.len() - 1, 1);
-    let strides = crate::layout::row_major(&dims);
-    let sb = l.const_f32(&scale);
-    let tb = l.const_f32(&shift);
-    let s = Buf::new(sb, DType::F32, dims.clone(), strides.clone()).broadcast_to(&out.dims);
-    let t = Buf::new(tb, DType::F32, dims, strides).broadcast_to(&out.dims);
+    // Per channel: along dim 1.
+    let s = along_axis(l, &scale, 1, &out.dims)?;
+    let t = along_axis(l, &shift, 1, &out.dims)?;
     l.nest(&Nest::over(&out, &[&x, &s, &t]), &|kb, _, ins, _| {
         let [x, s, t] = loaded(ins);
         kb.fma(x, s, t)
@@ -122,15 +116,20 @@ fn quantization_params(l: &mut Lowering, id: NodeId, q: &Quantization, dims: &[u
             z.to_i64_vec()?.iter().map(|&v| v as f32).collect()
         }
     };
+    Ok([along_axis(l, &scale, q.axis, dims)?, along_axis(l, &zero_point, q.axis, dims)?])
+}
+
+/// `values` as an f32 constant broadcast over `dims`: one value for every element, or one
+/// per index of `axis` (BatchNormalization's channels, per-axis quantization).
+fn along_axis(l: &mut Lowering, values: &[f32], axis: usize, dims: &[usize]) -> Result<Buf> {
     let mut param_dims = vec![1; dims.len()];
-    if scale.len() != 1 {
-        *param_dims.get_mut(q.axis).ok_or_else(|| Error::other(format!("{name}: axis {} out of range", q.axis)))? =
-            scale.len();
+    if values.len() != 1 {
+        let rank = dims.len();
+        *param_dims.get_mut(axis).ok_or_else(|| Error::other(format!("axis {axis} is outside rank {rank}")))? =
+            values.len();
     }
     let strides = crate::layout::row_major(&param_dims);
-    let buf = |base| Buf::new(base, DType::F32, param_dims.clone(), strides.clone()).broadcast_to(dims);
-    let (s, z) = (l.const_f32(&scale), l.const_f32(&zero_point));
-    Ok([buf(s), buf(z)])
+    Ok(Buf::new(l.const_f32(values), DType::F32, param_dims, strides).broadcast_to(dims))
 }
 
 /// QuantizeLinear at run time: f32 in, uint8 or int8 out, as `effc_ir::op::quantize`
