@@ -88,3 +88,37 @@ fn qdq_lite0_runs_and_agrees_with_tract() {
         }
     }
 }
+
+/// ConvInteger returns its int32 sums, which effc computes in f32: a node whose sums could
+/// pass 2^24 (64 × 3 × 3 uint8 inputs up to 255 against weights of 127: 18.7 M) is refused
+/// by name; one that cannot (a 16-channel input: 4.7 M) compiles.
+#[test]
+fn conv_integer_is_refused_where_f32_could_not_hold_its_sums_exactly() {
+    use effc_models::writer::{Dim, GraphBuilder, tensor_quantized};
+    use effc_onnx::proto::tensor_proto::DataType;
+    let build = |channels: i64| {
+        let mut b = GraphBuilder::new(13);
+        let x = b.input("x", DataType::Uint8, &[Dim::Fixed(1), Dim::Fixed(channels), Dim::Fixed(5), Dim::Fixed(5)]);
+        let n = (channels * 9) as usize;
+        let w = b.weight(tensor_quantized("w", &[1, channels, 3, 3], DataType::Int8, &vec![127; n]));
+        let y = b.node("ConvInteger", &[&x, &w], vec![]);
+        b.output(&y);
+        b.build()
+    };
+    let err = common::compile_err(&build(64));
+    assert!(err.contains("ConvInteger") && err.contains("2^24"), "{err}");
+    common::compile_ok(&build(16));
+}
+
+/// onnxruntime's contrib ops that effc does not read are refused with their domain.
+#[test]
+fn an_unread_contrib_op_is_refused_with_its_domain() {
+    use effc_models::writer::GraphBuilder;
+    let mut b = GraphBuilder::new(13);
+    let x = b.input_f32("x", &[1, 4]);
+    let y = b.node("QLinearSoftmax", &[&x], vec![]);
+    b.graph.node.last_mut().unwrap().domain = "com.microsoft".into();
+    b.output(&y);
+    let err = common::compile_err(&b.build());
+    assert!(err.contains("QLinearSoftmax") && err.contains("com.microsoft"), "{err}");
+}

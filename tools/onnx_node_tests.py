@@ -28,7 +28,7 @@ Sigmoid Relu Tanh Exp Log Sqrt Neg Abs Ceil Floor Round Reciprocal Softplus Soft
 Elu Selu LeakyRelu HardSigmoid HardSwish Gelu
 Identity Dropout Constant Shape Size ConstantOfShape Reshape Flatten Squeeze Unsqueeze
 Transpose Concat Split Slice Gather Tile Expand Pad Range
-QuantizeLinear DequantizeLinear
+QuantizeLinear DequantizeLinear QLinearConv QLinearMatMul ConvInteger MatMulInteger
 """.split())
 
 # Cases larger than this (model plus data) are left out to keep the repository small.
@@ -63,6 +63,10 @@ PARAMETERS = {
     "BatchNormalization": (1, 2, 3, 4),
     "QuantizeLinear": (1, 2),
     "DequantizeLinear": (1, 2),
+    "QLinearConv": (1, 2, 3, 4, 5, 6, 7, 8),
+    "QLinearMatMul": (1, 2, 4, 5, 6, 7),
+    "ConvInteger": (1, 2, 3),
+    "MatMulInteger": (2, 3),
 }
 
 

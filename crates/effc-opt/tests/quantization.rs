@@ -63,3 +63,33 @@ fn a_pair_of_two_scales_stays_a_pair() {
     assert_eq!(FoldQuantizePairs.run(&mut g).unwrap(), 0);
     assert_eq!(ops(&g), ["DequantizeLinearx1", "QuantizeLinearx1"]);
 }
+
+/// The QOperator form's shape: uint8 values reshaped and padded (with the zero point)
+/// between two ops, each reader with its own DequantizeLinear. The DequantizeLinears move
+/// above the Reshape and the Pad, meet the QuantizeLinear and become one snap; the Pad's
+/// fill, the zero point, becomes 0.
+#[test]
+fn dequantize_moves_above_uint8_layout_ops_and_twin_pairs_become_one_snap() {
+    let mut b = GraphBuilder::new(13);
+    let x = b.input_f32("x", &[1, 2, 2, 2]);
+    let s = b.weight_f32("scale", &[], &[0.1]);
+    let z = b.weight(tensor_quantized("zp", &[], DataType::Uint8, &[128]));
+    let q = b.node("QuantizeLinear", &[&x, &s, &z], vec![]);
+    let shape = b.weight_i64("shape", &[1, 4, 2]);
+    let r = b.node("Reshape", &[&q, &shape], vec![]);
+    let pads = b.weight_i64("pads", &[0, 0, 1, 0, 0, 1]);
+    let p = b.node("Pad", &[&r, &pads, &z], vec![]);
+    let d1 = b.node("DequantizeLinear", &[&p, &s, &z], vec![]);
+    let d2 = b.node("DequantizeLinear", &[&p, &s, &z], vec![]);
+    let y = b.node("Add", &[&d1, &d2], vec![]);
+    b.output(&y);
+    let mut g = import(b);
+    let passes: Vec<Box<dyn Pass>> = vec![Box::new(FoldQuantizePairs), Box::new(DeadCode)];
+    optimize(&mut g, &passes).unwrap();
+    assert_eq!(ops(&g), ["Addx1", "Padx1", "QuantizeDequantizex1", "Reshapex1"]);
+    let fill = g.node_ids().find_map(|id| match &g.node(id).op {
+        Op::Pad(p) => Some(p.mode),
+        _ => None,
+    });
+    assert_eq!(fill, Some(effc_ir::op::PadMode::Constant(0.0)));
+}

@@ -1,5 +1,6 @@
 //! Ops that only move elements: all are strided copies between views.
 
+use cranelift_codegen::ir::{InstBuilder, types};
 use effc_ir::op::{Pad, PadMode, SliceAxis};
 use effc_ir::{DType, Error, NodeId, Result};
 
@@ -106,13 +107,29 @@ pub(super) fn tile(l: &mut Lowering, id: NodeId, repeats: &[usize]) -> Result<()
     })
 }
 
+/// Cast at run time: a copy within one type; f32 to int32 truncating toward zero
+/// (saturated, NaN to 0: ONNX leaves both undefined), and uint8, int8 and int32 to f32.
 pub(super) fn cast(l: &mut Lowering, id: NodeId, to: DType) -> Result<()> {
     let x = l.input(id, 0)?;
-    if x.dtype != to {
-        return Err(Error::unsupported(format!("casting {} to {to} at run time", x.dtype)));
-    }
     let out = l.output(id, 0)?;
-    l.copy(&out, &x)
+    let from = x.dtype;
+    match (from, to) {
+        _ if from == to => l.copy(&out, &x),
+        (DType::F32, DType::I32) => l.nest(&Nest::over(&out, &[&x]), &|kb, _, ins, _| {
+            let [x] = loaded(ins);
+            kb.b.ins().fcvt_to_sint_sat(types::I32, x)
+        }),
+        (DType::U8 | DType::I8 | DType::I32, DType::F32) => l.nest(&Nest::over(&out, &[&x]), &move |kb, _, ins, _| {
+            let [x] = loaded(ins);
+            let x = match from {
+                DType::U8 => kb.b.ins().uextend(types::I32, x),
+                DType::I8 => kb.b.ins().sextend(types::I32, x),
+                _ => x,
+            };
+            kb.b.ins().fcvt_from_sint(types::F32, x)
+        }),
+        _ => Err(Error::unsupported(format!("casting {from} to {to} at run time"))),
+    }
 }
 
 /// Gather with constant indices: one hyperplane copy per index.

@@ -196,14 +196,16 @@ impl Importer<'_> {
     }
 
     fn import_node(&mut self, node: &NodeProto) -> Result<()> {
-        if !(node.domain.is_empty() || node.domain == "ai.onnx") {
+        if !(node.domain.is_empty() || node.domain == "ai.onnx" || node.domain == ops::MICROSOFT) {
             return Err(effc_ir::ErrorKind::UnsupportedOp {
                 op_type: node.op_type.clone(),
                 domain: node.domain.clone(),
             }
             .into());
         }
-        versions::check_op(&node.op_type, self.opset)?;
+        if node.domain != ops::MICROSOFT {
+            versions::check_op(&node.op_type, self.opset)?;
+        }
         let mut ctx = NodeCtx { imp: self, node, attrs: Attrs::new(node) };
         let outs = ops::import(&mut ctx)?;
         if let Some((i, name)) = node.output.iter().enumerate().skip(outs.len()).find(|(_, n)| !n.is_empty()) {
@@ -431,6 +433,18 @@ impl NodeCtx<'_, '_> {
 
     pub fn const_ints(&self, i: usize) -> Result<Option<Vec<i64>>> {
         self.const_input(i)?.map(|t| t.to_i64_vec()).transpose()
+    }
+
+    /// Adds a constant as an intermediate value of this node; `tag` makes its name unique.
+    pub fn constant_step(&mut self, t: Tensor, tag: &str) -> Result<ValueRef> {
+        self.check_size(t.numel())?;
+        let name = self.out_name(0, tag);
+        Ok(self.imp.graph.add_const(name, t))
+    }
+
+    /// The constant value of `v`, if it is one.
+    pub fn const_value(&self, v: ValueRef) -> Option<Tensor> {
+        self.imp.graph.const_value(v).cloned()
     }
 
     /// Adds a constant named after output `port` of this node.

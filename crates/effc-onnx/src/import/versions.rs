@@ -45,6 +45,7 @@ const TABLE: &[Versions] = &[
     v("Constant", &[1, 9, 11, 12, 13, 19, 21, 23, 24, 25], 25),
     v("ConstantOfShape", &[9, 20, 21, 23, 24, 25], 25),
     v("Conv", &[1, 11, 22], 22),
+    v("ConvInteger", &[10], 10),
     // 23 adds QuantizeLinear's `precision` and DequantizeLinear's `output_dtype`
     // (effc reads both: f32 only); the later ones add float8/6/4 and int2 types.
     v("DequantizeLinear", &[10, 13, 19, 21, 23, 24, 25, 28], 28),
@@ -71,6 +72,7 @@ const TABLE: &[Versions] = &[
     v("Log", &[1, 6, 13], 13),
     v("LogSoftmax", &[1, 11, 13], 13),
     v("MatMul", &[1, 9, 13], 13),
+    v("MatMulInteger", &[10], 10),
     v("Max", &[1, 6, 8, 12, 13], 13),
     v("MaxPool", &[1, 8, 10, 11, 12, 22], 22),
     v("Mean", &[1, 6, 8, 13], 13),
@@ -84,6 +86,9 @@ const TABLE: &[Versions] = &[
     v("PRelu", &[1, 6, 7, 9, 16], 16),
     v("Pad", &[1, 2, 11, 13, 18, 19, 21, 23, 24, 25], 25),
     v("Pow", &[1, 7, 12, 13, 15], 15),
+    // 21 adds float8 and float16 scales.
+    v("QLinearConv", &[10], 10),
+    v("QLinearMatMul", &[10, 21], 21),
     v("QuantizeLinear", &[10, 13, 19, 21, 23, 24, 25, 28], 28),
     v("Range", &[11, 27], 27),
     v("Reciprocal", &[1, 6, 13], 13),

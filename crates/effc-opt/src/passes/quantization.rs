@@ -1,5 +1,5 @@
-use effc_ir::op::{Op, PadMode, PoolKind, Unary};
-use effc_ir::{Graph, NodeId, Result, ValueRef};
+use effc_ir::op::{Op, Pad, PadMode, PoolKind, Unary};
+use effc_ir::{DType, Graph, NodeId, Result, ValueInfo, ValueRef};
 
 use super::util::nodes_in_order;
 use crate::Pass;
@@ -10,6 +10,11 @@ use crate::Pass;
 /// (a pair that quantizer tools put after reshapes, transposes, zero pads and max pools,
 /// which only move or pick values) goes. Runs with and without fusion: without it the
 /// pairs would need quantized tensors at run time.
+///
+/// A DequantizeLinear after such an op on quantized values (the QOperator form's uint8
+/// reshapes and pads, onnxruntime's Direct8BitOp and QPad) first moves above it, to meet
+/// its QuantizeLinear; and pairs of one QuantizeLinear read by several DequantizeLinears
+/// (one per reader in the QOperator form) become one snap.
 pub struct FoldQuantizePairs;
 
 impl Pass for FoldQuantizePairs {
@@ -23,12 +28,23 @@ impl Pass for FoldQuantizePairs {
             if !g.contains(id) {
                 continue;
             }
+            if hoist(g, id) {
+                changes += 1;
+                continue;
+            }
             if let Some((source, snap)) = pair(g, id) {
+                changes += 1;
+                let twin =
+                    g.users(source).into_iter().map(|(n, _)| n).find(|&n| n != id && g.node(n).op == Op::Unary(snap));
+                if let Some(twin) = twin {
+                    g.replace_uses(ValueRef::new(id, 0), ValueRef::new(twin, 0));
+                    g.remove_node(id);
+                    continue;
+                }
                 g.node_mut(id).op = Op::Unary(snap);
                 g.set_input(id, 0, Some(source));
                 g.set_input(id, 1, None);
                 g.set_input(id, 2, None);
-                changes += 1;
             }
             // Checked right away: a later pass may fuse the snap before it into a conv.
             if let Op::Unary(snap @ Unary::QuantizeDequantize { .. }) = g.node(id).op
@@ -42,6 +58,60 @@ impl Pass for FoldQuantizePairs {
         }
         Ok(changes)
     }
+}
+
+/// DequantizeLinear(L(x)) → L(DequantizeLinear(x)) for a DequantizeLinear of one scale
+/// and zero point and an op L that only moves, picks or pads values (the fill
+/// dequantized); whether it rewrote.
+fn hoist(g: &mut Graph, dq: NodeId) -> bool {
+    let Some(Unary::QuantizeDequantize { scale, zero_point, .. }) = snap_of(g, dq) else { return false };
+    if !matches!(g.node(dq).op, Op::Dequantize(_)) {
+        return false;
+    }
+    let Some(moved) = g.input(dq, 0) else { return false };
+    let op = match &g.node(moved.node).op {
+        op @ (Op::Reshape { .. } | Op::Transpose { .. } | Op::Slice { .. }) => op.clone(),
+        Op::Pool(p) if p.kind == PoolKind::Max => Op::Pool(p.clone()),
+        Op::Pad(p) => match p.mode {
+            // A quantized fill is an integer of the quantized type.
+            PadMode::Constant(fill) => {
+                let fill = effc_ir::op::dequantize(fill as i32, scale, zero_point);
+                Op::Pad(Pad { mode: PadMode::Constant(fill), ..p.clone() })
+            }
+            PadMode::Edge | PadMode::Reflect => Op::Pad(p.clone()),
+        },
+        _ => return false,
+    };
+    let Some(x) = g.input(moved.node, 0) else { return false };
+    if g.inputs(moved.node).iter().skip(1).any(Option::is_some) {
+        return false;
+    }
+    let params = g.inputs(dq);
+    let out = g.value(ValueRef::new(dq, 0)).clone();
+    let float_x = ValueInfo {
+        name: format!("{}::dequantized", g.value(x).name),
+        dtype: DType::F32,
+        shape: g.value(x).shape.clone(),
+    };
+    let name = g.node(dq).name.clone();
+    let dq_op = g.node(dq).op.clone();
+    let new_dq = g.add_node(
+        name.clone(),
+        dq_op,
+        &[Some(x), params.get(1).copied().flatten(), params.get(2).copied().flatten()],
+        vec![float_x],
+    );
+    let new_op = g.add_node(name, op, &[Some(ValueRef::new(new_dq, 0))], vec![out]);
+    // Every DequantizeLinear of the same parameters reading `moved` (one per reader in
+    // the QOperator form) takes the one moved copy.
+    let twins: Vec<NodeId> = (g.users(moved).into_iter().map(|(n, _)| n))
+        .filter(|&n| g.node(n).op == g.node(dq).op && g.inputs(n) == params)
+        .collect();
+    for twin in twins {
+        g.replace_uses(ValueRef::new(twin, 0), ValueRef::new(new_op, 0));
+        g.remove_node(twin);
+    }
+    true
 }
 
 /// For a DequantizeLinear reading a QuantizeLinear with the same single scale and zero

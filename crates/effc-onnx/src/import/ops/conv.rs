@@ -79,6 +79,19 @@ fn spatial_input(ctx: &NodeCtx, x: ValueRef) -> Result<Vec<usize>> {
 
 pub(super) fn conv(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
     let (x, w, b) = (ctx.x(0)?, ctx.x(1)?, ctx.input(2)?);
+    let op = conv_op(ctx, x, w)?;
+    ctx.emit(op, &[Some(x), Some(w), b])
+}
+
+/// A Conv of `x` by `w` with the node's attributes, as an intermediate step (the float
+/// core of QLinearConv and ConvInteger).
+pub(super) fn conv_of(ctx: &mut NodeCtx, x: ValueRef, w: ValueRef, b: Option<ValueRef>, tag: &str) -> Result<ValueRef> {
+    let op = conv_op(ctx, x, w)?;
+    ctx.emit_step(op, &[Some(x), Some(w), b], tag)
+}
+
+/// The Conv op of the node's attributes for input `x` and weights `w`.
+fn conv_op(ctx: &NodeCtx, x: ValueRef, w: ValueRef) -> Result<Op> {
     let spatial = spatial_input(ctx, x)?;
     let ws = ctx.shape(w);
     if ws.len() != spatial.len() + 2 {
@@ -94,7 +107,7 @@ pub(super) fn conv(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
         .ok()
         .filter(|&g| g > 0)
         .ok_or_else(|| Error::invalid(format!("group must be positive, got {group}")))?;
-    let op = Op::Conv(Conv {
+    Ok(Op::Conv(Conv {
         kernel: win.kernel,
         strides: win.strides,
         dilations: win.dilations,
@@ -102,8 +115,7 @@ pub(super) fn conv(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
         pads_end: win.pads_end,
         group,
         act: None,
-    });
-    ctx.emit(op, &[Some(x), Some(w), b])
+    }))
 }
 
 pub(super) fn pool(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {

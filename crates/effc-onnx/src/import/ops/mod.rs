@@ -5,14 +5,30 @@ mod conv;
 mod copy;
 mod elementwise;
 mod gemm;
+mod qoperator;
 mod reduce;
 
 use effc_ir::{ErrorKind, Result, ValueRef};
 
 use super::NodeCtx;
 
+/// onnxruntime's contrib-op domain; effc reads its QOperator ops (all version 1).
+pub(crate) const MICROSOFT: &str = "com.microsoft";
+
 /// Imports one node and returns the IR values of its outputs, in order.
 pub(crate) fn import(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
+    if ctx.node.domain == MICROSOFT {
+        return match ctx.node.op_type.as_str() {
+            "QGemm" => qoperator::qgemm(ctx),
+            "QLinearAdd" | "QLinearMul" => qoperator::qlinear_binary(ctx),
+            "QLinearSigmoid" | "QLinearLeakyRelu" => qoperator::qlinear_unary(ctx),
+            "QLinearGlobalAveragePool" => qoperator::qlinear_global_average_pool(ctx),
+            "QLinearConcat" => qoperator::qlinear_concat(ctx),
+            other => {
+                Err(ErrorKind::UnsupportedOp { op_type: other.to_string(), domain: ctx.node.domain.clone() }.into())
+            }
+        };
+    }
     match ctx.node.op_type.as_str() {
         "Conv" => conv::conv(ctx),
         "MaxPool" | "AveragePool" => conv::pool(ctx),
@@ -32,6 +48,10 @@ pub(crate) fn import(ctx: &mut NodeCtx) -> Result<Vec<ValueRef>> {
         "Cast" => copy::cast(ctx),
         "Where" => elementwise::where_(ctx),
         "QuantizeLinear" | "DequantizeLinear" => elementwise::quantization(ctx),
+        "QLinearConv" => qoperator::qlinear_conv(ctx),
+        "QLinearMatMul" => qoperator::qlinear_matmul(ctx),
+        "ConvInteger" => qoperator::conv_integer(ctx),
+        "MatMulInteger" => qoperator::matmul_integer(ctx),
         op if elementwise::unary_op(op, &ctx.attrs).is_some() => elementwise::unary(ctx),
 
         "Identity" | "Dropout" => copy::identity(ctx),
