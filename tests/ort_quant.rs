@@ -3,8 +3,9 @@
 //! onnxruntime's outputs (its int8 kernels): tests/ort-quant, written by
 //! tools/ort_quant_cases.py.
 //!
-//! effc imports the QOperator ops as their QDQ equivalent, so both forms must compile to the
-//! same steps (no QuantizeLinear or DequantizeLinear left, the convs' snaps fused), and
+//! effc imports the QOperator ops as their QDQ equivalent, so both forms of a block must
+//! compile to the same steps (no QuantizeLinear or DequantizeLinear left, the convs' snaps
+//! fused, explicit pads merged), and
 //! agree with onnxruntime within 2 quanta of the output's scale on every value (engines
 //! round the rescaled integer sums differently), on every kernel path.
 
@@ -31,6 +32,7 @@ fn read_pb(path: &Path) -> effc_ir::Tensor {
 fn onnxruntime_quantized_blocks_agree_with_onnxruntime_within_two_quanta() {
     let cases = cases();
     assert_eq!(cases.len(), 4, "{cases:?}");
+    let mut steps = std::collections::BTreeMap::new();
     for dir in cases {
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
         let x = read_pb(&dir.join("test_data_set_0/input_0.pb"));
@@ -40,6 +42,10 @@ fn onnxruntime_quantized_blocks_agree_with_onnxruntime_within_two_quanta() {
             let c = effc::compile_file(dir.join("model.onnx"), &opts)
                 .unwrap_or_else(|e| panic!("{name} on {}: {e}", kernels.name()));
             let h = &c.summary.ops_after;
+            // Both forms of one block compile to the same steps.
+            let block = name.trim_end_matches("_qdq").trim_end_matches("_qoperator").to_string();
+            let first = steps.entry((block, kernels.name())).or_insert_with(|| h.clone());
+            assert_eq!(first, h, "{name} on {}", kernels.name());
             for gone in ["QuantizeLinear", "DequantizeLinear"] {
                 assert!(!h.contains_key(gone), "{name} on {}: {gone} left: {h:?}", kernels.name());
             }

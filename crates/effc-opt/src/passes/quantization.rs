@@ -28,9 +28,12 @@ impl Pass for FoldQuantizePairs {
             if !g.contains(id) {
                 continue;
             }
-            if hoist(g, id) {
+            // A moved DequantizeLinear pairs in this same run, before `form-mbconv` sees
+            // the conv before it without its snap.
+            let mut id = id;
+            while let Some(moved) = hoist(g, id) {
                 changes += 1;
-                continue;
+                id = moved;
             }
             if let Some((source, snap)) = pair(g, id) {
                 changes += 1;
@@ -45,6 +48,9 @@ impl Pass for FoldQuantizePairs {
                 g.set_input(id, 0, Some(source));
                 g.set_input(id, 1, None);
                 g.set_input(id, 2, None);
+            }
+            if snap_before_pad(g, id) {
+                changes += 1;
             }
             // Checked right away: a later pass may fuse the snap before it into a conv.
             if let Op::Unary(snap @ Unary::QuantizeDequantize { .. }) = g.node(id).op
@@ -62,13 +68,13 @@ impl Pass for FoldQuantizePairs {
 
 /// DequantizeLinear(L(x)) → L(DequantizeLinear(x)) for a DequantizeLinear of one scale
 /// and zero point and an op L that only moves, picks or pads values (the fill
-/// dequantized); whether it rewrote.
-fn hoist(g: &mut Graph, dq: NodeId) -> bool {
-    let Some(Unary::QuantizeDequantize { scale, zero_point, .. }) = snap_of(g, dq) else { return false };
+/// dequantized); the moved DequantizeLinear, if it rewrote.
+fn hoist(g: &mut Graph, dq: NodeId) -> Option<NodeId> {
+    let Some(Unary::QuantizeDequantize { scale, zero_point, .. }) = snap_of(g, dq) else { return None };
     if !matches!(g.node(dq).op, Op::Dequantize(_)) {
-        return false;
+        return None;
     }
-    let Some(moved) = g.input(dq, 0) else { return false };
+    let moved = g.input(dq, 0)?;
     let op = match &g.node(moved.node).op {
         op @ (Op::Reshape { .. } | Op::Transpose { .. } | Op::Slice { .. }) => op.clone(),
         Op::Pool(p) if p.kind == PoolKind::Max => Op::Pool(p.clone()),
@@ -80,11 +86,11 @@ fn hoist(g: &mut Graph, dq: NodeId) -> bool {
             }
             PadMode::Edge | PadMode::Reflect => Op::Pad(p.clone()),
         },
-        _ => return false,
+        _ => return None,
     };
-    let Some(x) = g.input(moved.node, 0) else { return false };
+    let x = g.input(moved.node, 0)?;
     if g.inputs(moved.node).iter().skip(1).any(Option::is_some) {
-        return false;
+        return None;
     }
     let params = g.inputs(dq);
     let out = g.value(ValueRef::new(dq, 0)).clone();
@@ -111,6 +117,29 @@ fn hoist(g: &mut Graph, dq: NodeId) -> bool {
         g.replace_uses(ValueRef::new(twin, 0), ValueRef::new(new_op, 0));
         g.remove_node(twin);
     }
+    Some(new_dq)
+}
+
+/// snap(Pad(x)) → Pad(snap(x)) for a Pad read only by the snap, filling with one of its
+/// levels (the QOperator form quantizes after the explicit Pad before a stem): the Pad
+/// can then merge into the conv after the snap. Whether it rewrote.
+fn snap_before_pad(g: &mut Graph, id: NodeId) -> bool {
+    let Op::Unary(snap @ Unary::QuantizeDequantize { .. }) = g.node(id).op else { return false };
+    let Some(padded) = g.input(id, 0) else { return false };
+    let Op::Pad(Pad { mode: PadMode::Constant(fill), .. }) = g.node(padded.node).op else { return false };
+    let single_reader = g.users(padded).len() == 1 && !g.is_output(padded);
+    if !single_reader || effc_ir::eval::unary_f64(snap, fill as f64) != fill as f64 {
+        return false;
+    }
+    let Some(x) = g.input(padded.node, 0) else { return false };
+    if g.inputs(padded.node).iter().skip(1).any(Option::is_some) {
+        return false;
+    }
+    let snapped = ValueRef::new(id, 0);
+    g.replace_uses(snapped, padded);
+    g.set_input(id, 0, Some(x));
+    g.set_input(padded.node, 0, Some(snapped));
+    g.value_mut(snapped).shape = g.value(x).shape.clone();
     true
 }
 
