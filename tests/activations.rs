@@ -8,7 +8,7 @@
 use effc::Kernels;
 use effc::Options;
 use effc_ir::fusion::{Fusion, Site};
-use effc_ir::op::{Op, Unary};
+use effc_ir::op::{Levels, Op, Unary};
 use effc_ir::{Tensor, eval};
 use effc_models::writer::{GraphBuilder, attr_float, attr_int, attr_ints, attr_string};
 use effc_onnx::proto::AttributeProto;
@@ -44,7 +44,10 @@ fn spelling(u: Unary) -> Option<(&'static str, Vec<AttributeProto>)> {
         Unary::HardSwish => plain("HardSwish"),
         // Bounds as attributes: the sweep writes Clip at opset 10 (see `model`).
         Unary::Clip { min, max } => Some(("Clip", vec![attr_float("min", min), attr_float("max", max)])),
-        Unary::Swish | Unary::QuantizeDequantize { .. } => None,
+        Unary::Swish
+        | Unary::QuantizeDequantize { .. }
+        | Unary::QuantizedSwish { .. }
+        | Unary::QuantizedSigmoid { .. } => None,
         Unary::Gelu { tanh } => Some(("Gelu", vec![attr_string("approximate", if tanh { "tanh" } else { "none" })])),
     }
 }
@@ -53,7 +56,7 @@ fn spelling(u: Unary) -> Option<(&'static str, Vec<AttributeProto>)> {
 /// op of its own: it is tested through its Sigmoid·x spelling, and the quantization snap
 /// through its QuantizeLinear → DequantizeLinear pair (uint8 levels over −12.8…12.7 and
 /// int8 levels over −6.25…6.5, so the sweep saturates both).
-const UNARIES: [Unary; 26] = [
+const UNARIES: [Unary; 28] = [
     Unary::Sigmoid,
     Unary::Relu,
     Unary::Tanh,
@@ -80,7 +83,14 @@ const UNARIES: [Unary; 26] = [
     Unary::Gelu { tanh: true },
     Unary::QuantizeDequantize { scale: 0.1, zero_point: 128, lo: 0, hi: 255 },
     Unary::QuantizeDequantize { scale: 0.05, zero_point: -3, lo: -128, hi: 127 },
+    // B0's swish and squeeze-excite gate as onnxruntime quantizes them (uint8 levels).
+    Unary::QuantizedSwish { input: U8_INPUT, gate: U8_GATE, output: U8_OUTPUT },
+    Unary::QuantizedSigmoid { input: U8_INPUT, output: U8_GATE },
 ];
+
+const U8_INPUT: Levels = Levels { scale: 0.1, zero_point: 128, lo: 0, hi: 255 };
+const U8_GATE: Levels = Levels { scale: 1.0 / 255.0, zero_point: 0, lo: 0, hi: 255 };
+const U8_OUTPUT: Levels = Levels { scale: 0.05, zero_point: 7, lo: 0, hi: 255 };
 
 const C: usize = 16;
 const H: usize = 8;
@@ -148,11 +158,43 @@ fn model(u: Unary, before: Before) -> effc_onnx::proto::ModelProto {
             let data_type = if lo < 0 { DataType::Int8 } else { DataType::Uint8 };
             b.quantize_dequantize(&y, scale, zero_point, data_type)
         }
+        // Each step re-quantized, as onnxruntime's QDQ models spell them.
+        (Unary::QuantizedSwish { input, gate, output }, _) => {
+            let a = qdq(&mut b, &y, input);
+            let s = b.node("Sigmoid", &[&a], vec![]);
+            let g = qdq(&mut b, &s, gate);
+            let m = b.node("Mul", &[&a, &g], vec![]);
+            qdq(&mut b, &m, output)
+        }
+        (Unary::QuantizedSigmoid { input, output }, _) => {
+            let a = qdq(&mut b, &y, input);
+            let s = b.node("Sigmoid", &[&a], vec![]);
+            qdq(&mut b, &s, output)
+        }
         (_, Some((op, attrs))) => b.node(op, &[&y], attrs),
         (_, None) => unreachable!("{u:?} is not a float activation"),
     };
     b.output(&out);
     b.build()
+}
+
+/// A uint8 QuantizeLinear → DequantizeLinear pair to `levels`.
+fn qdq(b: &mut GraphBuilder, x: &str, levels: Levels) -> String {
+    b.quantize_dequantize(x, levels.scale, levels.zero_point, DataType::Uint8)
+}
+
+/// For the quantized activations, the error allowed at x: their snaps are exact, the
+/// sigmoid between them is f32 code, so a value on a rounding tie may take the next level
+/// (a gate one step off moves the swish by |a| gate steps, then one output step).
+fn quantized_tolerance(u: Unary, x: f64) -> Option<f64> {
+    match u {
+        Unary::QuantizedSwish { input, gate, output } => {
+            let a = eval::unary_f64(input.snap(), x);
+            Some(gate.scale as f64 * a.abs() + output.scale as f64)
+        }
+        Unary::QuantizedSigmoid { output, .. } => Some(output.scale as f64),
+        _ => None,
+    }
 }
 
 /// Absolute error allowed at x for f32 code against the f64 reference: a few ulps of the
@@ -200,7 +242,9 @@ fn every_float_unary_matches_the_f64_reference_fused_or_not() {
                     let want = eval::unary_f64(u, seen);
                     let ok = (want.is_nan() && y.is_nan())
                         || y as f64 == want
-                        || (want.is_finite() && (y as f64 - want).abs() <= tolerance(want, seen));
+                        || (want.is_finite()
+                            && (y as f64 - want).abs()
+                                <= quantized_tolerance(u, seen).unwrap_or_else(|| tolerance(want, seen)));
                     if !ok {
                         failures.push(format!("{what} at {x}: {y} but the reference says {want}"));
                         break;

@@ -43,16 +43,14 @@ fn argmax(v: &[f32]) -> usize {
     v.iter().enumerate().fold(0, |best, (i, &x)| if x > v[best] { i } else { best })
 }
 
-/// EfficientNet-Lite0 in lukemelas' spelling (explicit Pads, ReLU6 as Clip), quantized as
-/// onnxruntime's tools quantize the real one: every pair becomes a snap, the weights fold
-/// to f32, the blocks fuse, and the logits agree with tract's within 2 quanta (≥ 99 %),
+/// A family member in `exporter`'s spelling at `res` × `res`, BatchNorms folded, quantized
+/// as onnxruntime's tools quantize the real one (calibrated by effc on 4 seeded inputs):
+/// every pair becomes a snap, the weights fold to f32, every block is one MBConv super-op
+/// on every kernel path, and the logits agree with tract's within 2 quanta (≥ 99 %),
 /// top-1 equal.
-#[test]
-fn qdq_lite0_runs_and_agrees_with_tract() {
-    let f = Family::lite(0).unwrap();
-    let res = 96;
+fn qdq_runs_and_agrees_with_tract(f: &Family, exporter: Exporter, res: usize) {
     let shape = vec![1, 3, res, res];
-    let float = quantize::fold_batch_norms(&efficientnet_styled(&f, 1.into(), res, 100, 5, Exporter::Lukemelas));
+    let float = quantize::fold_batch_norms(&efficientnet_styled(f, 1.into(), res, 100, 5, exporter));
     let ranges = calibrate(&float, &shape, 0..4);
     let qdq = quantize::qdq(&float, &ranges);
     let ops = |op: &str| qdq.graph.as_ref().unwrap().node.iter().filter(|n| n.op_type == op).count();
@@ -71,7 +69,7 @@ fn qdq_lite0_runs_and_agrees_with_tract() {
         let opts = effc::Options { kernels, ..Default::default() };
         let c = effc::compile_file(&path, &opts).unwrap_or_else(|e| panic!("{}: {e}", kernels.name()));
         let h = &c.summary.ops_after;
-        for gone in ["QuantizeLinear", "DequantizeLinear", "Pad"] {
+        for gone in ["QuantizeLinear", "DequantizeLinear", "Pad", "Sigmoid", "Mul"] {
             assert!(!h.contains_key(gone), "{} left {gone}: {h:?}", kernels.name());
         }
         // The snaps fuse as activations do: every block is one MBConv super-op.
@@ -82,11 +80,26 @@ fn qdq_lite0_runs_and_agrees_with_tract() {
             let theirs = &tract.run(&[&x.to_f32_vec()]).unwrap()[0].data;
             let h = quanta_histogram(&ours, theirs, out_scale);
             let within2 = (h[0] + h[1] + h[2]) as f64 / ours.len() as f64;
-            println!("{} seed {seed}: quanta off by 0/1/2/more: {h:?}", kernels.name());
+            println!("{} {} seed {seed}: quanta off by 0/1/2/more: {h:?}", f.name, kernels.name());
             assert!(within2 >= 0.99, "{} seed {seed}: {h:?}", kernels.name());
             assert_eq!(argmax(&ours), argmax(theirs), "{} seed {seed}", kernels.name());
         }
     }
+}
+
+/// EfficientNet-Lite0 in lukemelas' spelling (explicit Pads, ReLU6 as Clip).
+#[test]
+fn qdq_lite0_runs_and_agrees_with_tract() {
+    qdq_runs_and_agrees_with_tract(&Family::lite(0).unwrap(), Exporter::Lukemelas, 96);
+}
+
+/// EfficientNet-B0 in torchvision's spelling: each swish is Sigmoid, Mul and three
+/// pairs, each squeeze-excite seven quantized ops; they become QuantizedSwish,
+/// QuantizedSigmoid and a squeeze-excite with snapped mean and product, and the blocks
+/// MBConv super-ops.
+#[test]
+fn qdq_b0_runs_and_agrees_with_tract() {
+    qdq_runs_and_agrees_with_tract(&Family::efficientnet(0).unwrap(), Exporter::TorchvisionLegacy, 96);
 }
 
 /// ConvInteger returns its int32 sums, which effc computes in f32: a node whose sums could

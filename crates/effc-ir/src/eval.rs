@@ -177,6 +177,17 @@ pub fn unary_f64(u: Unary, x: f64) -> f64 {
                 op::dequantize(op::quantize(x, scale, zero_point, (lo, hi)), scale, zero_point) as f64
             }
         }
+        // Each step as the model's own ops compute it: the product in f32 (exact in f64,
+        // then rounded by the snap's conversion), the sigmoid in f64 rounded to f32.
+        Unary::QuantizedSwish { input, gate, output } => {
+            let a = unary_f64(input.snap(), x);
+            let g = unary_f64(gate.snap(), unary_f64(Unary::Sigmoid, a) as f32 as f64);
+            unary_f64(output.snap(), a * g)
+        }
+        Unary::QuantizedSigmoid { input, output } => {
+            let a = unary_f64(input.snap(), x);
+            unary_f64(output.snap(), unary_f64(Unary::Sigmoid, a) as f32 as f64)
+        }
     }
 }
 
@@ -210,7 +221,9 @@ fn unary(u: Unary, x: &Tensor) -> Result<Tensor> {
         | Unary::HardSwish
         | Unary::Swish
         | Unary::Gelu { .. }
-        | Unary::QuantizeDequantize { .. } => {
+        | Unary::QuantizeDequantize { .. }
+        | Unary::QuantizedSwish { .. }
+        | Unary::QuantizedSigmoid { .. } => {
             return Err(Error::unsupported(format!("{} on {} constants", u.name(), x.dtype())));
         }
     };

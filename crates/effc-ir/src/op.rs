@@ -120,6 +120,10 @@ pub struct SqueezeExcite {
     pub reduce: Dense,
     /// Squeezed → C, with the gate (sigmoid or hard-sigmoid) as its activation.
     pub expand: Dense,
+    /// In QDQ models: the levels the pooled means snap to before `reduce`.
+    pub pooled: Option<Levels>,
+    /// In QDQ models: the levels x · gate snaps to.
+    pub scaled: Option<Levels>,
 }
 
 /// An MBConv (inverted residual) block: expand 1×1 → depthwise k×k → squeeze-excite →
@@ -276,6 +280,45 @@ pub enum Unary {
         lo: i32,
         hi: i32,
     },
+    /// A QDQ model's swish, each step re-quantized as the model spells it:
+    /// a = snap_input(x), y = snap_output(a · snap_gate(sigmoid(a))). Recognised from the
+    /// snap, Sigmoid, snap, Mul and snap it is exported as, so that it fuses like Swish.
+    QuantizedSwish {
+        input: Levels,
+        gate: Levels,
+        output: Levels,
+    },
+    /// A QDQ model's sigmoid gate: snap_output(sigmoid(snap_input(x))).
+    QuantizedSigmoid {
+        input: Levels,
+        output: Levels,
+    },
+}
+
+/// The levels a QuantizeLinear → DequantizeLinear pair snaps to: scale · (q − zero_point)
+/// for q in `lo..=hi`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Levels {
+    pub scale: f32,
+    pub zero_point: i32,
+    pub lo: i32,
+    pub hi: i32,
+}
+
+impl Levels {
+    /// The snap to these levels as an activation.
+    pub fn snap(self) -> Unary {
+        let Levels { scale, zero_point, lo, hi } = self;
+        Unary::QuantizeDequantize { scale, zero_point, lo, hi }
+    }
+
+    /// The levels a snap snaps to.
+    pub fn of(u: Unary) -> Option<Levels> {
+        match u {
+            Unary::QuantizeDequantize { scale, zero_point, lo, hi } => Some(Levels { scale, zero_point, lo, hi }),
+            _ => None,
+        }
+    }
 }
 
 impl Unary {
@@ -306,6 +349,8 @@ impl Unary {
             Unary::Clip { .. } => "Clip",
             Unary::Gelu { .. } => "Gelu",
             Unary::QuantizeDequantize { .. } => "QuantizeDequantize",
+            Unary::QuantizedSwish { .. } => "QuantizedSwish",
+            Unary::QuantizedSigmoid { .. } => "QuantizedSigmoid",
         }
     }
 }

@@ -28,6 +28,11 @@ pub enum ActKind {
     /// clamp(round_half_even(x / a), b, c) · a: a QDQ model's QuantizeLinear →
     /// DequantizeLinear pair, with b and c the lowest and highest level less the zero point
     QuantizeDequantize = 11,
+    /// A QDQ swish: a = snap₀(x), snap₂(a · snap₁(sigmoid(a))), snap i to the levels of
+    /// [`Activation::levels`]`(i)`
+    QuantizedSwish = 12,
+    /// A QDQ sigmoid: snap₂(sigmoid(snap₀(x)))
+    QuantizedSigmoid = 13,
 }
 
 /// An activation and its parameters, laid out for machine code to pass around.
@@ -38,22 +43,42 @@ pub struct Activation {
     pub a: f32,
     pub b: f32,
     pub c: f32,
+    /// The quantized activations' second and third levels (scale, lowest, highest), after
+    /// the first in a, b, c.
+    pub more: [f32; 6],
 }
 
 impl Activation {
-    pub const IDENTITY: Activation = Activation { kind: ActKind::Identity, a: 0.0, b: 0.0, c: 0.0 };
+    pub const IDENTITY: Activation = Activation { kind: ActKind::Identity, a: 0.0, b: 0.0, c: 0.0, more: [0.0; 6] };
 
     pub fn new(kind: ActKind) -> Self {
-        Activation { kind, a: 0.0, b: 0.0, c: 0.0 }
+        Activation { kind, ..Self::IDENTITY }
     }
 
     pub fn with(kind: ActKind, a: f32, b: f32) -> Self {
-        Activation { kind, a, b, c: 0.0 }
+        Activation { kind, a, b, ..Self::IDENTITY }
     }
 
     /// The snap to quantization levels `scale · (lo..=hi)` (levels less the zero point).
     pub fn quantize_dequantize(scale: f32, lo: f32, hi: f32) -> Self {
-        Activation { kind: ActKind::QuantizeDequantize, a: scale, b: lo, c: hi }
+        Activation { kind: ActKind::QuantizeDequantize, a: scale, b: lo, c: hi, ..Self::IDENTITY }
+    }
+
+    /// A QDQ swish (`levels`: input, gate, output) or sigmoid (input, unused, output),
+    /// each as (scale, lowest, highest level less the zero point).
+    pub fn quantized(kind: ActKind, levels: [(f32, f32, f32); 3]) -> Self {
+        let [(a, b, c), (d, e, f), (g, h, i)] = levels;
+        Activation { kind, a, b, c, more: [d, e, f, g, h, i] }
+    }
+
+    /// Snap `i` (0, 1, 2) of a quantized activation: (scale, lowest, highest).
+    #[inline(always)]
+    pub fn levels(&self, i: usize) -> (f32, f32, f32) {
+        match i {
+            0 => (self.a, self.b, self.c),
+            1 => (self.more[0], self.more[1], self.more[2]),
+            _ => (self.more[3], self.more[4], self.more[5]),
+        }
     }
 
     /// The reference definition, in f32 with the standard library's `exp`.
@@ -97,10 +122,23 @@ impl Activation {
                 let z = (2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x);
                 (0.5 * x * (1.0 + z.tanh())) as f32
             }
-            ActKind::QuantizeDequantize if x.is_nan() => x,
-            ActKind::QuantizeDequantize => (x / self.a).round_ties_even().clamp(self.b, self.c) * self.a,
+            ActKind::QuantizeDequantize => snap(x, self.levels(0)),
+            ActKind::QuantizedSwish => {
+                let a = snap(x, self.levels(0));
+                let g = snap(1.0 / (1.0 + (-a).exp()), self.levels(1));
+                snap(a * g, self.levels(2))
+            }
+            ActKind::QuantizedSigmoid => {
+                let a = snap(x, self.levels(0));
+                snap(1.0 / (1.0 + (-a).exp()), self.levels(2))
+            }
         }
     }
+}
+
+/// x snapped to the levels `scale · (lo..=hi)`; NaN stays NaN.
+fn snap(x: f32, (scale, lo, hi): (f32, f32, f32)) -> f32 {
+    if x.is_nan() { x } else { (x / scale).round_ties_even().clamp(lo, hi) * scale }
 }
 
 /// erf by its Maclaurin series in f64 (terms up to e^16 ≈ 9e6 in size below |x| = 4, so

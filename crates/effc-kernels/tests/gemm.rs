@@ -239,6 +239,16 @@ fn activations_over_a_sweep() {
         // sweep saturates both and crosses every rounding tie of the first.
         Activation::quantize_dequantize(0.1, -128.0, 127.0),
         Activation::quantize_dequantize(0.05, -125.0, 130.0),
+        // A QDQ swish and sigmoid as onnxruntime quantizes B0's: uint8 input levels, the
+        // gate in 1/255 steps over [0, 1], the output snapped again.
+        Activation::quantized(
+            ActKind::QuantizedSwish,
+            [(0.1, -128.0, 127.0), (1.0 / 255.0, 0.0, 255.0), (0.05, -7.0, 248.0)],
+        ),
+        Activation::quantized(
+            ActKind::QuantizedSigmoid,
+            [(0.1, -128.0, 127.0), (0.0, 0.0, 0.0), (1.0 / 255.0, 0.0, 255.0)],
+        ),
     ];
     for isa in guarded::variants() {
         for act in kinds {
@@ -283,6 +293,14 @@ fn activations_over_a_sweep() {
                     ActKind::Erf | ActKind::Gelu | ActKind::GeluTanh => 5e-7 * want.abs() + 2e-7 * x.abs().min(10.0),
                     // Division, rounding and clamps are exact: bit for bit.
                     ActKind::QuantizeDequantize => 0.0,
+                    // The snaps are exact, the sigmoid between them is not: a gate on a
+                    // rounding tie may take the next level (one gate step times |a|, then
+                    // one output step), an output one output step.
+                    ActKind::QuantizedSwish => {
+                        let a = Activation::quantize_dequantize(act.a, act.b, act.c).apply(x);
+                        act.levels(1).0 * a.abs() + act.levels(2).0
+                    }
+                    ActKind::QuantizedSigmoid => act.levels(2).0,
                     _ => 2e-7 * want.abs().max(1.0),
                 };
                 // x·σ(x) at x = −∞ is −∞·0 = NaN by the formula; the limit, 0, is as good.

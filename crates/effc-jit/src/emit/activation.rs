@@ -8,7 +8,7 @@
 
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{InstBuilder, Type, Value};
-use effc_ir::op::Unary;
+use effc_ir::op::{Levels, Unary};
 use effc_kernels::{ActKind, Activation};
 
 use super::Kb;
@@ -40,6 +40,12 @@ pub(crate) fn support(u: Unary) -> Support {
             let levels = ((lo - zero_point) as f32, (hi - zero_point) as f32);
             (true, true, kernel(Activation::quantize_dequantize(scale, levels.0, levels.1)))
         }
+        Unary::QuantizedSwish { input, gate, output } => {
+            (true, false, kernel(Activation::quantized(ActKind::QuantizedSwish, [input, gate, output].map(levels))))
+        }
+        Unary::QuantizedSigmoid { input, output } => {
+            (true, false, kernel(Activation::quantized(ActKind::QuantizedSigmoid, [input, input, output].map(levels))))
+        }
         Unary::Sigmoid => (true, false, kernel(Activation::new(ActKind::Sigmoid))),
         Unary::Swish => (true, false, kernel(Activation::new(ActKind::Swish))),
         Unary::Erf => (true, false, kernel(Activation::new(ActKind::Erf))),
@@ -62,6 +68,11 @@ pub(crate) fn support(u: Unary) -> Support {
         Unary::Not => (false, false, None),
     };
     Support { jit, in_tile, kernel }
+}
+
+/// Levels as the kernels take them: (scale, lowest, highest level less the zero point).
+fn levels(l: Levels) -> (f32, f32, f32) {
+    (l.scale, (l.lo - l.zero_point) as f32, (l.hi - l.zero_point) as f32)
 }
 
 /// The micro-kernels' epilogue for an optional activation (none is the identity).
@@ -166,6 +177,18 @@ pub(crate) fn emit_unary(kb: &mut Kb, u: Unary, x: Value) -> Value {
             let q = math::clamp_below(kb, q, (lo - zero_point) as f64);
             let q = math::clamp_above(kb, q, (hi - zero_point) as f64);
             kb.b.ins().fmul(q, s)
+        }
+        Unary::QuantizedSwish { input, gate, output } => {
+            let a = emit_unary(kb, input.snap(), x);
+            let s = math::sigmoid(kb, a);
+            let g = emit_unary(kb, gate.snap(), s);
+            let y = kb.b.ins().fmul(a, g);
+            emit_unary(kb, output.snap(), y)
+        }
+        Unary::QuantizedSigmoid { input, output } => {
+            let a = emit_unary(kb, input.snap(), x);
+            let s = math::sigmoid(kb, a);
+            emit_unary(kb, output.snap(), s)
         }
         // Not is boolean: `support` says JIT code does not compute it, so the lowering
         // refuses it before emission; this arm is never reached with a float.

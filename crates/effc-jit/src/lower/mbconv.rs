@@ -17,7 +17,7 @@
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, types};
-use effc_ir::op::MbConv;
+use effc_ir::op::{MbConv, Unary};
 use effc_ir::{DType, Error, NodeId, Result};
 use effc_kernels::Isa;
 use effc_kernels::gemm::PANEL;
@@ -26,7 +26,7 @@ use super::Lowering;
 use super::conv::{depthwise, depthwise_weights};
 use super::gemm::dense_product;
 use super::squeeze_excite::{GateKernel, gate_kernel};
-use crate::emit::activation::kernel_activation;
+use crate::emit::activation::{emit_unary, kernel_activation};
 use crate::emit::gemm::{self, BatchDim, Ptrs, emit_rows};
 use crate::emit::window::{Epilogue, RowAt, Rows, Window, WindowPtrs, WindowRows, geom};
 use crate::emit::{Base, Kb};
@@ -182,6 +182,10 @@ enum GateScales {
 /// in place won for B0's 14×14 blocks too, where A is 1.8–2.5× W (se-scale −0.01 ms per
 /// block, the projection's cold W +0.003–0.009).
 fn gate_scales(micro: Option<Isa>, b: &MbConv, c_out: usize, pixels: usize) -> GateScales {
+    // A QDQ model snaps each product x · gate: only A scaled in place can.
+    if b.se.as_ref().is_some_and(|se| se.scaled.is_some()) {
+        return GateScales::Activations;
+    }
     let under_one_tile = micro.is_some_and(|isa| pixels < isa.gemm_rows());
     if under_one_tile && kernel_activation(b.project.act).is_some() {
         GateScales::InGemm
@@ -195,10 +199,18 @@ fn gate_scales(micro: Option<Isa>, b: &MbConv, c_out: usize, pixels: usize) -> G
 /// A[s][p][c] *= gate[s][c] in place, for `n` samples of `pixels` × `c`, split over
 /// blocks of pixels so threads share it; one `scale` micro-kernel call per block when the
 /// kernels are on (the JIT's loop is 128-bit).
-fn scale_activations(l: &mut Lowering, n: usize, (pixels, c): (usize, usize), a: Base, gate: Base) -> Result<()> {
+fn scale_activations(
+    l: &mut Lowering,
+    n: usize,
+    (pixels, c): (usize, usize),
+    a: Base,
+    gate: Base,
+    snap: Option<Unary>,
+) -> Result<()> {
     const PIXELS: usize = 8;
     let blocks = pixels.div_ceil(PIXELS);
-    let kernel = l.micro.and_then(|isa| isa.scale()).map(|(_, columns)| columns as usize);
+    // The scale micro-kernel multiplies only; a QDQ model's snap of the product runs here.
+    let kernel = l.micro.and_then(|isa| isa.scale()).map(|(_, columns)| columns as usize).filter(|_| snap.is_none());
     l.kernel(n * blocks, move |kb| {
         let (a, gate) = (kb.addr(a, 0), kb.addr(gate, 0));
         let (lo, hi) = (kb.lo, kb.hi);
@@ -221,6 +233,10 @@ fn scale_activations(l: &mut Lowering, n: usize, (pixels, c): (usize, usize), a:
                     let ap = kb.b.ins().iadd(row, off);
                     let v = kb.load(ty, ap, 0);
                     let v = kb.b.ins().fmul(v, g);
+                    let v = match snap {
+                        Some(u) => emit_unary(kb, u, v),
+                        None => v,
+                    };
                     kb.store(v, ap, 0);
                 });
             });
@@ -344,7 +360,8 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
             GateScales::InGemm => mm.k_scale = Some((s, c_exp as isize)),
             GateScales::Activations => {
                 l.role = "se-scale";
-                scale_activations(l, n, (oh * ow, c_exp), d.base, s)?;
+                let snap = b.se.as_ref().and_then(|se| se.scaled).map(|l| l.snap());
+                scale_activations(l, n, (oh * ow, c_exp), d.base, s, snap)?;
             }
             GateScales::Weights => {
                 // W'[n][c][o] = W[c][o] · gate[n][c], per sample, in W's layout.

@@ -60,6 +60,8 @@ pub(super) struct GateKernel {
     pub(super) hidden: Base,
     pub(super) gate: Base,
     pub(super) fc: Fc,
+    /// A QDQ model's snap of the pooled means.
+    pub(super) pooled_snap: Option<Unary>,
 }
 
 /// How the gate's two FC layers run.
@@ -92,7 +94,8 @@ impl GateKernel {
                 }
             }
         };
-        Ok(GateKernel { c, sq: se.reduce.outputs(), row_sums: None, pooled, hidden, gate, fc })
+        let pooled_snap = se.pooled.map(|l| l.snap());
+        Ok(GateKernel { c, sq: se.reduce.outputs(), row_sums: None, pooled, hidden, gate, fc, pooled_snap })
     }
 
     /// The packed FC weights as one region to prefetch (micro-kernel layers only): they
@@ -148,6 +151,14 @@ pub(super) fn gate_kernel(l: &mut Lowering, n: usize, k: GateKernel) -> Result<(
                     let acc = kb.b.ins().fmul(acc, f);
                     let q = kb.b.ins().iadd(pooled_n, off);
                     kb.store(acc, q, 0);
+                });
+            }
+            if let Some(snap) = k.pooled_snap {
+                kb.for_lanes(c, |kb, off, ty| {
+                    let p = kb.b.ins().iadd(pooled_n, off);
+                    let v = kb.load(ty, p, 0);
+                    let v = emit_unary(kb, snap, v);
+                    kb.store(v, p, 0);
                 });
             }
             // FC1: hidden = act1(W1 · pooled + b1); FC2: gate = act2(W2 · hidden + b2).
@@ -244,8 +255,13 @@ pub(super) fn squeeze_excite(l: &mut Lowering, id: NodeId, se: &SqueezeExcite) -
     let k = GateKernel::new(l, se, c, [pooled.base, SeBuffer::Hidden.base(l, id)?, gate])?;
     gate_kernel(l, n, k)?;
     let g = Buf::new(gate, DType::F32, vec![n, c, 1, 1], row_major(&[n, c, 1, 1])).broadcast_to(&x.dims);
-    l.nest(&Nest::over(&out, &[&x, &g]), &|kb, _, ins, _| {
+    let snap = se.scaled.map(|l| l.snap());
+    l.nest(&Nest::over(&out, &[&x, &g]), &move |kb, _, ins, _| {
         let [x, g] = loaded(ins);
-        kb.b.ins().fmul(x, g)
+        let y = kb.b.ins().fmul(x, g);
+        match snap {
+            Some(u) => emit_unary(kb, u, y),
+            None => y,
+        }
     })
 }

@@ -209,10 +209,35 @@ pub fn activate_all<S: Simd, const M: usize, const V: usize>(s: S, tile: &mut [[
         ActKind::Gelu => each!(|x| gelu(s, x)),
         ActKind::GeluTanh => each!(|x| gelu_tanh(s, x)),
         ActKind::QuantizeDequantize => {
-            let (scale, lo, hi) = (s.splat(act.a), s.splat(act.b), s.splat(act.c));
-            each!(|x| s.mul(s.min(hi, s.max(lo, s.round(s.div(x, scale)))), scale))
+            let l = levels(s, act, 0);
+            each!(|x| snap(s, x, l))
+        }
+        ActKind::QuantizedSwish => {
+            let (l0, l1, l2) = (levels(s, act, 0), levels(s, act, 1), levels(s, act, 2));
+            each!(|x| {
+                let a = snap(s, x, l0);
+                snap(s, s.mul(a, snap(s, sigmoid(s, a), l1)), l2)
+            })
+        }
+        ActKind::QuantizedSigmoid => {
+            let (l0, l2) = (levels(s, act, 0), levels(s, act, 2));
+            each!(|x| snap(s, sigmoid(s, snap(s, x, l0)), l2))
         }
     }
+}
+
+/// Snap `i` of a quantized activation as vectors (scale, lowest, highest).
+#[inline(always)]
+fn levels<S: Simd>(s: S, act: &Activation, i: usize) -> (S::V, S::V, S::V) {
+    let (scale, lo, hi) = act.levels(i);
+    (s.splat(scale), s.splat(lo), s.splat(hi))
+}
+
+/// clamp(round(x / scale), lo, hi) · scale, ties to even (NaN through: `max` and `min`
+/// return their second operand for NaN).
+#[inline(always)]
+fn snap<S: Simd>(s: S, x: S::V, (scale, lo, hi): (S::V, S::V, S::V)) -> S::V {
+    s.mul(s.min(hi, s.max(lo, s.round(s.div(x, scale)))), scale)
 }
 
 /// erf(x) ≈ x·P(x²)/Q(x²) for |x| ≤ [`ERF_CLAMP`], x clamped there first (NaN through):

@@ -1,4 +1,4 @@
-use effc_ir::op::{Binary, Op, Unary};
+use effc_ir::op::{Binary, Levels, Op, Unary};
 use effc_ir::{Graph, NodeId, Result, ValueRef};
 
 use super::util::{nodes_in_order, single_use};
@@ -13,6 +13,11 @@ use crate::Pass;
 /// - relu6(x + 3) / 6, the division as a Div by 6 or a Mul by 1/6 → HardSigmoid(1/6, ½)(x),
 ///   and x · relu6(x + 3) / 6 → HardSwish(x) (PyTorch's decomposed spellings; the
 ///   product before or after the division).
+///
+/// In QDQ models (every step re-quantized), with snaps standing for QuantizeLinear →
+/// DequantizeLinear pairs:
+/// - snap(a · snap(Sigmoid(a))) with a = snap(x) → QuantizedSwish(x);
+/// - snap(Sigmoid(snap(x))) → QuantizedSigmoid(x) (the squeeze-excite gate).
 ///
 /// Relu6 needs no rewrite: Clip(0, 6) already imports as one Clip op, whether its bounds
 /// were attributes or inputs.
@@ -51,6 +56,15 @@ impl Pass for RecognizeActivations {
                 changes += 1;
                 continue;
             }
+            if let Some((x, act, parts)) = quantized_activation(g, id) {
+                g.node_mut(id).op = Op::Unary(act);
+                g.set_input(id, 0, Some(x));
+                for p in parts {
+                    g.remove_node(p);
+                }
+                changes += 1;
+                continue;
+            }
             if g.node(id).op != Op::Binary(Binary::Mul) {
                 continue;
             }
@@ -77,6 +91,58 @@ impl Pass for RecognizeActivations {
             changes += 1;
         }
         Ok(changes)
+    }
+}
+
+/// The levels of a snap node.
+fn snap_levels(g: &Graph, id: NodeId) -> Option<Levels> {
+    match g.node(id).op {
+        Op::Unary(u) => Levels::of(u),
+        _ => None,
+    }
+}
+
+/// If the snap `id` ends a QDQ swish or sigmoid: its input x, the activation, and the
+/// nodes it replaces.
+fn quantized_activation(g: &Graph, id: NodeId) -> Option<(ValueRef, Unary, Vec<NodeId>)> {
+    let output = snap_levels(g, id)?;
+    let inner = g.input(id, 0)?;
+    if !single_use(g, inner) {
+        return None;
+    }
+    match g.node(inner.node).op {
+        // snap(Sigmoid(a)), a = snap(x) read only here.
+        Op::Unary(Unary::Sigmoid) => {
+            let a = g.input(inner.node, 0)?;
+            let input = snap_levels(g, a.node).filter(|_| single_use(g, a))?;
+            Some((g.input(a.node, 0)?, Unary::QuantizedSigmoid { input, output }, vec![inner.node, a.node]))
+        }
+        // snap(a · snap(Sigmoid(a))), a = snap(x).
+        Op::Binary(Binary::Mul) => {
+            let (p, q) = (g.input(inner.node, 0)?, g.input(inner.node, 1)?);
+            let (a, gate) = [(p, q), (q, p)].into_iter().find(|&(a, gate)| {
+                single_use(g, gate)
+                    && snap_levels(g, gate.node).is_some()
+                    && g.input(gate.node, 0).is_some_and(|s| {
+                        single_use(g, s)
+                            && g.node(s.node).op == Op::Unary(Unary::Sigmoid)
+                            && g.input(s.node, 0) == Some(a)
+                    })
+            })?;
+            let input = snap_levels(g, a.node)?;
+            let gate_levels = snap_levels(g, gate.node)?;
+            let sigmoid = g.input(gate.node, 0)?.node;
+            let mut parts = vec![inner.node, gate.node, sigmoid];
+            // a is read by the Sigmoid and the Mul; if nothing else reads it, it goes too.
+            let x = if g.users(a).len() == 2 && !g.is_output(a) {
+                parts.push(a.node);
+                g.input(a.node, 0)?
+            } else {
+                a
+            };
+            Some((x, Unary::QuantizedSwish { input, gate: gate_levels, output }, parts))
+        }
+        _ => None,
     }
 }
 

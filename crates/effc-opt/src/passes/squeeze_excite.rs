@@ -1,10 +1,10 @@
 use std::sync::Arc;
 
 use effc_ir::fusion::{Fusion, Site};
-use effc_ir::op::{Binary, Conv, Dense, Op, PoolKind, ReduceKind, SqueezeExcite, Unary};
+use effc_ir::op::{Binary, Conv, Dense, Levels, Op, PoolKind, ReduceKind, SqueezeExcite, Unary};
 use effc_ir::{Graph, NodeId, Result, Tensor, ValueRef};
 
-use super::util::{nodes_in_order, single_use};
+use super::util::{absorb, nodes_in_order, single_use};
 use crate::Pass;
 
 /// Recognises squeeze-excite: x · gate(FC2(act(FC1(mean_HW(x))))), where the mean is a
@@ -62,14 +62,23 @@ fn is_spatial_mean(g: &Graph, id: NodeId) -> bool {
     }
 }
 
-/// Matches the gate branch of `mul` for the scaled value `x`; returns (reduce, expand,
-/// the nodes to delete).
-fn match_se(g: &Graph, x: ValueRef, gate: ValueRef) -> Option<(Dense, Dense, [NodeId; 3])> {
+/// The levels of a snap node (a QDQ model's QuantizeLinear → DequantizeLinear pair).
+fn snap_levels(g: &Graph, id: NodeId) -> Option<Levels> {
+    match g.node(id).op {
+        Op::Unary(u) => Levels::of(u),
+        _ => None,
+    }
+}
+
+/// Matches the gate branch of `mul` for the scaled value `x` (in a QDQ model, with the
+/// pooled means snapped); returns the block without its output snap, and the nodes to
+/// delete.
+fn match_se(g: &Graph, x: ValueRef, gate: ValueRef) -> Option<(SqueezeExcite, Vec<NodeId>)> {
     if g.value(x).shape.len() != 4 || !single_use(g, gate) {
         return None;
     }
     let expand = dense_of_conv(g, gate.node)?;
-    if !matches!(expand.act, Some(Unary::Sigmoid | Unary::HardSigmoid { .. })) {
+    if !matches!(expand.act, Some(Unary::Sigmoid | Unary::HardSigmoid { .. } | Unary::QuantizedSigmoid { .. })) {
         return None;
     }
     let hidden = g.input(gate.node, 0)?;
@@ -77,11 +86,21 @@ fn match_se(g: &Graph, x: ValueRef, gate: ValueRef) -> Option<(Dense, Dense, [No
         return None;
     }
     let reduce = dense_of_conv(g, hidden.node)?;
-    let pooled = g.input(hidden.node, 0)?;
+    let mut parts = vec![gate.node, hidden.node];
+    let mut pooled = g.input(hidden.node, 0)?;
+    let snapped = snap_levels(g, pooled.node);
+    if snapped.is_some() {
+        if !single_use(g, pooled) {
+            return None;
+        }
+        parts.push(pooled.node);
+        pooled = g.input(pooled.node, 0)?;
+    }
     if !single_use(g, pooled) || !is_spatial_mean(g, pooled.node) || g.input(pooled.node, 0) != Some(x) {
         return None;
     }
-    Some((reduce, expand, [gate.node, hidden.node, pooled.node]))
+    parts.push(pooled.node);
+    Some((SqueezeExcite { reduce, expand, pooled: snapped, scaled: None }, parts))
 }
 
 /// A Gemm (alpha = beta = 1, constant B and C) or MatMul (+ Add of a constant bias) with
@@ -194,19 +213,35 @@ impl Pass for DetectSqueezeExcite {
                 continue;
             }
             let (Some(a), Some(b)) = (g.input(mul, 0), g.input(mul, 1)) else { continue };
-            let Some((x, (reduce, expand, parts))) = [(a, b), (b, a)].into_iter().find_map(|(x, gate)| {
+            let Some((x, (mut se, parts))) = [(a, b), (b, a)].into_iter().find_map(|(x, gate)| {
                 match_se(g, x, gate)
-                    .map(|(r, e, p)| (r, e, p.to_vec()))
-                    .or_else(|| match_se_dense(g, x, gate))
+                    .or_else(|| {
+                        match_se_dense(g, x, gate).map(|(reduce, expand, parts)| {
+                            (SqueezeExcite { reduce, expand, pooled: None, scaled: None }, parts)
+                        })
+                    })
                     .map(|m| (x, m))
             }) else {
                 continue;
             };
             let fusable = |d: &Dense| d.act.is_none_or(|u| self.fusion.can_fuse(Site::SqueezeExcite, u));
-            if !fusable(&reduce) || !fusable(&expand) {
+            if !fusable(&se.reduce) || !fusable(&se.expand) {
                 continue;
             }
-            g.node_mut(mul).op = Op::SqueezeExcite(Box::new(SqueezeExcite { reduce, expand }));
+            // A QDQ model snaps the product: the block takes that snap in.
+            let product = ValueRef::new(mul, 0);
+            let output_snap = match g.users(product).as_slice() {
+                &[(reader, _)] if !g.is_output(product) => snap_levels(g, reader).map(|l| (reader, l)),
+                _ => None,
+            };
+            if se.pooled.is_some() != output_snap.is_some() {
+                continue;
+            }
+            if let Some((reader, levels)) = output_snap {
+                se.scaled = Some(levels);
+                absorb(g, product, ValueRef::new(reader, 0));
+            }
+            g.node_mut(mul).op = Op::SqueezeExcite(Box::new(se));
             g.set_input(mul, 1, None);
             g.set_input(mul, 0, Some(x));
             for p in parts {
