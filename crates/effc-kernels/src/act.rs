@@ -29,7 +29,8 @@ pub enum ActKind {
     /// DequantizeLinear pair, with b and c the lowest and highest level less the zero point
     QuantizeDequantize = 11,
     /// A QDQ swish: a = snap₀(x), snap₂(a · snap₁(sigmoid(a))), snap i to the levels of
-    /// [`Activation::levels`]`(i)`
+    /// [`Activation::levels`]`(i)` (the vector form divides only in snap₀: see
+    /// `simd::activate_all`)
     QuantizedSwish = 12,
     /// A QDQ sigmoid: snap₂(sigmoid(snap₀(x)))
     QuantizedSigmoid = 13,

@@ -212,18 +212,40 @@ pub fn activate_all<S: Simd, const M: usize, const V: usize>(s: S, tile: &mut [[
             let l = levels(s, act, 0);
             each!(|x| snap(s, x, l))
         }
+        // The input snap divides, as QuantizeLinear does; the gate's and the output's snaps
+        // follow f32 code (the sigmoid) anyway, so they take one division less each: the
+        // gate is round((1/scale) / (1 + e^−a)), the output multiplies by 1/scale. Divisions
+        // are most of these activations' cost, and B0 runs one per expanded value twice.
         ActKind::QuantizedSwish => {
             let (l0, l1, l2) = (levels(s, act, 0), levels(s, act, 1), levels(s, act, 2));
+            let (r1, r2) = (s.splat(1.0 / act.levels(1).0), s.splat(1.0 / act.levels(2).0));
             each!(|x| {
                 let a = snap(s, x, l0);
-                snap(s, s.mul(a, snap(s, sigmoid(s, a), l1)), l2)
+                let g = gate_level(s, a, l1, r1);
+                scaled_snap(s, s.mul(a, g), l2, r2)
             })
         }
         ActKind::QuantizedSigmoid => {
             let (l0, l2) = (levels(s, act, 0), levels(s, act, 2));
-            each!(|x| snap(s, sigmoid(s, snap(s, x, l0)), l2))
+            let r2 = s.splat(1.0 / act.levels(2).0);
+            each!(|x| gate_level(s, snap(s, x, l0), l2, r2))
         }
     }
+}
+
+/// sigmoid(a) snapped to `(scale, lo, hi)` with `inv` = 1/scale: one division,
+/// round(inv / (1 + e^−a)).
+#[inline(always)]
+fn gate_level<S: Simd>(s: S, a: S::V, (scale, lo, hi): (S::V, S::V, S::V), inv: S::V) -> S::V {
+    let q = s.round(s.div(inv, s.one_plus_exp_neg(logistic_floor(s, a))));
+    s.mul(s.min(hi, s.max(lo, q)), scale)
+}
+
+/// x snapped to `(scale, lo, hi)` through a multiplication by `inv` = 1/scale (which may
+/// round a value within an ulp of a tie the other way than the division would).
+#[inline(always)]
+fn scaled_snap<S: Simd>(s: S, x: S::V, (scale, lo, hi): (S::V, S::V, S::V), inv: S::V) -> S::V {
+    s.mul(s.min(hi, s.max(lo, s.round(s.mul(x, inv)))), scale)
 }
 
 /// Snap `i` of a quantized activation as vectors (scale, lowest, highest).
