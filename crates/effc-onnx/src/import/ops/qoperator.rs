@@ -219,9 +219,9 @@ fn centred(ctx: &mut NodeCtx, x: usize, zero_point: usize, axis: usize, tag: &st
 /// Σ|w| per output (index `axis` of the constant `w`, centred on its zero points).
 fn weight_sums(w: &Tensor, axis: usize) -> Vec<f64> {
     let shape = w.shape();
-    let (outer, n, inner): (usize, usize, usize) =
-        (shape[..axis].iter().product(), shape[axis], shape[axis + 1..].iter().product());
     let v = w.to_f64_vec();
+    let Some(&n) = shape.get(axis) else { return vec![v.iter().map(|x| x.abs()).sum()] };
+    let (outer, inner): (usize, usize) = (shape[..axis].iter().product(), shape[axis + 1..].iter().product());
     let mut sums = vec![0.0; n];
     for o in 0..outer {
         for (j, sum) in sums.iter_mut().enumerate() {
