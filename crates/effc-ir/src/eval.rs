@@ -538,7 +538,15 @@ fn dequantize_tensor(q: &Quantization, inputs: &[&Tensor]) -> Result<Tensor> {
             ((v - z as i64) as f32 * s) as f64
         })
         .collect();
-    from_f64(DType::F32, x.shape().to_vec(), v)
+    let out = from_f64(DType::F32, x.shape().to_vec(), v)?;
+    // Weights quantized symmetrically (int8, zero point 0) may stay int8 in a backend.
+    let zero_points_zero = inputs.get(2).is_none_or(|z| z.to_f64_vec().iter().all(|&v| v == 0.0));
+    if x.dtype() == DType::I8 && zero_points_zero {
+        let scales = inputs[1].to_f32_vec();
+        let axis = if scales.len() == 1 { 0 } else { q.axis };
+        return Ok(out.with_int8_origin(crate::tensor::Int8Origin { axis, scales }));
+    }
+    Ok(out)
 }
 
 /// Evaluates a foldable op. `out_shapes` are the inferred output shapes.

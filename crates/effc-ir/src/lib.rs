@@ -23,4 +23,4 @@ pub use dtype::DType;
 pub use error::{Error, ErrorKind, Result};
 pub use graph::{Edge, Graph, Node, NodeId, ValueInfo, ValueRef};
 pub use op::Op;
-pub use tensor::{Tensor, TensorData, checked_numel};
+pub use tensor::{Int8Origin, Tensor, TensorData, checked_numel};

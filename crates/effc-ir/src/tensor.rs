@@ -68,6 +68,19 @@ impl TensorData {
 pub struct Tensor {
     shape: Vec<usize>,
     data: TensorData,
+    /// Where an f32 tensor was folded from int8 values (see [`Int8Origin`]).
+    int8: Option<Arc<Int8Origin>>,
+}
+
+/// How an f32 tensor was folded from int8 weights: a DequantizeLinear with zero point 0,
+/// so element i is q_i · `scales[i's index along axis]` (one scale: all of them) with
+/// q_i an int8. A backend may store such weights as int8 with their scales; it checks
+/// each value against its scale, so the record is a hint, never trusted blindly. Passes
+/// that compute new weights make new tensors, which have none.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Int8Origin {
+    pub axis: usize,
+    pub scales: Vec<f32>,
 }
 
 /// Number of elements of `shape`, refusing shapes whose product overflows. Zero dims are
@@ -92,7 +105,7 @@ impl Tensor {
                 data.len()
             )));
         }
-        Ok(Tensor { shape, data })
+        Ok(Tensor { shape, data, int8: None })
     }
 
     pub fn from_f32(shape: Vec<usize>, v: Vec<f32>) -> Result<Self> {
@@ -104,11 +117,11 @@ impl Tensor {
     }
 
     pub fn scalar_f32(v: f32) -> Self {
-        Tensor { shape: vec![], data: TensorData::F32(vec![v].into()) }
+        Tensor { shape: vec![], data: TensorData::F32(vec![v].into()), int8: None }
     }
 
     pub fn vec_i64(v: Vec<i64>) -> Self {
-        Tensor { shape: vec![v.len()], data: TensorData::I64(v.into()) }
+        Tensor { shape: vec![v.len()], data: TensorData::I64(v.into()), int8: None }
     }
 
     pub fn shape(&self) -> &[usize] {
@@ -127,9 +140,26 @@ impl Tensor {
         self.data.len()
     }
 
-    /// The same elements under another shape of equal element count.
+    /// The same elements under another shape of equal element count (an int8 origin is
+    /// kept while the dims up to its axis stay).
     pub fn reshaped(&self, shape: Vec<usize>) -> Result<Self> {
-        Self::new(shape, self.data.clone())
+        let kept = self.int8.clone().filter(|o| shape.get(..=o.axis) == self.shape.get(..=o.axis));
+        Ok(Tensor { int8: kept, ..Self::new(shape, self.data.clone())? })
+    }
+
+    /// Records that this f32 tensor was folded from int8 values (see [`Int8Origin`]).
+    pub fn with_int8_origin(mut self, origin: Int8Origin) -> Self {
+        self.int8 = Some(Arc::new(origin));
+        self
+    }
+
+    /// The same tensor without its int8 origin (for a backend that rescales the values).
+    pub fn without_int8_origin(&self) -> Self {
+        Tensor { int8: None, ..self.clone() }
+    }
+
+    pub fn int8_origin(&self) -> Option<&Int8Origin> {
+        self.int8.as_deref()
     }
 
     pub fn as_f32(&self) -> Option<&[f32]> {
@@ -142,6 +172,8 @@ impl Tensor {
     /// The f32 elements for writing in place, when no other tensor shares them (a pass
     /// rewriting weights then needs no second copy).
     pub fn f32_mut(&mut self) -> Option<&mut [f32]> {
+        // Changed values are no longer the int8 ones.
+        self.int8 = None;
         match &mut self.data {
             TensorData::F32(v) => std::sync::Arc::get_mut(v),
             _ => None,

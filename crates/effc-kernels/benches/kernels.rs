@@ -33,6 +33,7 @@ fn gemm(c: &mut Criterion) {
             ldo: n,
             ldr: n,
             bias: bias.as_ptr(),
+            b_scale: std::ptr::null(),
             act: Activation::new(ActKind::Swish),
             request_next_panel: false,
         };

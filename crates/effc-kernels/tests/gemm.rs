@@ -55,6 +55,7 @@ fn run(isa: Isa, c: &Case) -> (Vec<f32>, Vec<f32>) {
         ldo: c.n + po,
         ldr: c.n + po,
         bias: std::ptr::null(),
+        b_scale: std::ptr::null(),
         act: c.act,
         // Packed B takes the next-panel requests, as in a compiled model.
         request_next_panel: c.panels,
@@ -261,6 +262,7 @@ fn activations_over_a_sweep() {
                 ldo: 1,
                 ldr: 1,
                 bias: std::ptr::null(),
+                b_scale: std::ptr::null(),
                 act,
                 request_next_panel: false,
             };
@@ -352,6 +354,7 @@ fn packed_panels_give_the_row_major_product() {
         ldo: n,
         ldr: n,
         bias: std::ptr::null(),
+        b_scale: std::ptr::null(),
         act,
         request_next_panel: false,
     };
@@ -366,6 +369,80 @@ fn packed_panels_give_the_row_major_product() {
         };
         for (i, (&g, &w)) in out.iter().zip(&want).enumerate() {
             assert!(close(g, w, (k as f32).sqrt() + 2.0), "{isa:?} element {i}: {g} vs {w}");
+        }
+    }
+}
+
+/// Int8 weights (`GemmParams::b_scale`): B packed panel-major as int8 values, its buffer
+/// ending where the last 32-column panel ends (the kernel loads whole vectors inside a
+/// panel), each column's sums scaled before the bias; column tails of every width, with
+/// and without bias, residual and per-K scale, against the f64 reference on the same
+/// integers.
+#[test]
+fn int8_weights_match_the_reference() {
+    let mut seed = 100;
+    for isa in guarded::variants() {
+        for n in [8usize, 13, 24, 32, 40, 70] {
+            for (k, rows) in [(1, 1), (5, 3), (17, 7), (33, 13)] {
+                for flags in 0..8u32 {
+                    seed += 1;
+                    let panels = n.div_ceil(32);
+                    let q: Vec<i8> = values(panels * k * 32, seed)
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| if i % 32 + (i / (32 * k)) * 32 < n { (v * 127.0).round() as i8 } else { 0 })
+                        .collect();
+                    let bytes: Vec<f32> = q
+                        .chunks_exact(4)
+                        .map(|c| f32::from_ne_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]))
+                        .collect();
+                    let as_f32: Vec<f32> = q.iter().map(|&v| v as f32).collect();
+                    let scales: Vec<f32> = values(n, seed + 1).iter().map(|v| 0.01 + 0.01 * v.abs()).collect();
+                    let a = values(rows * k, seed + 2);
+                    let bias = values(n, seed + 3);
+                    let res = values(rows * n, seed + 4);
+                    let kscale = values(k, seed + 5);
+                    let (bias_on, res_on, scaled) = (flags & 1 != 0, flags & 2 != 0, flags & 4 != 0);
+                    let (ga, gb, gs) = (Guarded::new(&a), Guarded::new(&bytes), Guarded::new(&scales));
+                    let (gbias, gres, gk) = (Guarded::new(&bias), Guarded::new(&res), Guarded::new(&kscale));
+                    let mut gout = Guarded::new(&vec![0.0; rows * n]);
+                    let p = GemmParams {
+                        k,
+                        n,
+                        lda: k,
+                        ldb: 32,
+                        panel_stride: 32 * k,
+                        ldo: n,
+                        ldr: n,
+                        bias: if bias_on { gbias.ptr() } else { std::ptr::null() },
+                        b_scale: gs.ptr(),
+                        act: Activation::new(ActKind::Swish),
+                        request_next_panel: true,
+                    };
+                    let res_ptr = if res_on { gres.ptr() } else { std::ptr::null() };
+                    let k_ptr = if scaled { gk.ptr() } else { std::ptr::null() };
+                    // SAFETY: every buffer spans what the params say (B to its last panel's
+                    // end); the ISA is supported.
+                    unsafe { isa.gemm().unwrap()(ga.ptr(), gb.ptr(), gout.mut_ptr(), res_ptr, rows, &p, k_ptr) };
+                    let got = gout.to_vec();
+                    // The reference reads the same integers as f32 and b_scale through p.
+                    let want = reference(
+                        &a,
+                        &as_f32,
+                        res_on.then_some(&res[..]),
+                        rows,
+                        &p,
+                        bias_on.then_some(&bias[..]),
+                        scaled.then_some(&kscale[..]),
+                    );
+                    for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+                        assert!(
+                            close(g, w, (k as f32).sqrt() + 2.0),
+                            "{isa:?} n {n} k {k} rows {rows} flags {flags}: element {i} {g} vs {w}"
+                        );
+                    }
+                }
+            }
         }
     }
 }

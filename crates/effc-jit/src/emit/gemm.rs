@@ -83,7 +83,35 @@ impl ProductSpec {
 
     /// The product with B a strided matrix (run-time or constant) read as it is.
     pub fn with_b(self, b: Mat) -> Product {
-        Product { spec: self, b, b_panels: false }
+        Product { spec: self, b, b_panels: false, b_int8: None }
+    }
+
+    /// [`with_const_b`](Self::with_const_b) for weights folded from int8 values with one
+    /// scale per column (`scales`, from the tensor's [`effc_ir::Int8Origin`]): when the
+    /// micro-kernel computes the product and every value is exactly an int8 times its
+    /// column's scale, B stays int8 in memory (a quarter of the bytes), packed panel-major,
+    /// and the kernel scales each column's sums before the bias.
+    pub fn with_const_b_int8(
+        self,
+        l: &mut Lowering,
+        get: impl Fn(usize, usize) -> f32,
+        scales: Option<Vec<f32>>,
+    ) -> Product {
+        let (k, n) = (self.k, self.n);
+        let shared_b = self.batch.iter().all(|d| d.b == 0);
+        let usable = shared_b && micro_params(l, &self, (PANEL as isize, 1), true).is_some();
+        if let Some(scales) = scales.filter(|s| usable && s.len() == n)
+            && let Some(q) = int8_values(k, n, &get, &scales)
+        {
+            let mut packed = vec![0i8; panel_len(k, n)];
+            effc_kernels::gemm::pack_panels_i8(&mut packed, k, n, |r, c| q[r * n + c]);
+            let bytes: Vec<u8> = packed.iter().map(|&v| v as u8).collect();
+            let base = l.const_bytes(&bytes);
+            let Base::Const(scale_at) = l.const_f32(&scales) else { unreachable!("const_f32 stores a constant") };
+            let b = Mat { base, offset: 0, rs: PANEL as isize, cs: 1 };
+            return Product { spec: self, b, b_panels: true, b_int8: Some(scale_at) };
+        }
+        self.with_const_b(l, get)
     }
 
     /// The product with B the constant K × N matrix `get(k, j)`, stored as its path reads
@@ -95,7 +123,8 @@ impl ProductSpec {
         let (k, n) = (self.k, self.n);
         if micro_params(l, &self, (PANEL as isize, 1), true).is_some() {
             let base = l.const_f32_with(panel_len(k, n), |out| effc_kernels::gemm::pack_panels(out, k, n, get));
-            return Product { spec: self, b: Mat { base, offset: 0, rs: PANEL as isize, cs: 1 }, b_panels: true };
+            let b = Mat { base, offset: 0, rs: PANEL as isize, cs: 1 };
+            return Product { spec: self, b, b_panels: true, b_int8: None };
         }
         let base = l.const_f32_with(k * n, |out| {
             for (i, v) in out.iter_mut().enumerate() {
@@ -113,6 +142,26 @@ pub(crate) struct Product {
     /// B is panel-major ([n/32][k][32], `b.rs` = 32, panels 32·k apart). Micro-kernel
     /// path only: see [`ProductSpec::with_const_b`].
     b_panels: bool,
+    /// B is int8, its per-column scales at this constant address (see
+    /// [`ProductSpec::with_const_b_int8`]).
+    pub b_int8: Option<usize>,
+}
+
+/// `get(k, j)` as int8 values q with `get(k, j) = q · scales[j]` exactly in f32 (what
+/// DequantizeLinear of q computes), row-major; `None` if any value is not one.
+fn int8_values(k: usize, n: usize, get: &impl Fn(usize, usize) -> f32, scales: &[f32]) -> Option<Vec<i8>> {
+    let mut q = Vec::with_capacity(k * n);
+    for r in 0..k {
+        for (c, &s) in scales.iter().enumerate() {
+            let w = get(r, c);
+            let v = (w / s).round();
+            if !(-128.0..=127.0).contains(&v) || v * s != w {
+                return None;
+            }
+            q.push(v as i8);
+        }
+    }
+    Some(q)
 }
 
 impl Product {
@@ -331,7 +380,10 @@ fn ld(stride: isize) -> Option<usize> {
 /// Whether (and how) the micro-kernel computes `mm`: unit column strides, alpha = 1, a
 /// per-column constant bias (or none) with beta = 1, and an activation it knows.
 pub(crate) fn micro(l: &mut Lowering, mm: &Product) -> Option<Micro> {
-    let (isa, func, params) = micro_params(l, mm, (mm.b.rs, mm.b.cs), mm.b_panels)?;
+    let (isa, func, mut params) = micro_params(l, mm, (mm.b.rs, mm.b.cs), mm.b_panels)?;
+    if let Some(scales) = mm.b_int8 {
+        params.b_scale = scales as *const f32;
+    }
     Some(Micro { isa, func, params: l.const_struct(params), value: params })
 }
 
@@ -372,6 +424,7 @@ fn micro_params(
         ldo: ld(mm.out.rs)?,
         ldr: mm.residual.map_or(Some(0), |r| ld(r.rs))?,
         bias,
+        b_scale: std::ptr::null(),
         act: kernel_activation(mm.act)?,
         request_next_panel: b_panels && panel_len(mm.k, mm.n) * 4 > CACHED_B,
     };
@@ -525,8 +578,9 @@ fn emit_micro(l: &mut Lowering, mm: &Product, m: Micro) -> Result<()> {
     let table: Vec<usize> = (0..col_blocks)
         .map(|cb| {
             let j0 = cb * cols;
-            let bias = if m.value.bias.is_null() { m.value.bias } else { m.value.bias.wrapping_add(j0) };
-            l.const_struct(GemmParams { n: cols.min(mm.n - j0), bias, ..m.value })
+            let at = |p: *const f32| if p.is_null() { p } else { p.wrapping_add(j0) };
+            let (bias, b_scale) = (at(m.value.bias), at(m.value.b_scale));
+            l.const_struct(GemmParams { n: cols.min(mm.n - j0), bias, b_scale, ..m.value })
         })
         .collect();
     let table = l.const_addresses(&table);
@@ -550,7 +604,8 @@ fn emit_micro(l: &mut Lowering, mm: &Product, m: Micro) -> Result<()> {
             let (blk, mut p) = batch_entry(kb, mm, &base, r, blocks);
             // Blocks are whole 32-column panels (or the only block): B's column j0 is
             // panel j0 / 32.
-            p.b = kb.offset(p.b, cb, m.value.b_col(cols) as i64 * 4);
+            let b_bytes = if mm.b_int8.is_some() { 1 } else { 4 };
+            p.b = kb.offset(p.b, cb, (m.value.b_col(cols) * b_bytes) as i64);
             p.out = kb.offset(p.out, j0, 4);
             p.res = p.res.map(|res| kb.offset(res, j0, 4));
             let row = kb.b.ins().imul_imm_s(blk, per as i64);

@@ -120,7 +120,8 @@ pub(super) fn conv_bufs(
             act: epi.act,
             ..ProductSpec::new((g.n * g.h * g.w, g.m, g.c), a, out)
         };
-        let product = spec.with_const_b(l, |ic, oc| w_at(oc, ic, 0, 0));
+        let scales = super::weights::column_scales(wt, 0, g.m);
+        let product = spec.with_const_b_int8(l, |ic, oc| w_at(oc, ic, 0, 0), scales);
         return gemm::emit(l, &product);
     }
     if groups == g.c && groups == g.m && dense_rows {

@@ -4,6 +4,7 @@
 use effc_ir::op::{Dense, Gemm};
 use effc_ir::{DType, Error, NodeId, Result};
 
+use super::weights::column_scales;
 use super::{Lowering, Weights};
 use crate::emit::Base;
 use crate::emit::gemm::{BatchDim, Mat, Product, ProductSpec};
@@ -47,11 +48,13 @@ pub(super) fn gemm(l: &mut Lowering, id: NodeId, g: &Gemm) -> Result<()> {
             let data = t.f32_data();
             // B is K × N, stored N × K when transposed.
             if g.trans_b {
+                let scales = column_scales(t, 0, n);
                 let w = Weights::new(&data, [n, k], "Gemm weights")?;
-                spec.with_const_b(l, |r, c| w.at([c, r]))
+                spec.with_const_b_int8(l, |r, c| w.at([c, r]), scales)
             } else {
+                let scales = column_scales(t, 1, n);
                 let w = Weights::new(&data, [k, n], "Gemm weights")?;
-                spec.with_const_b(l, |r, c| w.at([r, c]))
+                spec.with_const_b_int8(l, |r, c| w.at([r, c]), scales)
             }
         }
         None => {
@@ -137,5 +140,5 @@ pub(super) fn dense_product(
     };
     let data = d.w.f32_data();
     let w = Weights::new(&data, [n, k], "dense layer weights")?;
-    Ok(spec.with_const_b(l, |c, r| w.at([r, c])))
+    Ok(spec.with_const_b_int8(l, |c, r| w.at([r, c]), column_scales(&d.w, 0, n)))
 }

@@ -17,7 +17,7 @@
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, types};
-use effc_ir::op::{MbConv, Unary};
+use effc_ir::op::{Dense, MbConv, Unary};
 use effc_ir::{DType, Error, NodeId, Result};
 use effc_kernels::Isa;
 use effc_kernels::gemm::PANEL;
@@ -347,7 +347,12 @@ pub(super) fn mbconv(l: &mut Lowering, id: NodeId, b: &MbConv) -> Result<()> {
     }
     // 3–4. The SE gate, then project (+ residual).
     let px = (oh * ow) as isize;
-    let mut mm = dense_product(l, &b.project, (d.base, oh * ow), out.base, b.residual.then_some(block_input.base))?;
+    // A per-sample copy of the weights scaled by the gate is f32: those weights stay f32.
+    let project = match plan.gate {
+        Some(GateScales::Weights) => Dense { w: b.project.w.without_int8_origin(), ..b.project.clone() },
+        _ => b.project.clone(),
+    };
+    let mut mm = dense_product(l, &project, (d.base, oh * ow), out.base, b.residual.then_some(block_input.base))?;
     // Per-sample weights stride: 0 unless the gate scales a copy of the weights per sample.
     let mut w_stride = 0;
     if let (Some(gate), Some(scales)) = (gate, plan.gate) {

@@ -70,7 +70,10 @@ pub(crate) trait KernelParams: Copy {
 }
 
 impl KernelParams for effc_kernels::GemmParams {
-    const POINTERS: &'static [usize] = &[std::mem::offset_of!(effc_kernels::GemmParams, bias)];
+    const POINTERS: &'static [usize] = &[
+        std::mem::offset_of!(effc_kernels::GemmParams, bias),
+        std::mem::offset_of!(effc_kernels::GemmParams, b_scale),
+    ];
 }
 
 impl KernelParams for effc_kernels::DwParams {

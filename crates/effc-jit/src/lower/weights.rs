@@ -5,6 +5,18 @@ use std::collections::HashMap;
 use effc_ir::op::Op;
 use effc_ir::{Error, Graph, NodeId, Result};
 
+/// The per-column scales of weights folded from int8 values (their [`effc_ir::Int8Origin`]),
+/// when the product's `n` columns run along `axis` of `w`: one scale per column, or one for
+/// all. The packer checks each value against them.
+pub(crate) fn column_scales(w: &effc_ir::Tensor, axis: usize, n: usize) -> Option<Vec<f32>> {
+    let o = w.int8_origin()?;
+    match o.scales.as_slice() {
+        &[s] => Some(vec![s; n]),
+        scales if o.axis == axis && scales.len() == n => Some(scales.to_vec()),
+        _ => None,
+    }
+}
+
 /// Constant weights checked against the dims they are read with, for the packing
 /// closures, which cannot return an error.
 #[derive(Clone, Copy)]

@@ -79,9 +79,10 @@ impl Tiles {
     /// one-row products, which are bandwidth-bound streams the hardware prefetcher already
     /// keeps up with.
     fn of_next_panel(b: *const f32, j0: usize, rows: usize, tiles: usize, p: &GemmParams) -> Tiles {
-        let share = (p.k * p.ldb * 4).div_ceil(tiles);
+        let size = if p.b_scale.is_null() { 4 } else { 1 };
+        let share = (p.k * p.ldb * size).div_ceil(tiles);
         let step = if p.request_next_panel && rows > 1 { share.div_ceil(p.k.max(1)) } else { 0 };
-        let next = (b as *const u8).wrapping_add((p.b_col(j0) + p.panel_stride) * 4);
+        let next = (b as *const u8).wrapping_add((p.b_col(j0) + p.panel_stride) * size);
         Tiles { next, share, step }
     }
 
@@ -255,7 +256,8 @@ unsafe fn store<S: Simd, const V: usize, const HALF: bool, const TAIL: bool>(
 }
 
 /// The K loop of a tile: M × V accumulators from `init`; with `SCALED`, B's row k is
-/// multiplied by `kscale[k]` as it is loaded.
+/// multiplied by `kscale[k]` as it is loaded; with `I8`, B holds int8 values, loaded
+/// whole (each panel is 32 columns wide, zeros past n).
 ///
 /// # Safety
 /// As for [`tile`]; with `SCALED`, `x.kscale` holds K values.
@@ -267,6 +269,7 @@ unsafe fn accumulate<
     const HALF: bool,
     const TAIL: bool,
     const SCALED: bool,
+    const I8: bool,
 >(
     s: S,
     t: TileAt<S>,
@@ -278,13 +281,20 @@ unsafe fn accumulate<
     let mut acc = [init; M];
     let a0 = t.x.a.wrapping_add(r0 * p.lda);
     let b0 = t.x.b.wrapping_add(p.b_col(t.j0));
+    let b0_i8 = (t.x.b as *const i8).wrapping_add(p.b_col(t.j0));
     for k in 0..p.k {
         ahead.request(k);
         let brow = b0.wrapping_add(k * p.ldb);
+        let brow_i8 = b0_i8.wrapping_add(k * p.ldb);
         let mut bv = [s.zero(); V];
         for (v, b) in bv.iter_mut().enumerate() {
-            // SAFETY: the vector's columns are < n, of row k of B.
-            *b = unsafe { load::<S, V, HALF, TAIL>(s, v, brow.wrapping_add(S::LANES * v), t.mask) };
+            *b = if I8 {
+                // SAFETY: the vector lies in row k of the tile's 32-column panel.
+                unsafe { s.load_i8(brow_i8.wrapping_add(S::LANES * v)) }
+            } else {
+                // SAFETY: the vector's columns are < n, of row k of B.
+                unsafe { load::<S, V, HALF, TAIL>(s, v, brow.wrapping_add(S::LANES * v), t.mask) }
+            };
         }
         if SCALED {
             // SAFETY: k < K values of the scale.
@@ -327,12 +337,30 @@ pub(super) unsafe fn tile<S: Simd, const M: usize, const V: usize, const HALF: b
             *b = unsafe { load::<S, V, HALF, TAIL>(s, v, p.bias.wrapping_add(t.j0 + S::LANES * v), t.mask) };
         }
     }
-    let mut acc = if t.x.kscale.is_null() {
-        // SAFETY: as for this function.
-        unsafe { accumulate::<S, M, V, HALF, TAIL, false>(s, t, r0, p, bias, ahead) }
-    } else {
-        // SAFETY: as for this function; kscale holds K values.
-        unsafe { accumulate::<S, M, V, HALF, TAIL, true>(s, t, r0, p, bias, ahead) }
+    // SAFETY (the four K loops): as for this function; kscale holds K values if not null.
+    let mut acc = match (t.x.kscale.is_null(), p.b_scale.is_null()) {
+        (true, true) => unsafe { accumulate::<S, M, V, HALF, TAIL, false, false>(s, t, r0, p, bias, ahead) },
+        (false, true) => unsafe { accumulate::<S, M, V, HALF, TAIL, true, false>(s, t, r0, p, bias, ahead) },
+        // Int8 weights: the sums scale by column, then the bias joins.
+        (unscaled, false) => {
+            let zero = [s.zero(); V];
+            let mut acc = if unscaled {
+                unsafe { accumulate::<S, M, V, HALF, TAIL, false, true>(s, t, r0, p, zero, ahead) }
+            } else {
+                unsafe { accumulate::<S, M, V, HALF, TAIL, true, true>(s, t, r0, p, zero, ahead) }
+            };
+            let mut scale = [s.zero(); V];
+            for (v, c) in scale.iter_mut().enumerate() {
+                // SAFETY: the vector's columns are < n; b_scale holds n values.
+                *c = unsafe { load::<S, V, HALF, TAIL>(s, v, p.b_scale.wrapping_add(t.j0 + S::LANES * v), t.mask) };
+            }
+            for acc_r in acc.iter_mut() {
+                for v in 0..V {
+                    acc_r[v] = s.fma(acc_r[v], scale[v], bias[v]);
+                }
+            }
+            acc
+        }
     };
     if !t.x.res.is_null() {
         for (r, acc_r) in acc.iter_mut().enumerate() {

@@ -37,6 +37,11 @@ pub struct GemmParams {
     pub ldr: usize,
     /// `n` per-column values added to every row, or null.
     pub bias: *const f32,
+    /// Null for an f32 B. Otherwise B holds int8 values (its pointer is an `*const i8`,
+    /// packed panel-major, every panel 32 columns wide, zeros past n) and column j of the
+    /// product is multiplied by `b_scale[j]` (n values) before the bias: weights quantized
+    /// per output channel stay int8 in memory.
+    pub b_scale: *const f32,
     pub act: Activation,
     /// Whether each row tile requests its share of the panel after its own into L2 (see
     /// `kernel::Tiles`): for a packed B too large to stay cached from one call to the
@@ -50,6 +55,19 @@ impl GemmParams {
     #[inline]
     pub fn b_col(&self, j: usize) -> usize {
         (j / PANEL) * self.panel_stride + j % PANEL
+    }
+}
+
+/// [`pack_panels`] for int8 values.
+pub fn pack_panels_i8(out: &mut [i8], k_len: usize, n: usize, b: impl Fn(usize, usize) -> i8) {
+    assert_eq!(out.len(), n.div_ceil(PANEL) * k_len * PANEL, "panel-major size");
+    for (p, panel) in out.chunks_exact_mut(k_len * PANEL).enumerate() {
+        for (k, row) in panel.chunks_exact_mut(PANEL).enumerate() {
+            for (jj, v) in row.iter_mut().enumerate() {
+                let j = p * PANEL + jj;
+                *v = if j < n { b(k, j) } else { 0 };
+            }
+        }
     }
 }
 
@@ -79,7 +97,9 @@ unsafe impl Sync for GemmParams {}
 /// # Safety
 /// With `p = *params` (a valid `GemmParams`):
 /// - `a` is readable at `a[r·p.lda + k]` for `r < rows`, `k < p.k`;
-/// - `b` is readable at `b[k·p.ldb + p.b_col(j)]` for `k < p.k`, `j < p.n`;
+/// - `b` is readable at `b[k·p.ldb + p.b_col(j)]` for `k < p.k`, `j < p.n`; with
+///   `p.b_scale` set, as int8 values, through the end of each 32-column panel, and
+///   `b_scale` is readable at `b_scale[j]`, `j < p.n`;
 /// - `out` is writable at `out[r·p.ldo + j]`, and `res` (unless null) readable at
 ///   `res[r·p.ldr + j]`, for `r < rows`, `j < p.n`;
 /// - `p.bias` is null or readable at `bias[j]`, `j < p.n`;
@@ -116,6 +136,10 @@ pub fn reference(
             for k in 0..p.k {
                 let bk = b[k * p.ldb + p.b_col(j)] * kscale.map_or(1.0, |s| s[k]);
                 acc += a[r * p.lda + k] as f64 * bk as f64;
+            }
+            if !p.b_scale.is_null() {
+                // SAFETY: the caller's params hold n scales there.
+                acc *= unsafe { *p.b_scale.add(j) } as f64;
             }
             let mut v = acc as f32;
             if let Some(bias) = bias {

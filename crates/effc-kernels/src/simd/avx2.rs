@@ -51,6 +51,10 @@ unsafe impl Simd for Avx2 {
         unsafe { _mm256_maskstore_ps(p, m, v) }
     }
     #[inline(always)]
+    unsafe fn load_i8(self, p: *const i8) -> __m256 {
+        unsafe { _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p as *const __m128i))) }
+    }
+    #[inline(always)]
     unsafe fn load_half(self, p: *const f32) -> __m256 {
         unsafe { _mm256_zextps128_ps256(_mm_loadu_ps(p)) }
     }

@@ -51,6 +51,10 @@ unsafe impl Simd for Avx512 {
         unsafe { _mm512_mask_storeu_ps(p, m, v) }
     }
     #[inline(always)]
+    unsafe fn load_i8(self, p: *const i8) -> __m512 {
+        unsafe { _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(p as *const __m128i))) }
+    }
+    #[inline(always)]
     unsafe fn load_half(self, p: *const f32) -> __m512 {
         unsafe { _mm512_zextps256_ps512(_mm256_loadu_ps(p)) }
     }

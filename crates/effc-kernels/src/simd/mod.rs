@@ -76,6 +76,12 @@ pub unsafe trait Simd: Copy {
     /// The lanes in `m` are writable at `p`.
     unsafe fn store_part(self, p: *mut f32, v: Self::V, m: Self::Mask);
 
+    /// `LANES` int8 values converted to f32 (weights stored as int8).
+    ///
+    /// # Safety
+    /// `LANES` bytes are readable at `p`.
+    unsafe fn load_i8(self, p: *const i8) -> Self::V;
+
     /// `LANES / 2` values into the low half, zeros in the high half: a narrow column tail
     /// computed at half width. (Zeros, not whatever the register held: the epilogue computes
     /// on the whole vector, and stale denormals or NaNs there cost microcode assists.)

@@ -56,6 +56,11 @@ unsafe impl Simd for Portable {
     }
     // SAFETY (pointer methods): the trait's contracts.
     #[inline(always)]
+    unsafe fn load_i8(self, p: *const i8) -> F32x4 {
+        let q = unsafe { std::ptr::read_unaligned(p as *const [i8; 4]) };
+        F32x4(q.map(f32::from))
+    }
+    #[inline(always)]
     unsafe fn load(self, p: *const f32) -> F32x4 {
         F32x4(unsafe { std::ptr::read_unaligned(p as *const [f32; 4]) })
     }
