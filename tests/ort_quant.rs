@@ -38,7 +38,8 @@ fn onnxruntime_quantized_blocks_agree_with_onnxruntime_within_two_quanta() {
         let x = read_pb(&dir.join("test_data_set_0/input_0.pb"));
         let want = read_pb(&dir.join("test_data_set_0/output_0.pb")).to_f32_vec();
         for kernels in common::kernel_paths() {
-            let opts = effc::Options { kernels, ..Default::default() };
+            // Int8 weights too: the products read the same integers.
+            let opts = effc::Options { kernels, int8_weights: true, ..Default::default() };
             let c = effc::compile_file(dir.join("model.onnx"), &opts)
                 .unwrap_or_else(|e| panic!("{name} on {}: {e}", kernels.name()));
             let h = &c.summary.ops_after;

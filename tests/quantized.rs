@@ -66,7 +66,7 @@ fn qdq_runs_and_agrees_with_tract(f: &Family, exporter: Exporter, res: usize) {
     let tract = effc_tract::Reference::load(&path, std::slice::from_ref(&shape), &[]).unwrap();
     let (out_scale, _) = quantize::activation_params(ranges["logits"]);
     for kernels in common::kernel_paths() {
-        let opts = effc::Options { kernels, ..Default::default() };
+        let opts = effc::Options { kernels, int8_weights: true, ..Default::default() };
         let c = effc::compile_file(&path, &opts).unwrap_or_else(|e| panic!("{}: {e}", kernels.name()));
         let h = &c.summary.ops_after;
         for gone in ["QuantizeLinear", "DequantizeLinear", "Pad", "Sigmoid", "Mul"] {
@@ -74,7 +74,7 @@ fn qdq_runs_and_agrees_with_tract(f: &Family, exporter: Exporter, res: usize) {
         }
         // The snaps fuse as activations do: every block is one MBConv super-op.
         assert_eq!(h.get("MBConv"), Some(&f.blocks().len()), "{}: {h:?}", kernels.name());
-        // With micro-kernels the int8 weights of the products stay int8: the weights take
+        // Asked to, the micro-kernels keep the products' int8 weights int8: the weights take
         // under a third of their f32 size (depthwise weights, biases and scales are f32).
         let f32_bytes = 4 * c.summary.params as usize;
         if kernels != effc::Kernels::Jit {

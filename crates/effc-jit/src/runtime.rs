@@ -25,6 +25,11 @@ pub struct JitOptions {
     pub max_memory: Option<usize>,
     /// Which code runs matrix products: micro-kernels of an instruction set or pure JIT.
     pub kernels: crate::Kernels,
+    /// Keep weights folded from int8 values int8 in memory (a quarter of the bytes), where
+    /// the micro-kernels compute their products: each B vector is converted as it is
+    /// loaded, which costs time where the weights stay cached (on an AVX2-only Zen 1 QDQ
+    /// Lite0 ran 25 → 30 ms), so it is for memory-bound deployments.
+    pub int8_weights: bool,
     /// Where packed weights are held, shared with every model compiled with the same
     /// store (the specialisations of one model to several input shapes); `None`: the
     /// model holds its own.

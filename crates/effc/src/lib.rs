@@ -50,6 +50,9 @@ pub struct Options {
     pub max_memory: Option<usize>,
     /// Micro-kernels for an instruction set, the best one (default), or pure JIT code.
     pub kernels: Kernels,
+    /// Keep int8 weights (a QDQ or QOperator model's) int8 in memory: smaller, and slower
+    /// where the weights stay cached (`effc_jit::JitOptions::int8_weights`).
+    pub int8_weights: bool,
     /// Keep the optimised graph, weights included, in [`Compilation::graph`] (default).
     /// Without it, code generation consumes the graph and drops each weight once its
     /// packed copy exists, so compiling peaks at about one copy of the weights instead of
@@ -85,6 +88,7 @@ impl Default for Options {
             checked: false,
             max_memory: Some(DEFAULT_MAX_MEMORY),
             kernels: Kernels::Auto,
+            int8_weights: false,
             keep_graph: true,
             overridden: Vec::new(),
             shape_cache: 4,
@@ -241,6 +245,7 @@ pub(crate) fn optimize_and_compile(imported: Imported, opts: &Options, t0: Insta
         checked: opts.checked,
         max_memory: opts.max_memory,
         kernels: opts.kernels,
+        int8_weights: opts.int8_weights,
         weights: opts.weights.clone(),
     };
     let (compiled, artifact, graph) = match &opts.artifact {

@@ -87,8 +87,8 @@ impl ProductSpec {
     }
 
     /// [`with_const_b`](Self::with_const_b) for weights folded from int8 values with one
-    /// scale per column (`scales`, from the tensor's [`effc_ir::Int8Origin`]): when the
-    /// micro-kernel computes the product and every value is exactly an int8 times its
+    /// scale per column (`scales`, from the tensor's [`effc_ir::Int8Origin`]): when asked
+    /// for (`JitOptions::int8_weights`), the micro-kernel computes the product and every value is exactly an int8 times its
     /// column's scale, B stays int8 in memory (a quarter of the bytes), packed panel-major,
     /// and the kernel scales each column's sums before the bias.
     pub fn with_const_b_int8(
@@ -99,12 +99,12 @@ impl ProductSpec {
     ) -> Product {
         let (k, n) = (self.k, self.n);
         let shared_b = self.batch.iter().all(|d| d.b == 0);
-        let usable = shared_b && micro_params(l, &self, (PANEL as isize, 1), true).is_some();
+        let usable = l.int8_weights && shared_b && micro_params(l, &self, (PANEL as isize, 1), true).is_some();
         if let Some(scales) = scales.filter(|s| usable && s.len() == n)
             && let Some(q) = int8_values(k, n, &get, &scales)
         {
             let mut packed = vec![0i8; panel_len(k, n)];
-            effc_kernels::gemm::pack_panels_i8(&mut packed, k, n, |r, c| q[r * n + c]);
+            effc_kernels::gemm::pack_panels(&mut packed, k, n, |r, c| q[r * n + c]);
             let bytes: Vec<u8> = packed.iter().map(|&v| v as u8).collect();
             let base = l.const_bytes(&bytes);
             let Base::Const(scale_at) = l.const_f32(&scales) else { unreachable!("const_f32 stores a constant") };

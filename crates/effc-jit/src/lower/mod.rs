@@ -131,6 +131,8 @@ pub(crate) struct Lowering<'g> {
     pub traffic_saved: u64,
     /// The micro-kernels' instruction set, or `None` for pure JIT code.
     pub micro: Option<effc_kernels::Isa>,
+    /// Pack weights folded from int8 as int8 ([`crate::JitOptions::int8_weights`]).
+    pub int8_weights: bool,
 }
 
 /// A [`Lowering`] between nodes, without its graph borrow, so that an owned graph can give
@@ -144,11 +146,12 @@ struct Detached {
     steps: Vec<PendingStep>,
     traffic_saved: u64,
     micro: Option<effc_kernels::Isa>,
+    int8_weights: bool,
 }
 
 impl Detached {
     fn attach(self, g: &Graph) -> Lowering<'_> {
-        let Detached { jit, consts, const_bufs, bufs, scratch, steps, traffic_saved, micro } = self;
+        let Detached { jit, consts, const_bufs, bufs, scratch, steps, traffic_saved, micro, int8_weights } = self;
         Lowering {
             g,
             jit,
@@ -162,6 +165,7 @@ impl Detached {
             role: "",
             traffic_saved,
             micro,
+            int8_weights,
         }
     }
 }
@@ -342,6 +346,7 @@ impl<'g> Lowering<'g> {
             role: "",
             traffic_saved: 0,
             micro,
+            int8_weights: opts.int8_weights,
         };
         for (i, &id) in g.inputs.iter().enumerate() {
             let node = g.node(id);
@@ -389,8 +394,8 @@ impl<'g> Lowering<'g> {
     }
 
     fn detach(self) -> Detached {
-        let Lowering { jit, consts, const_bufs, bufs, scratch, steps, traffic_saved, micro, .. } = self;
-        Detached { jit, consts, const_bufs, bufs, scratch, steps, traffic_saved, micro }
+        let Lowering { jit, consts, const_bufs, bufs, scratch, steps, traffic_saved, micro, int8_weights, .. } = self;
+        Detached { jit, consts, const_bufs, bufs, scratch, steps, traffic_saved, micro, int8_weights }
     }
 
     fn lower(&mut self, id: NodeId) -> Result<()> {

@@ -58,29 +58,17 @@ impl GemmParams {
     }
 }
 
-/// [`pack_panels`] for int8 values.
-pub fn pack_panels_i8(out: &mut [i8], k_len: usize, n: usize, b: impl Fn(usize, usize) -> i8) {
-    assert_eq!(out.len(), n.div_ceil(PANEL) * k_len * PANEL, "panel-major size");
-    for (p, panel) in out.chunks_exact_mut(k_len * PANEL).enumerate() {
-        for (k, row) in panel.chunks_exact_mut(PANEL).enumerate() {
-            for (jj, v) in row.iter_mut().enumerate() {
-                let j = p * PANEL + jj;
-                *v = if j < n { b(k, j) } else { 0 };
-            }
-        }
-    }
-}
-
 /// Packs `b(k, j)` for `k < k_len`, `j < n` panel-major into `out`: [n/32][k_len][32],
 /// the last panel zero-padded (`out` holds n/32 (rounded up) · k_len · 32 values). Use
-/// with `ldb = 32` and `panel_stride = 32·k_len`.
-pub fn pack_panels(out: &mut [f32], k_len: usize, n: usize, b: impl Fn(usize, usize) -> f32) {
+/// with `ldb = 32` and `panel_stride = 32·k_len`. f32 weights, or int8 ones (with
+/// [`GemmParams::b_scale`]).
+pub fn pack_panels<T: Copy + Default>(out: &mut [T], k_len: usize, n: usize, b: impl Fn(usize, usize) -> T) {
     assert_eq!(out.len(), n.div_ceil(PANEL) * k_len * PANEL, "panel-major size");
     for (p, panel) in out.chunks_exact_mut(k_len * PANEL).enumerate() {
         for (k, row) in panel.chunks_exact_mut(PANEL).enumerate() {
             for (jj, v) in row.iter_mut().enumerate() {
                 let j = p * PANEL + jj;
-                *v = if j < n { b(k, j) } else { 0.0 };
+                *v = if j < n { b(k, j) } else { T::default() };
             }
         }
     }
