@@ -1,7 +1,7 @@
-use effc_ir::op::{Binary, Levels, Op, Unary};
+use effc_ir::op::{Binary, Op, Unary};
 use effc_ir::{Graph, NodeId, Result, ValueRef};
 
-use super::util::{nodes_in_order, single_use};
+use super::util::{nodes_in_order, single_use, snap_levels};
 use crate::Pass;
 
 /// Recognises activations spelled as several ops:
@@ -91,14 +91,6 @@ impl Pass for RecognizeActivations {
             changes += 1;
         }
         Ok(changes)
-    }
-}
-
-/// The levels of a snap node.
-fn snap_levels(g: &Graph, id: NodeId) -> Option<Levels> {
-    match g.node(id).op {
-        Op::Unary(u) => Levels::of(u),
-        _ => None,
     }
 }
 

@@ -1,10 +1,10 @@
 use std::sync::Arc;
 
 use effc_ir::fusion::{Fusion, Site};
-use effc_ir::op::{Binary, Conv, Dense, Levels, Op, PoolKind, ReduceKind, SqueezeExcite, Unary};
+use effc_ir::op::{Binary, Conv, Dense, Op, PoolKind, ReduceKind, SqueezeExcite, Unary};
 use effc_ir::{Graph, NodeId, Result, Tensor, ValueRef};
 
-use super::util::{absorb, nodes_in_order, single_use};
+use super::util::{absorb, nodes_in_order, single_use, snap_levels};
 use crate::Pass;
 
 /// Recognises squeeze-excite: x · gate(FC2(act(FC1(mean_HW(x))))), where the mean is a
@@ -59,14 +59,6 @@ fn is_spatial_mean(g: &Graph, id: NodeId) -> bool {
         Op::GlobalPool(PoolKind::Average) => true,
         Op::Reduce(r) => r.kind == ReduceKind::Mean && r.keepdims && r.axes == [2, 3],
         _ => false,
-    }
-}
-
-/// The levels of a snap node (a QDQ model's QuantizeLinear → DequantizeLinear pair).
-fn snap_levels(g: &Graph, id: NodeId) -> Option<Levels> {
-    match g.node(id).op {
-        Op::Unary(u) => Levels::of(u),
-        _ => None,
     }
 }
 

@@ -1,6 +1,6 @@
 //! Small graph queries shared by the passes.
 
-use effc_ir::op::Op;
+use effc_ir::op::{Levels, Op};
 use effc_ir::{Graph, NodeId, ValueRef};
 
 /// `v` feeds exactly one node input and is not a model output, so its producer may be
@@ -28,4 +28,12 @@ pub fn absorb(g: &mut Graph, conv_out: ValueRef, fused: ValueRef) {
     g.value_mut(conv_out).name = g.value(fused).name.clone();
     g.replace_uses(fused, conv_out);
     g.remove_node(fused.node);
+}
+
+/// The levels of a snap node (a QDQ model's QuantizeLinear → DequantizeLinear pair).
+pub fn snap_levels(g: &Graph, id: NodeId) -> Option<Levels> {
+    match g.node(id).op {
+        Op::Unary(u) => Levels::of(u),
+        _ => None,
+    }
 }
