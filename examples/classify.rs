@@ -16,7 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Compile once...
     let compiled = effc::compile_file(&model_path, &effc::Options::default())?;
     let model = compiled.model()?;
-    let input = effc::input::load(&PathBuf::from(&input_path), &model.inputs()[0].shape)?;
+    let input = effc::input::load(&PathBuf::from(&input_path), &model.inputs()[0].shape, model.inputs()[0].dtype)?;
     // ...run as often as needed, from any thread.
     let logits = model.run(&[input])?.remove(0).to_f32_vec();
     for (rank, class) in effc::compare::top_k(&logits, 5).into_iter().enumerate() {

@@ -310,11 +310,11 @@ fn fifos_and_devices_are_refused_without_hanging() {
         let e = compile_in_dir(&dir, &conv_with_weight(external_weight(location, None, None)));
         assert_err_contains(&e, &["w.bin is not a regular file"]);
     }
-    let e = effc::input::load(&fifo.with_extension("npy"), &[1]).err().unwrap().to_string();
+    let e = effc::input::load(&fifo.with_extension("npy"), &[1], effc::DType::F32).err().unwrap().to_string();
     assert_err_contains(&e, &["cannot read"]);
     let input = root.path().join("x.npy");
     mkfifo(&input);
-    let e = effc::input::load(&input, &[1, 3]).err().unwrap().to_string();
+    let e = effc::input::load(&input, &[1, 3], effc::DType::F32).err().unwrap().to_string();
     assert_err_contains(&e, &["x.npy is not a regular file"]);
 }
 
@@ -337,11 +337,16 @@ fn npy_headers_that_lie_are_refused() {
         std::fs::write(&path, bytes).unwrap();
         path
     };
-    let e = effc::input::load(&npy("huge.npy", "(1000000, 1000000)", 0), &[1, 3]).err().unwrap().to_string();
+    let e = effc::input::load(&npy("huge.npy", "(1000000, 1000000)", 0), &[1, 3], effc::DType::F32)
+        .err()
+        .unwrap()
+        .to_string();
     assert_err_contains(&e, &["has shape [1000000, 1000000], but the model input needs [1, 3]"]);
-    let e = effc::input::load(&npy("short.npy", "(1000000, 1000000)", 16), &[1000000, 1000000]).err().unwrap();
+    let e = effc::input::load(&npy("short.npy", "(1000000, 1000000)", 16), &[1000000, 1000000], effc::DType::F32)
+        .err()
+        .unwrap();
     assert_err_contains(&e.to_string(), &["claims 4000000000000 bytes of data but the file has"]);
-    let ok = effc::input::load(&npy("ok.npy", "(1, 3)", 12), &[1, 3]).unwrap();
+    let ok = effc::input::load(&npy("ok.npy", "(1, 3)", 12), &[1, 3], effc::DType::F32).unwrap();
     assert_eq!(ok.to_f32_vec(), [0.0; 3]);
 }
 

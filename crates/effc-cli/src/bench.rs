@@ -141,8 +141,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     };
     let c = effc::compile_file(&args.model, &opts)?;
     let model = c.model()?;
-    let inputs: Vec<effc::Tensor> =
-        model.inputs().iter().enumerate().map(|(i, info)| effc::input::seeded_noise(&info.shape, i as u64)).collect();
+    let inputs: Vec<effc::Tensor> = (model.inputs().iter().enumerate())
+        .map(|(i, info)| effc::input::seeded(&info.shape, info.dtype, i as u64))
+        .collect::<effc::Result<_>>()?;
     if args.profile {
         let team = (args.threads > 1).then(|| effc::Team::new(args.threads));
         let per_kernel = model.profile_with(team.as_ref(), &inputs, args.runs.max(1))?;
@@ -291,8 +292,9 @@ fn sweep(args: &BenchArgs, points: &[HashMap<String, Vec<usize>>]) -> Result<()>
             .zip(&at_load)
             .map(|(given, bound): (Option<Vec<usize>>, _)| given.unwrap_or_else(|| bound.clone()))
             .collect();
-        let inputs: Vec<effc::Tensor> =
-            shapes.iter().enumerate().map(|(k, s)| effc::input::seeded_noise(s, k as u64)).collect();
+        let inputs: Vec<effc::Tensor> = (shapes.iter().zip(model.inputs()).enumerate())
+            .map(|(k, (s, info))| effc::input::seeded(s, info.dtype, k as u64))
+            .collect::<effc::Result<_>>()?;
         let t = Instant::now();
         session.run(&inputs)?;
         let first_call_ms = if i == 0 { load_ms } else { 0.0 } + t.elapsed().as_secs_f64() * 1e3;

@@ -76,8 +76,16 @@ pub fn run(args: &CheckArgs) -> Result<()> {
     let model = c.model()?;
     let n_outputs = model.outputs().len() - c.layers.len();
     let shapes: Vec<Vec<usize>> = model.inputs().iter().map(|i| i.shape.clone()).collect();
-    if model.inputs().iter().any(|i| i.dtype != effc::DType::F32) {
-        bail!("effc check compares f32 models; {} has non-f32 inputs", args.model.display());
+    let dtypes: Vec<effc::DType> = model.inputs().iter().map(|i| i.dtype).collect();
+    if let Some(i) =
+        model.inputs().iter().find(|i| !matches!(i.dtype, effc::DType::F32 | effc::DType::U8 | effc::DType::I8))
+    {
+        bail!(
+            "effc check compares models with f32, uint8 or int8 inputs; {} has a {} input '{}'",
+            args.model.display(),
+            i.dtype,
+            i.name
+        );
     }
     // tract holds what effc streams or plans into one arena: bound it by every activation
     // byte the schedule moves plus the weights twice (its own copy and its packed one), and
@@ -105,8 +113,8 @@ pub fn run(args: &CheckArgs) -> Result<()> {
         }
         let case = files
             .iter()
-            .zip(&shapes)
-            .map(|(f, s)| effc::input::load(f.as_ref(), s))
+            .zip(shapes.iter().zip(&dtypes))
+            .map(|(f, (s, &d))| effc::input::load(f.as_ref(), s, d))
             .collect::<effc::Result<Vec<_>>>()?;
         cases.push(case);
     }
@@ -115,9 +123,10 @@ pub fn run(args: &CheckArgs) -> Result<()> {
         cases.push(
             shapes
                 .iter()
+                .zip(&dtypes)
                 .enumerate()
-                .map(|(i, s)| effc::input::seeded_noise(s, seed as u64 * 1000 + i as u64))
-                .collect(),
+                .map(|(i, (s, &d))| effc::input::seeded(s, d, seed as u64 * 1000 + i as u64))
+                .collect::<effc::Result<_>>()?,
         );
     }
     let bar = (cases.len() > 1 && !args.json).then(|| indicatif::ProgressBar::new(cases.len() as u64));

@@ -79,7 +79,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         .input
         .iter()
         .zip(spec.compiled.inputs())
-        .map(|(p, info)| effc::input::load(p, &info.shape))
+        .map(|(p, info)| effc::input::load(p, &info.shape, info.dtype))
         .collect::<effc::Result<Vec<_>>>()?;
     let session = effc::Session::new(&model, args.threads)?;
     let t = Instant::now();

@@ -415,3 +415,47 @@ fn run_labels_can_be_turned_off_or_replaced() {
     let o = effc(&["run", m, "--input", x, "--labels", mine.to_str().unwrap()]);
     assert_clean_failure(&o, "has 2 class names, but the outputs have 1000 classes");
 }
+
+/// A quantized model's uint8 input and output cross as uint8 .npy files: `effc run` on
+/// ONNX's QLinearConv case (uint8 in, uint8 out) writes exactly the case's expected
+/// output, and `effc check` compares it with tract in quanta of 1, on the case's input and
+/// on seeded uint8 inputs.
+#[test]
+fn run_and_check_take_and_give_uint8() {
+    use prost::Message;
+    let case = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/onnx-node/cases/test_qlinearconv_weights_as_initializers");
+    let pb = |name: &str| {
+        let bytes = std::fs::read(case.join("test_data_set_0").join(name)).unwrap();
+        effc_onnx::tensor_from_proto(&effc_onnx::proto::TensorProto::decode(bytes.as_slice()).unwrap()).unwrap()
+    };
+    let (x, want) = (pb("input_0.pb"), pb("output_0.pb"));
+    assert_eq!((x.dtype(), want.dtype()), (effc::DType::U8, effc::DType::U8));
+    let dir = tempfile::tempdir().unwrap();
+    let (xf, yf) = (dir.path().join("x.npy"), dir.path().join("y.npy"));
+    effc::input::save_npy(&xf, &x).unwrap();
+    let model = case.join("model.onnx");
+    let m = model.to_str().unwrap();
+    let o = effc(&["run", m, "--input", xf.to_str().unwrap(), "--output", yf.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("output y u8[1, 1, 7, 7]"), "{o:?}");
+    let y = effc::input::load(&yf, want.shape(), effc::DType::U8).unwrap();
+    assert_eq!(y.to_f32_vec(), want.to_f32_vec());
+    assert_eq!(y.dtype(), effc::DType::U8);
+    // An f32 file for the uint8 input is refused by name, in one line.
+    let f32_file = dir.path().join("f.npy");
+    effc::input::save_npy(&f32_file, &effc::Tensor::from_f32(vec![1, 1, 7, 7], vec![0.0; 49]).unwrap()).unwrap();
+    assert_clean_failure(
+        &effc(&["run", m, "--input", f32_file.to_str().unwrap()]),
+        "holds '<f4' data, but the model input is u8",
+    );
+    for args in [vec!["--input", xf.to_str().unwrap()], vec!["--random", "3"]] {
+        let o = effc(&[&["check", m, "--json"], args.as_slice()].concat());
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", stderr(&o)));
+        let q = &v["outputs"]["y"]["quanta"];
+        assert_eq!(q["quantum"], 1.0, "{v}");
+        let cases = v["cases"].as_u64().unwrap();
+        assert_eq!(q["off_by"], serde_json::json!([49 * cases, 0, 0, 0]), "{v}");
+        assert!(o.status.success() && v["pass"] == true, "{v}");
+    }
+}

@@ -116,6 +116,8 @@ fn onnx_type(dtype: DType) -> String {
         DType::F64 => "double",
         DType::I64 => "int64",
         DType::I32 => "int32",
+        DType::U8 => "uint8",
+        DType::I8 => "int8",
         other => return format!("tensor({other})"),
     };
     format!("tensor({name})")
@@ -127,6 +129,8 @@ enum Fed<'py> {
     F64(PyReadonlyArrayDyn<'py, f64>),
     I64(PyReadonlyArrayDyn<'py, i64>),
     I32(PyReadonlyArrayDyn<'py, i32>),
+    U8(PyReadonlyArrayDyn<'py, u8>),
+    I8(PyReadonlyArrayDyn<'py, i8>),
 }
 
 impl Fed<'_> {
@@ -137,6 +141,8 @@ impl Fed<'_> {
             Fed::F64(a) => TensorRef::F64(a.as_slice().map_err(contiguous)?),
             Fed::I64(a) => TensorRef::I64(a.as_slice().map_err(contiguous)?),
             Fed::I32(a) => TensorRef::I32(a.as_slice().map_err(contiguous)?),
+            Fed::U8(a) => TensorRef::U8(a.as_slice().map_err(contiguous)?),
+            Fed::I8(a) => TensorRef::I8(a.as_slice().map_err(contiguous)?),
         })
     }
 
@@ -146,6 +152,8 @@ impl Fed<'_> {
             Fed::F64(a) => TensorData::F64(a.as_array().iter().copied().collect()),
             Fed::I64(a) => TensorData::I64(a.as_array().iter().copied().collect()),
             Fed::I32(a) => TensorData::I32(a.as_array().iter().copied().collect()),
+            Fed::U8(a) => TensorData::U8(a.as_array().iter().copied().collect()),
+            Fed::I8(a) => TensorData::I8(a.as_array().iter().copied().collect()),
         };
         Tensor::new(shape.to_vec(), data).map_err(effc_err)
     }
@@ -157,6 +165,8 @@ enum Out<'py> {
     F64(PyReadwriteArrayDyn<'py, f64>),
     I64(PyReadwriteArrayDyn<'py, i64>),
     I32(PyReadwriteArrayDyn<'py, i32>),
+    U8(PyReadwriteArrayDyn<'py, u8>),
+    I8(PyReadwriteArrayDyn<'py, i8>),
 }
 
 impl<'py> Out<'py> {
@@ -167,6 +177,8 @@ impl<'py> Out<'py> {
             DType::F64 => Out::F64(PyArrayDyn::<f64>::zeros(py, shape, false).readwrite()),
             DType::I64 => Out::I64(PyArrayDyn::<i64>::zeros(py, shape, false).readwrite()),
             DType::I32 => Out::I32(PyArrayDyn::<i32>::zeros(py, shape, false).readwrite()),
+            DType::U8 => Out::U8(PyArrayDyn::<u8>::zeros(py, shape, false).readwrite()),
+            DType::I8 => Out::I8(PyArrayDyn::<i8>::zeros(py, shape, false).readwrite()),
             other => return Err(effc_err(format!("output '{}': {other} outputs are not supported", info.name))),
         })
     }
@@ -178,6 +190,8 @@ impl<'py> Out<'py> {
             Out::F64(a) => TensorMut::F64(a.as_slice_mut().map_err(fresh)?),
             Out::I64(a) => TensorMut::I64(a.as_slice_mut().map_err(fresh)?),
             Out::I32(a) => TensorMut::I32(a.as_slice_mut().map_err(fresh)?),
+            Out::U8(a) => TensorMut::U8(a.as_slice_mut().map_err(fresh)?),
+            Out::I8(a) => TensorMut::I8(a.as_slice_mut().map_err(fresh)?),
         })
     }
 
@@ -187,6 +201,8 @@ impl<'py> Out<'py> {
             Out::F64(a) => a.as_any().clone(),
             Out::I64(a) => a.as_any().clone(),
             Out::I32(a) => a.as_any().clone(),
+            Out::U8(a) => a.as_any().clone(),
+            Out::I8(a) => a.as_any().clone(),
         }
     }
 }
@@ -358,6 +374,8 @@ impl InferenceSession {
                 DType::F64 => Fed::F64(array.cast::<PyArrayDyn<f64>>().map_err(|_| wrong_dtype())?.readonly()),
                 DType::I64 => Fed::I64(array.cast::<PyArrayDyn<i64>>().map_err(|_| wrong_dtype())?.readonly()),
                 DType::I32 => Fed::I32(array.cast::<PyArrayDyn<i32>>().map_err(|_| wrong_dtype())?.readonly()),
+                DType::U8 => Fed::U8(array.cast::<PyArrayDyn<u8>>().map_err(|_| wrong_dtype())?.readonly()),
+                DType::I8 => Fed::I8(array.cast::<PyArrayDyn<i8>>().map_err(|_| wrong_dtype())?.readonly()),
                 other => return Err(effc_err(format!("input '{name}': {other} inputs are not supported"))),
             });
         }

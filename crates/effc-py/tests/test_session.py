@@ -147,3 +147,51 @@ def test_compile_report_and_profile(b0):
     assert len(profile) > 16 and all(ms >= 0 for _, ms in profile)
     assert profile == sorted(profile, key=lambda p: -p[1])
     assert any("MBConv" in name or "features" in name for name, _ in profile)
+
+
+def tensor_proto(path):
+    """A TensorProto's raw_data as a numpy array (the few fields ONNX's test cases use)."""
+    buf, pos, dims, dtype, raw = pathlib.Path(path).read_bytes(), 0, [], None, None
+
+    def varint():
+        nonlocal pos
+        value, shift = 0, 0
+        while True:
+            byte = buf[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                return value
+
+    while pos < len(buf):
+        key = varint()
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            value = varint()
+            if field == 1:
+                dims.append(value)
+            elif field == 2:
+                dtype = value
+        elif wire == 2:
+            n = varint()
+            chunk, pos = buf[pos : pos + n], pos + n
+            if field == 9:
+                raw = chunk
+        else:
+            raise ValueError(f"{path}: wire type {wire}")
+    numpy_types = {1: np.float32, 2: np.uint8, 3: np.int8}
+    return np.frombuffer(raw, numpy_types[dtype]).reshape(dims)
+
+
+def test_uint8_in_uint8_out():
+    """ONNX's QLinearConv case: a quantized model's uint8 input and output, exactly."""
+    case = pathlib.Path(__file__).resolve().parents[3] / "tests/onnx-node/cases/test_qlinearconv_weights_as_initializers"
+    x = tensor_proto(case / "test_data_set_0/input_0.pb")
+    want = tensor_proto(case / "test_data_set_0/output_0.pb")
+    sess = effc.InferenceSession(str(case / "model.onnx"))
+    assert sess.get_inputs()[0].type == "tensor(uint8)" and sess.get_outputs()[0].type == "tensor(uint8)"
+    (y,) = sess.run(None, {"x": x})
+    assert y.dtype == np.uint8 and np.array_equal(y, want)
+    with pytest.raises(effc.EffcError, match=r"expected tensor\(uint8\) data"):
+        sess.run(None, {"x": x.astype(np.float32)})

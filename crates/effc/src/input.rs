@@ -2,19 +2,20 @@
 
 use std::path::Path;
 
-use effc_ir::{Error, ErrorKind, Result, Tensor};
+use effc_ir::{DType, Error, ErrorKind, Result, Tensor, TensorData};
 
 /// ImageNet channel means and standard deviations, as torchvision normalises.
 const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 const STD: [f32; 3] = [0.229, 0.224, 0.225];
 
-/// Reads an input for a tensor of `shape`: an .npy array of exactly that shape, or an
-/// image (PNG/JPEG) for an NCHW shape with 3 channels, resized and ImageNet-normalised.
-pub fn load(path: &Path, shape: &[usize]) -> Result<Tensor> {
+/// Reads an input for a tensor of `shape` and `dtype`: an .npy array of exactly that shape
+/// and type, or an image (PNG/JPEG), resized: for an f32 NCHW input with 3 channels
+/// ImageNet-normalised, for a uint8 input (a quantized model's) its raw pixels, NCHW or NHWC.
+pub fn load(path: &Path, shape: &[usize], dtype: DType) -> Result<Tensor> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     // Both readers give `shape` or an error: .npy checks its header against it before
     // reading, an image is resized to it.
-    if ext == "npy" { load_npy(path, shape) } else { load_image(path, shape) }
+    if ext == "npy" { load_npy(path, shape, dtype) } else { load_image(path, shape, dtype) }
 }
 
 /// The shape an .npy file's header declares, read without its data; `None` for other
@@ -33,6 +34,8 @@ struct NpyHeader {
     len: u64,
     data_start: u64,
     shape: Vec<usize>,
+    /// The element type, numpy's `descr` (`<f4`, `|u1`, ...).
+    descr: String,
 }
 
 /// Reads an .npy header, checking its length against the file's before reading it.
@@ -56,32 +59,77 @@ fn npy_header(path: &Path) -> Result<NpyHeader> {
     file.read_exact(&mut header).map_err(io)?;
     let header = String::from_utf8_lossy(&header);
     let shape = npy_header_shape(&header).ok_or_else(|| bad(format!("no shape in the .npy header {header:?}")))?;
-    Ok(NpyHeader { file, len, data_start: header_start + header_len, shape })
+    let descr = npy_header_descr(&header).ok_or_else(|| bad(format!("no descr in the .npy header {header:?}")))?;
+    Ok(NpyHeader { file, len, data_start: header_start + header_len, shape, descr })
 }
 
-/// Reads an f32 .npy file of shape `want`. The header's shape is checked against `want`
-/// and the file's length before the reader allocates anything from it (a 128-byte file can
-/// claim 10^12 elements).
-fn load_npy(path: &Path, want: &[usize]) -> Result<Tensor> {
+/// numpy's little-endian `descr` for a dtype, as `save_npy` writes it.
+fn npy_descr(dtype: DType) -> &'static str {
+    match dtype {
+        DType::F32 => "<f4",
+        DType::F64 => "<f8",
+        DType::I64 => "<i8",
+        DType::I32 => "<i4",
+        DType::I8 => "|i1",
+        DType::U8 => "|u1",
+        DType::Bool => "|b1",
+    }
+}
+
+/// Reads an .npy file of shape `want` and element type `dtype`. The header's shape and
+/// type are checked against them and the file's length before the reader allocates
+/// anything from it (a 128-byte file can claim 10^12 elements).
+fn load_npy(path: &Path, want: &[usize], dtype: DType) -> Result<Tensor> {
     use std::io::Seek;
     let bad = |what: String| Error::invalid(format!("{}: {what}", path.display()));
     let io = |source| Error::new(ErrorKind::Io { path: path.to_path_buf(), source });
-    let NpyHeader { mut file, len, data_start, shape } = npy_header(path)?;
+    let NpyHeader { mut file, len, data_start, shape, descr } = npy_header(path)?;
     if shape != want {
         return Err(Error::invalid(format!(
             "{} has shape {shape:?}, but the model input needs {want:?}",
             path.display()
         )));
     }
-    let data_bytes = effc_ir::checked_numel(&shape)?.saturating_mul(4) as u64;
+    // `=` and `<` both mean little-endian on the hosts effc runs on; one-byte types write `|`.
+    let native = descr.replacen('=', "<", 1);
+    let same_bytes = dtype.size_bytes() == 1 && native.get(1..) == npy_descr(dtype).get(1..);
+    if native != npy_descr(dtype) && !same_bytes {
+        return Err(bad(format!(
+            "holds '{descr}' data, but the model input is {dtype} (an .npy of '{}')",
+            npy_descr(dtype)
+        )));
+    }
+    let data_bytes = effc_ir::checked_numel(&shape)?.saturating_mul(dtype.size_bytes()) as u64;
     if data_start + data_bytes > len {
         return Err(bad(format!("the header claims {data_bytes} bytes of data but the file has {len} bytes")));
     }
     file.rewind().map_err(io)?;
-    let arr: ndarray::ArrayD<f32> = ndarray_npy::ReadNpyExt::read_npy(file)
-        .map_err(|e| Error::new(ErrorKind::Other(format!("{}: cannot read as f32 .npy: {e}", path.display()))))?;
-    let shape = arr.shape().to_vec();
-    Tensor::from_f32(shape, arr.iter().copied().collect())
+    let cannot = |e: ndarray_npy::ReadNpyError| {
+        Error::new(ErrorKind::Other(format!("{}: cannot read as {dtype} .npy: {e}", path.display())))
+    };
+    fn read<T: ndarray_npy::ReadableElement + Copy>(
+        file: std::fs::File,
+        cannot: impl Fn(ndarray_npy::ReadNpyError) -> Error,
+    ) -> Result<std::sync::Arc<[T]>> {
+        let arr: ndarray::ArrayD<T> = ndarray_npy::ReadNpyExt::read_npy(file).map_err(cannot)?;
+        Ok(arr.iter().copied().collect())
+    }
+    let data = match dtype {
+        DType::F32 => TensorData::F32(read(file, cannot)?),
+        DType::F64 => TensorData::F64(read(file, cannot)?),
+        DType::I64 => TensorData::I64(read(file, cannot)?),
+        DType::I32 => TensorData::I32(read(file, cannot)?),
+        DType::I8 => TensorData::I8(read(file, cannot)?),
+        DType::U8 => TensorData::U8(read(file, cannot)?),
+        DType::Bool => TensorData::Bool(read(file, cannot)?),
+    };
+    Tensor::new(shape, data)
+}
+
+/// The `descr` string of an .npy header (`'<f4'`).
+fn npy_header_descr(header: &str) -> Option<String> {
+    let rest = header.split_once("'descr':")?.1.trim_start().strip_prefix('\'')?;
+    Some(rest.split_once('\'')?.0.to_string())
 }
 
 /// The `shape` tuple of an .npy header (`{'descr': '<f4', 'fortran_order': False,
@@ -92,9 +140,18 @@ fn npy_header_shape(header: &str) -> Option<Vec<usize>> {
     inside.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|d| d.parse().ok()).collect()
 }
 
-fn load_image(path: &Path, shape: &[usize]) -> Result<Tensor> {
-    let [n, 3, h, w] = shape else {
-        return Err(Error::invalid(format!("an image cannot fill an input of shape {shape:?} (needs N×3×H×W)")));
+fn load_image(path: &Path, shape: &[usize], dtype: DType) -> Result<Tensor> {
+    // Raw pixels for a uint8 input, channels first or last; normalised floats for f32 NCHW.
+    let (n, h, w, channels_last) = match (dtype, shape) {
+        (DType::F32, &[n, 3, h, w]) => (n, h, w, false),
+        (DType::U8, &[n, 3, h, w]) => (n, h, w, false),
+        (DType::U8, &[n, h, w, 3]) => (n, h, w, true),
+        _ => {
+            return Err(Error::invalid(format!(
+                "an image cannot fill a {dtype} input of shape {shape:?} (needs f32 N×3×H×W, or uint8 N×3×H×W \
+                 or N×H×W×3; give an .npy)"
+            )));
+        }
     };
     let (file, _) = effc_onnx::files::open_regular(path)?;
     let cannot =
@@ -102,13 +159,25 @@ fn load_image(path: &Path, shape: &[usize]) -> Result<Tensor> {
     let reader =
         image::ImageReader::new(std::io::BufReader::new(file)).with_guessed_format().map_err(|e| cannot(&e))?;
     let img = reader.decode().map_err(|e| cannot(&e))?.to_rgb8();
-    let img = image::imageops::resize(&img, *w as u32, *h as u32, image::imageops::FilterType::Triangle);
+    let img = image::imageops::resize(&img, w as u32, h as u32, image::imageops::FilterType::Triangle);
+    let at = |b: usize, c: usize, y: usize, x: usize| {
+        if channels_last { ((b * h + y) * w + x) * 3 + c } else { ((b * 3 + c) * h + y) * w + x }
+    };
+    if dtype == DType::U8 {
+        let mut data = vec![0u8; n * 3 * h * w];
+        for (x, y, px) in img.enumerate_pixels() {
+            for (c, b) in (0..3).flat_map(|c| (0..n).map(move |b| (c, b))) {
+                data[at(b, c, y as usize, x as usize)] = px[c];
+            }
+        }
+        return Tensor::new(shape.to_vec(), TensorData::U8(data.into()));
+    }
     let mut data = vec![0f32; n * 3 * h * w];
     for (x, y, px) in img.enumerate_pixels() {
         for c in 0..3 {
             let v = (px[c] as f32 / 255.0 - MEAN[c]) / STD[c];
-            for b in 0..*n {
-                data[((b * 3 + c) * h + y as usize) * w + x as usize] = v;
+            for b in 0..n {
+                data[at(b, c, y as usize, x as usize)] = v;
             }
         }
     }
@@ -136,12 +205,43 @@ pub fn seeded_noise(shape: &[usize], seed: u64) -> Tensor {
     Tensor::from_f32(shape.to_vec(), v).expect("length matches shape")
 }
 
-/// Writes a tensor as f32 .npy.
+/// Seeded input data of `dtype`: standard-normal noise for floats (see [`seeded_noise`]),
+/// uniform over every value for uint8 and int8 (a quantized model's raw input). Other
+/// integer inputs (indices, shapes) have no meaningful noise: they need a file.
+pub fn seeded(shape: &[usize], dtype: DType, seed: u64) -> Result<Tensor> {
+    let noise = seeded_noise(shape, seed);
+    let v = noise.as_f32().expect("noise is f32");
+    // A logistic squash of the noise spreads it over every level (roughly uniformly).
+    let level = |x: f32| (256.0 / (1.0 + (-1.702 * x).exp())).floor().min(255.0) as u8;
+    let data = match dtype {
+        DType::F32 => return Ok(noise),
+        DType::F64 => TensorData::F64(v.iter().map(|&x| x as f64).collect()),
+        DType::U8 => TensorData::U8(v.iter().map(|&x| level(x)).collect()),
+        DType::I8 => TensorData::I8(v.iter().map(|&x| (level(x) as i16 - 128) as i8).collect()),
+        DType::I64 | DType::I32 | DType::Bool => {
+            return Err(Error::invalid(format!("no seeded data for a {dtype} input of shape {shape:?}: give a file")));
+        }
+    };
+    Tensor::new(shape.to_vec(), data)
+}
+
+/// Writes a tensor as .npy in its own element type.
 pub fn save_npy(path: &Path, t: &Tensor) -> Result<()> {
-    let arr =
-        ndarray::ArrayD::from_shape_vec(t.shape().to_vec(), t.to_f32_vec()).map_err(|e| Error::other(e.to_string()))?;
-    ndarray_npy::write_npy(path, &arr)
-        .map_err(|e| Error::new(ErrorKind::Other(format!("{}: cannot write: {e}", path.display()))))
+    fn write<T: ndarray_npy::WritableElement + Copy>(path: &Path, shape: &[usize], v: &[T]) -> Result<()> {
+        let arr =
+            ndarray::ArrayD::from_shape_vec(shape.to_vec(), v.to_vec()).map_err(|e| Error::other(e.to_string()))?;
+        ndarray_npy::write_npy(path, &arr)
+            .map_err(|e| Error::new(ErrorKind::Other(format!("{}: cannot write: {e}", path.display()))))
+    }
+    match t.data() {
+        TensorData::F32(v) => write(path, t.shape(), v),
+        TensorData::F64(v) => write(path, t.shape(), v),
+        TensorData::I64(v) => write(path, t.shape(), v),
+        TensorData::I32(v) => write(path, t.shape(), v),
+        TensorData::I8(v) => write(path, t.shape(), v),
+        TensorData::U8(v) => write(path, t.shape(), v),
+        TensorData::Bool(v) => write(path, t.shape(), v),
+    }
 }
 
 #[cfg(test)]
@@ -155,12 +255,45 @@ mod tests {
         let path = std::env::temp_dir().join(format!("effc-input-{}.png", std::process::id()));
         let colour = [200u8, 100, 50];
         image::RgbImage::from_pixel(3, 2, image::Rgb(colour)).save(&path).unwrap();
-        let t = load(&path, &[1, 3, 4, 4]);
+        let t = load(&path, &[1, 3, 4, 4], DType::F32);
         std::fs::remove_file(&path).unwrap();
         let v = t.unwrap().to_f32_vec();
         for (c, plane) in v.chunks(16).enumerate() {
             let want = (colour[c] as f32 / 255.0 - MEAN[c]) / STD[c];
             assert!(plane.iter().all(|&x| (x - want).abs() < 1e-6), "channel {c}: {plane:?} vs {want}");
         }
+    }
+
+    /// A uint8 input takes an image's raw pixels, channels last as laid out by the model.
+    #[test]
+    fn a_png_fills_a_uint8_nhwc_input_with_raw_pixels() {
+        let path = std::env::temp_dir().join(format!("effc-input-u8-{}.png", std::process::id()));
+        let colour = [200u8, 100, 50];
+        image::RgbImage::from_pixel(3, 2, image::Rgb(colour)).save(&path).unwrap();
+        let t = load(&path, &[1, 4, 4, 3], DType::U8);
+        std::fs::remove_file(&path).unwrap();
+        let TensorData::U8(v) = t.unwrap().data().clone() else { panic!("not u8") };
+        assert!(v.chunks(3).all(|px| px == colour), "{v:?}");
+    }
+
+    /// Each dtype survives save and load; a file of another type is refused by name.
+    #[test]
+    fn npy_files_keep_their_element_type() {
+        let dir = std::env::temp_dir().join(format!("effc-npy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let u8s = seeded(&[2, 3], DType::U8, 7).unwrap();
+        let i8s = seeded(&[2, 3], DType::I8, 7).unwrap();
+        for t in [seeded_noise(&[2, 3], 1), u8s.clone(), i8s, Tensor::from_i64(vec![2], vec![-5, 1 << 40]).unwrap()] {
+            let p = dir.join(format!("{}.npy", t.dtype()));
+            save_npy(&p, &t).unwrap();
+            assert_eq!(load(&p, t.shape(), t.dtype()).unwrap(), t);
+            let other = if t.dtype() == DType::F32 { DType::U8 } else { DType::F32 };
+            let e = load(&p, t.shape(), other).unwrap_err().to_string();
+            assert!(e.contains(&format!("but the model input is {other}")), "{e}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+        // Seeded uint8 data spreads over the levels: 4096 values reach both ends.
+        let TensorData::U8(v) = seeded(&[4096], DType::U8, 3).unwrap().data().clone() else { panic!() };
+        assert!(v.iter().any(|&x| x < 8) && v.iter().any(|&x| x > 247), "{:?}", &v[..16]);
     }
 }

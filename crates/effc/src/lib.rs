@@ -112,7 +112,8 @@ pub struct Compilation {
     /// own outputs, in execution order.
     pub layers: Vec<String>,
     /// For each model output a DequantizeLinear of one scale produces (a QDQ model's), that
-    /// scale: the step its values move in, which `effc check` compares in.
+    /// scale, and 1 for a uint8/int8 output (a QuantizeLinear's): the step its values move
+    /// in, which `effc check` compares in.
     pub output_quanta: Vec<Option<f32>>,
 }
 
@@ -274,8 +275,12 @@ pub(crate) fn optimize_and_compile(imported: Imported, opts: &Options, t0: Insta
     Ok(Compilation { graph, model: compiled, artifact, summary, layers, output_quanta })
 }
 
-/// The scale of the DequantizeLinear producing `v`, if it has one scale.
+/// The step `v`'s values move in: 1 for quantized integers, the scale of the
+/// DequantizeLinear producing it if it has one scale.
 fn dequantized_quantum(graph: &Graph, v: effc_ir::ValueRef) -> Option<f32> {
+    if graph.value(v).dtype.quant_range().is_some() {
+        return Some(1.0);
+    }
     let effc_ir::Op::Dequantize(_) = graph.node(v.node).op else { return None };
     let scale = graph.const_value(graph.input(v.node, 1)?)?;
     match scale.to_f32_vec()[..] {
