@@ -43,7 +43,8 @@ fn shared_b0_models_match_tract_and_onnxruntime() {
 }
 
 /// Every kernel path (AVX-512, AVX2, portable micro-kernels and pure JIT, as far as this
-/// CPU has them) computes B0 within tolerance of onnxruntime's stored outputs.
+/// CPU has them) computes B0 within tolerance of onnxruntime's stored outputs, the
+/// micro-kernel paths reading the input image in place.
 #[test]
 fn every_kernel_path_matches_onnxruntime() {
     let models = shared_models();
@@ -59,6 +60,11 @@ fn every_kernel_path_matches_onnxruntime() {
             println!("{kernels}: {input} vs ORT max_abs {:.2e} max_rel {:.2e}", vs_ort.max_abs, vs_ort.max_rel);
             assert!(vs_ort.passes(TOLERANCE), "{kernels} on {input} vs onnxruntime: {vs_ort:?}");
         }
+        // With micro-kernels the stem gathers its patches from the caller's NCHW image:
+        // no step copies the image into channels-last first.
+        let steps = model.profile(&[effc::input::seeded_noise(&[1, 3, 224, 224], 0)], 1).unwrap();
+        let copies_input = steps.iter().any(|(name, _)| name.starts_with("input_"));
+        assert_eq!(copies_input, kernels == effc::Kernels::Jit, "{kernels}: {steps:?}");
     }
 }
 

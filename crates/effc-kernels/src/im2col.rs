@@ -4,22 +4,30 @@
 
 use crate::RowWindow;
 
-/// One convolution's rows: channels-last input with dense pixels.
+/// One convolution's rows: input with dense pixels, channels last or in planes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct Im2colParams {
-    /// Input channels (the pixel stride of input rows).
+    /// Input channels.
     pub c: usize,
+    /// 0 for channels-last rows (pixels `c` apart); otherwise the distance between
+    /// channel planes of a channels-first input (pixels adjacent): the model's own NCHW
+    /// input, read where the caller put it instead of copied into channels-last first.
+    pub plane: usize,
     /// The window; the patch has `win.ow` rows.
     pub win: RowWindow,
 }
 
-/// `im2col_row(rows, patch, params)`: `patch[ox][(i·kw + j)·c + ch] = rows[i][iw·c + ch]`
-/// with `iw = ox·sw − pw + j·dw`, or 0 where the row is null or `iw` is outside `0..w`.
+/// `im2col_row(rows, patch, params)`, with `iw = ox·sw − pw + j·dw`, and 0 where the row
+/// is null or `iw` is outside `0..w`:
+/// - channels last (`plane` 0): `patch[ox][(i·kw + j)·c + ch] = rows[i][iw·c + ch]`;
+/// - channel planes: `patch[ox][(i·c + ch)·kw + j] = rows[i][ch·plane + iw]` (so a
+///   kernel row's taps in one plane are still one run; the weights are packed to match).
 ///
 /// # Safety
-/// `rows` points at `kh` pointers, each null or readable at `[iw·c + ch]` for `iw < w`,
-/// `ch < c`; `patch` is writable at `ow·kh·kw·c` elements; `params` is valid.
+/// `rows` points at `kh` pointers, each null or readable at `[iw·c + ch]` (channels
+/// last) or `[ch·plane + iw]` (planes) for `iw < w`, `ch < c`; `patch` is writable at
+/// `ow·kh·kw·c` elements; `params` is valid.
 #[unsafe(export_name = "effc_rt_im2col_row")]
 pub unsafe extern "C" fn im2col_row(rows: *const *const f32, patch: *mut f32, params: *const Im2colParams) {
     // SAFETY: the caller passes valid params, `kh` row pointers and the patch.
@@ -27,6 +35,11 @@ pub unsafe extern "C" fn im2col_row(rows: *const *const f32, patch: *mut f32, pa
     let rows = unsafe { std::slice::from_raw_parts(rows, p.win.kh) };
     let k = p.win.kh * p.win.kw * p.c;
     let patch = unsafe { std::slice::from_raw_parts_mut(patch, p.win.ow * k) };
+    if p.plane != 0 {
+        // SAFETY: forwarded from the caller's contract for channel planes.
+        unsafe { planes(rows, patch, p) };
+        return;
+    }
     let (lo, hi) = p.win.interior();
     // Interior pixels without dilation read each kernel row's taps as one run of kw·c
     // consecutive values: copied kernel row by kernel row, so each pass streams one input
@@ -66,6 +79,46 @@ pub unsafe extern "C" fn im2col_row(rows: *const *const f32, patch: *mut f32, pa
                         copy_runs(row.add(iw * p.c), 0, tap.as_mut_ptr(), 0, p.c, 1)
                     },
                     _ => tap.fill(0.0),
+                }
+            }
+        }
+    }
+}
+
+/// `im2col_row` for channel planes: per kernel row and channel, the `kw` taps of each
+/// output pixel are one run of the plane's row (interior pixels without dilation).
+///
+/// # Safety
+/// As `im2col_row`'s, for `p.plane != 0`; `patch` holds `ow·kh·kw·c` values.
+unsafe fn planes(rows: &[*const f32], patch: &mut [f32], p: &Im2colParams) {
+    let win = &p.win;
+    let (k, run) = (win.kh * win.kw * p.c, win.kw);
+    let (lo, hi) = win.interior();
+    let runs = win.dw == 1 && lo < hi;
+    for (i, &row) in rows.iter().enumerate() {
+        for ch in 0..p.c {
+            let col = (i * p.c + ch) * run;
+            if row.is_null() {
+                for ox in 0..win.ow {
+                    patch[ox * k + col..][..run].fill(0.0);
+                }
+                continue;
+            }
+            // SAFETY: channel `ch`'s plane row starts `ch·plane` values into the row.
+            let plane = unsafe { row.add(ch * p.plane) };
+            if runs {
+                // SAFETY: an interior pixel's taps (columns (ox·sw − pw).. + kw) are inside
+                // the plane's row, and its patch row holds `run` values from `col`; the
+                // input and the patch do not overlap.
+                unsafe {
+                    let src = plane.add(lo * win.sw - win.pw);
+                    copy_runs(src, win.sw, patch[lo * k + col..].as_mut_ptr(), k, run, hi - lo);
+                }
+            }
+            for ox in (0..win.ow).filter(|ox| !(runs && (lo..hi).contains(ox))) {
+                for j in 0..run {
+                    // SAFETY: `column` gives only iw < w, inside the plane's row.
+                    patch[ox * k + col + j] = win.column(ox, j).map_or(0.0, |iw| unsafe { *plane.add(iw) });
                 }
             }
         }

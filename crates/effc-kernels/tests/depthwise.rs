@@ -248,7 +248,8 @@ fn interior_is_the_columns_with_every_tap_inside() {
     }
 }
 
-/// im2col of a row copies exactly the taps `RowWindow::column` says exist, zeros elsewhere.
+/// im2col of a row copies exactly the taps `RowWindow::column` says exist, zeros elsewhere,
+/// from channels-last rows and from channel planes (the model's NCHW input).
 #[test]
 fn im2col_gathers_exactly_the_taps_inside() {
     use effc_kernels::{Im2colParams, im2col_row};
@@ -256,29 +257,34 @@ fn im2col_gathers_exactly_the_taps_inside() {
     // runs), and a 1×1 window.
     let cases = [(3, 224, 3, 3, 2, 1, 1), (4, 12, 3, 3, 1, 1, 1), (2, 7, 2, 5, 1, 2, 3), (1, 4, 1, 1, 1, 1, 0)];
     for (c, w, kh, kw, sw, dw, pw) in cases {
-        let ow = (w + 2 * pw - (kw - 1) * dw - 1) / sw + 1;
-        let rows: Vec<Vec<f32>> = (0..kh).map(|i| values(w * c, i as u64)).collect();
-        let guarded: Vec<Guarded> = rows.iter().map(|r| Guarded::new(r)).collect();
-        // The last kernel row is missing (vertical padding).
-        let mut ptrs: Vec<*const f32> = guarded.iter().map(Guarded::ptr).collect();
-        ptrs[kh - 1] = std::ptr::null();
-        let k = kh * kw * c;
-        let mut patch = Guarded::new(&vec![f32::NAN; ow * k]);
-        let win = RowWindow { w, ow, kh, kw, sw, dw, pw };
-        let p = Im2colParams { c, win };
-        // SAFETY: kh row pointers of w·c values (or null) and a patch of ow·k values.
-        unsafe { im2col_row(ptrs.as_ptr(), patch.mut_ptr(), &p) };
-        let patch = patch.to_vec();
-        for ox in 0..ow {
-            for i in 0..kh {
-                for j in 0..kw {
-                    for ch in 0..c {
-                        let got = patch[ox * k + (i * kw + j) * c + ch];
-                        let want = match win.column(ox, j) {
-                            Some(iw) if i < kh - 1 => rows[i][iw * c + ch],
-                            _ => 0.0,
-                        };
-                        assert_eq!(got, want, "ox {ox} tap ({i}, {j}) channel {ch}");
+        for planar in [false, true] {
+            let ow = (w + 2 * pw - (kw - 1) * dw - 1) / sw + 1;
+            // Channel planes: each row holds c planes of w values, `w + 5` apart.
+            let plane = if planar { w + 5 } else { 0 };
+            let len = if planar { c * plane } else { w * c };
+            let rows: Vec<Vec<f32>> = (0..kh).map(|i| values(len, i as u64)).collect();
+            let guarded: Vec<Guarded> = rows.iter().map(|r| Guarded::new(r)).collect();
+            // The last kernel row is missing (vertical padding).
+            let mut ptrs: Vec<*const f32> = guarded.iter().map(Guarded::ptr).collect();
+            ptrs[kh - 1] = std::ptr::null();
+            let k = kh * kw * c;
+            let mut patch = Guarded::new(&vec![f32::NAN; ow * k]);
+            let win = RowWindow { w, ow, kh, kw, sw, dw, pw };
+            let p = Im2colParams { c, plane, win };
+            // SAFETY: kh row pointers of `len` values (or null) and a patch of ow·k values.
+            unsafe { im2col_row(ptrs.as_ptr(), patch.mut_ptr(), &p) };
+            let patch = patch.to_vec();
+            for ox in 0..ow {
+                for (i, row) in rows.iter().enumerate() {
+                    for j in 0..kw {
+                        for ch in 0..c {
+                            let at = if planar { (i * c + ch) * kw + j } else { (i * kw + j) * c + ch };
+                            let want = match win.column(ox, j) {
+                                Some(iw) if i < kh - 1 => row[if planar { ch * plane + iw } else { iw * c + ch }],
+                                _ => 0.0,
+                            };
+                            assert_eq!(patch[ox * k + at], want, "planar {planar} ox {ox} tap ({i}, {j}) channel {ch}");
+                        }
                     }
                 }
             }

@@ -7,8 +7,8 @@
 
 use cranelift_codegen::ir::{InstBuilder, StackSlotData, StackSlotKind, Value, types};
 use cranelift_frontend::Variable;
-use effc_ir::op::{Conv, Pool};
-use effc_ir::{DType, Error, NodeId, Result};
+use effc_ir::op::{Conv, Op, Pool};
+use effc_ir::{DType, Error, Graph, NodeId, Result};
 
 use super::{Lowering, Weights};
 use crate::emit::gemm::{self, Mat, ProductSpec};
@@ -168,13 +168,18 @@ fn im2col_conv(
     let dense = |s: [i64; 4], c: usize| s[1] == 4 && s[3] == c as i64 * 4;
     let k = g.kh * g.kw * g.c;
     let residual_ok = epi.residual.as_ref().map(byte_strides).transpose()?.is_none_or(|rs| rs == os);
-    if l.micro.is_none() || !dense(xs, g.c) || !dense(os, g.m) || !residual_ok || g.ow * k * 4 > PATCH_BYTES {
+    let plane = if dense(xs, g.c) { None } else { reads_planes(xs, g) };
+    let input_ok = dense(xs, g.c) || plane.is_some();
+    if l.micro.is_none() || !input_ok || !dense(os, g.m) || !residual_ok || !patch_fits(g.ow, k) {
         return Ok(false);
     }
+    // The patch's columns, and so the packed weights' rows: (kernel row, column, channel)
+    // from channels-last rows, (kernel row, channel, column) from channel planes.
     let mut packed = Vec::with_capacity(k * g.m);
     for i in 0..g.kh {
-        for j in 0..g.kw {
-            for ci in 0..g.c {
+        for outer in 0..if plane.is_some() { g.c } else { g.kw } {
+            for inner in 0..if plane.is_some() { g.kw } else { g.c } {
+                let (j, ci) = if plane.is_some() { (inner, outer) } else { (outer, inner) };
                 packed.extend((0..g.m).map(|oc| w_at(oc, ci, i, j)));
             }
         }
@@ -190,7 +195,7 @@ fn im2col_conv(
     };
     let mm = spec.with_b(Mat { base: l.const_f32(&packed), offset: 0, rs: g.m as isize, cs: 1 });
     let Some(micro) = gemm::micro(l, &mm) else { return Ok(false) };
-    let params = effc_kernels::Im2colParams { c: g.c, win: g.row_window() };
+    let params = effc_kernels::Im2colParams { c: g.c, plane: plane.unwrap_or(0), win: g.row_window() };
     let params = l.const_struct(params);
     let (x, out, res) = (x.clone(), out.clone(), epi.residual.clone());
     let b = mm.b.base;
@@ -222,6 +227,34 @@ fn im2col_conv(
         });
     })?;
     Ok(true)
+}
+
+/// The distance in elements between the channel planes of `x` (byte strides `xs`) if it
+/// is a dense channels-first image, which the im2col kernel reads in place: the model's
+/// NCHW input, not copied into channels-last first.
+fn reads_planes(xs: [i64; 4], g: Geom) -> Option<usize> {
+    let (w, hw) = (g.w as i64 * 4, (g.h * g.w) as i64 * 4);
+    (xs[3] == 4 && xs[2] == w && xs[1] == hw).then_some(g.h * g.w)
+}
+
+/// Whether dense conv `id` reads its input from the caller's buffer in the model's own
+/// layout (row-major NCHW) without a copy: it takes the im2col path, which gathers from
+/// channel planes. `Lowering` then leaves a model input that only such convs read where
+/// the caller put it.
+pub(super) fn reads_input_in_place(g: &Graph, micro: Option<effc_kernels::Isa>, id: NodeId) -> bool {
+    let Op::Conv(c) = &g.node(id).op else { return false };
+    let (Some(x), Some(out)) = (g.input(id, 0), g.node(id).outputs.first()) else { return false };
+    let (&[_, ci, _, _], &[_, _, _, ow], &[kh, kw]) =
+        (g.value(x).shape.as_slice(), out.shape.as_slice(), c.kernel.as_slice())
+    else {
+        return false;
+    };
+    micro.is_some() && c.group == 1 && patch_fits(ow, kh * kw * ci)
+}
+
+/// Whether one output row's patch (`ow` rows of `k` values) fits on the stack.
+fn patch_fits(ow: usize, k: usize) -> bool {
+    ow.saturating_mul(k).saturating_mul(4) <= PATCH_BYTES
 }
 
 /// Depthwise conv of channels-last `x` into `out`, weights [C, 1, kh, kw].

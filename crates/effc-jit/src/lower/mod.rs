@@ -18,7 +18,7 @@ mod weights;
 pub(crate) use weights::Weights;
 use weights::{const_readers, release_weights};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use cranelift_codegen::ir::Value;
 use cranelift_module::FuncId;
@@ -208,6 +208,20 @@ fn scratch_needs(g: &Graph, id: NodeId, micro: Option<effc_kernels::Isa>) -> Res
     })
 }
 
+/// The model inputs read where the caller put them: images only dense convs read, each
+/// gathering its patches from the NCHW planes itself (`conv::reads_input_in_place`), so no
+/// step copies the image into channels-last first.
+fn inputs_read_in_place(g: &Graph, micro: Option<effc_kernels::Isa>) -> HashSet<NodeId> {
+    let read_in_place = |id: NodeId| {
+        let v = ValueRef::new(id, 0);
+        let info = g.value(v);
+        let users = g.users(v);
+        let by_convs = users.iter().all(|&(u, port)| port == 0 && conv::reads_input_in_place(g, micro, u));
+        info.dtype == DType::F32 && info.shape.len() == 4 && !users.is_empty() && by_convs
+    };
+    g.inputs.iter().copied().filter(|&id| read_in_place(id)).collect()
+}
+
 impl<'g> Lowering<'g> {
     /// Lowers `g`, which stays as it is.
     pub fn run(g: &Graph, jit: Jit, opts: &crate::JitOptions) -> Result<Lowered> {
@@ -236,9 +250,13 @@ impl<'g> Lowering<'g> {
         let mut names: Vec<String> = Vec::new();
         let mut values = Vec::new();
         let mut scratch_index = Vec::new();
+        let in_place = inputs_read_in_place(g, micro);
         for (p, &id) in runtime.iter().enumerate() {
             let node = g.node(id);
             for (port, info) in node.outputs.iter().enumerate() {
+                if in_place.contains(&id) {
+                    continue;
+                }
                 if !runtime_dtype_ok(info.dtype) {
                     return Err(Error::unsupported(format!("{} tensors at run time ('{}')", info.dtype, info.name))
                         .at_node(&node.name, node.op.name()));
@@ -354,6 +372,10 @@ impl<'g> Lowering<'g> {
                 node.outputs.first().ok_or_else(|| Error::invalid(format!("input '{}' has no value", node.name)))?;
             l.current = format!("input_{}", info.name);
             let src = Buf::new(Base::Io(i), info.dtype, info.shape.clone(), row_major(&info.shape));
+            if in_place.contains(&id) {
+                l.bufs.insert(ValueRef::new(id, 0), src);
+                continue;
+            }
             let dst = l.output(id, 0)?;
             l.copy(&dst, &src)?;
         }
