@@ -126,6 +126,7 @@ fn b0_libraries_link_into_c_and_match_onnxruntime_and_the_jit() {
 /// and computes the JIT's bits with those kernels; x86-64-v4 code runs where AVX-512 is,
 /// and elsewhere `NAME_new` refuses it in one line instead of faulting.
 #[test]
+#[cfg(target_arch = "x86_64")]
 fn target_levels_run_where_the_cpu_has_them_and_are_refused_cleanly_elsewhere() {
     let dir = tempfile::tempdir().unwrap();
     let model = shared("tv_b0_legacy.onnx");

@@ -17,7 +17,7 @@ use cranelift_object::ObjectModule;
 use effc_ir::{Error, Result};
 
 use crate::aligned::ConstPool;
-use crate::emit::Kb;
+use crate::emit::{Kb, TargetCaps};
 
 pub use effc_kernels::KernelFn;
 
@@ -40,7 +40,8 @@ pub(crate) fn host_isa() -> Result<OwnedTargetIsa> {
 
 /// The ISA for `cpu`'s instruction-set level.
 pub(crate) fn target_isa(cpu: &crate::TargetCpu, is_pic: bool) -> Result<OwnedTargetIsa> {
-    // The kernels use x86-specific CLIF (x86_cvtt2dq) where it saves instructions.
+    // Emitters ask `TargetCaps` before using x86-specific CLIF, but only x86-64 has been
+    // built and run: its micro-kernel rows, the artifacts' CPUID checks and levels.
     if !cfg!(target_arch = "x86_64") {
         return Err(Error::unsupported("effc's backend emits x86-64 code only"));
     }
@@ -218,10 +219,10 @@ impl Jit {
             .declare_function(&symbol, Linkage::Local, &sig)
             .map_err(|e| Error::other(format!("declare {symbol}: {e}")))?;
         self.ctx.func = Function::with_name_signature(UserFuncName::user(0, id.as_u32()), sig);
-        let (frontend_config, has_fma, call_conv) = {
+        let (frontend_config, caps, call_conv) = {
             let module = self.module();
             let isa = module.isa();
-            (isa.frontend_config(), isa.has_native_fma(), isa.default_call_conv())
+            (isa.frontend_config(), TargetCaps::of(isa), isa.default_call_conv())
         };
         let access = match &mut self.sink {
             Sink::Memory(_) => ConstAccess::Absolute,
@@ -239,7 +240,7 @@ impl Jit {
             b.append_block_params_for_function_params(entry);
             b.switch_to_block(entry);
             let p = b.block_params(entry).to_vec();
-            let mut kb = Kb::new(b, [p[0], p[1], p[2], p[3]], has_fma, call_conv, access);
+            let mut kb = Kb::new(b, [p[0], p[1], p[2], p[3]], caps, call_conv, access);
             build(&mut kb);
             kb.b.ins().return_(&[]);
             kb.b.seal_all_blocks();

@@ -42,12 +42,14 @@ pub enum Isa {
 
 /// One instruction set's row of the kernel table: what dispatch, the kernel tests and
 /// the benches all read. Every function is the same generic body (over [`simd::Simd`])
-/// compiled with the row's target features.
+/// compiled with the row's target features. A row exists only where its architecture is
+/// compiled (its `cfg` in [`ROWS`]) and runs only where [`Kernels::missing`] finds nothing.
 #[derive(Clone, Copy, Debug)]
 pub struct Kernels {
     pub isa: Isa,
-    /// The CPU features the row needs, as `is_x86_feature_detected!` names them.
-    pub features: &'static [&'static str],
+    /// The first CPU feature the row needs that this CPU lacks (by its architecture's
+    /// runtime detection, which names them), or `None` if the row runs here.
+    pub missing: fn() -> Option<&'static str>,
     /// f32 lanes per vector.
     pub lanes: usize,
     /// Rows of the GEMM register tile: callers split work in multiples of this.
@@ -56,42 +58,70 @@ pub struct Kernels {
     pub depthwise: DwFn,
     pub scale_rows: scale::ScaleRowsFn,
     pub scale_columns: scale::ScaleColumnsFn,
+    /// The FMA loop whose speed is the row's peak ([`peak_gflops`]).
+    pub peak: peak::PeakFn,
+}
+
+/// A row's CPU check: the first of its features this CPU lacks, by the runtime detection
+/// of the row's architecture (an aarch64 row adds an arm with `is_aarch64_feature_detected!`).
+macro_rules! first_missing {
+    ("x86_64", [$($feature:tt),+]) => {{
+        fn missing() -> Option<&'static str> {
+            [$(($feature, std::arch::is_x86_feature_detected!($feature))),+]
+                .into_iter()
+                .find(|&(_, present)| !present)
+                .map(|(feature, _)| feature)
+        }
+        missing
+    }};
 }
 
 #[cfg(target_arch = "x86_64")]
 const AVX512: Kernels = Kernels {
     isa: Isa::Avx512,
-    features: &["avx512f"],
+    missing: first_missing!("x86_64", ["avx512f"]),
     lanes: <simd::avx512::Avx512 as simd::Simd>::LANES,
     gemm_rows: gemm::MR_AVX512,
     gemm: gemm::gemm_avx512,
     depthwise: depthwise::dw_row_avx512,
     scale_rows: scale::rows_avx512,
     scale_columns: scale::columns_avx512,
+    peak: peak::peak_avx512,
 };
 
 #[cfg(target_arch = "x86_64")]
 const AVX2: Kernels = Kernels {
     isa: Isa::Avx2,
-    features: &["avx2", "fma"],
+    missing: first_missing!("x86_64", ["avx2", "fma"]),
     lanes: <simd::avx2::Avx2 as simd::Simd>::LANES,
     gemm_rows: gemm::MR_AVX2,
     gemm: gemm::gemm_avx2,
     depthwise: depthwise::dw_row_avx2,
     scale_rows: scale::rows_avx2,
     scale_columns: scale::columns_avx2,
+    peak: peak::peak_avx2,
 };
 
 const PORTABLE: Kernels = Kernels {
     isa: Isa::Portable,
-    features: &[],
+    missing: || None,
     lanes: <simd::portable::Portable as simd::Simd>::LANES,
     gemm_rows: gemm::MR_PORTABLE,
     gemm: gemm::gemm_portable,
     depthwise: depthwise::dw_row_portable,
     scale_rows: scale::rows_portable,
     scale_columns: scale::columns_portable,
+    peak: peak::peak_portable,
 };
+
+/// The kernel table, best first: each row compiled only for its own architecture.
+const ROWS: &[Kernels] = &[
+    #[cfg(target_arch = "x86_64")]
+    AVX512,
+    #[cfg(target_arch = "x86_64")]
+    AVX2,
+    PORTABLE,
+];
 
 impl Isa {
     /// Every variant, best first.
@@ -99,27 +129,31 @@ impl Isa {
 
     /// The best instruction set this CPU supports.
     pub fn detect() -> Isa {
-        Isa::ALL.into_iter().find(|isa| isa.is_supported()).unwrap_or(Isa::Portable)
+        ROWS.iter().find(|row| (row.missing)().is_none()).map_or(Isa::Portable, |row| row.isa)
     }
 
-    /// The variant's row of the kernel table, whether or not this CPU can run it.
+    /// The variant's row of the kernel table, whether or not this CPU can run it; `None`
+    /// when this build's architecture has no such row.
     fn row(self) -> Option<&'static Kernels> {
+        ROWS.iter().find(|row| row.isa == self)
+    }
+
+    /// The architecture a variant is written for (`None`: every one).
+    fn arch(self) -> Option<&'static str> {
         match self {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => Some(&AVX512),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => Some(&AVX2),
-            #[cfg(not(target_arch = "x86_64"))]
-            Isa::Avx512 | Isa::Avx2 => None,
-            Isa::Portable => Some(&PORTABLE),
+            Isa::Avx512 | Isa::Avx2 => Some("x86_64"),
+            Isa::Portable => None,
         }
     }
 
-    /// The first CPU feature the variant needs that this CPU lacks (or the architecture,
-    /// off x86-64), or `None` if it runs here: what a test that skips the variant says.
+    /// The first CPU feature the variant needs that this CPU lacks (or its architecture,
+    /// when this build is for another), or `None` if it runs here: what a test that skips
+    /// the variant says.
     pub fn missing_feature(self) -> Option<&'static str> {
-        let Some(row) = self.row() else { return Some("x86_64") };
-        row.features.iter().copied().find(|&f| !feature_detected(f))
+        match self.row() {
+            Some(row) => (row.missing)(),
+            None => Some(self.arch().unwrap_or("its architecture")),
+        }
     }
 
     /// Whether this CPU can run the variant.
@@ -163,7 +197,6 @@ impl Isa {
     }
 }
 
-/// Whether the CPU has the named feature (the names the kernel table uses).
 /// Every function JIT code calls, with the symbol it is exported under (`export_name`
 /// on each; the runtime archive of artifacts, `effc-rt`, carries them): the kernel
 /// table's rows and im2col. An artifact's object calls them by these names.
@@ -180,21 +213,4 @@ pub fn entry_points() -> Vec<(String, usize)> {
         ]);
     }
     points
-}
-
-fn feature_detected(name: &str) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        match name {
-            "avx512f" => std::arch::is_x86_feature_detected!("avx512f"),
-            "avx2" => std::arch::is_x86_feature_detected!("avx2"),
-            "fma" => std::arch::is_x86_feature_detected!("fma"),
-            _ => false,
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = name;
-        false
-    }
 }

@@ -2,7 +2,10 @@
 //! kernel a few lines at a time, so that the later one finds them in L2 instead of waiting
 //! on memory: the squeeze-excite gate's FC weights, read by a serial matrix-vector
 //! product that otherwise stalls on every line. Also a kernel's own next block of
-//! scattered weights ([`block`]).
+//! scattered weights ([`block`]). The instruction itself is the SIMD layer's
+//! ([`Simd::prefetch`]): an architecture without one loses only the hints.
+
+use crate::simd::{Cache, Simd};
 
 /// Bytes per cache line.
 const LINE: usize = 64;
@@ -25,14 +28,14 @@ impl Spread {
         Spread { next, end: next.saturating_add(bytes), per_step }
     }
 
-    /// Requests the next share of lines.
+    /// Requests the next share of lines into L2.
     #[inline]
-    pub fn step(&mut self) {
+    pub fn step<S: Simd>(&mut self, s: S) {
         for _ in 0..self.per_step {
             if self.next >= self.end {
                 return;
             }
-            into_l2(self.next as *const u8);
+            s.prefetch(self.next as *const u8, Cache::L2);
             self.next += LINE;
         }
     }
@@ -40,38 +43,12 @@ impl Spread {
 
 /// Requests the lines of `bytes` from `start` into L1, for a kernel's own next loads.
 #[inline]
-pub fn block(start: *const u8, bytes: usize) {
+pub fn block<S: Simd>(s: S, start: *const u8, bytes: usize) {
     let first = start as usize & !(LINE - 1);
     for at in (first..start as usize + bytes).step_by(LINE) {
-        into_l1(at as *const u8);
+        s.prefetch(at as *const u8, Cache::L1);
     }
 }
-
-#[cfg(target_arch = "x86_64")]
-#[inline]
-fn into_l1(p: *const u8) {
-    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-    // SAFETY: a prefetch is a hint: it neither faults nor changes memory, whatever the
-    // address (SSE, which every x86-64 CPU has).
-    unsafe { _mm_prefetch::<_MM_HINT_T0>(p as *const i8) }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-#[inline]
-fn into_l1(_: *const u8) {}
-
-#[cfg(target_arch = "x86_64")]
-#[inline]
-pub(crate) fn into_l2(p: *const u8) {
-    use std::arch::x86_64::{_MM_HINT_T1, _mm_prefetch};
-    // SAFETY: a prefetch is a hint: it neither faults nor changes memory, whatever the
-    // address (SSE, which every x86-64 CPU has).
-    unsafe { _mm_prefetch::<_MM_HINT_T1>(p as *const i8) }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-#[inline]
-pub(crate) fn into_l2(_: *const u8) {}
 
 #[cfg(test)]
 mod tests {
@@ -82,11 +59,12 @@ mod tests {
     #[test]
     fn steps_cover_the_range_exactly() {
         for (bytes, steps) in [(0, 3), (64, 1), (1000, 7), (442_368, 18), (100, 200), (640, 10), (5, 0)] {
+            let portable = crate::simd::portable::Portable::new();
             let mut s = Spread::new(std::ptr::null::<u8>().wrapping_add(4096), bytes, steps);
             let (start, end) = (s.next, s.end);
             let share = bytes.div_ceil(LINE).div_ceil(steps.max(1));
             for i in 1..=steps.max(1) {
-                s.step();
+                s.step(portable);
                 assert!(s.next - start <= i * share * LINE, "{bytes} bytes, step {i} of {steps}");
             }
             assert!(s.next >= end && s.next < end + LINE, "{bytes} bytes in {steps} steps: stopped at {}", s.next);

@@ -29,12 +29,12 @@ pub type ScaleColumnsFn = unsafe extern "C" fn(a: *mut f32, gate: *const f32, pi
 /// One variant of both kernels: the same loops, written out in each function so that they
 /// are vectorised with that function's target features.
 macro_rules! variant {
-    ($rows:ident, $columns:ident, $doc:literal $(, $feature:literal)?) => {
+    ($rows:ident, $columns:ident, $doc:literal $(, $arch:literal, $feature:literal)?) => {
         #[doc = $doc]
         ///
         /// # Safety
         /// See [`ScaleRowsFn`].
-        $(#[cfg(target_arch = "x86_64")] #[target_feature(enable = $feature)])?
+        $(#[cfg(target_arch = $arch)] #[target_feature(enable = $feature)])?
         #[unsafe(export_name = concat!("effc_rt_scale_", stringify!($rows)))]
         pub unsafe extern "C" fn $rows(
             src: *const f32,
@@ -68,7 +68,7 @@ macro_rules! variant {
         ///
         /// # Safety
         /// See [`ScaleColumnsFn`].
-        $(#[cfg(target_arch = "x86_64")] #[target_feature(enable = $feature)])?
+        $(#[cfg(target_arch = $arch)] #[target_feature(enable = $feature)])?
         #[unsafe(export_name = concat!("effc_rt_scale_", stringify!($columns)))]
         pub unsafe extern "C" fn $columns(a: *mut f32, gate: *const f32, pixels: usize, c: usize) {
             if pixels == 0 || c == 0 {
@@ -87,5 +87,5 @@ macro_rules! variant {
 }
 
 variant!(rows_portable, columns_portable, "Auto-vectorised for the baseline target.");
-variant!(rows_avx512, columns_avx512, "Vectorised with AVX-512F.", "avx512f");
-variant!(rows_avx2, columns_avx2, "Vectorised with AVX2.", "avx2,fma");
+variant!(rows_avx512, columns_avx512, "Vectorised with AVX-512F.", "x86_64", "avx512f");
+variant!(rows_avx2, columns_avx2, "Vectorised with AVX2.", "x86_64", "avx2,fma");

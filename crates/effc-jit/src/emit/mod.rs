@@ -24,6 +24,23 @@ pub enum Base {
     Const(usize),
 }
 
+/// What the target instruction set offers the code a [`Kb`] emits, asked of Cranelift's
+/// ISA once per kernel: emitters choose instructions by it, never by the host's `cfg`.
+#[derive(Clone, Copy, Debug)]
+pub struct TargetCaps {
+    /// Fused multiply-add.
+    pub fma: bool,
+    /// x86-64's own CLIF (`x86_cvtt2dq`: a float-to-int conversion in one instruction
+    /// where the value needs no saturation).
+    pub x86: bool,
+}
+
+impl TargetCaps {
+    pub fn of(isa: &dyn cranelift_codegen::isa::TargetIsa) -> Self {
+        TargetCaps { fma: isa.has_native_fma(), x86: isa.name() == "x64" }
+    }
+}
+
 /// A kernel being built: the function builder plus the kernel's parameters.
 pub struct Kb<'a> {
     pub b: FunctionBuilder<'a>,
@@ -31,7 +48,7 @@ pub struct Kb<'a> {
     pub io: Value,
     pub lo: Value,
     pub hi: Value,
-    pub has_fma: bool,
+    pub caps: TargetCaps,
     /// The host's C calling convention, for calls into micro-kernels.
     pub call_conv: CallConv,
     /// How constants are addressed: immediates in JIT memory, symbols in an object file.
@@ -52,11 +69,11 @@ impl<'a> Kb<'a> {
     pub fn new(
         b: FunctionBuilder<'a>,
         [arena, io, lo, hi]: [Value; 4],
-        has_fma: bool,
+        caps: TargetCaps,
         call_conv: CallConv,
         consts: ConstAccess<'a>,
     ) -> Self {
-        Kb { b, arena, io, lo, hi, has_fma, call_conv, consts }
+        Kb { b, arena, io, lo, hi, caps, call_conv, consts }
     }
 
     /// Calls the C-ABI function at `addr` with pointer-sized arguments. The call spills
@@ -143,7 +160,7 @@ impl<'a> Kb<'a> {
 
     /// a*b + c, fused when the CPU has FMA.
     pub fn fma(&mut self, a: Value, b: Value, c: Value) -> Value {
-        if self.has_fma {
+        if self.caps.fma {
             self.b.ins().fma(a, b, c)
         } else {
             let m = self.b.ins().fmul(a, b);

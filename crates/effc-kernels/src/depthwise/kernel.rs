@@ -38,14 +38,14 @@ pub unsafe fn dw_row<S: WindowFn>(
     let mut c0 = 0;
     let mut pf = Spread::new(prefetch, p.prefetch_bytes, p.c.div_ceil(GROUP * lanes));
     while c0 < p.c {
-        pf.step();
+        pf.step(s);
         // The next group's weights: kh·kw runs a pixel stride apart, too many streams for
         // the hardware prefetcher, and on the first row of a call they come from L3.
         let next = c0 + GROUP * lanes;
         if next < p.c {
             let bytes = (p.c - next).min(GROUP * lanes) * 4;
             for tap in 0..p.win.kh * p.win.kw {
-                prefetch::block(p.weights.wrapping_add(tap * p.ld + next) as *const u8, bytes);
+                prefetch::block(s, p.weights.wrapping_add(tap * p.ld + next) as *const u8, bytes);
             }
         }
         let vectors = (p.c - c0).div_ceil(lanes).min(GROUP);

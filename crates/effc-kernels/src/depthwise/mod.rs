@@ -84,12 +84,12 @@ mod kernel;
 /// The depthwise-row entry point of one instruction set: [`kernel::dw_row`] compiled with
 /// its target features.
 macro_rules! entry {
-    ($name:ident, $simd:ty, $doc:literal $(, $feature:literal)?) => {
+    ($name:ident, $simd:ty, $doc:literal $(, $arch:literal, $feature:literal)?) => {
         #[doc = $doc]
         ///
         /// # Safety
         /// The pointers satisfy [`DwFn`]'s contract and the CPU supports the instruction set.
-        $(#[cfg(target_arch = "x86_64")] #[target_feature(enable = $feature)])?
+        $(#[cfg(target_arch = $arch)] #[target_feature(enable = $feature)])?
         #[unsafe(export_name = concat!("effc_rt_", stringify!($name)))]
         pub unsafe extern "C" fn $name(
             rows: *const *const f32,
@@ -105,6 +105,7 @@ macro_rules! entry {
 
         // SAFETY: `run_vector` runs the generic one for this instruction set under its
         // features.
+        $(#[cfg(target_arch = $arch)])?
         unsafe impl kernel::WindowFn for $simd {
             $(#[target_feature(enable = $feature)])?
             #[inline(never)]
@@ -122,6 +123,6 @@ macro_rules! entry {
     };
 }
 
-entry!(dw_row_avx512, crate::simd::avx512::Avx512, "AVX-512F: 16 channels per vector.", "avx512f");
-entry!(dw_row_avx2, crate::simd::avx2::Avx2, "AVX2 + FMA: 8 channels per vector.", "avx2,fma");
+entry!(dw_row_avx512, crate::simd::avx512::Avx512, "AVX-512F: 16 channels per vector.", "x86_64", "avx512f");
+entry!(dw_row_avx2, crate::simd::avx2::Avx2, "AVX2 + FMA: 8 channels per vector.", "x86_64", "avx2,fma");
 entry!(dw_row_portable, crate::simd::portable::Portable, "Portable: 4 channels per vector.");

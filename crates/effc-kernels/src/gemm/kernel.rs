@@ -11,7 +11,7 @@
 //! mixed tile 3× slower than the masked one. Full vectors never touch a mask.
 
 use super::GemmParams;
-use crate::simd::{Simd, activate_all};
+use crate::simd::{Cache, Simd, activate_all};
 
 /// Vectors across a tile: 2·LANES columns, which divides a 32-column panel for every
 /// instruction set (32, 16, 8).
@@ -50,12 +50,12 @@ pub(super) struct Ahead {
 impl Ahead {
     /// Requests this K step's part (prefetches never fault, so any address is safe).
     #[inline(always)]
-    fn request(self, k: usize) {
+    fn request<S: Simd>(self, s: S, k: usize) {
         if self.step > 0 {
             let at = self.start.wrapping_add(k * self.step);
-            crate::prefetch::into_l2(at);
+            s.prefetch(at, Cache::L2);
             if self.step > 64 {
-                crate::prefetch::into_l2(at.wrapping_add(64));
+                s.prefetch(at.wrapping_add(64), Cache::L2);
             }
         }
     }
@@ -283,7 +283,7 @@ unsafe fn accumulate<
     let b0 = t.x.b.wrapping_add(p.b_col(t.j0));
     let b0_i8 = (t.x.b as *const i8).wrapping_add(p.b_col(t.j0));
     for k in 0..p.k {
-        ahead.request(k);
+        ahead.request(s, k);
         let brow = b0.wrapping_add(k * p.ldb);
         let brow_i8 = b0_i8.wrapping_add(k * p.ldb);
         let mut bv = [s.zero(); V];

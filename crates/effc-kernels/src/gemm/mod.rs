@@ -145,12 +145,12 @@ pub fn reference(
 /// The GEMM entry point of one instruction set: [`kernel::gemm`] with its tile shape,
 /// compiled with its target features.
 macro_rules! entry {
-    ($name:ident, $simd:ty, $mr:expr, $tall:expr, $doc:literal $(, $feature:literal)?) => {
+    ($name:ident, $simd:ty, $mr:expr, $tall:expr, $doc:literal $(, $arch:literal, $feature:literal)?) => {
         #[doc = $doc]
         ///
         /// # Safety
         /// The pointers satisfy [`GemmFn`]'s contract and the CPU supports the instruction set.
-        $(#[cfg(target_arch = "x86_64")] #[target_feature(enable = $feature)])?
+        $(#[cfg(target_arch = $arch)] #[target_feature(enable = $feature)])?
         #[unsafe(export_name = concat!("effc_rt_", stringify!($name)))]
         pub unsafe extern "C" fn $name(
             a: *const f32,
@@ -168,6 +168,7 @@ macro_rules! entry {
         }
 
         // SAFETY: `tile` runs the generic tile for this instruction set under its features.
+        $(#[cfg(target_arch = $arch)])?
         unsafe impl kernel::TileFn for $simd {
             $(#[target_feature(enable = $feature)])?
             #[inline(never)]
@@ -191,6 +192,6 @@ pub const MR_AVX512: usize = 12;
 pub const MR_AVX2: usize = 6;
 pub const MR_PORTABLE: usize = 6;
 
-entry!(gemm_avx512, crate::simd::avx512::Avx512, MR_AVX512, 14, "AVX-512F: a 12 × 32 tile.", "avx512f");
-entry!(gemm_avx2, crate::simd::avx2::Avx2, MR_AVX2, MR_AVX2, "AVX2 + FMA: a 6 × 16 tile.", "avx2,fma");
+entry!(gemm_avx512, crate::simd::avx512::Avx512, MR_AVX512, 14, "AVX-512F: a 12 × 32 tile.", "x86_64", "avx512f");
+entry!(gemm_avx2, crate::simd::avx2::Avx2, MR_AVX2, MR_AVX2, "AVX2 + FMA: a 6 × 16 tile.", "x86_64", "avx2,fma");
 entry!(gemm_portable, crate::simd::portable::Portable, MR_PORTABLE, MR_PORTABLE, "Portable: a 6 × 8 tile.");

@@ -84,6 +84,11 @@ unsafe impl Simd for Avx2 {
         unsafe { _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(a) }
     }
     #[inline(always)]
+    fn prefetch(self, p: *const u8, cache: super::Cache) {
+        super::x86_prefetch(p, cache)
+    }
+
+    #[inline(always)]
     fn pow2_shifted(self, k: __m256) -> __m256 {
         unsafe {
             let biased = _mm256_add_epi32(_mm256_castps_si256(k), _mm256_set1_epi32(127));

@@ -84,6 +84,11 @@ unsafe impl Simd for Avx512 {
         unsafe { _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(a) }
     }
     #[inline(always)]
+    fn prefetch(self, p: *const u8, cache: super::Cache) {
+        super::x86_prefetch(p, cache)
+    }
+
+    #[inline(always)]
     fn pow2_shifted(self, k: __m512) -> __m512 {
         unsafe {
             let biased = _mm512_add_epi32(_mm512_castps_si512(k), _mm512_set1_epi32(127));

@@ -34,6 +34,30 @@ pub mod portable;
 
 use crate::{ActKind, Activation};
 
+/// Which cache a [`Simd::prefetch`] requests a line into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cache {
+    /// For the kernel's own next loads.
+    L1,
+    /// For a later kernel's, or a later step's, without evicting what this one reads.
+    L2,
+}
+
+/// x86-64's prefetch (SSE, which every x86-64 CPU has), for every x86 variant.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn x86_prefetch(p: *const u8, cache: Cache) {
+    use std::arch::x86_64::{_MM_HINT_T0, _MM_HINT_T1, _mm_prefetch};
+    // SAFETY: a prefetch is a hint: it neither faults nor changes memory, whatever the
+    // address, and SSE is part of x86-64.
+    unsafe {
+        match cache {
+            Cache::L1 => _mm_prefetch::<_MM_HINT_T0>(p as *const i8),
+            Cache::L2 => _mm_prefetch::<_MM_HINT_T1>(p as *const i8),
+        }
+    }
+}
+
 /// One instruction set's vector of f32 lanes and the operations the kernels use.
 ///
 /// # Safety
@@ -116,6 +140,14 @@ pub unsafe trait Simd: Copy {
     /// 2^n from `k = n + SHIFTER` (the sum holds the integer n in its low mantissa bits),
     /// for n in [−126, 127]: one integer add and shift on the float's bits.
     fn pow2_shifted(self, k: Self::V) -> Self::V;
+
+    /// Requests the cache line holding `p` into `cache`: a hint, which neither faults nor
+    /// changes memory whatever the address. The default does nothing: an architecture
+    /// without a prefetch instruction loses only the hint.
+    #[inline(always)]
+    fn prefetch(self, p: *const u8, cache: Cache) {
+        let _ = (p, cache);
+    }
 
     /// 1 + e^−x for `x ≥` [`LOGISTIC_MIN`] (NaN through): Cody–Waite reduction e^−y =
     /// 2^n · e^−r with n = round(−y·log2 e) (by adding [`SHIFTER`]) and r = y + n·ln 2 in

@@ -123,6 +123,13 @@ unsafe impl Simd for Portable {
     fn max(self, a: F32x4, b: F32x4) -> F32x4 {
         Self::map2(a, b, |x, y| if x > y { x } else { y })
     }
+    /// x86-64's prefetch is baseline (SSE); elsewhere the trait's default, no hint.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn prefetch(self, p: *const u8, cache: super::Cache) {
+        super::x86_prefetch(p, cache)
+    }
+
     #[inline(always)]
     fn round(self, a: F32x4) -> F32x4 {
         F32x4(a.0.map(f32::round_ties_even))
