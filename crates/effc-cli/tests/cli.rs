@@ -149,22 +149,9 @@ fn check_json_passes_against_tract() {
 /// default 2.
 #[test]
 fn check_compares_a_qdq_models_output_in_quanta() {
-    use effc_models::family::{Exporter, Family, efficientnet_styled};
-    use effc_models::quantize;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lite0_qdq.onnx");
-    let float = quantize::fold_batch_norms(&efficientnet_styled(
-        &Family::lite(0).unwrap(),
-        1.into(),
-        48,
-        10,
-        3,
-        Exporter::Lukemelas,
-    ));
-    // Every tensor quantized over −6…6 (no calibration needed to compare two engines).
-    let ranges: quantize::Ranges =
-        quantize::calibration_outputs(&float).into_iter().map(|n| (n, (-6.0, 6.0))).collect();
-    effc_models::writer::save(&quantize::qdq(&float, &ranges), &path).unwrap();
+    common::write_lite0_qdq(&path);
     let o = effc(&["check", path.to_str().unwrap(), "--random", "2", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let q = &v["outputs"]["logits"]["quanta"];

@@ -262,21 +262,9 @@ int main(int argc, char **argv) {
 /// same option, bit for bit on 1 and 2 threads, from a library under 1/3 of the f32 one.
 #[test]
 fn int8_weight_panels_link_into_c_and_match_the_jit() {
-    use effc_models::family::{Exporter, Family, efficientnet_styled};
-    use effc_models::quantize;
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("lite0_qdq.onnx");
-    let float = quantize::fold_batch_norms(&efficientnet_styled(
-        &Family::lite(0).unwrap(),
-        1.into(),
-        48,
-        10,
-        3,
-        Exporter::Lukemelas,
-    ));
-    let ranges: quantize::Ranges =
-        quantize::calibration_outputs(&float).into_iter().map(|n| (n, (-6.0, 6.0))).collect();
-    effc_models::writer::save(&quantize::qdq(&float, &ranges), &model).unwrap();
+    common::write_lite0_qdq(&model);
     let input = dir.path().join("x.npy");
     effc::input::save_npy(&input, &effc::input::seeded_noise(&[1, 3, 48, 48], 5)).unwrap();
     let app = build_top5(&model, dir.path(), "lite0_i8", &["--int8-weights"]);

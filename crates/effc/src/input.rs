@@ -248,16 +248,23 @@ pub fn save_npy(path: &Path, t: &Tensor) -> Result<()> {
 mod tests {
     use super::*;
 
+    const COLOUR: [u8; 3] = [200, 100, 50];
+
+    /// A 3×2 PNG of one colour, written to the temp dir and loaded into `shape`.
+    fn load_png(colour: [u8; 3], shape: &[usize], dtype: DType) -> Tensor {
+        let path = std::env::temp_dir().join(format!("effc-input-{}-{dtype}.png", std::process::id()));
+        image::RgbImage::from_pixel(3, 2, image::Rgb(colour)).save(&path).unwrap();
+        let t = load(&path, shape, dtype);
+        std::fs::remove_file(&path).unwrap();
+        t.unwrap()
+    }
+
     /// A solid-colour PNG is read through the opened file, resized and normalised:
     /// every value of channel c is (colour[c]/255 − mean[c]) / std[c].
     #[test]
     fn a_png_fills_an_nchw_input() {
-        let path = std::env::temp_dir().join(format!("effc-input-{}.png", std::process::id()));
-        let colour = [200u8, 100, 50];
-        image::RgbImage::from_pixel(3, 2, image::Rgb(colour)).save(&path).unwrap();
-        let t = load(&path, &[1, 3, 4, 4], DType::F32);
-        std::fs::remove_file(&path).unwrap();
-        let v = t.unwrap().to_f32_vec();
+        let v = load_png(COLOUR, &[1, 3, 4, 4], DType::F32).to_f32_vec();
+        let colour = COLOUR;
         for (c, plane) in v.chunks(16).enumerate() {
             let want = (colour[c] as f32 / 255.0 - MEAN[c]) / STD[c];
             assert!(plane.iter().all(|&x| (x - want).abs() < 1e-6), "channel {c}: {plane:?} vs {want}");
@@ -267,13 +274,8 @@ mod tests {
     /// A uint8 input takes an image's raw pixels, channels last as laid out by the model.
     #[test]
     fn a_png_fills_a_uint8_nhwc_input_with_raw_pixels() {
-        let path = std::env::temp_dir().join(format!("effc-input-u8-{}.png", std::process::id()));
-        let colour = [200u8, 100, 50];
-        image::RgbImage::from_pixel(3, 2, image::Rgb(colour)).save(&path).unwrap();
-        let t = load(&path, &[1, 4, 4, 3], DType::U8);
-        std::fs::remove_file(&path).unwrap();
-        let TensorData::U8(v) = t.unwrap().data().clone() else { panic!("not u8") };
-        assert!(v.chunks(3).all(|px| px == colour), "{v:?}");
+        let TensorData::U8(v) = load_png(COLOUR, &[1, 4, 4, 3], DType::U8).data().clone() else { panic!("not u8") };
+        assert!(v.chunks(3).all(|px| px == COLOUR), "{v:?}");
     }
 
     /// Each dtype survives save and load; a file of another type is refused by name.

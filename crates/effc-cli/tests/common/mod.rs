@@ -39,3 +39,22 @@ pub fn write_b0_with_symbolic_batch(path: &Path) {
     let f = Family::efficientnet(0).unwrap();
     save(&efficientnet_styled(&f, Dim::Symbolic("N".into()), 32, 8, 5, Exporter::ExplicitBn), path).unwrap();
 }
+
+/// The writer's Lite0 (lukemelas spelling, BN folded, 48×48, 10 classes) in onnxruntime's
+/// QDQ spelling, every tensor quantized over −6…6 (no calibration needed to compare two
+/// engines), at `path`.
+pub fn write_lite0_qdq(path: &Path) {
+    use effc_models::family::{Exporter, Family, efficientnet_styled};
+    use effc_models::quantize;
+    let float = quantize::fold_batch_norms(&efficientnet_styled(
+        &Family::lite(0).unwrap(),
+        1.into(),
+        48,
+        10,
+        3,
+        Exporter::Lukemelas,
+    ));
+    let ranges: quantize::Ranges =
+        quantize::calibration_outputs(&float).into_iter().map(|n| (n, (-6.0, 6.0))).collect();
+    effc_models::writer::save(&quantize::qdq(&float, &ranges), path).unwrap();
+}
