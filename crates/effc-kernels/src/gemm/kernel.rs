@@ -74,14 +74,18 @@ impl Tiles {
     /// L2: a cold weight panel otherwise streams in from memory at the pace of that tile's
     /// K loop (B0 at one thread, AVX-512: expand −0.13 ms, project −0.04). Only where the
     /// caller asks (`request_next_panel`: a packed B, whose next panel is the next
-    /// contiguous run, for the last panel of a call the next call's first one when work
-    /// items are column blocks, and too large to stay cached between calls), and not for
-    /// one-row products, which are bandwidth-bound streams the hardware prefetcher already
-    /// keeps up with.
+    /// contiguous run, too large to stay cached between calls), only for a next panel of
+    /// the same call (after the last one may be unmapped memory), and not for one-row
+    /// products, which are bandwidth-bound streams the hardware prefetcher already keeps
+    /// up with.
     fn of_next_panel(b: *const f32, j0: usize, rows: usize, tiles: usize, p: &GemmParams) -> Tiles {
         let size = if p.b_scale.is_null() { 4 } else { 1 };
         let share = (p.k * p.ldb * size).div_ceil(tiles);
-        let step = if p.request_next_panel && rows > 1 { share.div_ceil(p.k.max(1)) } else { 0 };
+        // Only a panel of this call: past its last one may lie nothing mapped, and on a
+        // Zen 1 prefetches there, two on every K step, made a one-panel product (56 × 32
+        // × 288, MobileNetV4's first Fused-IB row) 14× slower: 3.1 GFLOP/s, not 44.6.
+        let inside = j0 + super::PANEL < p.n;
+        let step = if p.request_next_panel && rows > 1 && inside { share.div_ceil(p.k.max(1)) } else { 0 };
         let next = (b as *const u8).wrapping_add((p.b_col(j0) + p.panel_stride) * size);
         Tiles { next, share, step }
     }
