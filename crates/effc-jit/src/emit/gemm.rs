@@ -88,9 +88,10 @@ impl ProductSpec {
 
     /// [`with_const_b`](Self::with_const_b) for weights folded from int8 values with one
     /// scale per column (`scales`, from the tensor's [`effc_ir::Int8Origin`]): when asked
-    /// for (`JitOptions::int8_weights`), the micro-kernel computes the product and every value is exactly an int8 times its
-    /// column's scale, B stays int8 in memory (a quarter of the bytes), packed panel-major,
-    /// and the kernel scales each column's sums before the bias.
+    /// for (`JitOptions::int8_weights`), the micro-kernel computes the product and every
+    /// value is exactly an int8 times its column's scale, B stays int8 in memory (a quarter
+    /// of the bytes), packed panel-major, and the kernel scales each column's sums before
+    /// the bias.
     pub fn with_const_b_int8(
         self,
         l: &mut Lowering,

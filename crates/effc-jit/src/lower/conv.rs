@@ -168,20 +168,21 @@ fn im2col_conv(
     let dense = |s: [i64; 4], c: usize| s[1] == 4 && s[3] == c as i64 * 4;
     let k = g.kh * g.kw * g.c;
     let residual_ok = epi.residual.as_ref().map(byte_strides).transpose()?.is_none_or(|rs| rs == os);
-    let plane = if dense(xs, g.c) { None } else { reads_planes(xs, g) };
-    let input_ok = dense(xs, g.c) || plane.is_some();
-    if l.micro.is_none() || !input_ok || !dense(os, g.m) || !residual_ok || !patch_fits(g.ow, k) {
+    let channels_last = dense(xs, g.c);
+    let plane = if channels_last { None } else { reads_planes(xs, g) };
+    if l.micro.is_none() || !(channels_last || plane.is_some()) || !dense(os, g.m) || !residual_ok {
+        return Ok(false);
+    }
+    if !patch_fits(g.ow, k) {
         return Ok(false);
     }
     // The patch's columns, and so the packed weights' rows: (kernel row, column, channel)
     // from channels-last rows, (kernel row, channel, column) from channel planes.
     let mut packed = Vec::with_capacity(k * g.m);
     for i in 0..g.kh {
-        for outer in 0..if plane.is_some() { g.c } else { g.kw } {
-            for inner in 0..if plane.is_some() { g.kw } else { g.c } {
-                let (j, ci) = if plane.is_some() { (inner, outer) } else { (outer, inner) };
-                packed.extend((0..g.m).map(|oc| w_at(oc, ci, i, j)));
-            }
+        for tap in 0..g.kw * g.c {
+            let (j, ci) = if channels_last { (tap / g.c, tap % g.c) } else { (tap % g.kw, tap / g.kw) };
+            packed.extend((0..g.m).map(|oc| w_at(oc, ci, i, j)));
         }
     }
     let row = |base: Base| Mat { base, offset: 0, rs: g.m as isize, cs: 1 };
