@@ -28,6 +28,11 @@ impl Spread {
         Spread { next, end: next.saturating_add(bytes), per_step }
     }
 
+    /// The address of the next line to request (at or past the range's end once all are).
+    pub fn next_line(&self) -> usize {
+        self.next
+    }
+
     /// Requests the next share of lines into L2.
     #[inline]
     pub fn step<S: Simd>(&mut self, s: S) {
@@ -47,27 +52,5 @@ pub fn block<S: Simd>(s: S, start: *const u8, bytes: usize) {
     let first = start as usize & !(LINE - 1);
     for at in (first..start as usize + bytes).step_by(LINE) {
         s.prefetch(at as *const u8, Cache::L1);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `steps` steps request every line of the range, none past it, and no step more
-    /// than its even share (rounded up).
-    #[test]
-    fn steps_cover_the_range_exactly() {
-        for (bytes, steps) in [(0, 3), (64, 1), (1000, 7), (442_368, 18), (100, 200), (640, 10), (5, 0)] {
-            let portable = crate::simd::portable::Portable::new();
-            let mut s = Spread::new(std::ptr::null::<u8>().wrapping_add(4096), bytes, steps);
-            let (start, end) = (s.next, s.end);
-            let share = bytes.div_ceil(LINE).div_ceil(steps.max(1));
-            for i in 1..=steps.max(1) {
-                s.step(portable);
-                assert!(s.next - start <= i * share * LINE, "{bytes} bytes, step {i} of {steps}");
-            }
-            assert!(s.next >= end && s.next < end + LINE, "{bytes} bytes in {steps} steps: stopped at {}", s.next);
-        }
     }
 }

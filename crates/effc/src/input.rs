@@ -153,6 +153,34 @@ fn load_image(path: &Path, shape: &[usize], dtype: DType) -> Result<Tensor> {
             )));
         }
     };
+    let pixels = decode_resized(path, w, h)?;
+    let at = |b: usize, c: usize, y: usize, x: usize| {
+        if channels_last { ((b * h + y) * w + x) * 3 + c } else { ((b * 3 + c) * h + y) * w + x }
+    };
+    if dtype == DType::U8 {
+        let mut data = vec![0u8; n * 3 * h * w];
+        for (i, px) in pixels.iter().enumerate() {
+            for (c, b) in (0..3).flat_map(|c| (0..n).map(move |b| (c, b))) {
+                data[at(b, c, i / w, i % w)] = px[c];
+            }
+        }
+        return Tensor::new(shape.to_vec(), TensorData::U8(data.into()));
+    }
+    let mut data = vec![0f32; n * 3 * h * w];
+    for (i, px) in pixels.iter().enumerate() {
+        for c in 0..3 {
+            let v = (px[c] as f32 / 255.0 - MEAN[c]) / STD[c];
+            for b in 0..n {
+                data[at(b, c, i / w, i % w)] = v;
+            }
+        }
+    }
+    Tensor::from_f32(shape.to_vec(), data)
+}
+
+/// The image file at `path` resized to w × h: its RGB pixels, row by row.
+#[cfg(feature = "images")]
+fn decode_resized(path: &Path, w: usize, h: usize) -> Result<Vec<[u8; 3]>> {
     let (file, _) = effc_onnx::files::open_regular(path)?;
     let cannot =
         |e: &dyn std::fmt::Display| Error::new(ErrorKind::Other(format!("{}: cannot read image: {e}", path.display())));
@@ -160,28 +188,16 @@ fn load_image(path: &Path, shape: &[usize], dtype: DType) -> Result<Tensor> {
         image::ImageReader::new(std::io::BufReader::new(file)).with_guessed_format().map_err(|e| cannot(&e))?;
     let img = reader.decode().map_err(|e| cannot(&e))?.to_rgb8();
     let img = image::imageops::resize(&img, w as u32, h as u32, image::imageops::FilterType::Triangle);
-    let at = |b: usize, c: usize, y: usize, x: usize| {
-        if channels_last { ((b * h + y) * w + x) * 3 + c } else { ((b * 3 + c) * h + y) * w + x }
-    };
-    if dtype == DType::U8 {
-        let mut data = vec![0u8; n * 3 * h * w];
-        for (x, y, px) in img.enumerate_pixels() {
-            for (c, b) in (0..3).flat_map(|c| (0..n).map(move |b| (c, b))) {
-                data[at(b, c, y as usize, x as usize)] = px[c];
-            }
-        }
-        return Tensor::new(shape.to_vec(), TensorData::U8(data.into()));
-    }
-    let mut data = vec![0f32; n * 3 * h * w];
-    for (x, y, px) in img.enumerate_pixels() {
-        for c in 0..3 {
-            let v = (px[c] as f32 / 255.0 - MEAN[c]) / STD[c];
-            for b in 0..n {
-                data[at(b, c, y as usize, x as usize)] = v;
-            }
-        }
-    }
-    Tensor::from_f32(shape.to_vec(), data)
+    Ok(img.pixels().map(|px| px.0).collect())
+}
+
+/// Without the `images` feature (the fuzz targets need no decoder) an image is an error.
+#[cfg(not(feature = "images"))]
+fn decode_resized(path: &Path, _w: usize, _h: usize) -> Result<Vec<[u8; 3]>> {
+    Err(Error::unsupported(format!(
+        "{}: this build of effc reads no images (its `images` feature is off); give an .npy",
+        path.display()
+    )))
 }
 
 /// Deterministic standard-normal noise (xorshift + Box–Muller), for seeded checks.
@@ -248,9 +264,11 @@ pub fn save_npy(path: &Path, t: &Tensor) -> Result<()> {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "images")]
     const COLOUR: [u8; 3] = [200, 100, 50];
 
     /// A 3×2 PNG of one colour, written to the temp dir and loaded into `shape`.
+    #[cfg(feature = "images")]
     fn load_png(colour: [u8; 3], shape: &[usize], dtype: DType) -> Tensor {
         let path = std::env::temp_dir().join(format!("effc-input-{}-{dtype}.png", std::process::id()));
         image::RgbImage::from_pixel(3, 2, image::Rgb(colour)).save(&path).unwrap();
@@ -262,6 +280,7 @@ mod tests {
     /// A solid-colour PNG is read through the opened file, resized and normalised:
     /// every value of channel c is (colour[c]/255 − mean[c]) / std[c].
     #[test]
+    #[cfg(feature = "images")]
     fn a_png_fills_an_nchw_input() {
         let v = load_png(COLOUR, &[1, 3, 4, 4], DType::F32).to_f32_vec();
         let colour = COLOUR;
@@ -273,6 +292,7 @@ mod tests {
 
     /// A uint8 input takes an image's raw pixels, channels last as laid out by the model.
     #[test]
+    #[cfg(feature = "images")]
     fn a_png_fills_a_uint8_nhwc_input_with_raw_pixels() {
         let TensorData::U8(v) = load_png(COLOUR, &[1, 4, 4, 3], DType::U8).data().clone() else { panic!("not u8") };
         assert!(v.chunks(3).all(|px| px == COLOUR), "{v:?}");
