@@ -34,6 +34,7 @@ fn gemm(c: &mut Criterion) {
             ldr: n,
             bias: bias.as_ptr(),
             b_scale: std::ptr::null(),
+            a_taps: std::ptr::null(),
             act: Activation::new(ActKind::Swish),
             request_next_panel: false,
         };

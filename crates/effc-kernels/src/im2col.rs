@@ -16,10 +16,14 @@ pub struct Im2colParams {
     pub plane: usize,
     /// The window; the patch has `win.ow` rows.
     pub win: RowWindow,
+    /// Whether the pixels of `win.interior()` are left unwritten: the product reads them
+    /// from the input itself (`GemmParams::a_taps`), so only the border is gathered.
+    pub border_only: bool,
 }
 
 /// `im2col_row(rows, patch, params)`, with `iw = ox·sw − pw + j·dw`, and 0 where the row
-/// is null or `iw` is outside `0..w`:
+/// is null or `iw` is outside `0..w` (for every output pixel, or with `border_only` for
+/// those outside `win.interior()`):
 /// - channels last (`plane` 0): `patch[ox][(i·kw + j)·c + ch] = rows[i][iw·c + ch]`;
 /// - channel planes: `patch[ox][(i·c + ch)·kw + j] = rows[i][ch·plane + iw]` (so a
 ///   kernel row's taps in one plane are still one run; the weights are packed to match).
@@ -46,7 +50,8 @@ pub unsafe extern "C" fn im2col_row(rows: *const *const f32, patch: *mut f32, pa
     // row, through raw pointers (the stem's runs are 9 values: fixed-size moves, no
     // per-pixel bounds checks).
     let run = p.win.kw * p.c;
-    if p.win.dw == 1 && lo < hi {
+    let as_runs = p.win.dw == 1 && lo < hi && !p.border_only;
+    if as_runs {
         let step = p.win.sw * p.c;
         for (i, &row) in rows.iter().enumerate() {
             let dst = patch[lo * k + i * run..].as_mut_ptr();
@@ -66,7 +71,7 @@ pub unsafe extern "C" fn im2col_row(rows: *const *const f32, patch: *mut f32, pa
         }
     }
     for (ox, dst) in patch.chunks_exact_mut(k).enumerate() {
-        if p.win.dw == 1 && (lo..hi).contains(&ox) {
+        if (as_runs || p.border_only) && (lo..hi).contains(&ox) {
             continue;
         }
         for (i, &row) in rows.iter().enumerate() {
@@ -94,12 +99,14 @@ unsafe fn planes(rows: &[*const f32], patch: &mut [f32], p: &Im2colParams) {
     let win = &p.win;
     let (k, run) = (win.kh * win.kw * p.c, win.kw);
     let (lo, hi) = win.interior();
-    let runs = win.dw == 1 && lo < hi;
+    let runs = win.dw == 1 && lo < hi && !p.border_only;
+    // The pixels gathered one tap at a time (or zeroed for a missing row).
+    let one_by_one = |ox: &usize| !((runs || p.border_only) && (lo..hi).contains(ox));
     for (i, &row) in rows.iter().enumerate() {
         for ch in 0..p.c {
             let col = (i * p.c + ch) * run;
             if row.is_null() {
-                for ox in 0..win.ow {
+                for ox in (0..win.ow).filter(|ox| !p.border_only || one_by_one(ox)) {
                     patch[ox * k + col..][..run].fill(0.0);
                 }
                 continue;
@@ -115,7 +122,7 @@ unsafe fn planes(rows: &[*const f32], patch: &mut [f32], p: &Im2colParams) {
                     copy_runs(src, win.sw, patch[lo * k + col..].as_mut_ptr(), k, run, hi - lo);
                 }
             }
-            for ox in (0..win.ow).filter(|ox| !(runs && (lo..hi).contains(ox))) {
+            for ox in (0..win.ow).filter(one_by_one) {
                 for j in 0..run {
                     // SAFETY: `column` gives only iw < w, inside the plane's row.
                     patch[ox * k + col + j] = win.column(ox, j).map_or(0.0, |iw| unsafe { *plane.add(iw) });

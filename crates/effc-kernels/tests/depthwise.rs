@@ -249,7 +249,8 @@ fn interior_is_the_columns_with_every_tap_inside() {
 }
 
 /// im2col of a row copies exactly the taps `RowWindow::column` says exist, zeros elsewhere,
-/// from channels-last rows and from channel planes (the model's NCHW input).
+/// from channels-last rows and from channel planes (the model's NCHW input); with
+/// `border_only`, the interior pixels are left as they were.
 #[test]
 fn im2col_gathers_exactly_the_taps_inside() {
     use effc_kernels::{Im2colParams, im2col_row};
@@ -257,7 +258,7 @@ fn im2col_gathers_exactly_the_taps_inside() {
     // runs), and a 1×1 window.
     let cases = [(3, 224, 3, 3, 2, 1, 1), (4, 12, 3, 3, 1, 1, 1), (2, 7, 2, 5, 1, 2, 3), (1, 4, 1, 1, 1, 1, 0)];
     for (c, w, kh, kw, sw, dw, pw) in cases {
-        for planar in [false, true] {
+        for (planar, border_only) in [(false, false), (true, false), (false, true), (true, true)] {
             let ow = (w + 2 * pw - (kw - 1) * dw - 1) / sw + 1;
             // Channel planes: each row holds c planes of w values, `w + 5` apart.
             let plane = if planar { w + 5 } else { 0 };
@@ -270,7 +271,8 @@ fn im2col_gathers_exactly_the_taps_inside() {
             let k = kh * kw * c;
             let mut patch = Guarded::new(&vec![f32::NAN; ow * k]);
             let win = RowWindow { w, ow, kh, kw, sw, dw, pw };
-            let p = Im2colParams { c, plane, win };
+            let p = Im2colParams { c, plane, win, border_only };
+            let (lo, hi) = win.interior();
             // SAFETY: kh row pointers of `len` values (or null) and a patch of ow·k values.
             unsafe { im2col_row(ptrs.as_ptr(), patch.mut_ptr(), &p) };
             let patch = patch.to_vec();
@@ -279,11 +281,16 @@ fn im2col_gathers_exactly_the_taps_inside() {
                     for j in 0..kw {
                         for ch in 0..c {
                             let at = if planar { (i * c + ch) * kw + j } else { (i * kw + j) * c + ch };
+                            let got = patch[ox * k + at];
+                            if border_only && (lo..hi).contains(&ox) {
+                                assert!(got.is_nan(), "border only, but interior pixel {ox} was written");
+                                continue;
+                            }
                             let want = match win.column(ox, j) {
                                 Some(iw) if i < kh - 1 => row[if planar { ch * plane + iw } else { iw * c + ch }],
                                 _ => 0.0,
                             };
-                            assert_eq!(patch[ox * k + at], want, "planar {planar} ox {ox} tap ({i}, {j}) channel {ch}");
+                            assert_eq!(got, want, "planar {planar} ox {ox} tap ({i}, {j}) channel {ch}");
                         }
                     }
                 }

@@ -56,6 +56,7 @@ fn run(isa: Isa, c: &Case) -> (Vec<f32>, Vec<f32>) {
         ldr: c.n + po,
         bias: std::ptr::null(),
         b_scale: std::ptr::null(),
+        a_taps: std::ptr::null(),
         act: c.act,
         // Packed B takes the next-panel requests, as in a compiled model.
         request_next_panel: c.panels,
@@ -263,6 +264,7 @@ fn activations_over_a_sweep() {
                 ldr: 1,
                 bias: std::ptr::null(),
                 b_scale: std::ptr::null(),
+                a_taps: std::ptr::null(),
                 act,
                 request_next_panel: false,
             };
@@ -365,6 +367,7 @@ fn packed_panels_give_the_row_major_product() {
         ldr: n,
         bias: std::ptr::null(),
         b_scale: std::ptr::null(),
+        a_taps: std::ptr::null(),
         act,
         request_next_panel: false,
     };
@@ -426,6 +429,7 @@ fn int8_weights_match_the_reference() {
                         ldr: n,
                         bias: if bias_on { gbias.ptr() } else { std::ptr::null() },
                         b_scale: gs.ptr(),
+                        a_taps: std::ptr::null(),
                         act: Activation::new(ActKind::Swish),
                         request_next_panel: true,
                     };
@@ -450,6 +454,68 @@ fn int8_weights_match_the_reference() {
                             close(g, w, (k as f32).sqrt() + 2.0),
                             "{isa:?} n {n} k {k} rows {rows} flags {flags}: element {i} {g} vs {w}"
                         );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A's columns read through `a_taps` (an implicit im2col: the stem reads the NCHW image
+/// itself): 3×3 stride-2 windows over c planes of a W-wide image, every column tail and
+/// row remainder, against the f64 reference on the patch gathered by hand. The image
+/// ends at the last element a tap reads, so a read past it faults.
+#[test]
+fn taps_read_an_implicit_im2col() {
+    let mut seed = 500;
+    for (c, w, stride) in [(3usize, 29usize, 2usize), (1, 16, 1), (2, 40, 3)] {
+        let (kh, kw, plane) = (3, 3, 3 * w + 5);
+        // k = (i·c + ch)·kw + j, as the lowering packs the stem's weights.
+        let mut taps = Vec::new();
+        for i in 0..kh {
+            for ch in 0..c {
+                taps.extend((0..kw).map(|j| i * w + ch * plane + j));
+            }
+        }
+        let k = taps.len();
+        let rows = (w - kw) / stride + 1;
+        for n in [8usize, 16, 24, 32, 40] {
+            for flags in 0..4u32 {
+                seed += 1;
+                let act = Activation::new(if flags & 1 == 0 { ActKind::HardSwish } else { ActKind::Swish });
+                let (bias, residual) = (values(n, seed + 1), values(rows * n, seed + 2));
+                let image = values((rows - 1) * stride + taps.iter().max().unwrap() + 1, seed);
+                let patch: Vec<f32> =
+                    (0..rows).flat_map(|r| taps.iter().map(|&t| image[r * stride + t]).collect::<Vec<_>>()).collect();
+                let b = values(k * n, seed + 3);
+                let p = GemmParams {
+                    k,
+                    n,
+                    lda: stride,
+                    ldb: n,
+                    panel_stride: 32,
+                    ldo: n,
+                    ldr: n,
+                    bias: bias.as_ptr(),
+                    b_scale: std::ptr::null(),
+                    a_taps: taps.as_ptr(),
+                    act,
+                    request_next_panel: false,
+                };
+                let res = (flags & 2 != 0).then_some(&residual[..]);
+                let gathered = GemmParams { lda: k, a_taps: std::ptr::null(), ..p };
+                let want = reference(&patch, &b, res, rows, &gathered, Some(&bias), None);
+                for isa in guarded::variants() {
+                    let (gi, gb) = (Guarded::new(&image), Guarded::new(&b));
+                    let mut out = vec![0.0f32; rows * n];
+                    let res_ptr = res.map_or(std::ptr::null(), |r| r.as_ptr());
+                    // SAFETY: every tap of every row is inside the image; B is k × n, out
+                    // and the residual rows × n.
+                    unsafe {
+                        isa.gemm().unwrap()(gi.ptr(), gb.ptr(), out.as_mut_ptr(), res_ptr, rows, &p, std::ptr::null())
+                    };
+                    for (i, (&g, &e)) in out.iter().zip(&want).enumerate() {
+                        assert!(close(g, e, (k as f32).sqrt() + 2.0), "{isa:?} c {c} n {n} element {i}: {g} vs {e}");
                     }
                 }
             }

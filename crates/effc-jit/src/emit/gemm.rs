@@ -373,6 +373,21 @@ pub(crate) struct Micro {
     value: GemmParams,
 }
 
+impl Micro {
+    /// The same product with A read in place through `taps` (see
+    /// [`GemmParams::a_taps`]: K offsets, stored as model data) with rows `lda` apart;
+    /// `None` for int8 weights, which the kernel does not combine with taps.
+    pub(crate) fn with_taps(self, l: &mut Lowering, lda: usize, taps: &[usize]) -> Option<Micro> {
+        if !self.value.b_scale.is_null() || taps.len() != self.value.k {
+            return None;
+        }
+        let bytes: Vec<u8> = taps.iter().flat_map(|t| t.to_ne_bytes()).collect();
+        let Base::Const(table) = l.const_bytes(&bytes) else { return None };
+        let value = GemmParams { lda, a_taps: table as *const usize, ..self.value };
+        Some(Micro { params: l.const_struct(value), value, ..self })
+    }
+}
+
 /// Non-negative strides as the kernel's leading dimensions.
 fn ld(stride: isize) -> Option<usize> {
     usize::try_from(stride).ok()
@@ -426,6 +441,7 @@ fn micro_params(
         ldr: mm.residual.map_or(Some(0), |r| ld(r.rs))?,
         bias,
         b_scale: std::ptr::null(),
+        a_taps: std::ptr::null(),
         act: kernel_activation(mm.act)?,
         request_next_panel: b_panels && panel_len(mm.k, mm.n) * 4 > CACHED_B,
     };

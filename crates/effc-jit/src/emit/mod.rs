@@ -249,6 +249,19 @@ impl<'a> Kb<'a> {
         self.b.switch_to_block(done);
     }
 
+    /// Runs `then` when `cond` (an i8 truth value) is non-zero, else `otherwise`.
+    pub fn if_else(&mut self, cond: Value, then: impl FnOnce(&mut Self), otherwise: impl FnOnce(&mut Self)) {
+        let (yes, no, done) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(cond, yes, &[], no, &[]);
+        self.b.switch_to_block(yes);
+        then(self);
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(no);
+        otherwise(self);
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(done);
+    }
+
     /// `p + i * scale` for a pointer `p` and an index `i`.
     pub fn offset(&mut self, p: Value, i: Value, scale: i64) -> Value {
         if scale == 0 {

@@ -5,6 +5,7 @@
 //! pools vectorise over channels. Every other convolution walks output pixels and
 //! vectorises over the output channels of a group. 1-D inputs run as 2-D with H = 1.
 
+use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, StackSlotData, StackSlotKind, Value, types};
 use cranelift_frontend::Variable;
 use effc_ir::op::{Conv, Op, Pool};
@@ -196,8 +197,14 @@ fn im2col_conv(
     };
     let mm = spec.with_b(Mat { base: l.const_f32(&packed), offset: 0, rs: g.m as isize, cs: 1 });
     let Some(micro) = gemm::micro(l, &mm) else { return Ok(false) };
-    let params = effc_kernels::Im2colParams { c: g.c, plane: plane.unwrap_or(0), win: g.row_window() };
-    let params = l.const_struct(params);
+    let im2col = |border_only| effc_kernels::Im2colParams {
+        c: g.c,
+        plane: plane.unwrap_or(0),
+        win: g.row_window(),
+        border_only,
+    };
+    let params = l.const_struct(im2col(false));
+    let in_place = InPlace::plan(l, micro, g, xs, plane).map(|m| (m, l.const_struct(im2col(true))));
     let (x, out, res) = (x.clone(), out.clone(), epi.residual.clone());
     let b = mm.b.base;
     l.kernel(g.n * g.oh, move |kb| {
@@ -214,20 +221,101 @@ fn im2col_conv(
             let x_n = kb.offset(xb, n, xs[0]);
             let table = row_table(kb, g, Rows::Strided, (x_n, xs[2]), oh);
             let patch_ptr = kb.b.ins().stack_addr(types::I64, patch, 0);
-            let params = kb.addr(Base::Const(params), 0);
-            kb.call_c(effc_kernels::im2col_row as *const () as usize, &[table, patch_ptr, params]);
             let at = |kb: &mut Kb, base: Value| {
                 let p = kb.offset(base, n, os[0]);
                 kb.offset(p, oh, os[2])
             };
             let o_row = at(kb, ob);
             let res_row = rb.map(|rb| at(kb, rb));
-            let ptrs = gemm::Ptrs { a: patch_ptr, b: wb, out: o_row, c: None, res: res_row, ks: None };
-            let rows = kb.ic(g.ow as i64);
-            gemm::call_micro(kb, micro, &ptrs, rows);
+            // Output pixels `from..to` of the row, their A rows at `a`.
+            let product = |kb: &mut Kb, m: gemm::Micro, a: Value, (from, to): (usize, usize)| {
+                if from < to {
+                    let skip = from as i64 * os[3];
+                    let out = kb.b.ins().iadd_imm_s(o_row, skip);
+                    let res = res_row.map(|p| kb.b.ins().iadd_imm_s(p, skip));
+                    let ptrs = gemm::Ptrs { a, b: wb, out, c: None, res, ks: None };
+                    let rows = kb.ic((to - from) as i64);
+                    gemm::call_micro(kb, m, &ptrs, rows);
+                }
+            };
+            let gather_all = |kb: &mut Kb| {
+                let params = kb.addr(Base::Const(params), 0);
+                kb.call_c(effc_kernels::im2col_row as *const () as usize, &[table, patch_ptr, params]);
+                product(kb, micro, patch_ptr, (0, g.ow));
+            };
+            let Some((plan, border)) = in_place else {
+                gather_all(kb);
+                return;
+            };
+            // Rows whose kernel rows are all inside the input: the border pixels through
+            // the patch, the interior straight from the input.
+            let row = kb.b.ins().iadd_imm_s(oh, -(plan.rows.0 as i64));
+            let inside = kb.b.ins().icmp_imm_s(IntCC::UnsignedLessThan, row, (plan.rows.1 - plan.rows.0) as i64);
+            kb.if_else(
+                inside,
+                |kb| {
+                    let params = kb.addr(Base::Const(border), 0);
+                    kb.call_c(effc_kernels::im2col_row as *const () as usize, &[table, patch_ptr, params]);
+                    let (lo, hi) = plan.columns;
+                    product(kb, micro, patch_ptr, (0, lo));
+                    let tail = kb.b.ins().iadd_imm_s(patch_ptr, (hi * k * 4) as i64);
+                    product(kb, micro, tail, (hi, g.ow));
+                    // The first kernel row of this output row, at its first interior pixel.
+                    let top = kb.b.ins().imul_imm_s(oh, g.sh as i64);
+                    let top = kb.b.ins().iadd_imm_s(top, -(g.ph as i64));
+                    let a = kb.offset(x_n, top, xs[2]);
+                    let a = kb.b.ins().iadd_imm_s(a, plan.first_pixel_bytes as i64);
+                    product(kb, plan.micro, a, (lo, hi));
+                },
+                gather_all,
+            );
         });
     })?;
     Ok(true)
+}
+
+/// How an im2col conv reads the interior of its input in place: the product's A is the
+/// input itself, each patch column one fixed offset from the pixel's first tap
+/// ([`effc_kernels::GemmParams::a_taps`]), so no patch is gathered for the output pixels
+/// whose every tap lies inside the input. Those pixels are `columns` of the output rows
+/// `rows`; the rest keep the patch.
+#[derive(Clone, Copy)]
+struct InPlace {
+    micro: gemm::Micro,
+    rows: (usize, usize),
+    columns: (usize, usize),
+    /// Bytes from a kernel row's start to the first interior pixel's first tap.
+    first_pixel_bytes: usize,
+}
+
+impl InPlace {
+    /// `None` where no output pixel qualifies or the product cannot read taps (int8
+    /// weights). `plane` is as for the patch: channel planes apart, or channels last.
+    fn plan(l: &mut Lowering, micro: gemm::Micro, g: Geom, xs: [i64; 4], plane: Option<usize>) -> Option<InPlace> {
+        let vertical = effc_kernels::RowWindow { w: g.h, ow: g.oh, kh: 1, kw: g.kh, sw: g.sh, dw: g.dil_h, pw: g.ph };
+        let (rows, columns) = (vertical.interior(), g.row_window().interior());
+        if rows.0 >= rows.1 || columns.0 >= columns.1 {
+            return None;
+        }
+        let row_stride = usize::try_from(xs[2] / 4).ok()?;
+        // Elements between a pixel's channels and between adjacent pixels.
+        let (channel, pixel) = match plane {
+            Some(plane) => (plane, 1),
+            None => (1, g.c),
+        };
+        // In the patch's column order (see `im2col_row`).
+        let mut taps = Vec::with_capacity(g.kh * g.kw * g.c);
+        for i in 0..g.kh {
+            let row = i * g.dil_h * row_stride;
+            for tap in 0..g.kw * g.c {
+                let (j, ch) = if plane.is_some() { (tap % g.kw, tap / g.kw) } else { (tap / g.c, tap % g.c) };
+                taps.push(row + ch * channel + j * g.dil_w * pixel);
+            }
+        }
+        let micro = micro.with_taps(l, g.sw * pixel, &taps)?;
+        let first_pixel_bytes = (columns.0 * g.sw - g.pw) * pixel * 4;
+        Some(InPlace { micro, rows, columns, first_pixel_bytes })
+    }
 }
 
 /// The distance in elements between the channel planes of `x` (byte strides `xs`) if it

@@ -130,7 +130,8 @@ fn streamed(
     let refused = || Error::other("a Fused-MBConv product the GEMM micro-kernel refused");
     let (m_expand, m_project) =
         (gemm::micro(l, &expand).ok_or_else(refused)?, gemm::micro(l, &project).ok_or_else(refused)?);
-    let params = l.const_struct(effc_kernels::Im2colParams { c: c_in, plane: 0, win: g.row_window() });
+    let params =
+        l.const_struct(effc_kernels::Im2colParams { c: c_in, plane: 0, win: g.row_window(), border_only: false });
     let (xs, os) = (byte_strides(&x_buf)?, byte_strides(&dense_buf(out, &[n, c_out, oh, ow]))?);
     let (w_expand, w_project) = (expand.b.base, project.b.base);
     l.kernel(n * oh, move |kb: &mut Kb| {

@@ -73,6 +73,7 @@ impl KernelParams for effc_kernels::GemmParams {
     const POINTERS: &'static [usize] = &[
         std::mem::offset_of!(effc_kernels::GemmParams, bias),
         std::mem::offset_of!(effc_kernels::GemmParams, b_scale),
+        std::mem::offset_of!(effc_kernels::GemmParams, a_taps),
     ];
 }
 

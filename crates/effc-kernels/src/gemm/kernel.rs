@@ -261,10 +261,12 @@ unsafe fn store<S: Simd, const V: usize, const HALF: bool, const TAIL: bool>(
 
 /// The K loop of a tile: M × V accumulators from `init`; with `SCALED`, B's row k is
 /// multiplied by `kscale[k]` as it is loaded; with `I8`, B holds int8 values, loaded
-/// whole (each panel is 32 columns wide, zeros past n).
+/// whole (each panel is 32 columns wide, zeros past n); with `TAPS`, A's column k is at
+/// offset `a_taps[k]` of each row instead of k.
 ///
 /// # Safety
-/// As for [`tile`]; with `SCALED`, `x.kscale` holds K values.
+/// As for [`tile`]; with `SCALED`, `x.kscale` holds K values; with `TAPS`, `p.a_taps`
+/// holds K offsets.
 #[inline(always)]
 unsafe fn accumulate<
     S: Simd,
@@ -274,6 +276,7 @@ unsafe fn accumulate<
     const TAIL: bool,
     const SCALED: bool,
     const I8: bool,
+    const TAPS: bool,
 >(
     s: S,
     t: TileAt<S>,
@@ -307,9 +310,12 @@ unsafe fn accumulate<
                 *b = s.mul(*b, g);
             }
         }
+        // SAFETY: k < K offsets.
+        let at = if TAPS { unsafe { *p.a_taps.add(k) } } else { k };
+        let a_k = a0.wrapping_add(at);
         for (r, acc_r) in acc.iter_mut().enumerate() {
-            // SAFETY: row r0 + r < rows, k < K.
-            let av = s.splat(unsafe { *a0.wrapping_add(r * p.lda + k) });
+            // SAFETY: row r0 + r < rows, and its column k is readable there.
+            let av = s.splat(unsafe { *a_k.wrapping_add(r * p.lda) });
             for v in 0..V {
                 acc_r[v] =
                     if HALF && v + 1 == V { s.fma_half(av, bv[v], acc_r[v]) } else { s.fma(av, bv[v], acc_r[v]) };
@@ -341,17 +347,21 @@ pub(super) unsafe fn tile<S: Simd, const M: usize, const V: usize, const HALF: b
             *b = unsafe { load::<S, V, HALF, TAIL>(s, v, p.bias.wrapping_add(t.j0 + S::LANES * v), t.mask) };
         }
     }
-    // SAFETY (the four K loops): as for this function; kscale holds K values if not null.
+    // SAFETY (the five K loops): as for this function; kscale holds K values if not null,
+    // a_taps K offsets if not null (and then neither kscale nor b_scale is set).
     let mut acc = match (t.x.kscale.is_null(), p.b_scale.is_null()) {
-        (true, true) => unsafe { accumulate::<S, M, V, HALF, TAIL, false, false>(s, t, r0, p, bias, ahead) },
-        (false, true) => unsafe { accumulate::<S, M, V, HALF, TAIL, true, false>(s, t, r0, p, bias, ahead) },
+        (true, true) if !p.a_taps.is_null() => unsafe {
+            accumulate::<S, M, V, HALF, TAIL, false, false, true>(s, t, r0, p, bias, ahead)
+        },
+        (true, true) => unsafe { accumulate::<S, M, V, HALF, TAIL, false, false, false>(s, t, r0, p, bias, ahead) },
+        (false, true) => unsafe { accumulate::<S, M, V, HALF, TAIL, true, false, false>(s, t, r0, p, bias, ahead) },
         // Int8 weights: the sums scale by column, then the bias joins.
         (unscaled, false) => {
             let zero = [s.zero(); V];
             let mut acc = if unscaled {
-                unsafe { accumulate::<S, M, V, HALF, TAIL, false, true>(s, t, r0, p, zero, ahead) }
+                unsafe { accumulate::<S, M, V, HALF, TAIL, false, true, false>(s, t, r0, p, zero, ahead) }
             } else {
-                unsafe { accumulate::<S, M, V, HALF, TAIL, true, true>(s, t, r0, p, zero, ahead) }
+                unsafe { accumulate::<S, M, V, HALF, TAIL, true, true, false>(s, t, r0, p, zero, ahead) }
             };
             let mut scale = [s.zero(); V];
             for (v, c) in scale.iter_mut().enumerate() {

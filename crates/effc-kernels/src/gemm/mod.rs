@@ -42,6 +42,11 @@ pub struct GemmParams {
     /// product is multiplied by `b_scale[j]` (n values) before the bias: weights quantized
     /// per output channel stay int8 in memory.
     pub b_scale: *const f32,
+    /// Null for rows of A holding K consecutive values. Otherwise K offsets: element
+    /// (r, k) of A is `a[r·lda + a_taps[k]]`, a convolution's taps read from its input
+    /// image itself (an implicit im2col: the stem reads the model's NCHW input this way,
+    /// gathering no patch). Only with an f32 B (`b_scale` null) and no `kscale`.
+    pub a_taps: *const usize,
     pub act: Activation,
     /// Whether each row tile requests its share of the panel after its own into L2 (see
     /// `kernel::Tiles`): for a packed B too large to stay cached from one call to the
@@ -84,7 +89,8 @@ unsafe impl Sync for GemmParams {}
 ///
 /// # Safety
 /// With `p = *params` (a valid `GemmParams`):
-/// - `a` is readable at `a[r·p.lda + k]` for `r < rows`, `k < p.k`;
+/// - `a` is readable at `a[r·p.lda + k]` for `r < rows`, `k < p.k` (with `p.a_taps` set,
+///   at `a[r·p.lda + a_taps[k]]`, and then `b_scale` and `kscale` are null);
 /// - `b` is readable at `b[k·p.ldb + p.b_col(j)]` for `k < p.k`, `j < p.n`; with
 ///   `p.b_scale` set, as int8 values, through the end of each 32-column panel, and
 ///   `b_scale` is readable at `b_scale[j]`, `j < p.n`;
@@ -123,7 +129,13 @@ pub fn reference(
             let mut acc = 0.0f64;
             for k in 0..p.k {
                 let bk = b[k * p.ldb + p.b_col(j)] * kscale.map_or(1.0, |s| s[k]);
-                acc += a[r * p.lda + k] as f64 * bk as f64;
+                let at = if p.a_taps.is_null() {
+                    k
+                } else {
+                    // SAFETY: the caller's params hold K offsets there.
+                    unsafe { *p.a_taps.add(k) }
+                };
+                acc += a[r * p.lda + at] as f64 * bk as f64;
             }
             if !p.b_scale.is_null() {
                 // SAFETY: the caller's params hold n scales there.
