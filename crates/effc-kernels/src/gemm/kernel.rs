@@ -347,6 +347,10 @@ pub(super) unsafe fn tile<S: Simd, const M: usize, const V: usize, const HALF: b
             *b = unsafe { load::<S, V, HALF, TAIL>(s, v, p.bias.wrapping_add(t.j0 + S::LANES * v), t.mask) };
         }
     }
+    debug_assert!(
+        p.a_taps.is_null() || (t.x.kscale.is_null() && p.b_scale.is_null()),
+        "A read through taps takes neither a K scale nor int8 weights"
+    );
     // SAFETY (the five K loops): as for this function; kscale holds K values if not null,
     // a_taps K offsets if not null (and then neither kscale nor b_scale is set).
     let mut acc = match (t.x.kscale.is_null(), p.b_scale.is_null()) {
