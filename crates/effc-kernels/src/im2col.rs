@@ -100,13 +100,15 @@ unsafe fn planes(rows: &[*const f32], patch: &mut [f32], p: &Im2colParams) {
     let (k, run) = (win.kh * win.kw * p.c, win.kw);
     let (lo, hi) = win.interior();
     let runs = win.dw == 1 && lo < hi && !p.border_only;
-    // The pixels gathered one tap at a time (or zeroed for a missing row).
-    let one_by_one = |ox: &usize| !((runs || p.border_only) && (lo..hi).contains(ox));
+    let interior = |ox: &usize| (lo..hi).contains(ox);
+    // Interior pixels are copied as runs or, border only, left alone; the rest tap by tap.
+    let left_out = |ox: &usize| p.border_only && interior(ox);
+    let tap_by_tap = |ox: &usize| !(left_out(ox) || runs && interior(ox));
     for (i, &row) in rows.iter().enumerate() {
         for ch in 0..p.c {
             let col = (i * p.c + ch) * run;
             if row.is_null() {
-                for ox in (0..win.ow).filter(|ox| !p.border_only || one_by_one(ox)) {
+                for ox in (0..win.ow).filter(|ox| !left_out(ox)) {
                     patch[ox * k + col..][..run].fill(0.0);
                 }
                 continue;
@@ -122,7 +124,7 @@ unsafe fn planes(rows: &[*const f32], patch: &mut [f32], p: &Im2colParams) {
                     copy_runs(src, win.sw, patch[lo * k + col..].as_mut_ptr(), k, run, hi - lo);
                 }
             }
-            for ox in (0..win.ow).filter(one_by_one) {
+            for ox in (0..win.ow).filter(tap_by_tap) {
                 for j in 0..run {
                     // SAFETY: `column` gives only iw < w, inside the plane's row.
                     patch[ox * k + col + j] = win.column(ox, j).map_or(0.0, |iw| unsafe { *plane.add(iw) });

@@ -462,8 +462,8 @@ fn int8_weights_match_the_reference() {
 }
 
 /// A's columns read through `a_taps` (an implicit im2col: the stem reads the NCHW image
-/// itself): 3×3 stride-2 windows over c planes of a W-wide image, every column tail and
-/// row remainder, against the f64 reference on the patch gathered by hand. The image
+/// itself): 3×3 windows of strides 1–3 over c planes of a W-wide image, full and tail
+/// column vectors, against the f64 reference on the patch gathered by hand. The image
 /// ends at the last element a tap reads, so a read past it faults.
 #[test]
 fn taps_read_an_implicit_im2col() {

@@ -240,13 +240,7 @@ impl<'a> Kb<'a> {
 
     /// Runs `body` only when `cond` (an i8 truth value) is non-zero.
     pub fn if_then(&mut self, cond: Value, body: impl FnOnce(&mut Self)) {
-        let then = self.b.create_block();
-        let done = self.b.create_block();
-        self.b.ins().brif(cond, then, &[], done, &[]);
-        self.b.switch_to_block(then);
-        body(self);
-        self.b.ins().jump(done, &[]);
-        self.b.switch_to_block(done);
+        self.if_else(cond, body, |_| {});
     }
 
     /// Runs `then` when `cond` (an i8 truth value) is non-zero, else `otherwise`.

@@ -177,12 +177,10 @@ fn im2col_conv(
     if !patch_fits(g.ow, k) {
         return Ok(false);
     }
-    // The patch's columns, and so the packed weights' rows: (kernel row, column, channel)
-    // from channels-last rows, (kernel row, channel, column) from channel planes.
     let mut packed = Vec::with_capacity(k * g.m);
     for i in 0..g.kh {
         for tap in 0..g.kw * g.c {
-            let (j, ci) = if channels_last { (tap / g.c, tap % g.c) } else { (tap % g.kw, tap / g.kw) };
+            let (j, ci) = patch_tap(g, channels_last, tap);
             packed.extend((0..g.m).map(|oc| w_at(oc, ci, i, j)));
         }
     }
@@ -303,12 +301,11 @@ impl InPlace {
             Some(plane) => (plane, 1),
             None => (1, g.c),
         };
-        // In the patch's column order (see `im2col_row`).
         let mut taps = Vec::with_capacity(g.kh * g.kw * g.c);
         for i in 0..g.kh {
             let row = i * g.dil_h * row_stride;
             for tap in 0..g.kw * g.c {
-                let (j, ch) = if plane.is_some() { (tap % g.kw, tap / g.kw) } else { (tap / g.c, tap % g.c) };
+                let (j, ch) = patch_tap(g, plane.is_none(), tap);
                 taps.push(row + ch * channel + j * g.dil_w * pixel);
             }
         }
@@ -316,6 +313,14 @@ impl InPlace {
         let first_pixel_bytes = (columns.0 * g.sw - g.pw) * pixel * 4;
         Some(InPlace { micro, rows, columns, first_pixel_bytes })
     }
+}
+
+/// Kernel column and input channel of the `tap`-th patch column of a kernel row: the
+/// patch's columns, and so the packed weights' rows, are (kernel row, column, channel)
+/// from channels-last rows and (kernel row, channel, column) from channel planes (see
+/// `im2col_row`).
+fn patch_tap(g: Geom, channels_last: bool, tap: usize) -> (usize, usize) {
+    if channels_last { (tap / g.c, tap % g.c) } else { (tap % g.kw, tap / g.kw) }
 }
 
 /// The distance in elements between the channel planes of `x` (byte strides `xs`) if it
